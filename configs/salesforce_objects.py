@@ -1,0 +1,160 @@
+"""The object registry: what to extract from Salesforce and how to aggregate and check it.
+
+Add an object by adding one entry to ``SALESFORCE_OBJECTS_RAW``. The registry is validated once, at import:
+one ``RegistryError`` lists every problem, naming the object and field and what to do.
+Summary columns are named ``<column>_<aggregation>`` and follow the ``group_by`` columns in registry order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+AGGREGATIONS: tuple[str, ...] = ("count", "n_unique", "sum", "mean", "median", "min", "max", "std", "null_count")
+API_PATHS: tuple[str, ...] = ("auto", "rest", "bulk2")
+
+
+class RegistryError(ValueError):
+    """The object registry has one or more mistakes; the message lists each of them."""
+
+
+class ObjectSpec(BaseModel):
+    """One Salesforce object: the fields to extract, how to summarise them and the QA thresholds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fields: tuple[str, ...]
+    required: tuple[str, ...] = ()
+    group_by: tuple[str, ...] = ()
+    metrics: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
+    primary_key: str = "Id"
+    cursor_field: str = "SystemModstamp"
+    api: Literal["auto", "rest", "bulk2"] = "auto"
+    bulk_threshold_rows: int = Field(default=50_000, ge=0)
+    rowcount_drift_tolerance_pct: float = Field(default=50.0, ge=0)
+    validators: tuple[str, ...] = ()  # dotted paths "package.module:function", see README "Custom validators"
+    raw_retention_count: int = Field(default=20, ge=1)
+
+    def summary_columns(self) -> list[str]:
+        """Columns of the summary, in order: group_by then ``<column>_<aggregation>``."""
+        cols = list(self.group_by)
+        for column, aggs in self.metrics.items():
+            cols.extend(f"{column}_{agg}" for agg in aggs)
+        return cols
+
+
+def _check_spec(name: str, spec: ObjectSpec) -> list[str]:
+    """Every semantic problem of one entry, as human-readable lines."""
+    problems: list[str] = []
+    fields = spec.fields
+    if not fields:
+        problems.append(f"{name}.fields: the field list is empty; list at least Id and the columns you need")
+    seen: set[str] = set()
+    for f in fields:
+        if f in seen:
+            problems.append(f"{name}.fields: '{f}' is listed twice; remove the duplicate")
+        seen.add(f)
+    for attr in ("primary_key", "cursor_field"):
+        value = getattr(spec, attr)
+        if value not in seen:
+            problems.append(f"{name}.{attr}: '{value}' is not in fields; add it to fields")
+    for col in spec.required:
+        if col not in seen:
+            problems.append(f"{name}.required: '{col}' is not in fields; add it to fields or drop it")
+    for col in spec.group_by:
+        if col not in seen:
+            problems.append(f"{name}.group_by: '{col}' is not in fields; add it to fields")
+    for col, aggs in spec.metrics.items():
+        if col not in seen:
+            problems.append(f"{name}.metrics: '{col}' is not in fields; add it to fields")
+        if not aggs:
+            problems.append(f"{name}.metrics['{col}']: no aggregation listed; use one of {', '.join(AGGREGATIONS)}")
+        for agg in aggs:
+            if agg not in AGGREGATIONS:
+                problems.append(
+                    f"{name}.metrics['{col}']: unknown aggregation '{agg}'; use one of {', '.join(AGGREGATIONS)}"
+                )
+    for v in spec.validators:
+        if ":" not in v:
+            problems.append(f"{name}.validators: '{v}' must look like 'package.module:function'")
+    return problems
+
+
+def _format_pydantic(name: str, err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "entry"
+        out.append(f"{name}.{loc}: {e['msg']}")
+    return out
+
+
+def validate_registry(raw: Mapping[str, Mapping[str, Any]]) -> Mapping[str, ObjectSpec]:
+    """Build frozen specs from plain dicts; raise one RegistryError listing every problem."""
+    problems: list[str] = []
+    specs: dict[str, ObjectSpec] = {}
+    if not raw:
+        problems.append("registry: no objects configured; add at least one entry")
+    for name, entry in raw.items():
+        if not name.replace("_", "").isalnum() or not name[0].isalpha():
+            problems.append(f"{name}: not a valid Salesforce API name (letters, digits, underscores)")
+        try:
+            spec = ObjectSpec(**entry)
+        except ValidationError as err:
+            problems.extend(_format_pydantic(name, err))
+            continue
+        problems.extend(_check_spec(name, spec))
+        specs[name] = spec
+    if problems:
+        msg = f"invalid object registry ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
+        raise RegistryError(msg)
+    return MappingProxyType(specs)
+
+
+SALESFORCE_OBJECTS_RAW: dict[str, dict[str, Any]] = {
+    "Account": {
+        "fields": ("Id", "Name", "Type", "Industry", "BillingCountry", "AnnualRevenue", "NumberOfEmployees",
+                   "Rating", "OwnerId", "Owner.Name", "CreatedDate", "LastModifiedDate", "SystemModstamp"),
+        "required": ("Id", "Name", "OwnerId"),
+        "group_by": ("Industry",),
+        "metrics": {"Id": ("count",), "AnnualRevenue": ("sum", "mean", "max"),
+                    "NumberOfEmployees": ("median", "null_count")},
+    },
+    "Contact": {
+        "fields": ("Id", "FirstName", "LastName", "Email", "Title", "LeadSource", "MailingCountry", "Birthdate",
+                   "HasOptedOutOfEmail", "AccountId", "Account.Name", "OwnerId", "CreatedDate", "SystemModstamp"),
+        "required": ("Id", "LastName"),
+        "group_by": ("LeadSource",),
+        "metrics": {"Id": ("count",), "AccountId": ("n_unique",), "Email": ("null_count",),
+                    "Birthdate": ("min", "max")},
+    },
+    "Opportunity": {
+        "fields": ("Id", "Name", "StageName", "Amount", "Probability", "CloseDate", "IsClosed", "IsWon",
+                   "ForecastCategory", "LeadSource", "AccountId", "Account.Name", "OwnerId", "Owner.Name",
+                   "CreatedDate", "SystemModstamp"),
+        "required": ("Id", "Name", "StageName", "CloseDate"),
+        "group_by": ("StageName",),
+        "metrics": {"Id": ("count",), "Amount": ("sum", "mean", "median", "min", "max", "std"),
+                    "Probability": ("mean",)},
+        "validators": ("tasks.validators:amount_non_negative",),
+    },
+    "Lead": {
+        "fields": ("Id", "FirstName", "LastName", "Company", "Status", "LeadSource", "Industry", "Rating",
+                   "AnnualRevenue", "IsConverted", "OwnerId", "Owner.Name", "CreatedDate", "SystemModstamp"),
+        "required": ("Id", "LastName", "Company", "Status"),
+        "group_by": ("Status", "IsConverted"),
+        "metrics": {"Id": ("count",), "AnnualRevenue": ("sum", "mean"), "Company": ("n_unique",)},
+    },
+    "Case": {
+        "fields": ("Id", "CaseNumber", "Subject", "Status", "Priority", "Origin", "IsClosed", "IsEscalated",
+                   "AccountId", "Account.Name", "ContactId", "OwnerId", "CreatedDate", "ClosedDate",
+                   "SystemModstamp"),
+        "required": ("Id", "CaseNumber", "Status"),
+        "group_by": ("Status", "Priority"),
+        "metrics": {"Id": ("count",), "IsEscalated": ("sum",), "ClosedDate": ("null_count", "max")},
+    },
+}
+
+SALESFORCE_OBJECTS: Mapping[str, ObjectSpec] = validate_registry(SALESFORCE_OBJECTS_RAW)

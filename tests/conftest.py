@@ -1,0 +1,34 @@
+"""Test session setup: Prefect runs on a throwaway ephemeral database, quietly."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Must be set before Prefect is imported anywhere.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sfpp-prefect-home-"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+os.environ.pop("PREFECT_API_URL", None)
+
+import pytest  # noqa: E402
+
+pytest_plugins = ["tests.emulator_fixtures"]
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One ephemeral Prefect database for the whole session (a function-scoped harness costs ~5 s per test)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture()
+def data_root(tmp_path, monkeypatch):
+    """A private data root for one test, also exported as SF_PIPELINE_DATA_DIR."""
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("SF_PIPELINE_DATA_DIR", str(root))
+    return root

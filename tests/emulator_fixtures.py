@@ -1,0 +1,1 @@
+"""Emulator fixtures (filled by the emulator work)."""

@@ -1,0 +1,108 @@
+"""Where every file of the pipeline lives. Pure builders: names in, Paths out, no file-system side effects.
+
+Layout under the data root (``./data`` unless ``SF_PIPELINE_DATA_DIR`` is set)::
+
+    raw/<object>_YYYYMMDD-HHMMSS_<RUNID>.csv            (+ .schema.json sidecar beside it)
+    processed/<object>/summary.csv
+    processed/qa/<object>/{dedup.csv, profile.json, schema_report.json, snapshot.parquet, rowcount.txt}
+    output/<object>/summary.json
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+DATA_DIR_ENV = "SF_PIPELINE_DATA_DIR"
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9]+$")
+_OBJECT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+RAW_NAME_RE = re.compile(r"^(?P<object>[A-Za-z][A-Za-z0-9_]*)_(?P<ts>\d{8}-\d{6})_(?P<run_id>[A-Za-z0-9]+)\.csv$")
+
+
+@dataclass(frozen=True)
+class ObjectPaths:
+    """The files one run writes for one object in the ETL branch."""
+
+    raw_csv: Path
+    raw_schema: Path
+    processed_summary: Path
+    output_json: Path
+
+
+@dataclass(frozen=True)
+class QcPaths:
+    """The files the QA branch writes for one object (stable names: each run replaces them)."""
+
+    directory: Path
+    dedup: Path
+    profile: Path
+    schema_report: Path
+    snapshot: Path
+    rowcount: Path
+
+
+def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
+    """Explicit argument, else ``$SF_PIPELINE_DATA_DIR``, else ``./data`` (absolute, not created)."""
+    chosen = data_root if data_root is not None else os.environ.get(DATA_DIR_ENV) or "data"
+    return Path(chosen).expanduser().absolute()
+
+
+def _check_object(object_name: str) -> None:
+    if not _OBJECT_RE.match(object_name):
+        msg = f"invalid Salesforce object name {object_name!r}: use the API name, e.g. 'Account' or 'Invoice__c'"
+        raise ValueError(msg)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``YYYYMMDD-HHMMSS`` in UTC; naive datetimes are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def raw_csv_name(object_name: str, run_id: str, moment: datetime) -> str:
+    _check_object(object_name)
+    if not _RUN_ID_RE.match(run_id):
+        msg = f"invalid run id {run_id!r}: letters and digits only"
+        raise ValueError(msg)
+    return f"{object_name}_{format_timestamp(moment)}_{run_id}.csv"
+
+
+def schema_sidecar_for(raw_csv: Path) -> Path:
+    """The describe-derived schema saved beside a raw CSV."""
+    return raw_csv.with_name(raw_csv.name[: -len(".csv")] + ".schema.json")
+
+
+def build_paths(
+    object_name: str,
+    run_id: str,
+    *,
+    moment: datetime | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+) -> ObjectPaths:
+    """Paths of one object's raw extract, summary CSV and JSON output for run ``run_id``."""
+    root = resolve_data_root(data_root)
+    raw = root / "raw" / raw_csv_name(object_name, run_id, moment or datetime.now(timezone.utc))
+    return ObjectPaths(
+        raw_csv=raw,
+        raw_schema=schema_sidecar_for(raw),
+        processed_summary=root / "processed" / object_name / "summary.csv",
+        output_json=root / "output" / object_name / "summary.json",
+    )
+
+
+def build_qc_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> QcPaths:
+    """Paths of one object's QA reports."""
+    _check_object(object_name)
+    qa = resolve_data_root(data_root) / "processed" / "qa" / object_name
+    return QcPaths(
+        directory=qa,
+        dedup=qa / "dedup.csv",
+        profile=qa / "profile.json",
+        schema_report=qa / "schema_report.json",
+        snapshot=qa / "snapshot.parquet",
+        rowcount=qa / "rowcount.txt",
+    )

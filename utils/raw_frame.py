@@ -1,0 +1,40 @@
+"""Read a raw extract as a typed Polars LazyFrame, using its schema sidecar (never type inference).
+
+Raw CSV conventions (both extract paths write exactly this): UTF-8, every value double-quoted, null = empty,
+dates ``YYYY-MM-DD``, datetimes ``YYYY-MM-DDTHH:MM:SS.fffZ`` (UTC), booleans ``true``/``false``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from utils.raw_schema import RawSchema, read_raw_schema
+from utils.paths import schema_sidecar_for
+from utils.sf_types import DATETIME_DTYPE, csv_read_dtype_for, polars_dtype_for
+
+DATE_FORMAT = "%Y-%m-%d"
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
+
+
+def _typed_columns(schema: RawSchema) -> list[pl.Expr]:
+    exprs = []
+    for col in schema.columns:
+        final = polars_dtype_for(col.type)
+        if final == pl.Date():
+            exprs.append(pl.col(col.name).str.to_date(DATE_FORMAT, strict=True))
+        elif final == DATETIME_DTYPE:
+            exprs.append(
+                pl.col(col.name).str.to_datetime(DATETIME_FORMAT, time_unit="ms", time_zone="UTC", strict=True)
+            )
+    return exprs
+
+
+def scan_raw_csv(raw_csv: Path, schema: RawSchema | None = None) -> pl.LazyFrame:
+    """Lazy, typed scan of a raw extract; ``schema`` defaults to the sidecar beside the file."""
+    schema = schema or read_raw_schema(schema_sidecar_for(Path(raw_csv)))
+    read_schema = {c.name: csv_read_dtype_for(c.type) for c in schema.columns}
+    lf = pl.scan_csv(raw_csv, schema=read_schema, null_values=[""], has_header=True, encoding="utf8")
+    temporal = _typed_columns(schema)
+    return lf.with_columns(temporal) if temporal else lf

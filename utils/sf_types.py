@@ -1,0 +1,52 @@
+"""Salesforce field types (describe ``type``) mapped to Polars dtypes, so nothing is ever inferred."""
+
+from __future__ import annotations
+
+import polars as pl
+
+# Salesforce text-like types (ids, lookups, picklists, ...) are strings.
+_STRING_TYPES = {
+    "id", "reference", "string", "textarea", "email", "phone", "url", "picklist", "multipicklist",
+    "combobox", "encryptedstring", "time", "base64", "anytype",
+    # compound fields are written as JSON text in the raw CSV
+    "address", "location",
+}
+_INT_TYPES = {"int", "long"}
+_FLOAT_TYPES = {"double", "currency", "percent"}
+
+DATETIME_DTYPE = pl.Datetime("ms", "UTC")
+
+
+class UnknownSalesforceTypeError(ValueError):
+    """A describe type we do not know how to read; we refuse to guess."""
+
+
+def polars_dtype_for(sf_type: str) -> pl.DataType:
+    """The Polars dtype a raw CSV column of Salesforce type ``sf_type`` is read as."""
+    t = sf_type.lower()
+    if t in _STRING_TYPES:
+        return pl.Utf8()
+    if t in _INT_TYPES:
+        return pl.Int64()
+    if t in _FLOAT_TYPES:
+        return pl.Float64()
+    if t == "boolean":
+        return pl.Boolean()
+    if t == "date":
+        return pl.Date()
+    if t == "datetime":
+        return DATETIME_DTYPE
+    msg = f"unknown Salesforce field type {sf_type!r}: add it to utils/sf_types.py"
+    raise UnknownSalesforceTypeError(msg)
+
+
+def csv_read_dtype_for(sf_type: str) -> pl.DataType:
+    """The dtype used while *scanning* the CSV: temporal columns are read as text and parsed afterwards."""
+    dtype = polars_dtype_for(sf_type)
+    if dtype in (pl.Date(), DATETIME_DTYPE):
+        return pl.Utf8()
+    return dtype
+
+
+def is_numeric_type(sf_type: str) -> bool:
+    return sf_type.lower() in _INT_TYPES | _FLOAT_TYPES
