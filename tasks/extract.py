@@ -1,0 +1,402 @@
+"""Extract: SOQL -> ``data/raw/<object>_<ts>_<run>.csv`` (+ schema sidecar), over REST or Bulk API 2.0.
+
+Never loses a row: pages are streamed into a temp file that is renamed into place only when complete and its
+row count matches what Salesforce reported; transient faults retry the same page (idempotent), a lost cursor
+restarts the object from scratch, fatal errors fail at once with a message saying what to do.
+Memory is bounded by one page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+from prefect import task
+
+from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql, resolve_extract_plan
+from tasks.extract_schema import resolve_columns
+from tasks.sf_errors import Action, classify, error_code_of, error_message_of
+from tasks.sf_records import build_row_converter
+from utils.atomic import atomic_path
+from utils.connection import SalesforceConnection
+from utils.errors import (
+    AuthError,
+    ConfigError,
+    FatalSourceError,
+    QuotaExceededError,
+    RetriableSourceError,
+)
+from utils.logs import log_event
+from utils.paths import build_paths
+from utils.raw_schema import RawSchema, write_raw_schema
+from utils.source import get_connection
+
+__all__ = ["ExtractOptions", "ExtractResult", "extract_object", "extract_salesforce_to_csv",
+           "resolve_extract_plan"]
+
+T = TypeVar("T")
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Tuning knobs; defaults suit a production org, env vars let tests and users shorten the waits."""
+
+    rest_batch_size: int = 2000
+    bulk_page_size: int = 50_000
+    max_attempts: int = 6           # per request, for transient faults
+    backoff_base_seconds: float = field(default_factory=lambda: _env_float("SF_RETRY_BASE_SECONDS", 1.0))
+    backoff_max_seconds: float = 30.0
+    max_restarts: int = 2           # whole-object restarts after a lost cursor / failed Bulk job
+    api_request_reserve: int = field(default_factory=lambda: int(_env_float("SF_API_RESERVE", 200)))
+    drop_missing_fields: bool = False
+    include_deleted: bool = False
+    bulk_poll_max_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    object_name: str
+    raw_csv: str
+    raw_schema: str
+    rows: int
+    api_path: str
+    seconds: float
+    source: str
+    run_id: str
+    dropped_fields: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _RestartObject(Exception):
+    """The server lost our cursor or job: extract this object again from the beginning."""
+
+
+class _Caller:
+    """Runs one Salesforce request with the retry policy: backoff for transient faults, session renewal."""
+
+    def __init__(self, conn: SalesforceConnection, object_name: str, options: ExtractOptions) -> None:
+        self.conn = conn
+        self.object_name = object_name
+        self.options = options
+
+    def __call__(self, request: Callable[[], T], what: str) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return request()
+            except Exception as err:  # noqa: BLE001 - classified right below
+                action = classify(err)
+                detail = f"{type(err).__name__} {error_code_of(err)}".strip()
+                if action is Action.REAUTHENTICATE:
+                    if not self.conn.can_reauthenticate or attempt >= 3:
+                        msg = (f"{self.object_name}: the Salesforce session expired during {what} and the "
+                               f"'{self.conn.credentials.flow}' flow cannot renew it; use a login flow "
+                               "(password, client credentials, JWT) or paste a fresh SF_ACCESS_TOKEN")
+                        raise AuthError(msg) from None
+                    log_event("session_renewed", object=self.object_name, during=what)
+                    self.conn.authenticate()
+                    continue
+                if action is Action.RESTART:
+                    raise _RestartObject(f"{detail}: {error_message_of(err)}") from err
+                if action is Action.QUOTA:
+                    msg = (f"{self.object_name}: Salesforce's daily API request limit is exhausted "
+                           f"({error_message_of(err)}); wait for the 24 h window to roll or raise the limit")
+                    raise QuotaExceededError(msg) from None
+                if action is Action.FATAL:
+                    msg = f"{self.object_name}: Salesforce rejected {what}: {detail}: {error_message_of(err)}"
+                    raise FatalSourceError(msg) from None
+                if attempt >= self.options.max_attempts:
+                    msg = (f"{self.object_name}: {what} still failing after {attempt} attempts ({detail}); "
+                           "Salesforce or the network is unavailable, the next run will try again")
+                    raise RetriableSourceError(msg) from err
+                delay = min(self.options.backoff_base_seconds * 2 ** (attempt - 1), self.options.backoff_max_seconds)
+                log_event("retry", object=self.object_name, during=what, error=detail, attempt=attempt,
+                          wait_seconds=delay)
+                time.sleep(delay)
+
+
+# ----------------------------------------------------------------------------------------------- REST path
+
+
+def _stream_rest(call: _Caller, soql: str, columns: Sequence[str], types: Sequence[str], target: Path,
+                 options: ExtractOptions, progress: Callable[[int, int], None]) -> tuple[int, int]:
+    """All REST pages -> CSV rows. Returns (rows written, totalSize reported)."""
+    headers = {"Sforce-Query-Options": f"batchSize={options.rest_batch_size}"}
+    convert = build_row_converter(columns, types)
+    with open(target, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerow(columns)
+        page = call(lambda: call.conn.sf.query(soql, include_deleted=options.include_deleted, headers=headers),
+                    "the query")
+        total, written = int(page.get("totalSize", 0)), 0
+        while True:
+            writer.writerows(convert(r) for r in page["records"])
+            written += len(page["records"])
+            progress(written, total)
+            if page.get("done", True):
+                return written, total
+            next_url = page["nextRecordsUrl"]
+            page = call(lambda: call.conn.sf.query_more(next_url, identifier_is_url=True, headers=headers),
+                        "the next query page")
+
+
+# ----------------------------------------------------------------------------------------------- Bulk 2.0 path
+
+
+def _bulk_request(conn: SalesforceConnection, method: str, path: str, **kwargs: Any):
+    from simple_salesforce.util import exception_handler
+
+    headers = {**conn.auth_headers(), **kwargs.pop("headers", {})}
+    response = conn.session.request(method, f"{conn.data_url}{path}", headers=headers, **kwargs)
+    if response.status_code >= 300:
+        exception_handler(response, "bulk2")
+    return response
+
+
+def _bulk_wait(call: _Caller, job_id: str, options: ExtractOptions) -> dict[str, Any]:
+    delay = 0.05
+    while True:
+        job = call(lambda: _bulk_request(call.conn, "GET", f"jobs/query/{job_id}").json(), "the Bulk job status")
+        state = job.get("state")
+        if state == "JobComplete":
+            return job
+        if state == "Failed":
+            raise _RestartObject(f"Bulk job {job_id} failed: {job.get('errorMessage', 'no message')}")
+        if state == "Aborted":
+            msg = (f"{call.object_name}: the Bulk 2.0 job {job_id} was aborted (by a user or admin); "
+                   "re-run when that was not intended")
+            raise FatalSourceError(msg)
+        time.sleep(delay)
+        delay = min(delay * 2, options.bulk_poll_max_seconds)
+
+
+def _fetch_bulk_page(conn: SalesforceConnection, job_id: str, locator: str, page_size: int) -> tuple[bytes, int, str]:
+    params = {"maxRecords": page_size}
+    if locator:
+        params["locator"] = locator
+    response = _bulk_request(conn, "GET", f"jobs/query/{job_id}/results", params=params, stream=True,
+                             headers={"Accept": "text/csv; charset=UTF-8"})
+    with response:
+        body = b"".join(response.iter_content(chunk_size=1 << 20))
+    count = int(response.headers["Sforce-NumberOfRecords"])
+    next_locator = response.headers.get("Sforce-Locator", "")
+    return body, count, "" if next_locator in ("", "null") else next_locator
+
+
+def _page_rows(body: bytes) -> tuple[bytes, bytes, int]:
+    """(header line, data bytes, parsed row count) of one Bulk CSV page."""
+    if not body.strip():
+        return b"", b"", 0
+    newline = body.find(b"\n")
+    header, data = (body, b"") if newline < 0 else (body[: newline + 1], body[newline + 1:])
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    rows = pl.read_csv(io.BytesIO(header + data), infer_schema=False).height if data else 0
+    return header, data, rows
+
+
+def _check_bulk_header(object_name: str, header: bytes, columns: Sequence[str]) -> None:
+    got = [h.strip().strip('"') for h in header.decode("utf-8").rstrip("\r\n").split(",")]
+    if [g.lower() for g in got] != [c.lower() for c in columns]:
+        msg = f"{object_name}: Bulk result columns {got} differ from the query's {list(columns)}"
+        raise FatalSourceError(msg)
+
+
+def _stream_bulk(call: _Caller, soql: str, columns: Sequence[str], target: Path, options: ExtractOptions,
+                 progress: Callable[[int, int], None]) -> tuple[int, int]:
+    """Bulk 2.0 query job -> the same CSV the REST path writes. Returns (rows written, rows reported)."""
+    body = {"operation": "queryAll" if options.include_deleted else "query", "query": soql,
+            "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"}
+    job = call(lambda: _bulk_request(call.conn, "POST", "jobs/query", json=body).json(), "the Bulk job creation")
+    job_id = job["id"]
+    try:
+        done = _bulk_wait(call, job_id, options)
+        expected = int(done.get("numberRecordsProcessed", -1))
+        written, locator = 0, ""
+        with open(target, "wb") as fh:
+            fh.write((",".join(f'"{c}"' for c in columns) + "\n").encode("utf-8"))
+            while True:
+                loc = locator
+                page, reported, locator = call(
+                    lambda: _fetch_bulk_page(call.conn, job_id, loc, options.bulk_page_size), "a Bulk result page")
+                header, data, rows = _page_rows(page)
+                if header:
+                    _check_bulk_header(call.object_name, header, columns)
+                if rows != reported:
+                    raise _RestartObject(f"Bulk page had {rows} rows, Sforce-NumberOfRecords said {reported}")
+                fh.write(data)
+                written += rows
+                progress(written, expected)
+                if not locator:
+                    break
+        return written, expected if expected >= 0 else written
+    finally:
+        try:  # jobs are kept 7 days by Salesforce otherwise; cleanup is best effort
+            _bulk_request(call.conn, "DELETE", f"jobs/query/{job_id}")
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# ----------------------------------------------------------------------------------------------- one object
+
+
+def _check_api_budget(call: _Caller, options: ExtractOptions) -> None:
+    limits = call(lambda: call.conn.sf.limits(), "the /limits read")
+    daily = limits.get("DailyApiRequests", {})
+    remaining, maximum = daily.get("Remaining"), daily.get("Max")
+    log_event("api_budget", object=call.object_name, remaining=remaining, max=maximum)
+    if remaining is not None and remaining < options.api_request_reserve:
+        msg = (f"{call.object_name}: skipped, only {remaining} of {maximum} daily API requests left "
+               f"(reserve {options.api_request_reserve}, SF_API_RESERVE); the next run will try again")
+        raise QuotaExceededError(msg)
+
+
+def _choose_api(call: _Caller, item: ExtractPlanItem, bulk_ok: bool, threshold: int) -> tuple[str, int | None]:
+    if item.api == "rest" or not bulk_ok:
+        if item.api == "bulk2" and not bulk_ok:
+            log_event("api_override", object=item.object_name, chosen="rest",
+                      reason="compound fields cannot be selected through Bulk 2.0")
+        return "rest", None
+    if item.api == "bulk2":
+        return "bulk2", None
+    count = call(lambda: call.conn.sf.query(count_soql(item))["totalSize"], "the row count")
+    return ("bulk2" if count >= threshold else "rest"), int(count)
+
+
+def _resolve_schema(call: _Caller, item: ExtractPlanItem, options: ExtractOptions):
+    cache: dict[str, dict] = {}
+
+    def describe(name: str) -> dict:
+        if name not in cache:
+            cache[name] = call(lambda: getattr(call.conn.sf, name).describe(), f"the {name} describe")
+        return cache[name]
+
+    resolved = resolve_columns(item.object_name, item.columns, describe)
+    if not resolved.missing:
+        return item, resolved
+    where = ", ".join(f"{item.object_name}.{m}" for m in resolved.missing)
+    if not options.drop_missing_fields or item.custom_soql:
+        msg = (f"{where}: not found in the org's describe (typo, or the integration user cannot see it); "
+               "fix configs/salesforce_objects.py, grant field access, or run with drop_missing_fields=True")
+        raise ConfigError(msg)
+    log_event("fields_dropped", level=30, object=item.object_name, fields=",".join(resolved.missing),
+              reason="not in describe")
+    kept = [c.name for c in resolved.columns]
+    return replace(item, columns=tuple(kept), soql=build_soql(item.object_name, kept)), resolved
+
+
+def extract_object(
+    item: ExtractPlanItem,
+    *,
+    run_id: str,
+    connection: SalesforceConnection | None = None,
+    options: ExtractOptions | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    bulk_threshold_rows: int = 50_000,
+    moment: datetime | None = None,
+) -> ExtractResult:
+    """Extract one object to its raw CSV + schema sidecar; see the module docstring for the guarantees."""
+    options = options or ExtractOptions()
+    conn = connection or get_connection()
+    call = _Caller(conn, item.object_name, options)
+    started = time.monotonic()
+    moment = moment or datetime.now(timezone.utc)
+    _check_api_budget(call, options)
+    item, resolved = _resolve_schema(call, item, options)
+    columns = [c.name for c in resolved.columns]
+    types = [c.type for c in resolved.columns]
+    api, counted = _choose_api(call, item, resolved.bulk_compatible, bulk_threshold_rows)
+    paths = build_paths(item.object_name, run_id, moment=moment, data_root=data_root)
+    log_event("extract_start", object=item.object_name, run_id=run_id, api=api, expected_rows=counted,
+              source=conn.source)
+
+    last_logged = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last_logged[0] >= 2.0 or done >= total:
+            last_logged[0] = now
+            log_event("extract_progress", object=item.object_name, run_id=run_id, rows=done, expected_rows=total)
+
+    for restart in range(options.max_restarts + 1):
+        try:
+            with atomic_path(paths.raw_csv) as tmp:
+                if api == "bulk2":
+                    written, reported = _stream_bulk(call, item.soql, columns, tmp, options, progress)
+                else:
+                    written, reported = _stream_rest(call, item.soql, columns, types, tmp, options, progress)
+                if written != reported:
+                    msg = (f"{item.object_name}: wrote {written} rows but Salesforce reported {reported}; "
+                           "the extract was discarded, re-run it")
+                    raise FatalSourceError(msg)
+                seconds = time.monotonic() - started
+                schema = RawSchema(
+                    object=item.object_name, columns=resolved.columns, row_count=written, api_path=api,
+                    source=conn.source, soql=item.soql, run_id=run_id,
+                    extracted_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                )
+                # the sidecar lands first: whoever sees the CSV can rely on its schema being there
+                write_raw_schema(paths.raw_schema, schema)
+            break
+        except _RestartObject as why:
+            if restart >= options.max_restarts:
+                msg = (f"{item.object_name}: Salesforce kept losing the query ({why}) after "
+                       f"{restart + 1} attempts; the next run will try again")
+                raise RetriableSourceError(msg) from None
+            log_event("extract_restart", level=30, object=item.object_name, run_id=run_id, reason=str(why))
+    log_event("extract_done", object=item.object_name, run_id=run_id, api=api, rows=written,
+              seconds=round(seconds, 3), rows_per_second=round(written / seconds) if seconds else None,
+              file=paths.raw_csv.name)
+    return ExtractResult(item.object_name, str(paths.raw_csv), str(paths.raw_schema), written, api, seconds,
+                         conn.source, run_id, tuple(c for c in item.columns if c not in columns))
+
+
+def _retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
+    try:
+        state.result()
+    except RetriableSourceError:
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+@task(task_run_name="extract-{item.object_name}", retries=1, retry_delay_seconds=5,
+      retry_condition_fn=_retry_only_transient)
+def extract_salesforce_to_csv(
+    item: ExtractPlanItem,
+    run_id: str,
+    data_root: str | None = None,
+    drop_missing_fields: bool = False,
+    bulk_threshold_rows: int | None = None,
+) -> dict[str, Any]:
+    """Prefect task: extract one planned object; returns the ExtractResult as a dict (paths as strings)."""
+    from configs.salesforce_objects import SALESFORCE_OBJECTS
+
+    spec = SALESFORCE_OBJECTS[item.object_name]
+    options = ExtractOptions(drop_missing_fields=drop_missing_fields)
+    threshold = spec.bulk_threshold_rows if bulk_threshold_rows is None else bulk_threshold_rows
+    return extract_object(item, run_id=run_id, options=options, data_root=data_root,
+                          bulk_threshold_rows=threshold).as_dict()
+
+
+def plan_as_mapping(plan: Sequence[ExtractPlanItem]) -> Mapping[str, ExtractPlanItem]:
+    return {p.object_name: p for p in plan}

@@ -1,0 +1,117 @@
+"""What to extract: per object its SOQL (from the registry, or a custom one checked against the registry)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
+from utils.errors import ConfigError
+
+_SOQL_RE = re.compile(r"^\s*SELECT\s+(?P<select>.+?)\s+FROM\s+(?P<object>[A-Za-z][A-Za-z0-9_]*)\b(?P<rest>.*)$",
+                      re.IGNORECASE | re.DOTALL)
+_TAIL_RE = re.compile(r"\b(ORDER\s+BY|LIMIT|OFFSET)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ExtractPlanItem:
+    """One object to extract: the SOQL to run and the columns it yields, in order."""
+
+    object_name: str
+    soql: str
+    columns: tuple[str, ...]
+    api: str  # "auto" | "rest" | "bulk2"
+    custom_soql: bool
+
+
+def build_soql(object_name: str, fields: Sequence[str]) -> str:
+    return f"SELECT {', '.join(fields)} FROM {object_name}"
+
+
+def split_select_list(select: str) -> list[str]:
+    """Top-level comma split of a SELECT list (commas inside parentheses belong to functions/subqueries)."""
+    items, depth, current = [], 0, []
+    for ch in select:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current).strip())
+    return [i for i in items if i]
+
+
+def parse_custom_soql(object_name: str, soql: str) -> tuple[str, ...]:
+    """Columns a custom SOQL selects; rejects SOQL we cannot turn into a flat CSV."""
+    m = _SOQL_RE.match(soql)
+    if not m:
+        msg = f"{object_name}: custom SOQL must look like 'SELECT <fields> FROM {object_name} ...', got {soql!r}"
+        raise ConfigError(msg)
+    if m.group("object").lower() != object_name.lower():
+        msg = f"{object_name}: custom SOQL selects FROM {m.group('object')}; it must select FROM {object_name}"
+        raise ConfigError(msg)
+    columns = split_select_list(m.group("select"))
+    for col in columns:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*){0,4}", col):
+            msg = (f"{object_name}: custom SOQL item {col!r} is not a plain field or relationship path; "
+                   "aggregates, aliases, FIELDS() and subqueries cannot be written as a flat CSV")
+            raise ConfigError(msg)
+    return tuple(columns)
+
+
+def count_soql(item: ExtractPlanItem) -> str:
+    """``SELECT COUNT() FROM X [WHERE ...]``: the same filter, no ordering or limit."""
+    m = _SOQL_RE.match(item.soql)
+    rest = m.group("rest") if m else ""
+    tail = _TAIL_RE.search(rest)
+    where = rest[: tail.start()] if tail else rest
+    return f"SELECT COUNT() FROM {item.object_name}{where.rstrip()}"
+
+
+def _needed_columns(spec: ObjectSpec) -> list[str]:
+    needed = list(spec.group_by) + list(spec.metrics)
+    return list(dict.fromkeys(needed))
+
+
+def resolve_extract_plan(
+    objects: Sequence[str] | None = None,
+    soql: Mapping[str, str] | None = None,
+    *,
+    registry: Mapping[str, ObjectSpec] = SALESFORCE_OBJECTS,
+    api: str | None = None,
+) -> list[ExtractPlanItem]:
+    """Registry objects (all, or the chosen ones) with their SOQL. Pure: no API call.
+
+    A custom SOQL replaces the registry's field list, but processing still uses the registry's group_by and
+    metrics, so it must select those columns: missing ones are reported before anything runs.
+    """
+    soql = dict(soql or {})
+    chosen = list(objects) if objects else list(registry)
+    unknown = [o for o in list(chosen) + list(soql) if o not in registry]
+    if unknown:
+        msg = (f"unknown object(s) {', '.join(sorted(set(unknown)))}: not in configs/salesforce_objects.py "
+               f"(known: {', '.join(registry)}); add an entry there first")
+        raise ConfigError(msg)
+    if api is not None and api not in ("auto", "rest", "bulk2"):
+        msg = f"api must be one of auto, rest, bulk2; got {api!r}"
+        raise ConfigError(msg)
+    plan = []
+    for name in dict.fromkeys(chosen):
+        spec = registry[name]
+        if name in soql:
+            columns = parse_custom_soql(name, soql[name])
+            lowered = {c.lower() for c in columns}
+            missing = [c for c in _needed_columns(spec) if c.lower() not in lowered]
+            if missing:
+                msg = (f"{name}: custom SOQL does not select {', '.join(missing)}, which the registry's "
+                       f"group_by/metrics need; add them to the SELECT list")
+                raise ConfigError(msg)
+            plan.append(ExtractPlanItem(name, soql[name].strip(), columns, api or spec.api, True))
+        else:
+            plan.append(ExtractPlanItem(name, build_soql(name, spec.fields), spec.fields, api or spec.api, False))
+    return plan

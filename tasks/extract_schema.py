@@ -1,0 +1,68 @@
+"""Check the planned columns against the org's describe and learn their types (for the schema sidecar)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from utils.raw_schema import RawColumn
+
+Describe = Callable[[str], dict[str, Any]]
+BULK_UNSUPPORTED_TYPES = {"address", "location", "base64"}
+
+
+@dataclass(frozen=True)
+class ResolvedColumns:
+    columns: tuple[RawColumn, ...]  # canonical names and describe types, in SOQL order
+    missing: tuple[str, ...]        # planned columns the org does not have (typo, permissions)
+
+    @property
+    def bulk_compatible(self) -> bool:
+        return not any(c.type.lower() in BULK_UNSUPPORTED_TYPES for c in self.columns)
+
+
+def _field_by_name(describe: dict[str, Any], name: str) -> dict[str, Any] | None:
+    lowered = name.lower()
+    return next((f for f in describe["fields"] if f["name"].lower() == lowered), None)
+
+
+def _field_by_relationship(describe: dict[str, Any], relationship: str) -> dict[str, Any] | None:
+    lowered = relationship.lower()
+    return next((f for f in describe["fields"]
+                 if f.get("type") == "reference" and (f.get("relationshipName") or "").lower() == lowered), None)
+
+
+def _parent_object(field: dict[str, Any]) -> str:
+    targets = field.get("referenceTo") or []
+    # polymorphic lookups (OwnerId -> User/Group): User carries the fields people select (Name, Email)
+    return "User" if "User" in targets else targets[0]
+
+
+def resolve_column(object_name: str, column: str, describe: Describe) -> RawColumn | None:
+    """Canonical name and type of a field or relationship path, or None if the org does not have it."""
+    parts = column.split(".")
+    current = object_name
+    canonical = []
+    for rel in parts[:-1]:
+        field = _field_by_relationship(describe(current), rel)
+        if field is None or not field.get("referenceTo"):
+            return None
+        canonical.append(field["relationshipName"])
+        current = _parent_object(field)
+    field = _field_by_name(describe(current), parts[-1])
+    if field is None:
+        return None
+    canonical.append(field["name"])
+    return RawColumn(name=".".join(canonical), type=field["type"])
+
+
+def resolve_columns(object_name: str, columns: Sequence[str], describe: Describe) -> ResolvedColumns:
+    resolved, missing = [], []
+    for column in columns:
+        found = resolve_column(object_name, column, describe)
+        if found is None:
+            missing.append(column)
+        else:
+            resolved.append(found)
+    return ResolvedColumns(tuple(resolved), tuple(missing))

@@ -1,0 +1,63 @@
+"""Path builders: the documented layout, UTC timestamps, no file-system side effects."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from utils.paths import RAW_NAME_RE, build_paths, build_qc_paths, resolve_data_root, schema_sidecar_for
+
+MOMENT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("obj", ["Account", "Contact", "Opportunity", "Lead", "Case", "Invoice__c"])
+def test_build_paths_layout(tmp_path, obj):
+    p = build_paths(obj, "RUN42", moment=MOMENT, data_root=tmp_path)
+    assert p.raw_csv == tmp_path / "raw" / f"{obj}_20260304-050607_RUN42.csv"
+    assert p.raw_schema == tmp_path / "raw" / f"{obj}_20260304-050607_RUN42.schema.json"
+    assert p.processed_summary == tmp_path / "processed" / obj / "summary.csv"
+    assert p.output_json == tmp_path / "output" / obj / "summary.json"
+    assert RAW_NAME_RE.match(p.raw_csv.name).group("object") == obj
+    assert list(tmp_path.iterdir()) == []  # pure: nothing created
+
+
+@pytest.mark.parametrize(
+    ("attr", "name"),
+    [("dedup", "dedup.csv"), ("profile", "profile.json"), ("schema_report", "schema_report.json"),
+     ("snapshot", "snapshot.parquet"), ("rowcount", "rowcount.txt")],
+)
+def test_build_qc_paths_layout(tmp_path, attr, name):
+    q = build_qc_paths("Lead", data_root=tmp_path)
+    assert getattr(q, attr) == tmp_path / "processed" / "qa" / "Lead" / name
+    assert not (tmp_path / "processed").exists()
+
+
+def test_timestamps_are_utc():
+    paris = timezone(timedelta(hours=2))
+    p = build_paths("Case", "R1", moment=datetime(2026, 6, 1, 1, 30, 0, tzinfo=paris), data_root="/x")
+    assert p.raw_csv.name == "Case_20260531-233000_R1.csv"
+
+
+def test_data_root_env_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("SF_PIPELINE_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert resolve_data_root() == tmp_path / "elsewhere"
+    assert build_qc_paths("Case").directory == tmp_path / "elsewhere" / "processed" / "qa" / "Case"
+    monkeypatch.delenv("SF_PIPELINE_DATA_DIR")
+    assert resolve_data_root() == Path("data").absolute()
+
+
+@pytest.mark.parametrize("bad", ["", "1Account", "Acc ount", "../etc", "Account.csv"])
+def test_bad_object_names_are_rejected(bad):
+    with pytest.raises(ValueError, match="invalid Salesforce object name"):
+        build_qc_paths(bad, data_root="/x")
+
+
+def test_bad_run_id_is_rejected():
+    with pytest.raises(ValueError, match="invalid run id"):
+        build_paths("Account", "run/1", moment=MOMENT, data_root="/x")
+
+
+def test_schema_sidecar_name():
+    assert schema_sidecar_for(Path("/d/raw/A_1_R.csv")) == Path("/d/raw/A_1_R.schema.json")

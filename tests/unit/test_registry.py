@@ -1,0 +1,96 @@
+"""The object registry: the shipped one loads, and each kind of mistake gives one clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from configs.salesforce_objects import (
+    SALESFORCE_OBJECTS,
+    SALESFORCE_OBJECTS_RAW,
+    ObjectSpec,
+    RegistryError,
+    validate_registry,
+)
+
+
+def _entry(**overrides):
+    base = {
+        "fields": ("Id", "Name", "Amount", "StageName", "SystemModstamp"),
+        "required": ("Id",),
+        "group_by": ("StageName",),
+        "metrics": {"Amount": ("sum",)},
+    }
+    base.update(overrides)
+    return base
+
+
+def test_shipped_registry_loads_with_the_five_standard_objects():
+    assert set(SALESFORCE_OBJECTS) >= {"Account", "Contact", "Opportunity", "Lead", "Case"}
+    for name, spec in SALESFORCE_OBJECTS.items():
+        assert isinstance(spec, ObjectSpec)
+        assert spec.primary_key in spec.fields and spec.cursor_field in spec.fields, name
+        assert any("." in f for f in spec.fields), f"{name} should carry a relationship field"
+
+
+def test_specs_are_frozen():
+    spec = SALESFORCE_OBJECTS["Account"]
+    with pytest.raises(Exception):
+        spec.fields = ("Id",)  # type: ignore[misc]
+
+
+def test_summary_columns_follow_group_by_then_metrics_in_registry_order():
+    spec = validate_registry({"Opportunity": _entry(metrics={"Amount": ("sum", "max"), "Id": ("count",)},
+                                                    fields=("Id", "Amount", "StageName", "SystemModstamp"))})
+    assert spec["Opportunity"].summary_columns() == ["StageName", "Amount_sum", "Amount_max", "Id_count"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"metrics": {"Amount": ("avg",)}}, "Opp.metrics['Amount']: unknown aggregation 'avg'; use one of count"),
+        ({"group_by": ("Region",)}, "Opp.group_by: 'Region' is not in fields"),
+        ({"metrics": {"Revenue": ("sum",)}}, "Opp.metrics: 'Revenue' is not in fields"),
+        ({"required": ("Email",)}, "Opp.required: 'Email' is not in fields"),
+        ({"fields": ("Id", "Name", "Name", "Amount", "StageName", "SystemModstamp")},
+         "Opp.fields: 'Name' is listed twice"),
+        ({"fields": (), "required": (), "group_by": (), "metrics": {}}, "Opp.fields: the field list is empty"),
+        ({"cursor_field": "LastModifiedDate"}, "Opp.cursor_field: 'LastModifiedDate' is not in fields"),
+        ({"primary_key": "ExternalId__c"}, "Opp.primary_key: 'ExternalId__c' is not in fields"),
+        ({"metrics": {"Amount": ()}}, "Opp.metrics['Amount']: no aggregation listed"),
+        ({"colour": "red"}, "Opp.colour: Extra inputs are not permitted"),
+        ({"api": "soap"}, "Opp.api: Input should be 'auto', 'rest' or 'bulk2'"),
+        ({"validators": ("tasks.validators.amount",)}, "Opp.validators: 'tasks.validators.amount' must look like"),
+    ],
+)
+def test_each_mistake_names_object_and_field(overrides, expected):
+    with pytest.raises(RegistryError) as err:
+        validate_registry({"Opp": _entry(**overrides)})
+    assert expected in str(err.value)
+
+
+def test_one_error_lists_every_problem_across_objects():
+    raw = {
+        "Opp": _entry(metrics={"Amount": ("avg",)}),
+        "Acct": _entry(group_by=("Nope",), required=("Missing",)),
+    }
+    with pytest.raises(RegistryError) as err:
+        validate_registry(raw)
+    text = str(err.value)
+    assert "3 problem(s)" in text
+    assert "Opp.metrics['Amount']" in text and "Acct.group_by" in text and "Acct.required" in text
+
+
+def test_empty_registry_is_an_error():
+    with pytest.raises(RegistryError, match="no objects configured"):
+        validate_registry({})
+
+
+def test_custom_object_in_one_entry():
+    raw = dict(SALESFORCE_OBJECTS_RAW)
+    raw["Invoice__c"] = {
+        "fields": ("Id", "Name", "Amount__c", "Account__r.Name", "SystemModstamp"),
+        "group_by": ("Account__r.Name",),
+        "metrics": {"Amount__c": ("sum", "mean")},
+    }
+    specs = validate_registry(raw)
+    assert specs["Invoice__c"].summary_columns() == ["Account__r.Name", "Amount__c_sum", "Amount__c_mean"]

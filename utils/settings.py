@@ -1,0 +1,142 @@
+"""Salesforce credentials from the environment / ``.env``: which auth flow is configured, secrets kept secret.
+
+Exactly one flow is chosen, in this order (the first whose variables are all present wins):
+
+=====================  ==========================================================================
+flow                   variables
+=====================  ==========================================================================
+access_token           SF_INSTANCE_URL, SF_ACCESS_TOKEN
+jwt                    SF_CONSUMER_KEY, SF_USERNAME, SF_PRIVATE_KEY_FILE   (SF_DOMAIN optional)
+client_credentials     SF_CONSUMER_KEY, SF_CONSUMER_SECRET, SF_DOMAIN      (a My Domain name)
+password               SF_USERNAME, SF_PASSWORD   (SF_TOKEN security token, SF_DOMAIN optional)
+=====================  ==========================================================================
+
+Optional everywhere: SF_LOGIN_URL (full https URL of the login host; overrides SF_DOMAIN), SF_CA_BUNDLE (a CA
+certificate to trust), SF_API_VERSION (default 59.0), SF_TIMEOUT_SECONDS (HTTP timeout, default 120).
+No SF_* credential variable at all means: use the embedded emulator.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from utils.errors import ConfigError
+
+AuthFlow = Literal["access_token", "jwt", "client_credentials", "password"]
+
+CREDENTIAL_VARS = (
+    "SF_INSTANCE_URL", "SF_ACCESS_TOKEN", "SF_USERNAME", "SF_PASSWORD", "SF_TOKEN",
+    "SF_CONSUMER_KEY", "SF_CONSUMER_SECRET", "SF_PRIVATE_KEY_FILE",
+)
+_FLOW_VARS: dict[str, tuple[str, ...]] = {
+    "access_token": ("SF_INSTANCE_URL", "SF_ACCESS_TOKEN"),
+    "jwt": ("SF_CONSUMER_KEY", "SF_USERNAME", "SF_PRIVATE_KEY_FILE"),
+    "client_credentials": ("SF_CONSUMER_KEY", "SF_CONSUMER_SECRET", "SF_DOMAIN"),
+    "password": ("SF_USERNAME", "SF_PASSWORD"),
+}
+
+
+class Credentials(BaseModel):
+    """Connection settings for one org. Secrets are SecretStr: their repr is '**********'."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    flow: AuthFlow
+    instance_url: str | None = None
+    access_token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    security_token: SecretStr | None = None
+    consumer_key: str | None = None
+    consumer_secret: SecretStr | None = None
+    private_key_file: Path | None = None
+    domain: str = "login"
+    login_url: str | None = None
+    ca_bundle: Path | None = None
+    api_version: str = "59.0"
+    timeout_seconds: float = 120.0
+
+    @property
+    def login_base_url(self) -> str:
+        """``https://login.salesforce.com``, ``https://test.salesforce.com``, a My Domain, or SF_LOGIN_URL."""
+        if self.login_url:
+            return self.login_url.rstrip("/")
+        return f"https://{self.domain}.salesforce.com"
+
+    @property
+    def can_reauthenticate(self) -> bool:
+        """A pasted access token cannot be renewed; every login flow can."""
+        return self.flow != "access_token"
+
+
+def read_environment(env_file: str | os.PathLike[str] | None = ".env") -> dict[str, str]:
+    """The process environment over the ``.env`` file (the environment wins); empty values are dropped."""
+    merged: dict[str, str] = {}
+    if env_file and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return {k: v.strip() for k, v in merged.items() if k.startswith("SF_") and v and v.strip()}
+
+
+def _choose_flow(env: Mapping[str, str]) -> AuthFlow:
+    for flow, names in _FLOW_VARS.items():
+        if all(n in env for n in names):
+            return flow  # type: ignore[return-value]
+    present = [n for n in CREDENTIAL_VARS if n in env]
+    best, missing = min(
+        ((flow, [n for n in names if n not in env]) for flow, names in _FLOW_VARS.items()),
+        key=lambda item: (len(item[1]), list(_FLOW_VARS).index(item[0])),
+    )
+    msg = (
+        f"incomplete Salesforce credentials: found {', '.join(present)} but {', '.join(missing)} "
+        f"is missing for the '{best}' flow; set it in .env (see .env.example), or remove every SF_ credential "
+        "variable to use the built-in emulator"
+    )
+    raise ConfigError(msg)
+
+
+def load_credentials(env: Mapping[str, str] | None = None) -> Credentials | None:
+    """Credentials for the configured flow, or None when no credential variable is set (emulator mode)."""
+    env = read_environment() if env is None else {k: v for k, v in env.items() if v}
+    if not any(n in env for n in CREDENTIAL_VARS):
+        return None
+    flow = _choose_flow(env)
+    key_file = env.get("SF_PRIVATE_KEY_FILE")
+    if flow == "jwt" and key_file and not Path(key_file).is_file():
+        msg = f"SF_PRIVATE_KEY_FILE points at {key_file}, which does not exist; fix the path in .env"
+        raise ConfigError(msg)
+    ca = env.get("SF_CA_BUNDLE")
+    if ca and not Path(ca).is_file():
+        msg = f"SF_CA_BUNDLE points at {ca}, which does not exist; fix the path in .env or remove it"
+        raise ConfigError(msg)
+    domain = env.get("SF_DOMAIN", "login")
+    if flow == "client_credentials" and domain in ("login", "test") and "SF_LOGIN_URL" not in env:
+        msg = "the client-credentials flow needs your My Domain in SF_DOMAIN (e.g. 'mycompany.my'), not login/test"
+        raise ConfigError(msg)
+    try:
+        timeout = float(env.get("SF_TIMEOUT_SECONDS", "120"))
+    except ValueError as err:
+        msg = f"SF_TIMEOUT_SECONDS must be a number of seconds, got {env['SF_TIMEOUT_SECONDS']!r}"
+        raise ConfigError(msg) from err
+    return Credentials(
+        flow=flow,
+        instance_url=env.get("SF_INSTANCE_URL"),
+        access_token=env.get("SF_ACCESS_TOKEN"),
+        username=env.get("SF_USERNAME"),
+        password=env.get("SF_PASSWORD"),
+        security_token=env.get("SF_TOKEN"),
+        consumer_key=env.get("SF_CONSUMER_KEY"),
+        consumer_secret=env.get("SF_CONSUMER_SECRET"),
+        private_key_file=Path(key_file) if key_file else None,
+        domain=domain,
+        login_url=env.get("SF_LOGIN_URL"),
+        ca_bundle=Path(ca) if ca else None,
+        api_version=env.get("SF_API_VERSION", "59.0"),
+        timeout_seconds=timeout,
+    )

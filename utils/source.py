@@ -1,0 +1,122 @@
+"""Which Salesforce a run talks to: the org in ``.env``, or the embedded emulator when there are no credentials.
+
+``pipeline_source()`` opens the source once per process (nested calls reuse it), says loudly which one it is,
+and ``get_connection()`` hands each thread its own logged-in client. Secrets never leave this module's objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from utils.connection import SalesforceConnection
+from utils.errors import ConfigError
+from utils.settings import Credentials, load_credentials
+
+logger = logging.getLogger("sf_pipeline.source")
+
+EMULATOR_NOTICE = "no Salesforce credentials found: using the built-in emulator, synthetic data"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a run records about its source (no secrets)."""
+
+    kind: str  # "emulator" | "salesforce"
+    instance_url: str
+    auth_flow: str
+
+
+class _ActiveSource:
+    def __init__(self, credentials: Credentials, info: SourceInfo) -> None:
+        self.credentials = credentials
+        self.info = info
+        self.local = threading.local()
+
+
+_lock = threading.RLock()
+_active: _ActiveSource | None = None
+_depth = 0
+
+
+def _emulator_options() -> dict:
+    rows_spec = os.environ.get("SF_EMULATOR_ROWS", "")
+    rows = {}
+    for part in filter(None, (p.strip() for p in rows_spec.split(","))):
+        name, _, count = part.partition("=")
+        if not count.isdigit():
+            msg = f"SF_EMULATOR_ROWS: {part!r} should look like Opportunity=100000"
+            raise ConfigError(msg)
+        rows[name.strip()] = int(count)
+    return {"scale": os.environ.get("SF_EMULATOR_SCALE", "small"), "rows": rows or None}
+
+
+@contextlib.contextmanager
+def _open(credentials: Credentials | None, log: logging.Logger | logging.LoggerAdapter) -> Iterator[_ActiveSource]:
+    if credentials is None:
+        from emulator import run_emulator  # imported lazily: a real-org run never loads it
+
+        log.warning("=" * 20 + " " + EMULATOR_NOTICE + " " + "=" * 20)
+        with run_emulator(**_emulator_options()) as emu:
+            creds = Credentials(flow="access_token", instance_url=emu.instance_url, access_token=emu.access_token,
+                                ca_bundle=emu.ca_bundle, api_version=emu.api_version)
+            yield _ActiveSource(creds, SourceInfo("emulator", emu.instance_url, "access_token"))
+        return
+    conn = SalesforceConnection(credentials)  # fail fast on bad credentials, before any task starts
+    info = SourceInfo("salesforce", conn.instance_url, credentials.flow)
+    log.warning("using the Salesforce org at %s (auth flow: %s)", info.instance_url, credentials.flow)
+    active = _ActiveSource(credentials, info)
+    active.local.connection = conn
+    yield active
+
+
+@contextlib.contextmanager
+def pipeline_source(log: logging.Logger | logging.LoggerAdapter | None = None) -> Iterator[SourceInfo]:
+    """Open the run's Salesforce source (or reuse the one already open in this process)."""
+    global _active, _depth
+    log = log or logger
+    with _lock:
+        if _active is not None:
+            _depth += 1
+            reused = _active
+        else:
+            reused = None
+    if reused is not None:
+        try:
+            log.warning("source: %s at %s", reused.info.kind, reused.info.instance_url)
+            yield reused.info
+        finally:
+            with _lock:
+                _depth -= 1
+        return
+    with _open(load_credentials(), log) as active:
+        with _lock:
+            _active, _depth = active, 1
+        try:
+            yield active.info
+        finally:
+            with _lock:
+                _active, _depth = None, 0
+
+
+def current_source() -> SourceInfo:
+    if _active is None:
+        msg = "no Salesforce source is open: run inside pipeline_source() (the flows do this for you)"
+        raise ConfigError(msg)
+    return _active.info
+
+
+def get_connection() -> SalesforceConnection:
+    """This thread's logged-in client for the open source."""
+    active = _active
+    if active is None:
+        current_source()
+    conn = getattr(active.local, "connection", None)  # type: ignore[union-attr]
+    if conn is None:
+        conn = SalesforceConnection(active.credentials, source=active.info.kind)  # type: ignore[union-attr]
+        active.local.connection = conn  # type: ignore[union-attr]
+    return conn
