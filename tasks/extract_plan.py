@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
 from utils.errors import ConfigError
 
-_SOQL_RE = re.compile(r"^\s*SELECT\s+(?P<select>.+?)\s+FROM\s+(?P<object>[A-Za-z][A-Za-z0-9_]*)\b(?P<rest>.*)$",
-                      re.IGNORECASE | re.DOTALL)
+_HEAD_RE = re.compile(r"^\s*SELECT\s", re.IGNORECASE)
+_FROM_RE = re.compile(r"\sFROM\s+(?P<object>[A-Za-z][A-Za-z0-9_]*)\b", re.IGNORECASE)
 _TAIL_RE = re.compile(r"\b(ORDER\s+BY|LIMIT|OFFSET)\b", re.IGNORECASE)
 
 
@@ -27,6 +27,30 @@ class ExtractPlanItem:
 
 def build_soql(object_name: str, fields: Sequence[str]) -> str:
     return f"SELECT {', '.join(fields)} FROM {object_name}"
+
+
+@dataclass(frozen=True)
+class _SoqlParts:
+    select: str
+    object_name: str
+    rest: str
+
+
+def _split_soql(soql: str) -> _SoqlParts | None:
+    """SELECT list, FROM object and the rest, finding the FROM outside any parenthesised subquery."""
+    head = _HEAD_RE.match(soql)
+    if not head:
+        return None
+    depth = 0
+    for i in range(head.end() - 1, len(soql)):
+        ch = soql[i]
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and ch.isspace():
+            m = _FROM_RE.match(soql, i)
+            if m:
+                return _SoqlParts(soql[head.end(): i].strip(), m.group("object"), soql[m.end():])
+    return None
 
 
 def split_select_list(select: str) -> list[str]:
@@ -48,14 +72,14 @@ def split_select_list(select: str) -> list[str]:
 
 def parse_custom_soql(object_name: str, soql: str) -> tuple[str, ...]:
     """Columns a custom SOQL selects; rejects SOQL we cannot turn into a flat CSV."""
-    m = _SOQL_RE.match(soql)
-    if not m:
+    m = _split_soql(soql)
+    if not m or not m.select:
         msg = f"{object_name}: custom SOQL must look like 'SELECT <fields> FROM {object_name} ...', got {soql!r}"
         raise ConfigError(msg)
-    if m.group("object").lower() != object_name.lower():
-        msg = f"{object_name}: custom SOQL selects FROM {m.group('object')}; it must select FROM {object_name}"
+    if m.object_name.lower() != object_name.lower():
+        msg = f"{object_name}: custom SOQL selects FROM {m.object_name}; it must select FROM {object_name}"
         raise ConfigError(msg)
-    columns = split_select_list(m.group("select"))
+    columns = split_select_list(m.select)
     for col in columns:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*){0,4}", col):
             msg = (f"{object_name}: custom SOQL item {col!r} is not a plain field or relationship path; "
@@ -66,8 +90,8 @@ def parse_custom_soql(object_name: str, soql: str) -> tuple[str, ...]:
 
 def count_soql(item: ExtractPlanItem) -> str:
     """``SELECT COUNT() FROM X [WHERE ...]``: the same filter, no ordering or limit."""
-    m = _SOQL_RE.match(item.soql)
-    rest = m.group("rest") if m else ""
+    m = _split_soql(item.soql)
+    rest = m.rest if m else ""
     tail = _TAIL_RE.search(rest)
     where = rest[: tail.start()] if tail else rest
     return f"SELECT COUNT() FROM {item.object_name}{where.rstrip()}"

@@ -1,0 +1,80 @@
+"""resolve_extract_plan and custom SOQL checks: pure, no API call."""
+
+from __future__ import annotations
+
+import pytest
+
+from configs.salesforce_objects import SALESFORCE_OBJECTS
+from tasks.extract_plan import count_soql, resolve_extract_plan, split_select_list
+from utils.errors import ConfigError
+
+
+def test_default_plan_covers_every_registry_object_with_its_fields():
+    plan = resolve_extract_plan()
+    assert [p.object_name for p in plan] == list(SALESFORCE_OBJECTS)
+    opp = next(p for p in plan if p.object_name == "Opportunity")
+    assert opp.soql == "SELECT " + ", ".join(SALESFORCE_OBJECTS["Opportunity"].fields) + " FROM Opportunity"
+    assert opp.columns == SALESFORCE_OBJECTS["Opportunity"].fields and not opp.custom_soql
+
+
+def test_subset_keeps_order_and_drops_duplicates():
+    assert [p.object_name for p in resolve_extract_plan(["Lead", "Account", "Lead"])] == ["Lead", "Account"]
+
+
+def test_unknown_object_is_rejected_with_the_known_list():
+    with pytest.raises(ConfigError, match=r"unknown object\(s\) Widget__c: not in configs/salesforce_objects.py"):
+        resolve_extract_plan(["Account", "Widget__c"])
+
+
+def test_custom_soql_replaces_registry_soql():
+    soql = "SELECT Id, StageName, Amount, Probability FROM Opportunity WHERE Amount > 1000 ORDER BY Id"
+    (item,) = resolve_extract_plan(["Opportunity"], {"Opportunity": soql})
+    assert item.soql == soql and item.custom_soql
+    assert item.columns == ("Id", "StageName", "Amount", "Probability")
+
+
+def test_custom_soql_missing_group_by_and_metric_columns_names_them():
+    with pytest.raises(ConfigError) as err:
+        resolve_extract_plan(["Opportunity"], {"Opportunity": "SELECT Id, Amount FROM Opportunity"})
+    assert "Opportunity: custom SOQL does not select StageName, Probability" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("soql", "expected"),
+    [
+        ("SELECT Id FROM Account", "must select FROM Opportunity"),
+        ("Id, Name FROM Opportunity", "must look like 'SELECT <fields> FROM Opportunity"),
+        ("SELECT COUNT() FROM Opportunity", "is not a plain field"),
+        ("SELECT Id, (SELECT Id FROM OpportunityLineItems) FROM Opportunity", "is not a plain field"),
+    ],
+)
+def test_malformed_custom_soql(soql, expected):
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        resolve_extract_plan(["Opportunity"], {"Opportunity": soql})
+
+
+def test_relationship_paths_and_case_insensitive_keywords():
+    soql = "select Id, stagename, Amount, Probability, Owner.Name from Opportunity where IsWon = true"
+    (item,) = resolve_extract_plan(["Opportunity"], {"Opportunity": soql})
+    assert item.columns[-1] == "Owner.Name"
+
+
+def test_count_soql_keeps_filter_drops_order_and_limit():
+    (item,) = resolve_extract_plan(
+        ["Opportunity"],
+        {"Opportunity": "SELECT Id, StageName, Amount, Probability FROM Opportunity WHERE Amount > 5 ORDER BY Id LIMIT 10"},
+    )
+    assert count_soql(item) == "SELECT COUNT() FROM Opportunity WHERE Amount > 5"
+    (plain,) = resolve_extract_plan(["Account"])
+    assert count_soql(plain) == "SELECT COUNT() FROM Account"
+
+
+def test_split_select_list_respects_parentheses():
+    assert split_select_list("Id, FORMAT(Amount), (SELECT Id, Name FROM X)") == [
+        "Id", "FORMAT(Amount)", "(SELECT Id, Name FROM X)"]
+
+
+def test_api_override_is_validated():
+    assert {p.api for p in resolve_extract_plan(api="bulk2")} == {"bulk2"}
+    with pytest.raises(ConfigError, match="api must be one of"):
+        resolve_extract_plan(api="soap")

@@ -1,0 +1,67 @@
+"""Credentials from the environment: each flow, half-filled configurations, secrets hidden."""
+
+from __future__ import annotations
+
+import pytest
+
+from utils.errors import ConfigError
+from utils.settings import load_credentials, read_environment
+
+
+def test_no_credentials_means_emulator():
+    assert load_credentials({}) is None
+    assert load_credentials({"SF_DOMAIN": "test", "SF_CA_BUNDLE": ""}) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "flow"),
+    [
+        ({"SF_INSTANCE_URL": "https://x.my.salesforce.com", "SF_ACCESS_TOKEN": "00Dtok"}, "access_token"),
+        ({"SF_USERNAME": "u@x", "SF_PASSWORD": "pw", "SF_TOKEN": "tok"}, "password"),
+        ({"SF_CONSUMER_KEY": "ck", "SF_CONSUMER_SECRET": "cs", "SF_DOMAIN": "acme.my"}, "client_credentials"),
+    ],
+)
+def test_each_flow_is_recognised(env, flow):
+    assert load_credentials(env).flow == flow
+
+
+def test_jwt_flow_needs_an_existing_key_file(tmp_path):
+    key = tmp_path / "server.key"
+    key.write_text("---")
+    env = {"SF_CONSUMER_KEY": "ck", "SF_USERNAME": "u@x", "SF_PRIVATE_KEY_FILE": str(key)}
+    assert load_credentials(env).flow == "jwt"
+    env["SF_PRIVATE_KEY_FILE"] = str(tmp_path / "nope.key")
+    with pytest.raises(ConfigError, match="SF_PRIVATE_KEY_FILE points at .*nope.key, which does not exist"):
+        load_credentials(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"SF_USERNAME": "u"}, "SF_PASSWORD is missing for the 'password' flow"),
+        ({"SF_INSTANCE_URL": "https://x"}, "SF_ACCESS_TOKEN is missing for the 'access_token' flow"),
+        ({"SF_CONSUMER_KEY": "ck", "SF_CONSUMER_SECRET": "cs"}, "SF_DOMAIN is missing for the 'client_credentials'"),
+    ],
+)
+def test_half_filled_configuration_names_the_missing_variable(env, missing):
+    with pytest.raises(ConfigError, match=missing):
+        load_credentials(env)
+
+
+def test_client_credentials_refuses_login_domain():
+    with pytest.raises(ConfigError, match="My Domain"):
+        load_credentials({"SF_CONSUMER_KEY": "ck", "SF_CONSUMER_SECRET": "cs", "SF_DOMAIN": "login"})
+
+
+def test_secrets_never_show_in_repr_or_str():
+    creds = load_credentials({"SF_USERNAME": "u", "SF_PASSWORD": "hunter2-secret", "SF_TOKEN": "tok-secret"})
+    for text in (repr(creds), str(creds), str(creds.model_dump())):
+        assert "hunter2-secret" not in text and "tok-secret" not in text
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("SF_USERNAME=from-file\nSF_PASSWORD=pw\nOTHER=x\n")
+    monkeypatch.setenv("SF_USERNAME", "from-env")
+    env = read_environment(env_file)
+    assert env["SF_USERNAME"] == "from-env" and env["SF_PASSWORD"] == "pw" and "OTHER" not in env
