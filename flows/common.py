@@ -1,0 +1,40 @@
+"""Small pieces the flows share: per-object outcome records and failure summaries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from prefect.states import State
+
+
+@dataclass
+class StepOutcome:
+    """What happened to one object in one step (extract, process, load, qa)."""
+
+    object_name: str
+    step: str
+    ok: bool
+    seconds: float
+    value: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def outcome_of(object_name: str, step: str, run: Callable[[], State], started: float | None = None) -> StepOutcome:
+    """Run a task with ``return_state=True`` and turn its final state into a StepOutcome (never raises)."""
+    started = time.monotonic() if started is None else started
+    state = run()
+    seconds = time.monotonic() - started
+    if state.is_completed():
+        return StepOutcome(object_name, step, True, seconds, value=state.result())
+    err = state.result(raise_on_failure=False)
+    message = str(err) if isinstance(err, BaseException) else (state.message or state.name)
+    return StepOutcome(object_name, step, False, seconds, error=message.splitlines()[0] if message else state.name,
+                       error_type=type(err).__name__ if isinstance(err, BaseException) else state.type.value)

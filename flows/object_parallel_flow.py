@@ -1,0 +1,148 @@
+"""Phase 2 QA flow: gates, then every quality task of every object at once on the ConcurrentTaskRunner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ConcurrentTaskRunner
+
+from configs.salesforce_objects import SALESFORCE_OBJECTS
+from tasks.quality_checks import CheckResult
+from tasks.quality_parallel import (
+    QaReport,
+    qa_completeness,
+    qa_dedup,
+    qa_gate,
+    qa_profile,
+    qa_rowcount,
+    qa_snapshot,
+    qa_validator,
+)
+from utils.errors import ConfigError, DataQualityError
+from utils.paths import resolve_data_root
+from utils.raw_files import find_latest_raw_csv
+
+ARTIFACT_KEY = "qa-summary"
+
+
+def resolve_targets(
+    raw_files: Mapping[str, str] | None, objects: Iterable[str] | None, data_root: str
+) -> dict[str, str | None]:
+    """Object -> raw CSV to check: the given path, else the newest on disk, else None (reported as skipped)."""
+    names = list(objects) if objects is not None else list(raw_files or SALESFORCE_OBJECTS)
+    unknown = [n for n in names if n not in SALESFORCE_OBJECTS]
+    if unknown:
+        msg = (f"QA asked for objects not in configs/salesforce_objects.py: {', '.join(unknown)}; "
+               f"use one of {', '.join(SALESFORCE_OBJECTS)}")
+        raise ConfigError(msg)
+    given = dict(raw_files or {})
+    targets: dict[str, str | None] = {}
+    for name in names:
+        latest = None if given.get(name) else find_latest_raw_csv(name, data_root)
+        targets[name] = given.get(name) or (str(latest) if latest else None)
+    return targets
+
+
+def submit_object_checks(object_name: str, raw_csv: str | None, run_id: str | None, data_root: str) -> list:
+    """Gate first; the quality tasks wait on it (via their ``gate`` argument) and run side by side."""
+    gate = qa_gate.submit(object_name, raw_csv, data_root)
+    futures: list[PrefectFuture] = [
+        gate,
+        qa_completeness.submit(object_name, gate),
+        qa_dedup.submit(object_name, gate, data_root),
+        qa_profile.submit(object_name, gate, data_root),
+        qa_snapshot.submit(object_name, gate, data_root),
+        qa_rowcount.submit(object_name, gate, run_id, data_root),
+    ]
+    futures += [qa_validator.submit(object_name, v, gate) for v in SALESFORCE_OBJECTS[object_name].validators]
+    return futures
+
+
+def _report_of(object_name: str, future: PrefectFuture) -> QaReport:
+    """A task's report; a crashed task becomes an error result instead of a lost one."""
+    state = future.wait()
+    if state.is_completed():
+        value = state.result()
+        return getattr(value, "report", value)  # a gate carries its report inside its outcome
+    error = state.result(raise_on_failure=False)
+    name = future.task_run.name if future.task_run else "qa task"
+    message = f"{object_name}: {name} crashed ({type(error).__name__}: {error}); see the task run's logs"
+    return QaReport((CheckResult(object_name, "task_crashed", False, "error", message=message),))
+
+
+def summarise(run_id: str | None, raw_csvs: Mapping[str, str | None], reports: Mapping[str, list[QaReport]]) -> dict:
+    """The flow's plain JSON-able return value."""
+    objects: dict[str, Any] = {}
+    failing: list[str] = []
+    for name, object_reports in reports.items():
+        results = [r for rep in object_reports for r in rep.results]
+        failing += [f"{r.object_name}.{r.check}: {r.message}" for r in results if r.is_blocking]
+        objects[name] = {
+            "raw_csv": raw_csvs.get(name),
+            "errors": sum(r.is_blocking for r in results),
+            "warnings": sum(not r.passed and not r.skipped and r.severity == "warning" for r in results),
+            "skipped": sum(r.skipped for r in results),
+            "results": [r.to_dict() for r in results],
+            "files": sorted({f for rep in object_reports for f in rep.files}),
+        }
+    return {"run_id": run_id, "objects": objects, "blocking_failures": failing}
+
+
+def _status(result: Mapping[str, Any]) -> str:
+    if result["skipped"]:
+        return "skipped"
+    return "pass" if result["passed"] else f"FAIL ({result['severity']})"
+
+
+def render_markdown(summary: Mapping[str, Any]) -> str:
+    """One table row per object and check."""
+    lines = ["# QA summary", "", "| object | check | status | observed | message |", "|---|---|---|---|---|"]
+    for name, entry in summary["objects"].items():
+        for r in entry["results"]:
+            cells = [name, r["check"], _status(r), str(r["observed"] if r["observed"] is not None else ""),
+                     r["message"]]
+            lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def log_summary(summary: Mapping[str, Any]) -> None:
+    logger = get_run_logger()
+    for name, entry in summary["objects"].items():
+        statuses = [_status(r) for r in entry["results"]]
+        counts = {s: statuses.count(s) for s in sorted(set(statuses))}
+        logger.info("QA %s: %s", name, ", ".join(f"{n} {s}" for s, n in counts.items()))
+
+
+def publish_artifact(summary: Mapping[str, Any]) -> None:
+    """The markdown artifact; a failure here is logged and never fails QA."""
+    try:
+        create_markdown_artifact(render_markdown(summary), key=ARTIFACT_KEY, description="QA checks per object")
+    except Exception as err:  # advisory by design: reporting must not change the QA outcome
+        get_run_logger().warning("QA summary artifact not created: %s", err)
+
+
+@flow(name="object-parallel-qa", task_runner=ConcurrentTaskRunner())
+def object_parallel_flow(
+    raw_files: dict[str, str] | None = None,
+    objects: list[str] | None = None,
+    fail_on_qa_error: bool = False,
+    run_id: str | None = None,
+    data_root: str | None = None,
+) -> dict:
+    """QA every object's raw extract; advisory unless ``fail_on_qa_error`` (then raises after all reports)."""
+    root = str(resolve_data_root(data_root))
+    targets = resolve_targets(raw_files, objects, root)
+    futures = {name: submit_object_checks(name, raw, run_id, root) for name, raw in targets.items()}
+    reports = {name: [_report_of(name, f) for f in futs] for name, futs in futures.items()}
+    summary = summarise(run_id, {n: str(Path(p)) if p else None for n, p in targets.items()}, reports)
+    log_summary(summary)
+    publish_artifact(summary)
+    if fail_on_qa_error and summary["blocking_failures"]:
+        msg = "QA failed in strict mode:\n  - " + "\n  - ".join(summary["blocking_failures"])
+        raise DataQualityError(msg)
+    return summary

@@ -1,0 +1,104 @@
+"""Phase 1: Extract -> Process (Polars) -> Load (JSON), object after object, driven by the registry."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import SequentialTaskRunner
+
+from configs.salesforce_objects import SALESFORCE_OBJECTS
+from flows.common import StepOutcome, outcome_of
+from tasks.extract import extract_salesforce_to_csv
+from tasks.extract_plan import resolve_extract_plan
+from tasks.load import load_csv_to_json
+from tasks.process import process_object_data
+from utils.errors import ConfigError, PipelineError
+from utils.logs import kv
+from utils.run_ids import new_run_id
+from utils.source import pipeline_source
+
+
+class Phase1Error(PipelineError):
+    """One or more objects failed in Phase 1; the message lists them."""
+
+
+def process_and_load(object_name: str, raw_csv: str, data_root: str | None) -> list[StepOutcome]:
+    """Process then load one object; a processing failure skips its load."""
+    processed = outcome_of(object_name, "process", lambda: process_object_data(
+        object_name, raw_csv, data_root=data_root, return_state=True))
+    if not processed.ok:
+        return [processed]
+    loaded = outcome_of(object_name, "load", lambda: load_csv_to_json(
+        object_name, processed.value, data_root=data_root, return_state=True))
+    return [processed, loaded]
+
+
+def run_phase1(raw_files: dict[str, str], data_root: str | None, run_id: str) -> dict[str, list[StepOutcome]]:
+    """Process + load every given raw file, sequentially (the ETL branch of the orchestrator)."""
+    logger = get_run_logger()
+    results: dict[str, list[StepOutcome]] = {}
+    for object_name, raw_csv in raw_files.items():
+        results[object_name] = process_and_load(object_name, raw_csv, data_root)
+        for step in results[object_name]:
+            logger.info(kv(f"{step.step}_{'done' if step.ok else 'failed'}", run_id=run_id, object=object_name,
+                           seconds=round(step.seconds, 3), file=step.value, error=step.error))
+    return results
+
+
+def _failures(results: dict[str, list[StepOutcome]]) -> list[str]:
+    return [f"{s.object_name} ({s.step}: {s.error})" for steps in results.values() for s in steps if not s.ok]
+
+
+@flow(name="sf-csv-polars-json", task_runner=SequentialTaskRunner(), log_prints=True)
+def sf_csv_polars_json_flow(
+    objects: list[str] | None = None,
+    soql: dict[str, str] | None = None,
+    raw_files: dict[str, str] | None = None,
+    api: str | None = None,
+    drop_missing_fields: bool = False,
+    run_id: str | None = None,
+    data_root: str | None = None,
+) -> dict[str, Any]:
+    """Phase 1 for the chosen objects (default: the whole registry).
+
+    With ``raw_files`` (object -> raw CSV path) it starts from extracts that already exist, as the orchestrator
+    does; otherwise it extracts first. Returns, per object, the files it wrote; fails at the end, after every
+    object had its turn, if any object failed.
+    """
+    logger = get_run_logger()
+    run_id = run_id or new_run_id()
+    results: dict[str, list[StepOutcome]] = {}
+    if raw_files:
+        unknown = sorted(set(raw_files) - set(SALESFORCE_OBJECTS))
+        if unknown:
+            msg = f"raw_files names unknown object(s) {', '.join(unknown)}; use registry object names"
+            raise ConfigError(msg)
+        todo = dict(raw_files)
+    else:
+        plan = resolve_extract_plan(objects, soql, api=api)
+        todo = {}
+        with pipeline_source(logger):
+            for item in plan:
+                started = time.monotonic()
+                step = outcome_of(item.object_name, "extract", lambda item=item: extract_salesforce_to_csv(
+                    item, run_id, data_root=data_root, drop_missing_fields=drop_missing_fields,
+                    return_state=True), started)
+                results[item.object_name] = [step]
+                if step.ok:
+                    todo[item.object_name] = step.value["raw_csv"]
+                else:
+                    logger.error(kv("extract_failed", run_id=run_id, object=item.object_name, error=step.error))
+    for object_name, steps in run_phase1(todo, data_root, run_id).items():
+        results.setdefault(object_name, []).extend(steps)
+    summary = {
+        "run_id": run_id,
+        "objects": {name: {s.step: (s.value if s.ok else {"error": s.error}) for s in steps}
+                    for name, steps in results.items()},
+    }
+    failures = _failures(results)
+    if failures:
+        msg = f"Phase 1 failed for {len(failures)} object step(s): " + "; ".join(failures)
+        raise Phase1Error(msg)
+    return summary
