@@ -1,0 +1,68 @@
+"""Run the orchestrator N times (default 3) and print a short summary per run.
+
+With no Salesforce credentials in .env this runs on the embedded emulator: that is what `make run` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # keep the console readable; see README to change
+
+from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow  # noqa: E402
+from utils.logs import kv  # noqa: E402
+from utils.source import pipeline_source  # noqa: E402
+
+
+def _print_run(n: int, total: int, summary: dict, ok: bool, seconds: float) -> None:
+    source = summary.get("source", {}).get("kind", "?")
+    print(f"\nrun {n}/{total}  id={summary.get('run_id')}  source={source}  "
+          f"{'OK' if ok else 'FAILED'}  {seconds:.1f}s")
+    print(f"  {'object':<13}{'rows':>9}  {'api':<6}{'extract':>9}  qa")
+    for row in summary.get("objects", []):
+        rows = "-" if row["rows"] is None else f"{row['rows']:,}"
+        extract = f"{row['extract_s']:.1f}s"
+        print(f"  {row['object']:<13}{rows:>9}  {row['api'] or '-':<6}{extract:>9}  {row['qa']}")
+        if row.get("error"):
+            print(f"      error: {row['error']}")
+    if summary.get("qa_error"):
+        print(f"  QA: {summary['qa_error']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
+    parser.add_argument("--objects", nargs="*", help="registry objects to run (default: all)")
+    parser.add_argument("--fail-on-qa-error", action="store_true", help="strict QA: error-severity checks fail")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    failures = 0
+    started = time.monotonic()
+    # one source for all runs: the emulator (when used) starts once
+    with pipeline_source(logging.getLogger("sf_pipeline")) as source:
+        print(f"source: {source.kind} ({source.instance_url})")
+        for n in range(1, args.runs + 1):
+            t0 = time.monotonic()
+            state = sf_etl_orchestrator_flow(objects=args.objects or None, fail_on_qa_error=args.fail_on_qa_error,
+                                             return_state=True)
+            result = state.result(raise_on_failure=False)
+            if isinstance(result, PipelineRunError):
+                summary, ok = result.summary, False
+            elif isinstance(result, dict):
+                summary, ok = result, True
+            else:
+                print(f"\nrun {n}/{args.runs} FAILED before producing a summary: {result}")
+                failures += 1
+                continue
+            failures += not ok
+            _print_run(n, args.runs, summary, ok, time.monotonic() - t0)
+    print("\n" + kv("done", runs=args.runs, failed=failures, seconds=round(time.monotonic() - started, 1)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
