@@ -8,6 +8,7 @@ Memory is bounded by one page.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -154,7 +155,7 @@ def _stream_rest(call: _Caller, soql: str, columns: Sequence[str], types: Sequen
             if page.get("done", True):
                 return written, total
             next_url = page["nextRecordsUrl"]
-            page = call(lambda: call.conn.sf.query_more(next_url, identifier_is_url=True, headers=headers),
+            page = call(lambda url=next_url: call.conn.sf.query_more(url, identifier_is_url=True, headers=headers),
                         "the next query page")
 
 
@@ -234,9 +235,9 @@ def _stream_bulk(call: _Caller, soql: str, columns: Sequence[str], target: Path,
         with open(target, "wb") as fh:
             fh.write((",".join(f'"{c}"' for c in columns) + "\n").encode("utf-8"))
             while True:
-                loc = locator
                 page, reported, locator = call(
-                    lambda: _fetch_bulk_page(call.conn, job_id, loc, options.bulk_page_size), "a Bulk result page")
+                    lambda loc=locator: _fetch_bulk_page(call.conn, job_id, loc, options.bulk_page_size),
+                    "a Bulk result page")
                 header, data, rows = _page_rows(page)
                 if header:
                     _check_bulk_header(call.object_name, header, columns)
@@ -249,10 +250,8 @@ def _stream_bulk(call: _Caller, soql: str, columns: Sequence[str], target: Path,
                     break
         return written, expected if expected >= 0 else written
     finally:
-        try:  # jobs are kept 7 days by Salesforce otherwise; cleanup is best effort
+        with contextlib.suppress(Exception):  # Salesforce keeps jobs 7 days otherwise; cleanup is best effort
             _bulk_request(call.conn, "DELETE", f"jobs/query/{job_id}")
-        except Exception:  # noqa: BLE001
-            pass
 
 
 # ----------------------------------------------------------------------------------------------- one object

@@ -96,7 +96,7 @@ def build_row_converter(columns: Sequence[str], sf_types: Sequence[str]) -> Call
 
     def convert(record: Mapping[str, Any]) -> list[str]:
         row = []
-        for path, fmt, is_simple in zip(paths, formatters, simple):
+        for path, fmt, is_simple in zip(paths, formatters, simple, strict=True):
             value = record.get(path[0]) if is_simple else lookup_path(record, path)
             row.append(fmt(value))
         return row

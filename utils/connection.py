@@ -99,7 +99,8 @@ class SalesforceConnection:
                    "check the SF_ credentials in .env")
             raise AuthError(msg) from None  # the cause may echo request data: drop it
         except requests.RequestException as err:
-            msg = f"could not reach the Salesforce login host {c.login_base_url} ({type(err).__name__}); check SF_DOMAIN / SF_LOGIN_URL and the network"
+            msg = (f"could not reach the Salesforce login host {c.login_base_url} ({type(err).__name__}); "
+                   "check SF_DOMAIN / SF_LOGIN_URL and the network")
             raise AuthError(msg) from None
         self.sf = Salesforce(instance_url=instance_url, session_id=token, session=self.session,
                              version=c.api_version)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from utils.raw_schema import RawSchema, read_raw_schema
 from utils.paths import schema_sidecar_for
+from utils.raw_schema import RawSchema, read_raw_schema
 from utils.sf_types import DATETIME_DTYPE, csv_read_dtype_for, polars_dtype_for
 
 DATE_FORMAT = "%Y-%m-%d"

@@ -62,7 +62,8 @@ def test_relationship_paths_and_case_insensitive_keywords():
 def test_count_soql_keeps_filter_drops_order_and_limit():
     (item,) = resolve_extract_plan(
         ["Opportunity"],
-        {"Opportunity": "SELECT Id, StageName, Amount, Probability FROM Opportunity WHERE Amount > 5 ORDER BY Id LIMIT 10"},
+        {"Opportunity": "SELECT Id, StageName, Amount, Probability FROM Opportunity "
+                        "WHERE Amount > 5 ORDER BY Id LIMIT 10"},
     )
     assert count_soql(item) == "SELECT COUNT() FROM Opportunity WHERE Amount > 5"
     (plain,) = resolve_extract_plan(["Account"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from configs.salesforce_objects import (
     SALESFORCE_OBJECTS,
@@ -34,7 +35,7 @@ def test_shipped_registry_loads_with_the_five_standard_objects():
 
 def test_specs_are_frozen():
     spec = SALESFORCE_OBJECTS["Account"]
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         spec.fields = ("Id",)  # type: ignore[misc]
 
 
