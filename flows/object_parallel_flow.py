@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ConcurrentTaskRunner
 
@@ -63,6 +64,15 @@ def submit_object_checks(object_name: str, raw_csv: str | None, run_id: str | No
     return futures
 
 
+def _task_run_name(future: PrefectFuture) -> str:
+    """The rendered run name (``qa-dedup-Account``); the future only knows the provisional one."""
+    try:
+        with get_client(sync_client=True) as client:
+            return client.read_task_run(future.task_run.id).name
+    except Exception:  # only used to word an error message; the provisional name will do
+        return future.name
+
+
 def _report_of(object_name: str, future: PrefectFuture) -> QaReport:
     """A task's report; a crashed task becomes an error result instead of a lost one."""
     state = future.wait()
@@ -70,7 +80,7 @@ def _report_of(object_name: str, future: PrefectFuture) -> QaReport:
         value = state.result()
         return getattr(value, "report", value)  # a gate carries its report inside its outcome
     error = state.result(raise_on_failure=False)
-    name = future.task_run.name if future.task_run else "qa task"
+    name = _task_run_name(future)
     message = f"{object_name}: {name} crashed ({type(error).__name__}: {error}); see the task run's logs"
     return QaReport((CheckResult(object_name, "task_crashed", False, "error", message=message),))
 

@@ -1,0 +1,312 @@
+"""QA I/O around the pure checks: read the raw extract, write the QA reports, and the Prefect task wrappers.
+
+Every task returns a plain ``QaReport`` (results + files written) and never raises for a data problem, so a
+failed gate or check is a result, not a crashed run. Every file is written through ``utils.atomic``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import task
+
+from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
+from tasks.quality_checks import (
+    CheckResult,
+    compare_schema,
+    completeness_required,
+    deduplicate_latest,
+    evaluate_validator,
+    load_validator,
+    non_empty,
+    profile_frame,
+    rowcount_drift,
+    schema_conformance,
+    skipped_result,
+    uniqueness_primary_key,
+    validator_check_name,
+)
+from utils.atomic import atomic_path, write_text_atomic
+from utils.errors import ConfigError
+from utils.paths import QcPaths, build_qc_paths, schema_sidecar_for
+from utils.raw_files import run_id_of
+from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_raw_csv
+from utils.raw_schema import RawSchema, read_raw_schema
+
+ROWCOUNT_HISTORY_LIMIT = 500  # lines kept in rowcount.txt; enough for months of 15-minute runs
+
+
+@dataclass(frozen=True)
+class QaReport:
+    """What one QA task produced: its check results and the files it wrote."""
+
+    results: tuple[CheckResult, ...]
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """The gates' verdict on one raw extract; ``blocked_reason`` set means downstream checks are skipped."""
+
+    object_name: str
+    raw_csv: str | None
+    report: QaReport
+    row_count: int | None = None
+    blocked_reason: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------ gates
+
+
+def read_csv_header(raw_csv: Path) -> list[str]:
+    """The header row of a raw CSV (empty list for an empty file)."""
+    with open(raw_csv, newline="", encoding="utf-8") as fh:
+        return next(csv.reader(fh), [])
+
+
+def _count_and_parse(raw_csv: Path, schema: RawSchema) -> tuple[int | None, list[str], str | None]:
+    """Row count after parsing every value with its described type; on failure, the columns that do not parse."""
+    frame = scan_raw_csv(raw_csv, schema)
+    # null_count forces the typed parse of each column, so one pass both counts and validates every value.
+    counts = [pl.len().alias("__qa_rows"), *(pl.col(c).null_count() for c in schema.column_names)]
+    try:
+        return int(frame.select(counts).collect()["__qa_rows"][0]), [], None
+    except pl.exceptions.PolarsError as err:
+        read_error = str(err).splitlines()[0]
+    return None, [c for c in schema.column_names if not _column_parses(frame, c)], read_error
+
+
+def _column_parses(frame: pl.LazyFrame, column: str) -> bool:
+    # Projection pushdown reads only this column, which isolates the one that fails.
+    try:
+        frame.select(pl.col(column).null_count()).collect()
+    except pl.exceptions.PolarsError:
+        return False
+    return True
+
+
+def inspect_raw_extract(
+    object_name: str, raw_csv: str | Path | None, spec: ObjectSpec, qc: QcPaths
+) -> GateOutcome:
+    """Schema and non-empty gates; writes ``schema_report.json`` whenever there is a file to inspect."""
+    if raw_csv is None:
+        reason = f"{object_name}: no raw CSV found; run the extract first"
+        result = skipped_result(object_name, "schema_conformance", reason, severity="warning")
+        return GateOutcome(object_name, None, QaReport((result,)), blocked_reason=reason)
+    raw = Path(raw_csv)
+    report: dict[str, Any] = {"object": object_name, "raw_csv": str(raw)}
+    try:
+        schema = read_raw_schema(schema_sidecar_for(raw))
+        header = read_csv_header(raw)
+    except (OSError, ValueError) as err:
+        message = f"{object_name}: cannot read the raw extract: {err}"
+        result = CheckResult(object_name, "schema_conformance", False, "error", message=message)
+        report.update(error=message, result=result.to_dict())
+        write_text_atomic(qc.schema_report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        return GateOutcome(object_name, str(raw), QaReport((result,), (str(qc.schema_report),)),
+                           blocked_reason=message)
+    sidecar = [(c.name, c.type) for c in schema.columns]
+    comparison = compare_schema(spec, header=header, sidecar_columns=sidecar)
+    row_count, read_error = None, None
+    if header == schema.column_names and not comparison["unknown_types"]:
+        row_count, bad_columns, read_error = _count_and_parse(raw, schema)
+        comparison = compare_schema(spec, header=header, sidecar_columns=sidecar, unparseable_columns=bad_columns)
+    results = [schema_conformance(object_name, comparison)]
+    if read_error and not comparison["unparseable_columns"]:
+        message = f"{object_name}: the raw CSV cannot be read ({read_error}); re-run the extract"
+        results = [CheckResult(object_name, "schema_conformance", False, "error", message=message)]
+    if row_count is not None:
+        results.append(non_empty(object_name, row_count))
+    report.update(comparison, row_count=row_count, read_error=read_error, results=[r.to_dict() for r in results])
+    write_text_atomic(qc.schema_report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    failed = [r for r in results if not r.passed and (r.severity == "error" or r.check == "non_empty")]
+    blocked = f"gate failed: {failed[0].message}" if failed else None
+    return GateOutcome(object_name, str(raw), QaReport(tuple(results), (str(qc.schema_report),)),
+                       row_count=row_count, blocked_reason=blocked)
+
+
+# ------------------------------------------------------------------------------------------ file writers
+
+
+def write_dedup(object_name: str, raw_csv: Path, spec: ObjectSpec, qc: QcPaths) -> QaReport:
+    """Uniqueness check plus ``dedup.csv``: the latest row per key, in the raw CSV conventions."""
+    frame = scan_raw_csv(raw_csv)
+    result = uniqueness_primary_key(object_name, frame, primary_key=spec.primary_key)
+    deduped = deduplicate_latest(frame, primary_key=spec.primary_key, cursor_field=spec.cursor_field)
+    with atomic_path(qc.dedup) as tmp:
+        # Same conventions as the raw extract: every value quoted, null = "", `...000Z` datetimes.
+        deduped.sink_csv(tmp, quote_style="always", null_value="", date_format=DATE_FORMAT,
+                         datetime_format=DATETIME_FORMAT, check_extension=False)
+    return QaReport((result,), (str(qc.dedup),))
+
+
+def write_profile(object_name: str, raw_csv: Path, qc: QcPaths) -> QaReport:
+    """``profile.json`` with per-column statistics."""
+    schema = read_raw_schema(schema_sidecar_for(raw_csv))
+    profile = profile_frame(scan_raw_csv(raw_csv, schema), {c.name: c.type for c in schema.columns})
+    document = {"object": object_name, "raw_csv": str(raw_csv), **profile}
+    write_text_atomic(qc.profile, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    result = CheckResult(object_name, "profile", True, "info", observed={"rows": profile["rows"]},
+                         message=f"{object_name}: profiled {len(profile['columns'])} columns, {profile['rows']} rows")
+    return QaReport((result,), (str(qc.profile),))
+
+
+def write_snapshot(object_name: str, raw_csv: Path, qc: QcPaths) -> QaReport:
+    """``snapshot.parquet`` (zstd) of the typed rows, streamed from the CSV."""
+    with atomic_path(qc.snapshot) as tmp:
+        scan_raw_csv(raw_csv).sink_parquet(tmp, compression="zstd")
+    result = CheckResult(object_name, "snapshot", True, "info", message=f"{object_name}: parquet snapshot written")
+    return QaReport((result,), (str(qc.snapshot),))
+
+
+def check_completeness(object_name: str, raw_csv: Path, spec: ObjectSpec) -> QaReport:
+    frame = scan_raw_csv(raw_csv)
+    return QaReport((completeness_required(object_name, frame, required=spec.required,
+                                           primary_key=spec.primary_key),))
+
+
+def run_custom_validator(object_name: str, dotted: str, raw_csv: Path, spec: ObjectSpec) -> QaReport:
+    """Load and run one registry validator; a broken validator is an error result naming it."""
+    try:
+        validator = load_validator(object_name, dotted)
+        result = evaluate_validator(object_name, dotted, validator, scan_raw_csv(raw_csv),
+                                    primary_key=spec.primary_key)
+    except ConfigError as err:
+        result = CheckResult(object_name, validator_check_name(dotted), False, "error", message=str(err))
+    except Exception as err:  # a bug in user code must not hide the other checks' results
+        message = f"{object_name}: validator {dotted!r} raised {type(err).__name__}: {err}; fix the validator"
+        result = CheckResult(object_name, validator_check_name(dotted), False, "error", message=message)
+    return QaReport((result,))
+
+
+# ------------------------------------------------------------------------------------- rowcount history
+
+
+@dataclass(frozen=True)
+class RowcountEntry:
+    recorded_at: str
+    run_id: str
+    rows: int
+
+
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def parse_rowcount_history(text: str) -> list[RowcountEntry]:
+    """Lines ``<UTC timestamp> <run_id> <rows>``; ``#`` comments ignored; anything else raises ValueError."""
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 3 or not _TIMESTAMP_RE.match(parts[0]) or not parts[2].isdigit():
+            msg = f"line {number} is not '<timestamp> <run_id> <rows>': {line[:80]!r}"
+            raise ValueError(msg)
+        entries.append(RowcountEntry(parts[0], parts[1], int(parts[2])))
+    return entries
+
+
+def format_rowcount_history(object_name: str, entries: list[RowcountEntry]) -> str:
+    lines = [f"# row counts of {object_name}'s raw extracts, oldest first: <recorded_at UTC> <run_id> <rows>"]
+    lines += [f"{e.recorded_at} {e.run_id} {e.rows}" for e in entries]
+    return "\n".join(lines) + "\n"
+
+
+def update_rowcount_history(
+    path: Path, *, object_name: str, run_id: str, rows: int, now: datetime | None = None
+) -> tuple[RowcountEntry | None, str]:
+    """Append this run's count (replacing an earlier entry of the same run) and return the baseline + a note.
+
+    Read, append, write a temp file, rename: two concurrent runs can lose one line but never corrupt the file.
+    """
+    note = ""
+    try:
+        entries = parse_rowcount_history(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        entries = []
+    except (ValueError, UnicodeDecodeError) as err:
+        entries, note = [], f"previous {path.name} was corrupt ({err}) and has been replaced"
+    run_id = re.sub(r"\s+", "_", run_id) or "unknown"
+    others = [e for e in entries if e.run_id != run_id]  # a rerun of the same run compares with the run before
+    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    history = [*others, RowcountEntry(stamp, run_id, rows)][-ROWCOUNT_HISTORY_LIMIT:]
+    write_text_atomic(path, format_rowcount_history(object_name, history))
+    return (others[-1] if others else None), note
+
+
+def record_rowcount(object_name: str, rows: int, run_id: str, spec: ObjectSpec, qc: QcPaths) -> QaReport:
+    """Row-count drift against the previous run, recorded in ``rowcount.txt``."""
+    previous, note = update_rowcount_history(qc.rowcount, object_name=object_name, run_id=run_id, rows=rows)
+    result = rowcount_drift(object_name, current=rows, previous=previous.rows if previous else None,
+                            tolerance_pct=spec.rowcount_drift_tolerance_pct, note=note)
+    return QaReport((result,), (str(qc.rowcount),))
+
+
+# -------------------------------------------------------------------------------------- Prefect wrappers
+
+
+def spec_for(object_name: str) -> ObjectSpec:
+    try:
+        return SALESFORCE_OBJECTS[object_name]
+    except KeyError as err:
+        msg = f"{object_name}: not in configs/salesforce_objects.py; add it there or drop it from the QA run"
+        raise ConfigError(msg) from err
+
+
+def _skipped(gate: GateOutcome, *checks: str) -> QaReport | None:
+    if gate.blocked_reason is None:
+        return None
+    return QaReport(tuple(skipped_result(gate.object_name, c, gate.blocked_reason) for c in checks))
+
+
+@task(task_run_name="qa-gate-{object_name}")
+def qa_gate(object_name: str, raw_csv: str | None, data_root: str) -> GateOutcome:
+    return inspect_raw_extract(object_name, raw_csv, spec_for(object_name),
+                               build_qc_paths(object_name, data_root=data_root))
+
+
+@task(task_run_name="qa-completeness-{object_name}")
+def qa_completeness(object_name: str, gate: GateOutcome) -> QaReport:
+    return _skipped(gate, "completeness_required") or check_completeness(
+        object_name, Path(gate.raw_csv), spec_for(object_name))
+
+
+@task(task_run_name="qa-dedup-{object_name}")
+def qa_dedup(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
+    return _skipped(gate, "uniqueness_primary_key") or write_dedup(
+        object_name, Path(gate.raw_csv), spec_for(object_name), build_qc_paths(object_name, data_root=data_root))
+
+
+@task(task_run_name="qa-profile-{object_name}")
+def qa_profile(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
+    return _skipped(gate, "profile") or write_profile(
+        object_name, Path(gate.raw_csv), build_qc_paths(object_name, data_root=data_root))
+
+
+@task(task_run_name="qa-snapshot-{object_name}")
+def qa_snapshot(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
+    return _skipped(gate, "snapshot") or write_snapshot(
+        object_name, Path(gate.raw_csv), build_qc_paths(object_name, data_root=data_root))
+
+
+@task(task_run_name="qa-rowcount-{object_name}")
+def qa_rowcount(object_name: str, gate: GateOutcome, run_id: str | None, data_root: str) -> QaReport:
+    skipped = _skipped(gate, "rowcount_drift")
+    if skipped or gate.row_count is None:
+        return skipped or QaReport((skipped_result(object_name, "rowcount_drift", "row count unknown"),))
+    chosen_run = run_id or run_id_of(gate.raw_csv) or "unknown"
+    return record_rowcount(object_name, gate.row_count, chosen_run, spec_for(object_name),
+                           build_qc_paths(object_name, data_root=data_root))
+
+
+@task(task_run_name="qa-validator-{object_name}-{validator}")
+def qa_validator(object_name: str, validator: str, gate: GateOutcome) -> QaReport:
+    return _skipped(gate, validator_check_name(validator)) or run_custom_validator(
+        object_name, validator, Path(gate.raw_csv), spec_for(object_name))
