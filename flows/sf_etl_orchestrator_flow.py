@@ -119,14 +119,14 @@ def run_qa_branch(raw_files: dict[str, str], run_id: str, data_root: str | None,
 
 
 def _qa_status(qa_objects: dict[str, Any], name: str) -> str:
-    checks = (qa_objects.get(name) or {}).get("checks", [])
+    checks = (qa_objects.get(name) or {}).get("results", [])
     if not checks:
         return "n/a"
-    failed = [c["check"] for c in checks if not c.get("passed") and not c.get("skipped")]
+    failed = [f"{c['check']}({c['severity']})" for c in checks if not c.get("passed") and not c.get("skipped")]
     skipped = [c["check"] for c in checks if c.get("skipped")]
-    if failed:
-        return "FAILED: " + ",".join(failed)
-    return f"passed ({len(checks) - len(skipped)} checks" + (f", {len(skipped)} skipped)" if skipped else ")")
+    ran = len(checks) - len(skipped)
+    text = f"{ran - len(failed)}/{ran} passed" + (f", {len(skipped)} skipped" if skipped else "")
+    return text + (": " + ", ".join(failed) if failed else "")
 
 
 def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, StepOutcome],
