@@ -1,0 +1,257 @@
+"""Phase 1 processing: aggregate one raw extract into ``processed/<object>/summary.csv`` with Polars.
+
+Aggregation semantics (documented once, tested in tests/unit/test_process.py):
+
+- ``count`` = non-null values; ``null_count`` = null values; ``n_unique`` = distinct NON-null values (like SQL
+  ``COUNT(DISTINCT x)``; Polars' own ``n_unique`` would count null as a value). All three are Int64.
+- ``sum`` over a group without any non-null value is null (SQL semantics), not 0: "no amounts" is not
+  "zero amount".
+- Booleans: ``sum`` = number of trues (Int64), ``mean`` = share of trues (Float64); ``median``/``std`` are
+  refused.
+- ``sum``/``mean``/``median``/``std`` on text, date or datetime columns are refused with a ConfigError before
+  anything runs; ``min``/``max``/``count``/``n_unique``/``null_count`` work on every type (text compares
+  bytewise).
+- ``mean``/``median``/``std`` are Float64; ``std`` is the sample standard deviation (ddof=1), null for fewer
+  than 2 values.
+- Rows are sorted by the group_by columns, nulls first (false < true, text bytewise): deterministic output.
+- No group_by: exactly one row over the whole table, even for a headers-only extract (count 0, others null).
+- With group_by and a headers-only extract: zero rows, but exactly the summary's columns and dtypes.
+
+Beside the CSV goes ``summary.schema.json`` (column -> dtype name) so the JSON load never infers a type.
+Temporal values are written as ``YYYY-MM-DD`` and ``YYYY-MM-DDTHH:MM:SS.fffZ``; null is an empty cell (the raw
+reader already maps empty text to null, so a summary never holds an empty string).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+from prefect import task
+
+from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
+from utils.atomic import atomic_path, write_text_atomic
+from utils.errors import ConfigError
+from utils.paths import build_paths, schema_sidecar_for
+from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_raw_csv
+from utils.raw_schema import RawSchema, read_raw_schema
+from utils.sf_types import DATETIME_DTYPE
+
+SUMMARY_SCHEMA_NAME = "summary.schema.json"
+
+# The only dtypes a summary can hold, by the names written to summary.schema.json.
+DTYPE_BY_NAME: dict[str, pl.DataType] = {
+    "Int64": pl.Int64(),
+    "Float64": pl.Float64(),
+    "Boolean": pl.Boolean(),
+    "String": pl.Utf8(),
+    "Date": pl.Date(),
+    "Datetime[ms, UTC]": DATETIME_DTYPE,
+}
+
+_COUNTING = ("count", "n_unique", "null_count")
+_FLOAT_RESULTS = ("mean", "median", "std")
+# Which aggregations each kind of column accepts; everything else is a ConfigError.
+_ALLOWED: dict[str, frozenset[str]] = {
+    "numeric": frozenset({"count", "n_unique", "null_count", "min", "max", "sum", "mean", "median", "std"}),
+    "boolean": frozenset({"count", "n_unique", "null_count", "min", "max", "sum", "mean"}),
+    "text": frozenset({"count", "n_unique", "null_count", "min", "max"}),
+    "date": frozenset({"count", "n_unique", "null_count", "min", "max"}),
+    "datetime": frozenset({"count", "n_unique", "null_count", "min", "max"}),
+}
+_ADVICE = {
+    "boolean": "use sum (number of trues) or mean (share of trues)",
+    "text": "use count, n_unique, null_count, min or max, or choose a numeric column",
+    "date": "use count, n_unique, null_count, min or max",
+    "datetime": "use count, n_unique, null_count, min or max",
+}
+
+
+# --- pure core ----------------------------------------------------------------------------------------------
+
+
+def _kind_of(dtype: pl.DataType) -> str:
+    if dtype in (pl.Int64(), pl.Float64()):
+        return "numeric"
+    if dtype == pl.Boolean():
+        return "boolean"
+    if dtype == pl.Date():
+        return "date"
+    if dtype == DATETIME_DTYPE:
+        return "datetime"
+    return "text"
+
+
+def _metric_dtype(aggregation: str, dtype: pl.DataType) -> pl.DataType:
+    if aggregation in _COUNTING:
+        return pl.Int64()
+    if aggregation in _FLOAT_RESULTS:
+        return pl.Float64()
+    if aggregation == "sum":
+        return pl.Float64() if dtype == pl.Float64() else pl.Int64()  # bool/int sums are whole numbers
+    return dtype  # min / max keep the column's type
+
+
+def check_summary_spec(spec: ObjectSpec, raw_schema: RawSchema, *, object_name: str) -> None:
+    """Raise one ConfigError listing every group_by/metric missing from the extract or misfitting its type."""
+    dtypes = raw_schema.polars_schema()
+    problems: list[str] = []
+    for column in spec.group_by:
+        if column not in dtypes:
+            problems.append(f"{object_name}.group_by: column '{column}' is not in the raw extract; "
+                            "add it to the SOQL/fields or remove it from group_by")
+    for column, aggregations in spec.metrics.items():
+        if column not in dtypes:
+            problems.append(f"{object_name}.metrics: column '{column}' is not in the raw extract; "
+                            "add it to the SOQL/fields or remove the metric")
+            continue
+        kind = _kind_of(dtypes[column])
+        for aggregation in aggregations:
+            if aggregation not in _ALLOWED[kind]:
+                problems.append(
+                    f"{object_name}.metrics['{column}']: '{aggregation}' does not apply to a {kind} "
+                    f"column ({raw_schema.sf_type(column)}); {_ADVICE[kind]}"
+                )
+    if problems:
+        msg = "cannot summarise " + "; ".join(problems)
+        raise ConfigError(msg)
+
+
+def metric_columns(spec: ObjectSpec) -> list[tuple[str, str, str]]:
+    """``(column, aggregation, summary column name)`` for every metric, in registry order."""
+    return [(c, a, f"{c}_{a}") for c, aggregations in spec.metrics.items() for a in aggregations]
+
+
+def summary_schema(spec: ObjectSpec, raw_schema: RawSchema) -> dict[str, pl.DataType]:
+    """The summary's exact columns and dtypes, in order, computed without data."""
+    dtypes = raw_schema.polars_schema()
+    schema: dict[str, pl.DataType] = {column: dtypes[column] for column in spec.group_by}
+    for column, aggregation, name in metric_columns(spec):
+        schema[name] = _metric_dtype(aggregation, dtypes[column])
+    return schema
+
+
+def metric_expr(column: str, aggregation: str) -> pl.Expr:
+    """One aggregation of one column, with the semantics listed in the module docstring (not yet cast)."""
+    col = pl.col(column)
+    if aggregation == "count":
+        return col.count()
+    if aggregation == "null_count":
+        return col.null_count()
+    if aggregation == "n_unique":
+        # Polars counts null as a distinct value; subtract it so n_unique matches SQL COUNT(DISTINCT).
+        return col.n_unique().cast(pl.Int64) - (col.null_count() > 0).cast(pl.Int64)
+    if aggregation == "sum":
+        return pl.when(col.count() > 0).then(col.sum())
+    if aggregation == "std":
+        return col.std(ddof=1)
+    if aggregation in ("mean", "median", "min", "max"):
+        return getattr(col, aggregation)()
+    msg = f"unknown aggregation {aggregation!r}"
+    raise ConfigError(msg)
+
+
+def build_summary(
+    lf: pl.LazyFrame, spec: ObjectSpec, raw_schema: RawSchema, *, object_name: str
+) -> pl.LazyFrame:
+    """Group ``lf`` by ``spec.group_by`` and compute ``spec.metrics``, checked against the schema first."""
+    check_summary_spec(spec, raw_schema, object_name=object_name)
+    schema = summary_schema(spec, raw_schema)
+    aggs = [
+        metric_expr(column, aggregation).cast(schema[name]).alias(name)
+        for column, aggregation, name in metric_columns(spec)
+    ]
+    group_by = list(spec.group_by)
+    if not group_by:
+        return lf.select(aggs)
+    summary = lf.group_by(group_by).agg(aggs) if aggs else lf.select(group_by).unique()
+    # Re-select to pin the column order and dtypes even when the extract is empty.
+    return summary.sort(group_by, nulls_last=False).select(pl.col(c).cast(t) for c, t in schema.items())
+
+
+# --- summary schema sidecar ---------------------------------------------------------------------------------
+
+
+def dtype_name(dtype: pl.DataType) -> str:
+    for name, known in DTYPE_BY_NAME.items():
+        if dtype == known:
+            return name
+    msg = f"summary dtype {dtype} has no name in tasks/process.py DTYPE_BY_NAME; add it there"
+    raise TypeError(msg)
+
+
+def summary_schema_path_for(summary_csv: str | os.PathLike[str]) -> Path:
+    return Path(summary_csv).with_name(SUMMARY_SCHEMA_NAME)
+
+
+def write_summary_schema(path: Path, object_name: str, schema: Mapping[str, pl.DataType]) -> Path:
+    payload = {"object": object_name, "columns": {c: dtype_name(t) for c, t in schema.items()}}
+    return write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_summary_schema(path: str | os.PathLike[str]) -> dict[str, pl.DataType]:
+    """Column -> dtype of a summary, in order; a missing or corrupt file says to re-run processing."""
+    try:
+        columns = json.loads(Path(path).read_text(encoding="utf-8"))["columns"]
+        return {str(c): DTYPE_BY_NAME[name] for c, name in columns.items()}
+    except FileNotFoundError as err:
+        msg = f"summary schema {path} is missing: re-run processing for this object"
+        raise FileNotFoundError(msg) from err
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        msg = f"summary schema {path} is corrupt ({err!r}): delete it and re-run processing for this object"
+        raise ValueError(msg) from err
+
+
+# --- I/O ----------------------------------------------------------------------------------------------------
+
+
+def spec_for(object_name: str) -> ObjectSpec:
+    try:
+        return SALESFORCE_OBJECTS[object_name]
+    except KeyError as err:
+        msg = f"object {object_name!r} is not in configs/salesforce_objects.py; add an entry for it"
+        raise ConfigError(msg) from err
+
+
+def summary_csv_path(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> Path:
+    # The processed path does not depend on the run; a placeholder run id lets utils/paths own the layout.
+    return build_paths(object_name, "ANY", data_root=data_root).processed_summary
+
+
+def sink_summary_csv(summary: pl.LazyFrame, target: Path) -> Path:
+    """Stream ``summary`` into ``target`` atomically, temporal values in the raw extract's formats."""
+    with atomic_path(target) as tmp:
+        summary.sink_csv(tmp, check_extension=False, date_format=DATE_FORMAT, datetime_format=DATETIME_FORMAT,
+                         engine="streaming")
+    return target
+
+
+def process_object_file(
+    object_name: str, raw_csv: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None
+) -> Path:
+    """Aggregate one raw extract into ``processed/<object>/summary.csv`` (+ schema file); return its path."""
+    spec = spec_for(object_name)
+    raw_csv = Path(raw_csv)
+    raw_schema = read_raw_schema(schema_sidecar_for(raw_csv))
+    if raw_schema.object != object_name:
+        msg = f"{raw_csv.name} holds {raw_schema.object!r} rows, not {object_name!r}: pass its own raw file"
+        raise ConfigError(msg)
+    summary = build_summary(scan_raw_csv(raw_csv, raw_schema), spec, raw_schema, object_name=object_name)
+    target = summary_csv_path(object_name, data_root=data_root)
+    sink_summary_csv(summary, target)
+    write_summary_schema(summary_schema_path_for(target), object_name, summary_schema(spec, raw_schema))
+    return target
+
+
+# --- Prefect task -------------------------------------------------------------------------------------------
+
+
+@task(name="process_object_data", task_run_name="process-{object_name}")
+def process_object_data(
+    object_name: str, raw_csv: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None
+) -> str:
+    """Prefect task: summarise one object's raw extract; returns the summary.csv path as str."""
+    return str(process_object_file(object_name, raw_csv, data_root=data_root))
