@@ -365,7 +365,7 @@ def extract_object(
               seconds=round(seconds, 3), rows_per_second=round(written / seconds) if seconds else None,
               file=paths.raw_csv.name)
     return ExtractResult(item.object_name, str(paths.raw_csv), str(paths.raw_schema), written, api, seconds,
-                         conn.source, run_id, tuple(c for c in item.columns if c not in columns))
+                         conn.source, run_id, resolved.missing)
 
 
 def _retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
