@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # keep the console readable; see README to change
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-on-qa-error", action="store_true", help="strict QA: error-severity checks fail")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    # Prefect 2's SQLite migrations warn about index reflection on every fresh start; it is harmless noise
+    warnings.filterwarnings("ignore", message="Skipped unsupported reflection")
     failures = 0
     started = time.monotonic()
     # one source for all runs: the emulator (when used) starts once

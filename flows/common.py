@@ -10,6 +10,12 @@ from typing import Any
 from prefect.states import State
 
 
+def one_line(err: object) -> str:
+    """An error message on one line (multi-line messages joined with '; ')."""
+    text = str(err).strip()
+    return "; ".join(part.strip(" -") for part in text.splitlines() if part.strip()) or type(err).__name__
+
+
 @dataclass
 class StepOutcome:
     """What happened to one object in one step (extract, process, load, qa)."""
@@ -35,6 +41,6 @@ def outcome_of(object_name: str, step: str, run: Callable[[], State], started: f
     if state.is_completed():
         return StepOutcome(object_name, step, True, seconds, value=state.result())
     err = state.result(raise_on_failure=False)
-    message = str(err) if isinstance(err, BaseException) else (state.message or state.name)
-    return StepOutcome(object_name, step, False, seconds, error=message.splitlines()[0] if message else state.name,
+    message = one_line(err) if isinstance(err, BaseException) else (state.message or state.name)
+    return StepOutcome(object_name, step, False, seconds, error=message,
                        error_type=type(err).__name__ if isinstance(err, BaseException) else state.type.value)

@@ -154,5 +154,5 @@ def object_parallel_flow(
     publish_artifact(summary)
     if fail_on_qa_error and summary["blocking_failures"]:
         msg = "QA failed in strict mode:\n  - " + "\n  - ".join(summary["blocking_failures"])
-        raise DataQualityError(msg)
+        raise DataQualityError(msg, summary)
     return summary

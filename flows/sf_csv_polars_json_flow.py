@@ -96,9 +96,10 @@ def sf_csv_polars_json_flow(
         "run_id": run_id,
         "objects": {name: {s.step: (s.value if s.ok else {"error": s.error}) for s in steps}
                     for name, steps in results.items()},
+        "seconds": {name: {s.step: round(s.seconds, 3) for s in steps} for name, steps in results.items()},
     }
     failures = _failures(results)
     if failures:
         msg = f"Phase 1 failed for {len(failures)} object step(s): " + "; ".join(failures)
-        raise Phase1Error(msg)
+        raise Phase1Error(msg, summary)
     return summary

@@ -16,7 +16,7 @@ from prefect.task_runners import ConcurrentTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import StepOutcome
+from flows.common import StepOutcome, one_line
 from flows.object_parallel_flow import object_parallel_flow
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
 from tasks.extract import extract_salesforce_to_csv
@@ -32,13 +32,6 @@ from utils.source import pipeline_source
 
 class PipelineRunError(PipelineError):
     """Some objects or checks failed; ``summary`` holds the whole run summary."""
-
-    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.summary = summary or {}
-
-    def __reduce__(self):  # keep the summary when Prefect pickles the exception
-        return (type(self), (str(self), self.summary))
 
 
 class OrchestratorParams(BaseModel):
@@ -95,27 +88,31 @@ def _extract_all(plan: list[ExtractPlanItem], p: OrchestratorParams, run_id: str
                 outcomes[name] = StepOutcome(name, "extract", True, seconds, value=state.result())
             else:
                 err = state.result(raise_on_failure=False)
-                outcomes[name] = StepOutcome(name, "extract", False, seconds, error=str(err).splitlines()[0],
+                outcomes[name] = StepOutcome(name, "extract", False, seconds, error=one_line(err),
                                              error_type=type(err).__name__)
     return outcomes
+
+
+def _branch_outcome(state) -> dict[str, Any]:
+    """A subflow's final state as {ok, result, error}; a failed branch still hands over its summary."""
+    if state.is_completed():
+        return {"ok": True, "result": state.result(), "error": None}
+    err = state.result(raise_on_failure=False)
+    return {"ok": False, "result": getattr(err, "summary", None) or None, "error": one_line(err)}
 
 
 @task(task_run_name="branch-phase1-etl")
 def run_etl_branch(raw_files: dict[str, str], run_id: str, data_root: str | None) -> dict[str, Any]:
     """Phase 1 as a subflow inside a task, so it runs concurrently with the QA branch (prefect2-notes §1 B)."""
     state = sf_csv_polars_json_flow(raw_files=raw_files, run_id=run_id, data_root=data_root, return_state=True)
-    if state.is_completed():
-        return {"ok": True, "result": state.result()}
-    return {"ok": False, "error": str(state.result(raise_on_failure=False))}
+    return _branch_outcome(state)
 
 
 @task(task_run_name="branch-phase2-qa")
 def run_qa_branch(raw_files: dict[str, str], run_id: str, data_root: str | None, fail_on_qa_error: bool):
     state = object_parallel_flow(raw_files=raw_files, fail_on_qa_error=fail_on_qa_error, run_id=run_id,
                                  data_root=data_root, return_state=True)
-    if state.is_completed():
-        return {"ok": True, "result": state.result()}
-    return {"ok": False, "error": str(state.result(raise_on_failure=False))}
+    return _branch_outcome(state)
 
 
 def _qa_status(qa_objects: dict[str, Any], name: str) -> str:
@@ -133,6 +130,7 @@ def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, S
                       etl: dict[str, Any], qa: dict[str, Any], started_at: str, seconds: float) -> dict[str, Any]:
     """One row per object: rows, API path, durations, QA result and the files written."""
     etl_objects = (etl.get("result") or {}).get("objects", {})
+    etl_seconds = (etl.get("result") or {}).get("seconds", {})
     qa_objects = (qa.get("result") or {}).get("objects", {})
     rows = []
     for name, ext in extracts.items():
@@ -151,6 +149,8 @@ def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, S
             "rows": value.get("rows"),
             "api": value.get("api_path"),
             "extract_s": round(ext.seconds, 2),
+            "process_s": etl_seconds.get(name, {}).get("process"),
+            "load_s": etl_seconds.get(name, {}).get("load"),
             "qa": _qa_status(qa_objects, name) if ext.ok else "skipped (no extract)",
             "raw_csv": value.get("raw_csv"),
             "summary_json": load if isinstance(load, str) else None,

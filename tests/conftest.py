@@ -10,6 +10,10 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sfpp-prefect-home
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ.pop("PREFECT_API_URL", None)
+# Tests never pick up a developer's .env or exported credentials: each test states its source explicitly.
+os.environ["SF_ENV_FILE"] = ""
+for _name in [n for n in os.environ if n.startswith("SF_") and n != "SF_ENV_FILE"]:
+    os.environ.pop(_name)
 
 import pytest  # noqa: E402
 

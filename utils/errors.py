@@ -4,7 +4,17 @@ from __future__ import annotations
 
 
 class PipelineError(Exception):
-    """Base of every error the pipeline raises on purpose; the message says what to do."""
+    """Base of every error the pipeline raises on purpose; the message says what to do.
+
+    Flow-level errors may carry the run's ``summary`` so a failed run still reports everything it did.
+    """
+
+    def __init__(self, message: str = "", summary: dict | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or {}
+
+    def __reduce__(self):  # keep the summary when Prefect pickles the exception
+        return (type(self), (str(self), self.summary))
 
 
 class ConfigError(PipelineError):

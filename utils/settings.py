@@ -75,8 +75,13 @@ class Credentials(BaseModel):
         return self.flow != "access_token"
 
 
-def read_environment(env_file: str | os.PathLike[str] | None = ".env") -> dict[str, str]:
-    """The process environment over the ``.env`` file (the environment wins); empty values are dropped."""
+def read_environment(env_file: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """The process environment over the ``.env`` file (the environment wins); empty values are dropped.
+
+    The file is ``$SF_ENV_FILE`` when set (empty: no file), else ``.env`` in the working directory.
+    """
+    if env_file is None:
+        env_file = os.environ.get("SF_ENV_FILE", ".env")
     merged: dict[str, str] = {}
     if env_file and Path(env_file).is_file():
         merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})

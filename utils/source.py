@@ -87,7 +87,11 @@ def pipeline_source(log: logging.Logger | logging.LoggerAdapter | None = None) -
             reused = None
     if reused is not None:
         try:
-            log.warning("source: %s at %s", reused.info.kind, reused.info.instance_url)
+            if reused.info.kind == "emulator":
+                log.warning(EMULATOR_NOTICE + f" ({reused.info.instance_url})")
+            else:
+                log.warning("using the Salesforce org at %s (auth flow: %s)", reused.info.instance_url,
+                            reused.info.auth_flow)
             yield reused.info
         finally:
             with _lock:
