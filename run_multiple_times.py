@@ -23,11 +23,15 @@ def _print_run(n: int, total: int, summary: dict, ok: bool, seconds: float) -> N
     source = summary.get("source", {}).get("kind", "?")
     print(f"\nrun {n}/{total}  id={summary.get('run_id')}  source={source}  "
           f"{'OK' if ok else 'FAILED'}  {seconds:.1f}s")
-    print(f"  {'object':<13}{'rows':>9}  {'api':<6}{'extract':>9}  qa")
+    print(f"  {'object':<13}{'mode':<12}{'rows':>9}{'replica':>9}  {'+ins/~upd/-del':<16}{'api':<6}{'extract':>8}  qa")
     for row in summary.get("objects", []):
         rows = "-" if row["rows"] is None else f"{row['rows']:,}"
+        replica = "-" if row.get("replica_rows") is None else f"{row['replica_rows']:,}"
+        changes = "-" if row.get("inserts") is None else (
+            f"+{row['inserts']}/~{row['updates']}/-{row['deletes'] + (row['hard_deletes'] or 0)}")
         extract = f"{row['extract_s']:.1f}s"
-        print(f"  {row['object']:<13}{rows:>9}  {row['api'] or '-':<6}{extract:>9}  {row['qa']}")
+        print(f"  {row['object']:<13}{row.get('mode') or '-':<12}{rows:>9}{replica:>9}  {changes:<16}"
+              f"{row['api'] or '-':<6}{extract:>8}  {row['qa']}")
         if row.get("error"):
             print(f"      error: {row['error']}")
     if summary.get("qa_error"):

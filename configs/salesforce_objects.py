@@ -37,6 +37,16 @@ class ObjectSpec(BaseModel):
     rowcount_drift_tolerance_pct: float = Field(default=50.0, ge=0)
     validators: tuple[str, ...] = ()  # dotted paths "package.module:function", see README "Custom validators"
     raw_retention_count: int = Field(default=20, ge=1)
+    # incremental sync (see README "Incremental sync"): None means incremental when a cursor field is set
+    sync_mode: Literal["incremental", "full"] | None = None
+    incremental_overlap_minutes: float = Field(default=5.0, ge=0)
+    reconcile_every_runs: int = Field(default=96, ge=1)  # hard-delete check at least daily at 15-minute runs
+
+    @property
+    def effective_sync_mode(self) -> str:
+        if self.sync_mode is not None:
+            return self.sync_mode
+        return "incremental" if self.cursor_field else "full"
 
     def summary_columns(self) -> list[str]:
         """Columns of the summary, in order: group_by then ``<column>_<aggregation>``."""

@@ -44,3 +44,15 @@ def outcome_of(object_name: str, step: str, run: Callable[[], State], started: f
     message = one_line(err) if isinstance(err, BaseException) else (state.message or state.name)
     return StepOutcome(object_name, step, False, seconds, error=message,
                        error_type=type(err).__name__ if isinstance(err, BaseException) else state.type.value)
+
+
+def uses_incremental_sync(item, full_refresh: bool) -> bool:
+    """Registry objects sync incrementally unless set to full or queried with custom SOQL."""
+    from configs.salesforce_objects import SALESFORCE_OBJECTS
+
+    return SALESFORCE_OBJECTS[item.object_name].effective_sync_mode == "incremental" and not item.custom_soql
+
+
+def dataset_of(extract_value: dict[str, Any]) -> str:
+    """The file Phase 1 and 2 read: the replica after an incremental sync, else the raw extract."""
+    return extract_value.get("dataset") or extract_value["raw_csv"]

@@ -26,7 +26,7 @@ from tasks.quality_parallel import (
 )
 from utils.errors import ConfigError, DataQualityError
 from utils.paths import resolve_data_root
-from utils.raw_files import find_latest_raw_csv
+from utils.raw_files import find_latest_dataset
 
 ARTIFACT_KEY = "qa-summary"
 
@@ -44,7 +44,7 @@ def resolve_targets(
     given = dict(raw_files or {})
     targets: dict[str, str | None] = {}
     for name in names:
-        latest = None if given.get(name) else find_latest_raw_csv(name, data_root)
+        latest = None if given.get(name) else find_latest_dataset(name, data_root)
         targets[name] = given.get(name) or (str(latest) if latest else None)
     return targets
 

@@ -9,11 +9,12 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import SequentialTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import StepOutcome, outcome_of
+from flows.common import StepOutcome, dataset_of, outcome_of, uses_incremental_sync
 from tasks.extract import extract_salesforce_to_csv
 from tasks.extract_plan import resolve_extract_plan
 from tasks.load import load_csv_to_json
 from tasks.process import process_object_data
+from tasks.sync import sync_salesforce_object
 from utils.errors import ConfigError, PipelineError
 from utils.logs import kv
 from utils.run_ids import new_run_id
@@ -58,13 +59,15 @@ def sf_csv_polars_json_flow(
     raw_files: dict[str, str] | None = None,
     api: str | None = None,
     drop_missing_fields: bool = False,
+    full_refresh: bool = False,
     run_id: str | None = None,
     data_root: str | None = None,
 ) -> dict[str, Any]:
     """Phase 1 for the chosen objects (default: the whole registry).
 
     With ``raw_files`` (object -> raw CSV path) it starts from extracts that already exist, as the orchestrator
-    does; otherwise it extracts first. Returns, per object, the files it wrote; fails at the end, after every
+    does; otherwise it extracts first (incremental objects: delta + replica, see tasks/sync.py).
+    Returns, per object, the files it wrote; fails at the end, after every
     object had its turn, if any object failed.
     """
     logger = get_run_logger()
@@ -82,12 +85,17 @@ def sf_csv_polars_json_flow(
         with pipeline_source(logger):
             for item in plan:
                 started = time.monotonic()
-                step = outcome_of(item.object_name, "extract", lambda item=item: extract_salesforce_to_csv(
-                    item, run_id, data_root=data_root, drop_missing_fields=drop_missing_fields,
-                    return_state=True), started)
+                if uses_incremental_sync(item, full_refresh):
+                    step = outcome_of(item.object_name, "extract", lambda item=item: sync_salesforce_object(
+                        item.object_name, run_id, full_refresh=full_refresh, data_root=data_root, api=api,
+                        return_state=True), started)
+                else:
+                    step = outcome_of(item.object_name, "extract", lambda item=item: extract_salesforce_to_csv(
+                        item, run_id, data_root=data_root, drop_missing_fields=drop_missing_fields,
+                        return_state=True), started)
                 results[item.object_name] = [step]
                 if step.ok:
-                    todo[item.object_name] = step.value["raw_csv"]
+                    todo[item.object_name] = dataset_of(step.value)
                 else:
                     logger.error(kv("extract_failed", run_id=run_id, object=item.object_name, error=step.error))
     for object_name, steps in run_phase1(todo, data_root, run_id).items():

@@ -16,11 +16,12 @@ from prefect.task_runners import ConcurrentTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import StepOutcome, one_line
+from flows.common import StepOutcome, dataset_of, one_line, uses_incremental_sync
 from flows.object_parallel_flow import object_parallel_flow
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
 from tasks.extract import extract_salesforce_to_csv
 from tasks.extract_plan import ExtractPlanItem, resolve_extract_plan
+from tasks.sync import sync_salesforce_object
 from utils.atomic import clean_stale_temp_files, write_text_atomic
 from utils.errors import ConfigError, PipelineError
 from utils.logs import kv
@@ -28,6 +29,8 @@ from utils.paths import resolve_data_root
 from utils.retention import apply_raw_retention
 from utils.run_ids import new_run_id
 from utils.source import pipeline_source
+
+SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "replica_rows")
 
 
 class PipelineRunError(PipelineError):
@@ -42,6 +45,7 @@ class OrchestratorParams(BaseModel):
     objects: list[str] | None = None
     soql: dict[str, str] | None = None
     fail_on_qa_error: bool = False
+    full_refresh: bool = False
     api: str | None = None
     max_concurrent_extracts: int = Field(default=3, ge=1, le=25)  # Salesforce allows 25 long-running requests
     drop_missing_fields: bool = False
@@ -75,8 +79,12 @@ def _extract_all(plan: list[ExtractPlanItem], p: OrchestratorParams, run_id: str
     while pending or running:
         while pending and len(running) < p.max_concurrent_extracts:
             item = pending.pop(0)
-            future = extract_salesforce_to_csv.submit(item, run_id, data_root=p.data_root,
-                                                      drop_missing_fields=p.drop_missing_fields)
+            if uses_incremental_sync(item, p.full_refresh):
+                future = sync_salesforce_object.submit(item.object_name, run_id, full_refresh=p.full_refresh,
+                                                       data_root=p.data_root, api=p.api)
+            else:
+                future = extract_salesforce_to_csv.submit(item, run_id, data_root=p.data_root,
+                                                          drop_missing_fields=p.drop_missing_fields)
             running[item.object_name] = (future, time.monotonic())
         for name, (future, started) in list(running.items()):
             state = future.wait(timeout=0.1)
@@ -90,7 +98,7 @@ def _extract_all(plan: list[ExtractPlanItem], p: OrchestratorParams, run_id: str
                 err = state.result(raise_on_failure=False)
                 outcomes[name] = StepOutcome(name, "extract", False, seconds, error=one_line(err),
                                              error_type=type(err).__name__)
-    return outcomes
+    return {item.object_name: outcomes[item.object_name] for item in plan}  # registry order, not finish order
 
 
 def _branch_outcome(state) -> dict[str, Any]:
@@ -146,8 +154,11 @@ def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, S
         rows.append({
             "object": name,
             "status": "ok" if not errors else "failed",
+            "mode": value.get("mode", "full") if ext.ok else None,
             "rows": value.get("rows"),
             "api": value.get("api_path"),
+            **{k: (value.get("sync") or {}).get(k) for k in SYNC_COLUMNS},
+            "dataset": value.get("dataset") or value.get("raw_csv"),
             "extract_s": round(ext.seconds, 2),
             "process_s": etl_seconds.get(name, {}).get("process"),
             "load_s": etl_seconds.get(name, {}).get("load"),
@@ -197,6 +208,7 @@ def sf_etl_orchestrator_flow(
     objects: list[str] | None = None,
     soql: dict[str, str] | None = None,
     fail_on_qa_error: bool = False,
+    full_refresh: bool = False,
     api: str | None = None,
     max_concurrent_extracts: int = 3,
     drop_missing_fields: bool = False,
@@ -216,7 +228,7 @@ def sf_etl_orchestrator_flow(
     with pipeline_source(logger) as source:
         logger.info(kv("run_start", run_id=run_id, source=source.kind, objects=",".join(i.object_name for i in plan)))
         extracts = _extract_all(plan, p, run_id)
-    raw_files = {n: o.value["raw_csv"] for n, o in extracts.items() if o.ok}
+    raw_files = {n: dataset_of(o.value) for n, o in extracts.items() if o.ok}
     if raw_files:
         etl_future = run_etl_branch.submit(raw_files, run_id, p.data_root)
         qa_future = run_qa_branch.submit(raw_files, run_id, p.data_root, p.fail_on_qa_error)

@@ -66,7 +66,9 @@ class GateOutcome:
 
 
 def read_csv_header(raw_csv: Path) -> list[str]:
-    """The header row of a raw CSV (empty list for an empty file)."""
+    """The header row of a raw CSV (empty list for an empty file); the column names of a replica Parquet file."""
+    if Path(raw_csv).suffix == ".parquet":
+        return list(pl.read_parquet_schema(raw_csv))
     with open(raw_csv, newline="", encoding="utf-8") as fh:
         return next(csv.reader(fh), [])
 

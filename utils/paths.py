@@ -71,9 +71,27 @@ def raw_csv_name(object_name: str, run_id: str, moment: datetime) -> str:
     return f"{object_name}_{format_timestamp(moment)}_{run_id}.csv"
 
 
-def schema_sidecar_for(raw_csv: Path) -> Path:
-    """The describe-derived schema saved beside a raw CSV."""
-    return raw_csv.with_name(raw_csv.name[: -len(".csv")] + ".schema.json")
+def schema_sidecar_for(data_file: Path) -> Path:
+    """The describe-derived schema saved beside a raw CSV (or a replica Parquet file)."""
+    data_file = Path(data_file)
+    return data_file.with_name(data_file.name[: -len(data_file.suffix)] + ".schema.json")
+
+
+@dataclass(frozen=True)
+class SyncPaths:
+    """Incremental sync: the local replica of an object and its watermark state."""
+
+    replica: Path
+    replica_schema: Path
+    state: Path
+
+
+def build_sync_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> SyncPaths:
+    _check_object(object_name)
+    root = resolve_data_root(data_root)
+    replica = root / "replica" / f"{object_name}.parquet"
+    return SyncPaths(replica=replica, replica_schema=schema_sidecar_for(replica),
+                     state=root / "state" / f"{object_name}.json")
 
 
 def build_paths(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from utils.paths import RAW_NAME_RE, resolve_data_root
+from utils.paths import RAW_NAME_RE, build_sync_paths, resolve_data_root
 
 
 def _raw_sort_key(path: Path) -> tuple[str, str]:
@@ -39,3 +39,14 @@ def run_id_of(raw_csv: str | os.PathLike[str]) -> str | None:
     """The run id in a raw CSV's name, or None when the name does not follow the raw naming scheme."""
     match = RAW_NAME_RE.match(Path(raw_csv).name)
     return match["run_id"] if match else None
+
+
+def find_latest_dataset(object_name: str, data_root: str | os.PathLike[str] | None = None) -> Path | None:
+    """What Phase 1/2 should read: the replica of an incrementally synced object, else its newest raw CSV."""
+    from configs.salesforce_objects import SALESFORCE_OBJECTS
+
+    spec = SALESFORCE_OBJECTS.get(object_name)
+    replica = build_sync_paths(object_name, data_root=data_root).replica
+    if spec is not None and spec.effective_sync_mode == "incremental" and replica.is_file():
+        return replica
+    return find_latest_raw_csv(object_name, data_root)

@@ -32,8 +32,13 @@ def _typed_columns(schema: RawSchema) -> list[pl.Expr]:
 
 
 def scan_raw_csv(raw_csv: Path, schema: RawSchema | None = None) -> pl.LazyFrame:
-    """Lazy, typed scan of a raw extract; ``schema`` defaults to the sidecar beside the file."""
+    """Lazy, typed scan of a raw extract; ``schema`` defaults to the sidecar beside the file.
+
+    A ``.parquet`` path (an incremental-sync replica) is already typed and is scanned as such.
+    """
     schema = schema or read_raw_schema(schema_sidecar_for(Path(raw_csv)))
+    if Path(raw_csv).suffix == ".parquet":
+        return pl.scan_parquet(raw_csv).select(schema.column_names)
     read_schema = {c.name: csv_read_dtype_for(c.type) for c in schema.columns}
     lf = pl.scan_csv(raw_csv, schema=read_schema, null_values=[""], has_header=True, encoding="utf8")
     temporal = _typed_columns(schema)
