@@ -1,0 +1,241 @@
+"""Access tokens and the login flows: SOAP ``login()`` and the OAuth 2.0 token endpoint (password,
+client_credentials, refresh_token, JWT bearer). Never logs a secret."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+ORG_ID = "00DEM0000000001"
+ADMIN_USER_ID = "005EM0000000001YAA"
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+_TOKEN_ALPHABET = string.ascii_letters + string.digits  # simple-salesforce's SOAP parser never unescapes XML
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the login flows accept. Defaults are documented in emulator/README.md; override with SF_EMULATOR_*."""
+
+    username: str = "etl@emulator.local"
+    password: str = "emulator-password"
+    security_token: str = "EMULATORTOKEN"
+    consumer_key: str = "emulator-consumer-key"
+    consumer_secret: str = "emulator-consumer-secret"
+    refresh_token: str = "emulator-refresh-token"
+    jwt_public_key_pem: bytes | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Credentials(username={self.username!r}, consumer_key={self.consumer_key!r}, ...)"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, *, jwt_cert: str | None = None) -> Credentials:
+        env = dict(os.environ if env is None else env)
+        base = cls()
+        values = {name: env.get(f"SF_EMULATOR_{name.upper()}", getattr(base, name))
+                  for name in ("username", "password", "security_token", "consumer_key", "consumer_secret",
+                               "refresh_token")}
+        cert_path = jwt_cert or env.get("SF_EMULATOR_JWT_CERT")
+        pem = Path(cert_path).read_bytes() if cert_path else None
+        return cls(**values, jwt_public_key_pem=pem)
+
+    def password_ok(self, password: str) -> bool:
+        # Salesforce wants password+security token unless the IP is trusted; accept both forms
+        return secrets.compare_digest(password, self.password + self.security_token) or secrets.compare_digest(
+            password, self.password)
+
+
+class TokenStore:
+    """Valid bearer tokens. The startup token can be revoked by a fault and is restored by reset."""
+
+    def __init__(self) -> None:
+        self.default_token = self._new()
+        self._valid = {self.default_token}
+        self._lock = threading.Lock()
+        self.counter = 0
+
+    @staticmethod
+    def _new() -> str:
+        return f"{ORG_ID}!AQ" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(48))
+
+    def issue(self) -> str:
+        token = self._new()
+        with self._lock:
+            self._valid.add(token)
+            self.counter += 1
+        return token
+
+    def is_valid(self, token: str | None) -> bool:
+        return token is not None and token in self._valid
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self._valid.discard(token)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._valid.add(self.default_token)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` (or ``OAuth ...``) header."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() in ("bearer", "oauth") and token.strip() else None
+
+
+@dataclass(frozen=True)
+class AuthResponse:
+    status: int
+    content_type: str
+    body: bytes
+
+
+# --- SOAP login -----------------------------------------------------------------------------------------------
+def _soap_fields(body: bytes) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for element in ElementTree.fromstring(body).iter():
+        local = element.tag.rsplit("}", 1)[-1]
+        if local in ("username", "password"):
+            values[local] = element.text or ""
+    return values
+
+
+def soap_fault(code: str, message: str) -> AuthResponse:
+    """A SOAP fault as Salesforce sends it (HTTP 500, ``sf:``-prefixed exceptionCode/exceptionMessage)."""
+    xml = ('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+           'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com" '
+           'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault>'
+           f"<faultcode>sf:{code}</faultcode><faultstring>{code}: {escape(message)}</faultstring>"
+           '<detail><sf:LoginFault xsi:type="sf:LoginFault">'
+           f"<sf:exceptionCode>{code}</sf:exceptionCode><sf:exceptionMessage>{escape(message)}</sf:exceptionMessage>"
+           "</sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>")
+    return AuthResponse(500, "text/xml; charset=utf-8", xml.encode())
+
+
+def soap_login(body: bytes, *, version: str, creds: Credentials, tokens: TokenStore,
+               instance_url: str) -> AuthResponse:
+    """``POST /services/Soap/u/{version}``: a LoginResult with unprefixed sessionId/serverUrl, or a fault."""
+    try:
+        fields = _soap_fields(body)
+    except ElementTree.ParseError:
+        return soap_fault("INVALID_LOGIN", "Invalid request: the body is not a SOAP login envelope.")
+    username, password = fields.get("username", ""), fields.get("password", "")
+    if username != creds.username or not creds.password_ok(password):
+        return soap_fault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
+    session = tokens.issue()
+    xml = ('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+           'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com" '
+           'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><loginResponse><result>'
+           f"<metadataServerUrl>{instance_url}/services/Soap/m/{version}/{ORG_ID}</metadataServerUrl>"
+           "<passwordExpired>false</passwordExpired><sandbox>false</sandbox>"
+           f"<serverUrl>{instance_url}/services/Soap/u/{version}/{ORG_ID}</serverUrl>"
+           f"<sessionId>{session}</sessionId><userId>{ADMIN_USER_ID}</userId>"
+           f"<userInfo><organizationId>{ORG_ID}AAA</organizationId><userName>{escape(creds.username)}</userName>"
+           "</userInfo></result></loginResponse></soapenv:Body></soapenv:Envelope>")
+    return AuthResponse(200, "text/xml; charset=utf-8", xml.encode())
+
+
+# --- OAuth 2.0 token endpoint ----------------------------------------------------------------------------------
+def oauth_error(error: str, description: str, status: int = 400) -> AuthResponse:
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    return AuthResponse(status, "application/json;charset=UTF-8", body)
+
+
+def _token_response(tokens: TokenStore, instance_url: str) -> AuthResponse:
+    body = {"access_token": tokens.issue(), "instance_url": instance_url,
+            "id": f"https://login.salesforce.com/id/{ORG_ID}AAA/{ADMIN_USER_ID}", "token_type": "Bearer",
+            "issued_at": str(int(time.time() * 1000)), "signature": "ZW11bGF0b3Itc2lnbmF0dXJl", "scope": "api"}
+    return AuthResponse(200, "application/json;charset=UTF-8", json.dumps(body).encode())
+
+
+def _basic_client(authorization: str | None) -> tuple[str, str] | None:
+    if not authorization or not authorization.lower().startswith("basic "):
+        return None
+    try:
+        key, _, secret = base64.b64decode(authorization[6:].strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return key, secret
+
+
+def _b64url(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _jwt_public_key(pem: bytes) -> rsa.RSAPublicKey | None:
+    try:
+        key = (x509.load_pem_x509_certificate(pem).public_key() if b"CERTIFICATE" in pem
+               else serialization.load_pem_public_key(pem))
+    except ValueError:
+        return None
+    return key if isinstance(key, rsa.RSAPublicKey) else None
+
+
+def verify_jwt(assertion: str, *, creds: Credentials, instance_url: str, now: float) -> str | None:
+    """None when the RS256 assertion is valid for this org, else the OAuth error_description."""
+    key = _jwt_public_key(creds.jwt_public_key_pem) if creds.jwt_public_key_pem else None
+    if key is None:
+        return "no JWT certificate is configured for this connected app (start with --jwt-cert)"
+    try:
+        head_b64, claims_b64, sig_b64 = assertion.split(".")
+        header, claims = json.loads(_b64url(head_b64)), json.loads(_b64url(claims_b64))
+        key.verify(_b64url(sig_b64), f"{head_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    except (ValueError, InvalidSignature, binascii.Error):
+        return "invalid assertion"
+    if header.get("alg") != "RS256":
+        return "invalid assertion"
+    if claims.get("iss") != creds.consumer_key:
+        return "invalid client credentials"
+    if claims.get("sub") != creds.username:
+        return "user hasn't approved this consumer"
+    aud = str(claims.get("aud", ""))
+    if aud not in ("https://login.salesforce.com", "https://test.salesforce.com") and not aud.startswith(instance_url):
+        return "audience is invalid"
+    try:
+        expired = float(claims.get("exp", 0)) < now  # simple-salesforce sends exp as a string
+    except (TypeError, ValueError):
+        return "invalid assertion"
+    return "expired authorization code" if expired else None
+
+
+def oauth_token(body: bytes, authorization: str | None, *, creds: Credentials, tokens: TokenStore,
+                instance_url: str) -> AuthResponse:
+    """``POST /services/oauth2/token`` for the grant types simple-salesforce uses."""
+    form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    grant = form.get("grant_type", "")
+    basic = _basic_client(authorization)
+    client_id, client_secret = basic or (form.get("client_id", ""), form.get("client_secret"))
+    if grant == JWT_GRANT:
+        problem = verify_jwt(form.get("assertion", ""), creds=creds, instance_url=instance_url, now=time.time())
+        return oauth_error("invalid_grant", problem) if problem else _token_response(tokens, instance_url)
+    if grant not in ("password", "client_credentials", "refresh_token"):
+        return oauth_error("unsupported_grant_type", "grant type not supported")
+    if client_id != creds.consumer_key:
+        return oauth_error("invalid_client_id", "client identifier invalid")
+    # a refresh_token request may omit the secret (public clients); when sent, it must match
+    secret_needed = grant != "refresh_token" or client_secret is not None
+    if secret_needed and not secrets.compare_digest(client_secret or "", creds.consumer_secret):
+        return oauth_error("invalid_client", "invalid client credentials")
+    if grant == "password" and (form.get("username") != creds.username
+                                or not creds.password_ok(form.get("password", ""))):
+        return oauth_error("invalid_grant", "authentication failure")
+    if grant == "refresh_token" and not secrets.compare_digest(form.get("refresh_token", ""), creds.refresh_token):
+        return oauth_error("invalid_grant", "expired access/refresh token")
+    return _token_response(tokens, instance_url)

@@ -1,0 +1,82 @@
+"""``python -m emulator serve``: start the emulator, print one JSON line with its address, serve until signalled."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from emulator.auth import Credentials
+from emulator.faults import FaultSpecError, parse_faults
+from emulator.org import DEFAULT_SEED, SCALES, parse_rows, resolve_sizes
+from emulator.server import info_line, start_server
+from emulator.state import EmulatorConfig
+
+FAULTS_ENV = "SF_EMULATOR_FAULTS"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m emulator", description="Embedded Salesforce API emulator")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the emulated org over HTTPS until SIGINT/SIGTERM")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
+    serve.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"data seed (default {DEFAULT_SEED})")
+    serve.add_argument("--scale", choices=sorted(SCALES), default="small", help="org size (default small)")
+    serve.add_argument("--rows", default="", help="row counts overriding the scale, e.g. Opportunity=1000000")
+    serve.add_argument("--latency-ms", type=int, default=0, help="delay added to every API response")
+    serve.add_argument("--faults", default=None, help=f"fault spec (default: ${FAULTS_ENV}); see README")
+    serve.add_argument("--daily-limit", type=int, default=1_000_000, help="DailyApiRequests allowance")
+    serve.add_argument("--bulk-delay-ms", type=int, default=0, help="time a Bulk job stays InProgress")
+    serve.add_argument("--cursor-ttl-s", type=float, default=900.0, help="idle lifetime of REST query cursors")
+    serve.add_argument("--invalid-locator-status", type=int, default=400,
+                       help="HTTP status of INVALID_QUERY_LOCATOR (unverified upstream; default 400)")
+    serve.add_argument("--bulk-reject-limit-order-by", action="store_true",
+                       help="reject LIMIT/ORDER BY in Bulk queries, as some 2023-24 doc releases describe")
+    serve.add_argument("--jwt-cert", default=None,
+                       help="PEM certificate/public key that verifies JWT bearer assertions (or $SF_EMULATOR_JWT_CERT)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None) -> EmulatorConfig:
+    """Validated options (rows, faults) or ValueError naming the bad option."""
+    env = dict(os.environ if env is None else env)
+    rows = parse_rows(args.rows)
+    resolve_sizes(args.scale, rows)
+    faults = args.faults if args.faults is not None else env.get(FAULTS_ENV) or None
+    parse_faults(faults)
+    return EmulatorConfig(
+        host=args.host, port=args.port, seed=args.seed, scale=args.scale, rows=rows, latency_ms=args.latency_ms,
+        faults=faults, daily_limit=args.daily_limit, bulk_delay_ms=args.bulk_delay_ms,
+        cursor_ttl_s=args.cursor_ttl_s, invalid_locator_status=args.invalid_locator_status,
+        bulk_reject_limit_order_by=args.bulk_reject_limit_order_by,
+        credentials=Credentials.from_env(env, jwt_cert=args.jwt_cert),
+    )
+
+
+def serve(config: EmulatorConfig) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    running = start_server(config)
+    sys.stdout.write(info_line(running) + "\n")
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        running.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except (ValueError, FaultSpecError, OSError) as err:
+        print(f"emulator: {err}", file=sys.stderr)
+        return 2
+    return serve(config)

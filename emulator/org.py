@@ -1,0 +1,276 @@
+"""The emulated org: one Polars frame per object (the SOQL Catalog), plus record create/update/delete."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+import polars as pl
+
+from emulator import schema as s
+from emulator.generate import STAGE_FACTS, column_dtype, epoch_for, generate_object
+from emulator.ids import make_id
+
+DEFAULT_SEED = 42
+OBJECT_ORDER = ("User", "Account", "Contact", "Opportunity", "Lead", "Case")  # parents before children
+SCALES: dict[str, dict[str, int]] = {
+    "small": {"User": 50, "Account": 2_000, "Contact": 6_000, "Opportunity": 10_000, "Lead": 5_000, "Case": 5_000},
+    "medium": {"User": 500, "Account": 20_000, "Contact": 60_000, "Opportunity": 100_000, "Lead": 50_000,
+               "Case": 50_000},
+    "large": {"User": 2_000, "Account": 200_000, "Contact": 600_000, "Opportunity": 5_000_000, "Lead": 500_000,
+              "Case": 500_000},
+}
+
+
+class RecordError(Exception):
+    """A write was refused; carries the Salesforce errorCode, HTTP status and offending fields."""
+
+    def __init__(self, error_code: str, message: str, *, status: int = 400, fields: list[str] | None = None):
+        super().__init__(message)
+        self.error_code = error_code
+        self.message = message
+        self.status = status
+        self.fields = fields or []
+
+
+def resolve_sizes(scale: str, rows: Mapping[str, int] | None) -> dict[str, int]:
+    """Row counts per object: the scale's defaults overridden by ``rows`` (names in any casing)."""
+    if scale not in SCALES:
+        msg = f"unknown scale {scale!r}: use one of {', '.join(SCALES)}"
+        raise ValueError(msg)
+    sizes = dict(SCALES[scale])
+    for name, count in (rows or {}).items():
+        obj = s.lookup_object(name)
+        if obj is None or count < 0:
+            msg = f"--rows {name}={count}: use Object=N with N >= 0 and Object one of {', '.join(OBJECT_ORDER)}"
+            raise ValueError(msg)
+        sizes[obj.name] = int(count)
+    return sizes
+
+
+def parse_rows(text: str | None) -> dict[str, int]:
+    """``"Opportunity=1000000,Account=10"`` -> ``{"Opportunity": 1000000, "Account": 10}``."""
+    rows: dict[str, int] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, count = part.partition("=")
+        if not sep or not count.strip().isdigit():
+            msg = f"--rows entry {part!r}: write Object=N, e.g. Opportunity=1000000"
+            raise ValueError(msg)
+        rows[name.strip()] = int(count)
+    return rows
+
+
+@dataclass(frozen=True)
+class OrgSpec:
+    seed: int
+    sizes: Mapping[str, int]
+
+
+class Org:
+    """All object frames (including soft-deleted rows); implements the SOQL engine's Catalog protocol."""
+
+    def __init__(self, spec: OrgSpec, frames: dict[str, pl.DataFrame]):
+        self.spec = spec
+        self.epoch = epoch_for(spec.seed)
+        self._initial = dict(frames)
+        self._frames = dict(frames)
+        self._next_number = {name: spec.sizes[name] for name in frames}
+        self._lock = threading.Lock()
+
+    # --- Catalog protocol -------------------------------------------------------------------------------
+    def object_names(self) -> list[str]:
+        return list(OBJECT_ORDER)
+
+    def fields(self, object_name: str) -> list[s.FieldDef]:
+        return list(s.OBJECTS[object_name].fields)
+
+    def frame(self, object_name: str) -> pl.DataFrame:
+        return self._frames[object_name]
+
+    # --- state --------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to the generated data: undo every create, update and delete."""
+        with self._lock:
+            self._frames = dict(self._initial)
+            self._next_number = {name: self.spec.sizes[name] for name in self._frames}
+
+    def row_counts(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for name, frame in self._frames.items():
+            deleted = int(frame["IsDeleted"].sum())
+            out[name] = {"rows": frame.height, "deleted": deleted}
+        return out
+
+    # --- records -----------------------------------------------------------------------------------------
+    def get(self, object_name: str, record_id: str) -> dict[str, Any]:
+        """One live record as a column -> value dict; RecordError NOT_FOUND / ENTITY_IS_DELETED otherwise."""
+        row = self._find(object_name, record_id)
+        if row["IsDeleted"]:
+            raise RecordError("ENTITY_IS_DELETED", "entity is deleted", status=404)
+        return row
+
+    def create(self, object_name: str, values: Mapping[str, Any], now: datetime) -> str:
+        obj = s.OBJECTS[object_name]
+        typed = _typed_values(obj, values, creating=True)
+        missing = [f for f in obj.required_on_create if typed.get(f) is None]
+        if missing:
+            raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
+                              fields=missing)
+        with self._lock:
+            number = self._next_number[object_name]
+            self._next_number[object_name] = number + 1
+            record_id = make_id(obj.key_prefix, number)
+            row = {f.name: None for f in obj.fields if not f.is_compound}
+            row.update(IsDeleted=False, CreatedDate=now, LastModifiedDate=now, SystemModstamp=now)
+            row.update(_create_defaults(obj, number, self._frames["User"]))
+            row.update(typed)
+            row.update(_derived(object_name, row, now))
+            row["Id"] = record_id
+            frame = self._frames[object_name]
+            self._frames[object_name] = pl.concat([frame, pl.DataFrame([row], schema=frame.schema, orient="row")],
+                                                  rechunk=False)
+        return record_id
+
+    def update(self, object_name: str, record_id: str, values: Mapping[str, Any], now: datetime) -> None:
+        obj = s.OBJECTS[object_name]
+        typed = _typed_values(obj, values, creating=False)
+        with self._lock:
+            row = self.get(object_name, record_id)
+            merged = {**row, **typed}
+            changes = {**typed, **_derived(object_name, merged, now), "LastModifiedDate": now, "SystemModstamp": now}
+            self._set(object_name, record_id, changes)
+
+    def delete(self, object_name: str, record_id: str, now: datetime) -> None:
+        """Soft delete: the row stays, IsDeleted=true, visible to queryAll only."""
+        with self._lock:
+            self.get(object_name, record_id)
+            self._set(object_name, record_id, {"IsDeleted": True, "SystemModstamp": now})
+
+    def undelete(self, record_id: str, now: datetime) -> None:
+        object_name = self._object_of(record_id)
+        with self._lock:
+            self._find(object_name, record_id)
+            self._set(object_name, record_id, {"IsDeleted": False, "SystemModstamp": now})
+
+    def purge(self, record_id: str) -> None:
+        """Hard delete (emptied recycle bin): the row disappears even from queryAll."""
+        object_name = self._object_of(record_id)
+        with self._lock:
+            self._find(object_name, record_id)
+            frame = self._frames[object_name]
+            self._frames[object_name] = frame.filter(pl.col("Id") != record_id)
+
+    def _object_of(self, record_id: str) -> str:
+        name = s.KEY_PREFIXES.get(record_id[:3])
+        if name is None or len(record_id) not in (15, 18):
+            raise RecordError("NOT_FOUND", "The requested resource does not exist", status=404)
+        return name
+
+    def _find(self, object_name: str, record_id: str) -> dict[str, Any]:
+        frame = self._frames[object_name]
+        hit = frame.filter(pl.col("Id") == record_id)
+        if hit.height == 0:
+            raise RecordError("NOT_FOUND", "The requested resource does not exist", status=404)
+        return hit.row(0, named=True)
+
+    def _set(self, object_name: str, record_id: str, changes: Mapping[str, Any]) -> None:
+        frame = self._frames[object_name]
+        is_row = pl.col("Id") == record_id
+        self._frames[object_name] = frame.with_columns(
+            pl.when(is_row).then(pl.lit(value, dtype=frame.schema[name])).otherwise(pl.col(name)).alias(name)
+            for name, value in changes.items()
+        )
+
+
+def _create_defaults(obj: s.ObjectDef, number: int, users: pl.DataFrame) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    if obj.field("OwnerId") is not None and users.height:
+        defaults["OwnerId"] = users["Id"][0]
+    for f in obj.fields:
+        if f.type == "boolean":
+            defaults[f.name] = False
+    if obj.name == "Case":
+        defaults["CaseNumber"] = f"{number + 1:08d}"
+    if obj.name == "User":
+        defaults["IsActive"] = True
+    return defaults
+
+
+def _derived(object_name: str, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Fields Salesforce computes from others (Name, stage facts, closed flags)."""
+    out: dict[str, Any] = {}
+    if object_name in ("User", "Contact", "Lead"):
+        out["Name"] = " ".join(p for p in (row.get("FirstName"), row.get("LastName")) if p)
+    if object_name == "Opportunity" and row.get("StageName") in STAGE_FACTS:
+        prob, closed, won, forecast = STAGE_FACTS[row["StageName"]]
+        out.update(IsClosed=closed, IsWon=won, ForecastCategory=forecast)
+        if row.get("Probability") is None:
+            out["Probability"] = prob
+    if object_name == "Case":
+        closed = row.get("Status") == "Closed"
+        out["IsClosed"] = closed
+        out["ClosedDate"] = (row.get("ClosedDate") or now) if closed else None
+    if object_name == "Lead":
+        out["IsConverted"] = row.get("Status") == "Closed - Converted"
+    return out
+
+
+def _typed_values(obj: s.ObjectDef, values: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+    """JSON values of a write, keyed by canonical field name and converted to column types."""
+    typed: dict[str, Any] = {}
+    bad = [k for k in values if obj.field(k) is None]
+    if bad:
+        raise RecordError("INVALID_FIELD", f"No such column '{bad[0]}' on sobject of type {obj.name}", fields=bad)
+    locked = [obj.field(k).name for k in values if not obj.field(k).writable]  # type: ignore[union-attr]
+    if locked:
+        action = "create" if creating else "update"
+        raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE",
+                          f"Unable to {action} fields: {locked}. Please check the security settings of this field "
+                          "and verify that it is read/write for your profile or permission set.", fields=locked)
+    for key, value in values.items():
+        f = obj.field(key)
+        assert f is not None
+        typed[f.name] = _convert(f, value)
+    return typed
+
+
+def _convert(f: s.FieldDef, value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        if f.type == "date":
+            return date.fromisoformat(str(value))
+        if f.type == "datetime":
+            return _parse_datetime(str(value))
+        if f.type == "boolean":
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if f.type == "int":
+            return int(value)
+        if column_dtype(f.type) == pl.Float64():
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as err:
+        msg = f"{f.name}: value not of required type: {value!r}"
+        raise RecordError("INVALID_TYPE_ON_FIELD_IN_RECORD", msg, fields=[f.name]) from err
+
+
+def _parse_datetime(text: str) -> datetime:
+    text = text.replace("Z", "+00:00")
+    if text.endswith("+0000") or (len(text) > 5 and text[-5] in "+-" and text[-3] != ":"):
+        text = text[:-2] + ":" + text[-2:]
+    parsed = datetime.fromisoformat(text)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def build_org(seed: int = DEFAULT_SEED, scale: str = "small", rows: Mapping[str, int] | None = None) -> Org:
+    """The org the emulator serves for these options; pure and deterministic (same inputs, same frames)."""
+    sizes = resolve_sizes(scale, rows)
+    frames = {name: generate_object(name, sizes[name], seed=seed, sizes=sizes) for name in OBJECT_ORDER}
+    return Org(OrgSpec(seed=seed, sizes=sizes), frames)

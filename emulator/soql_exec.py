@@ -1,0 +1,291 @@
+"""Run a validated SoqlQuery over the catalog's Polars frames: parent joins, WHERE, ORDER BY, LIMIT/OFFSET."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import polars as pl
+
+from emulator.soql_parser import (
+    TEXT_TYPES,
+    Catalog,
+    Comparison,
+    FieldPath,
+    Logical,
+    Negation,
+    Relationship,
+    RelativeDate,
+    SoqlQuery,
+)
+
+REF_COLUMN_PREFIX = "__ref__."
+# Sorting is case-insensitive for text; ids sort as stored (they are not words, and lowercasing costs time).
+_CASE_FOLDED_SORT_TYPES = TEXT_TYPES - {"id", "reference"}
+
+
+@dataclass
+class QueryResult:
+    """Rows of a query (one column per SELECT item, then hidden ``__ref__.<prefix>`` parent-Id columns)."""
+
+    total_size: int
+    frame: pl.DataFrame
+
+
+def execute(query: SoqlQuery, catalog: Catalog, *, include_deleted: bool, now: datetime) -> QueryResult:
+    """Run ``query``; ``include_deleted`` is queryAll; ``now`` anchors relative dates (TODAY, LAST_N_DAYS:n)."""
+    today = (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).date()
+    lf = catalog.frame(query.object_name).lazy()
+    if not include_deleted and "IsDeleted" in lf.collect_schema():
+        lf = lf.filter(pl.col("IsDeleted").fill_null(False).not_())
+    columns = _columns_needed(query)
+    # Join only the parents WHERE / ORDER BY need before filtering and sorting; the rest after LIMIT/OFFSET.
+    early = _with_ancestors({f.prefix for f in _filter_and_sort_fields(query) if f.prefix})
+    lf = _join_parents(lf, query, catalog, columns, early)
+    if query.where is not None:
+        lf = lf.filter(_predicate(query.where, lf.collect_schema(), today))
+    if query.is_count:
+        matched = lf.select(pl.len()).collect().item()
+        return QueryResult(_window_size(matched, query), pl.DataFrame())
+    if query.order_by:
+        lf = _sort(lf, query)
+    if query.offset or query.limit is not None:
+        lf = lf.slice(query.offset or 0, query.limit)
+    late = {r.prefix for r in query.relationships} - early
+    lf = _join_parents(lf, query, catalog, columns, late)
+    frame = lf.select(_output_columns(query)).collect()
+    return QueryResult(frame.height, frame)
+
+
+def _window_size(matched: int, query: SoqlQuery) -> int:
+    remaining = max(matched - (query.offset or 0), 0)
+    return remaining if query.limit is None else min(remaining, query.limit)
+
+
+# ------------------------------------------------------------------------------------------------ parent joins
+
+def _filter_and_sort_fields(query: SoqlQuery) -> list[FieldPath]:
+    fields = [o.field for o in query.order_by]
+    stack = [query.where] if query.where is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Comparison):
+            fields.append(node.field)
+        elif isinstance(node, Negation):
+            stack.append(node.operand)
+        elif isinstance(node, Logical):
+            stack.extend(node.operands)
+    return fields
+
+
+def _with_ancestors(prefixes: Iterable[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    return {p[:n] for p in prefixes for n in range(1, len(p) + 1)}
+
+
+def _columns_needed(query: SoqlQuery) -> dict[tuple[str, ...], set[str]]:
+    """Per relationship prefix, the parent's columns the query reads (fields, compound parts, onward keys)."""
+    needed: dict[tuple[str, ...], set[str]] = {r.prefix: set() for r in query.relationships}
+    for f in [*query.items, *_filter_and_sort_fields(query)]:
+        if f.prefix:
+            needed[f.prefix].update(f.components or (f.path[-1],))
+    for rel in query.relationships:
+        if len(rel.prefix) > 1:
+            needed[rel.prefix[:-1]].add(rel.foreign_key)
+    return needed
+
+
+def _join_parents(lf: pl.LazyFrame, query: SoqlQuery, catalog: Catalog,
+                  columns: dict[tuple[str, ...], set[str]], prefixes: set[tuple[str, ...]]) -> pl.LazyFrame:
+    """Left-join each parent on its Id (parents before grandchildren); its Id lands in ``__ref__.<prefix>``."""
+    for rel in query.relationships:  # already ordered parents first
+        if rel.prefix in prefixes:
+            lf = _join_parent(lf, rel, catalog, sorted(columns[rel.prefix]))
+    return lf
+
+
+def _join_parent(lf: pl.LazyFrame, rel: Relationship, catalog: Catalog, columns: list[str]) -> pl.LazyFrame:
+    name = ".".join(rel.prefix)
+    ref_column = REF_COLUMN_PREFIX + name
+    parent_frame = catalog.frame(rel.object_name)
+    parent = parent_frame.lazy().select(
+        pl.col("Id").alias(ref_column), *(pl.col(c).alias(f"{name}.{c}") for c in columns))
+    fk = rel.foreign_key_column
+    parent_hashes = parent_frame["Id"].hash()
+    if parent_hashes.n_unique() != parent_frame.height:  # duplicate Ids (or a 64-bit hash collision)
+        # coalesce=False keeps the parent's Id column: null both for a null lookup and for a dangling one.
+        return lf.join(parent, left_on=fk, right_on=ref_column, how="left", coalesce=False, maintain_order="left")
+    # A left join, done as a lookup: 64-bit hash of the foreign key -> parent row number, then a gather of each
+    # parent column. It keeps the child order for free and is ~8x faster than a string-keyed ordered join
+    # (5M children x 1M parents: ~1 s instead of ~8 s). Parent hashes are unique (checked above), and the Id
+    # equality check drops the astronomically rare child whose key collides with another parent's hash.
+    row = f"__row__.{name}"
+    rows = pl.int_range(parent_frame.height, eager=True, dtype=pl.UInt32)
+    lookup = pl.col(fk).hash().replace_strict(parent_hashes, rows, default=None, return_dtype=pl.UInt32)
+    parent_ids = pl.lit(parent_frame["Id"])
+    lf = lf.with_columns(lookup.alias(row)).with_columns(
+        pl.when(parent_ids.gather(pl.col(row)) == pl.col(fk)).then(pl.col(row)).alias(row))
+    gathered = [pl.lit(parent_frame[c]).gather(pl.col(row)).alias(f"{name}.{c}") for c in columns]
+    return lf.with_columns(parent_ids.gather(pl.col(row)).alias(ref_column), *gathered).drop(row)
+
+
+# ---------------------------------------------------------------------------------------------------- output
+
+def _output_columns(query: SoqlQuery) -> list[pl.Expr]:
+    exprs = [_compound(item) if item.components else pl.col(item.column) for item in query.items]
+    prefixes = _with_ancestors(item.prefix for item in query.items if item.prefix)
+    for rel in query.relationships:
+        if rel.prefix in prefixes:
+            exprs.append(pl.col(REF_COLUMN_PREFIX + ".".join(rel.prefix)))
+    return exprs
+
+
+def _compound(item: FieldPath) -> pl.Expr:
+    """A compound field (address) as a struct of its components; null when every component is null."""
+    parts = {c: pl.col(".".join((*item.prefix, c))) for c in item.components}
+    return (pl.when(pl.any_horizontal(*(p.is_not_null() for p in parts.values())))
+            .then(pl.struct(**parts)).otherwise(None).alias(item.column))
+
+
+# ----------------------------------------------------------------------------------------------------- ORDER BY
+
+def _sort(lf: pl.LazyFrame, query: SoqlQuery) -> pl.LazyFrame:
+    keys = [pl.col(o.field.column).str.to_lowercase() if o.field.type in _CASE_FOLDED_SORT_TYPES
+            else pl.col(o.field.column) for o in query.order_by]
+    # maintain_order: ties keep insertion order, so pages of the same query are stable.
+    return lf.sort(keys, descending=[o.descending for o in query.order_by],
+                   nulls_last=[o.nulls_last for o in query.order_by], maintain_order=True)
+
+
+# ------------------------------------------------------------------------------------------------------- WHERE
+# Null semantics (Salesforce): every comparison is true or false, never unknown. A null field fails = < <= > >=
+# LIKE IN INCLUDES, and passes != NOT IN EXCLUDES (Salesforce documents that != returns records whose value is
+# null). NOT therefore simply negates, and `x = null` / `x != null` test for null.
+
+def _predicate(node: object, schema: pl.Schema, today: date) -> pl.Expr:
+    if isinstance(node, Logical):
+        exprs = [_predicate(n, schema, today) for n in node.operands]
+        return pl.all_horizontal(exprs) if node.op == "AND" else pl.any_horizontal(exprs)
+    if isinstance(node, Negation):
+        return _predicate(node.operand, schema, today).not_()
+    assert isinstance(node, Comparison)
+    return _comparison(node, schema[node.field.column], today)
+
+
+def _comparison(node: Comparison, dtype: pl.DataType, today: date) -> pl.Expr:
+    col = pl.col(node.field.column)
+    op, value = node.op, node.value
+    if op == "LIKE":
+        return col.str.contains(str(value)).fill_null(False)
+    if op in ("INCLUDES", "EXCLUDES"):
+        hit = _includes(col, value)  # type: ignore[arg-type]
+        return hit if op == "INCLUDES" else hit.not_()
+    if op in ("IN", "NOT_IN"):
+        hit = pl.any_horizontal([_equals(node.field, col, v, dtype, today) for v in value])  # type: ignore[union-attr]
+        return hit if op == "IN" else hit.not_()
+    if op in ("=", "!="):
+        hit = _equals(node.field, col, value, dtype, today)
+        return hit if op == "=" else hit.not_()
+    return _ordering(node.field, col, op, value, dtype, today)
+
+
+def _equals(field: FieldPath, col: pl.Expr, value: object, dtype: pl.DataType, today: date) -> pl.Expr:
+    """``col = value`` as a never-null boolean."""
+    if value is None:
+        return col.is_null()
+    if isinstance(value, RelativeDate):
+        start, end = _range_literals(value, dtype, today)
+        return ((col >= start) & (col < end)).fill_null(False)
+    lhs, rhs = _comparable(field, col, value, dtype)
+    return (lhs == rhs).fill_null(False)
+
+
+def _ordering(field: FieldPath, col: pl.Expr, op: str, value: object, dtype: pl.DataType, today: date) -> pl.Expr:
+    if value is None:
+        return pl.lit(False)  # nothing is greater or smaller than null
+    if isinstance(value, RelativeDate):
+        # A relative literal is the range [start, end): < before it, <= up to its end, > after it, >= from its start.
+        start, end = _range_literals(value, dtype, today)
+        bound = {"<": col < start, "<=": col < end, ">": col >= end, ">=": col >= start}[op]
+        return bound.fill_null(False)
+    lhs, rhs = _comparable(field, col, value, dtype)
+    return {"<": lhs < rhs, "<=": lhs <= rhs, ">": lhs > rhs, ">=": lhs >= rhs}[op].fill_null(False)
+
+
+def _comparable(field: FieldPath, col: pl.Expr, value: object, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """Both sides in a form where Salesforce's comparison is plain Polars comparison."""
+    if field.type == "multipicklist":
+        # 'a;b' = 'b;a': a multipicklist compares as a set of values.
+        return _normalised_multipicklist(col), pl.lit(";".join(sorted(_split_multipicklist(str(value)))))
+    if field.type in ("id", "reference") and len(str(value)) == 15:
+        # A 15-char Id is the case-sensitive form of the 18-char Id's first 15 characters.
+        return col.str.slice(0, 15), pl.lit(str(value))
+    if field.type in TEXT_TYPES or isinstance(value, str):
+        return col.str.to_lowercase(), pl.lit(str(value).lower())
+    if isinstance(value, datetime):
+        return col, pl.lit(value).cast(dtype)
+    return col, pl.lit(value)
+
+
+def _split_multipicklist(text: str) -> set[str]:
+    return {v.strip().lower() for v in text.split(";") if v.strip()}
+
+
+def _normalised_multipicklist(col: pl.Expr) -> pl.Expr:
+    return (col.str.to_lowercase().str.split(";").list.eval(pl.element().str.strip_chars())
+            .list.sort().list.join(";"))
+
+
+def _includes(col: pl.Expr, values: tuple[str, ...]) -> pl.Expr:
+    """INCLUDES: the row holds every value of at least one ';'-joined group ('a;b' means a AND b)."""
+    selected = col.str.to_lowercase().str.split(";").list.eval(pl.element().str.strip_chars())
+    groups = [pl.all_horizontal([selected.list.contains(v) for v in sorted(_split_multipicklist(group))])
+              for group in values]
+    return pl.any_horizontal(groups).fill_null(False)
+
+
+def _range_literals(value: RelativeDate, dtype: pl.DataType, today: date) -> tuple[pl.Expr, pl.Expr]:
+    start, end = relative_date_range(value, today)
+    if isinstance(dtype, pl.Datetime):
+        return (pl.lit(datetime.combine(start, time(), timezone.utc)).cast(dtype),
+                pl.lit(datetime.combine(end, time(), timezone.utc)).cast(dtype))
+    return pl.lit(start), pl.lit(end)
+
+
+# -------------------------------------------------------------------------------------------- relative dates
+
+def relative_date_range(value: RelativeDate, today: date) -> tuple[date, date]:
+    """The [start, end) dates of a relative literal on ``today`` (UTC). Weeks start on Sunday (US locale)."""
+    unit_start = _period_start(value.unit, today)
+    n = value.n
+    if value.kind == "THIS":
+        return unit_start, _shift(value.unit, unit_start, 1)
+    if value.kind == "AGO":
+        return _shift(value.unit, unit_start, -n), _shift(value.unit, unit_start, 1 - n)
+    if value.kind == "NEXT_N":
+        return _shift(value.unit, unit_start, 1), _shift(value.unit, unit_start, 1 + n)
+    # LAST_N: the n whole periods before the current one; LAST_N_DAYS also includes today (Salesforce docs).
+    end = _shift(value.unit, unit_start, 1) if value.unit == "DAY" else unit_start
+    return _shift(value.unit, unit_start, -n), end
+
+
+def _period_start(unit: str, today: date) -> date:
+    if unit == "DAY":
+        return today
+    if unit == "WEEK":
+        return today - timedelta(days=(today.weekday() + 1) % 7)
+    if unit == "MONTH":
+        return today.replace(day=1)
+    if unit == "QUARTER":
+        return date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    return date(today.year, 1, 1)
+
+
+def _shift(unit: str, start: date, periods: int) -> date:
+    if unit == "DAY":
+        return start + timedelta(days=periods)
+    if unit == "WEEK":
+        return start + timedelta(weeks=periods)
+    months = periods * {"MONTH": 1, "QUARTER": 3, "YEAR": 12}[unit]
+    index = start.year * 12 + start.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
