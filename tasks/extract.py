@@ -25,7 +25,7 @@ from prefect import task
 from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql, resolve_extract_plan
 from tasks.extract_schema import resolve_columns
 from tasks.sf_errors import Action, classify, error_code_of, error_message_of
-from tasks.sf_records import build_row_converter
+from tasks.sf_records import build_page_converter
 from utils.atomic import atomic_path
 from utils.connection import SalesforceConnection
 from utils.errors import (
@@ -141,7 +141,7 @@ def _stream_rest(call: _Caller, soql: str, columns: Sequence[str], types: Sequen
                  options: ExtractOptions, progress: Callable[[int, int], None]) -> tuple[int, int]:
     """All REST pages -> CSV rows. Returns (rows written, totalSize reported)."""
     headers = {"Sforce-Query-Options": f"batchSize={options.rest_batch_size}"}
-    convert = build_row_converter(columns, types)
+    convert = build_page_converter(columns, types)
     with open(target, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n")
         writer.writerow(columns)
@@ -149,7 +149,7 @@ def _stream_rest(call: _Caller, soql: str, columns: Sequence[str], types: Sequen
                     "the query")
         total, written = int(page.get("totalSize", 0)), 0
         while True:
-            writer.writerows(convert(r) for r in page["records"])
+            writer.writerows(convert(page["records"]))
             written += len(page["records"])
             progress(written, total)
             if page.get("done", True):
@@ -361,9 +361,10 @@ def extract_object(
                        f"{restart + 1} attempts; the next run will try again")
                 raise RetriableSourceError(msg) from None
             log_event("extract_restart", level=30, object=item.object_name, run_id=run_id, reason=str(why))
+    usage = conn.sf.api_usage.get("api-usage")  # parsed by simple-salesforce from Sforce-Limit-Info
     log_event("extract_done", object=item.object_name, run_id=run_id, api=api, rows=written,
               seconds=round(seconds, 3), rows_per_second=round(written / seconds) if seconds else None,
-              file=paths.raw_csv.name)
+              file=paths.raw_csv.name, api_usage=f"{usage.used}/{usage.total}" if usage else None)
     return ExtractResult(item.object_name, str(paths.raw_csv), str(paths.raw_schema), written, api, seconds,
                          conn.source, run_id, resolved.missing)
 

@@ -88,17 +88,46 @@ def lookup_path(record: Mapping[str, Any], path: Sequence[str]) -> Any:
     return value
 
 
-def build_row_converter(columns: Sequence[str], sf_types: Sequence[str]) -> Callable[[Mapping[str, Any]], list[str]]:
-    """A fast record -> CSV row function for fixed columns (paths split once, formatters chosen once)."""
-    paths = [tuple(c.split(".")) for c in columns]
-    formatters = [formatter_for(t) for t in sf_types]
-    simple = [len(p) == 1 for p in paths]
+def _column_values(records: Sequence[Mapping[str, Any]], path: tuple[str, ...]) -> list[Any]:
+    if len(path) == 1:
+        key = path[0]
+        return [r.get(key) for r in records]
+    if len(path) == 2:
+        parent, key = path
+        return [p.get(key) if (p := r.get(parent)) is not None else None for r in records]
+    return [lookup_path(r, path) for r in records]
 
-    def convert(record: Mapping[str, Any]) -> list[str]:
-        row = []
-        for path, fmt, is_simple in zip(paths, formatters, simple, strict=True):
-            value = record.get(path[0]) if is_simple else lookup_path(record, path)
-            row.append(fmt(value))
-        return row
+
+def _format_column(values: list[Any], sf_type: str) -> list[str]:
+    """Column-wise formatting: list comprehensions with the common case inlined (the REST hot path)."""
+    t = sf_type.lower()
+    if t == "datetime":
+        return ["" if v is None else (v[:-5] + "Z" if len(v) == 28 and v.endswith("+0000") else format_datetime(v))
+                for v in values]
+    if t in ("int", "long", "double", "currency", "percent"):
+        # repr(float) is exactly the text json.dumps gives a finite float
+        return ["" if v is None else (repr(v) if v.__class__ is float else format_number(v)) for v in values]
+    if t == "boolean":
+        return ["" if v is None else ("true" if v is True else "false" if v is False else format_boolean(v))
+                for v in values]
+    if t in ("address", "location"):
+        return [format_compound(v) for v in values]
+    return ["" if v is None else (v if v.__class__ is str else str(v)) for v in values]
+
+
+def build_page_converter(columns: Sequence[str], sf_types: Sequence[str]):
+    """A REST page (list of records) -> CSV rows function, for fixed columns and types."""
+    paths = [tuple(c.split(".")) for c in columns]
+    types = list(sf_types)
+
+    def convert(records: Sequence[Mapping[str, Any]]):
+        formatted = [_format_column(_column_values(records, p), t) for p, t in zip(paths, types, strict=True)]
+        return zip(*formatted, strict=True)
 
     return convert
+
+
+def build_row_converter(columns: Sequence[str], sf_types: Sequence[str]) -> Callable[[Mapping[str, Any]], list[str]]:
+    """One record -> one CSV row (the page converter applied to a single record)."""
+    convert_page = build_page_converter(columns, sf_types)
+    return lambda record: list(next(iter(convert_page([record]))))

@@ -102,8 +102,9 @@ class SalesforceConnection:
             msg = (f"could not reach the Salesforce login host {c.login_base_url} ({type(err).__name__}); "
                    "check SF_DOMAIN / SF_LOGIN_URL and the network")
             raise AuthError(msg) from None
+        # plain dicts: the default OrderedDict hook makes JSON decoding (the REST path's bottleneck) slower
         self.sf = Salesforce(instance_url=instance_url, session_id=token, session=self.session,
-                             version=c.api_version)
+                             version=c.api_version, object_pairs_hook=dict)
 
     @property
     def can_reauthenticate(self) -> bool:
