@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -67,6 +68,8 @@ class ExtractOptions:
     drop_missing_fields: bool = False
     include_deleted: bool = False
     bulk_poll_max_seconds: float = 5.0
+    describe_cache_seconds: float = 3600.0  # field lists change rarely; a long-lived serve process re-reads hourly
+    limits_cache_seconds: float = 60.0      # one /limits read per run, not one per object
 
 
 @dataclass(frozen=True)
@@ -257,8 +260,31 @@ def _stream_bulk(call: _Caller, soql: str, columns: Sequence[str], target: Path,
 # ----------------------------------------------------------------------------------------------- one object
 
 
+class _TtlCache:
+    """Process-wide memo for metadata that changes rarely (describes, /limits): saves API requests per run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple, tuple[float, Any]] = {}
+
+    def get(self, key: tuple, ttl_seconds: float, load: Callable[[], T]) -> T:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit and now - hit[0] < ttl_seconds:
+            return hit[1]
+        value = load()
+        with self._lock:
+            self._items[key] = (now, value)
+        return value
+
+
+_METADATA = _TtlCache()
+
+
 def _check_api_budget(call: _Caller, options: ExtractOptions) -> None:
-    limits = call(lambda: call.conn.sf.limits(), "the /limits read")
+    limits = _METADATA.get(("limits", call.conn.instance_url), options.limits_cache_seconds,
+                           lambda: call(lambda: call.conn.sf.limits(), "the /limits read"))
     daily = limits.get("DailyApiRequests", {})
     remaining, maximum = daily.get("Remaining"), daily.get("Max")
     log_event("api_budget", object=call.object_name, remaining=remaining, max=maximum)
@@ -281,12 +307,9 @@ def _choose_api(call: _Caller, item: ExtractPlanItem, bulk_ok: bool, threshold: 
 
 
 def _resolve_schema(call: _Caller, item: ExtractPlanItem, options: ExtractOptions):
-    cache: dict[str, dict] = {}
-
     def describe(name: str) -> dict:
-        if name not in cache:
-            cache[name] = call(lambda: getattr(call.conn.sf, name).describe(), f"the {name} describe")
-        return cache[name]
+        return _METADATA.get(("describe", call.conn.instance_url, name), options.describe_cache_seconds,
+                             lambda: call(lambda: getattr(call.conn.sf, name).describe(), f"the {name} describe"))
 
     resolved = resolve_columns(item.object_name, item.columns, describe)
     if not resolved.missing:

@@ -108,7 +108,8 @@ def sync_object(
                  and state.get("columns") == columns and state.get("watermark") is not None)
     watermark = state["watermark"] if resumable else None
     mode = "incremental" if resumable else "backfill"
-    item = _delta_item(object_name, spec, watermark, api or spec.api)
+    # a delta is small: skip auto's COUNT() request and page it over REST (unless bulk2 is forced)
+    item = _delta_item(object_name, spec, watermark, api or ("rest" if resumable and spec.api == "auto" else spec.api))
     extracted = extract_object(item, run_id=run_id, connection=conn, options=options, data_root=data_root,
                                bulk_threshold_rows=spec.bulk_threshold_rows)
     delta = scan_raw_csv(Path(extracted.raw_csv)).collect()

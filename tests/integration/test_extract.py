@@ -20,7 +20,7 @@ from utils.raw_schema import read_raw_schema
 from utils.settings import Credentials, load_credentials
 
 pytestmark = pytest.mark.integration
-FAST = ExtractOptions(backoff_base_seconds=0.01)
+FAST = ExtractOptions(backoff_base_seconds=0.01, describe_cache_seconds=0, limits_cache_seconds=0)
 
 
 @functools.lru_cache(maxsize=1)
