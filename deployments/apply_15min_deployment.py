@@ -19,6 +19,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from prefect.client.schemas.schedules import CronSchedule  # noqa: E402
 from prefect.deployments import Deployment  # noqa: E402
+from prefect.infrastructure import Process  # noqa: E402
 
 from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow  # noqa: E402
 
@@ -37,6 +38,10 @@ def build_deployment(*, work_queue: str = "default", cron: str | None = CRON) ->
             schedules=[CronSchedule(cron=cron, timezone="UTC")] if cron else [],
             entrypoint="flows/sf_etl_orchestrator_flow.py:sf_etl_orchestrator_flow",
             path=str(PROJECT_ROOT),
+            # Without a working_dir the agent runs each flow in a fresh temp dir and first copies the whole
+            # project (.venv and data/ included) into it; runs then take ~40 s longer, and "./data" outputs and
+            # sync state land in that temp dir and are deleted with it.
+            infrastructure=Process(working_dir=str(PROJECT_ROOT)),
             skip_upload=True,
         )
 
