@@ -80,7 +80,10 @@ class Org:
         self._initial = dict(frames)
         self._frames = dict(frames)
         self._next_number = {name: spec.sizes[name] for name in frames}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        # field writes wait here and are applied to the frame in one vectorised pass when it is next read:
+        # rewriting a million-row frame per PATCH would make bulk record changes quadratic
+        self._pending: dict[str, dict[str, dict[str, Any]]] = {}
 
     # --- Catalog protocol -------------------------------------------------------------------------------
     def object_names(self) -> list[str]:
@@ -90,18 +93,22 @@ class Org:
         return list(s.OBJECTS[object_name].fields)
 
     def frame(self, object_name: str) -> pl.DataFrame:
-        return self._frames[object_name]
+        with self._lock:
+            self._flush(object_name)
+            return self._frames[object_name]
 
     # --- state --------------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to the generated data: undo every create, update and delete."""
         with self._lock:
             self._frames = dict(self._initial)
+            self._pending.clear()
             self._next_number = {name: self.spec.sizes[name] for name in self._frames}
 
     def row_counts(self) -> dict[str, dict[str, int]]:
         out = {}
-        for name, frame in self._frames.items():
+        for name in list(self._frames):
+            frame = self.frame(name)
             deleted = int(frame["IsDeleted"].sum())
             out[name] = {"rows": frame.height, "deleted": deleted}
         return out
@@ -162,7 +169,7 @@ class Org:
         object_name = self._object_of(record_id)
         with self._lock:
             self._find(object_name, record_id)
-            frame = self._frames[object_name]
+            frame = self.frame(object_name)
             self._frames[object_name] = frame.filter(pl.col("Id") != record_id)
 
     def _object_of(self, record_id: str) -> str:
@@ -176,15 +183,30 @@ class Org:
         hit = frame.filter(pl.col("Id") == record_id)
         if hit.height == 0:
             raise RecordError("NOT_FOUND", "The requested resource does not exist", status=404)
-        return hit.row(0, named=True)
+        row = hit.row(0, named=True)
+        row.update(self._pending.get(object_name, {}).get(record_id, {}))
+        return row
 
     def _set(self, object_name: str, record_id: str, changes: Mapping[str, Any]) -> None:
+        self._pending.setdefault(object_name, {}).setdefault(record_id, {}).update(changes)
+
+    def _flush(self, object_name: str) -> None:
+        """Apply the waiting field writes of one object with a single join (caller holds the lock)."""
+        pending = self._pending.pop(object_name, None)
+        if not pending:
+            return
         frame = self._frames[object_name]
-        is_row = pl.col("Id") == record_id
-        self._frames[object_name] = frame.with_columns(
-            pl.when(is_row).then(pl.lit(value, dtype=frame.schema[name])).otherwise(pl.col(name)).alias(name)
-            for name, value in changes.items()
-        )
+        ids = list(pending)
+        columns = sorted({c for changes in pending.values() for c in changes})
+        updates: dict[str, pl.Series] = {"Id": pl.Series("Id", ids, dtype=pl.Utf8)}
+        for c in columns:
+            updates[f"__value.{c}"] = pl.Series([pending[i].get(c) for i in ids], dtype=frame.schema[c])
+            updates[f"__set.{c}"] = pl.Series([c in pending[i] for i in ids], dtype=pl.Boolean)
+        joined = frame.join(pl.DataFrame(updates), on="Id", how="left", maintain_order="left")
+        self._frames[object_name] = joined.with_columns(
+            pl.when(pl.col(f"__set.{c}").fill_null(False)).then(pl.col(f"__value.{c}")).otherwise(pl.col(c)).alias(c)
+            for c in columns
+        ).select(frame.columns)
 
 
 def _create_defaults(obj: s.ObjectDef, number: int, users: pl.DataFrame) -> dict[str, Any]:
