@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"source: {source.kind} ({source.instance_url})")
         for n in range(1, args.runs + 1):
             t0 = time.monotonic()
+            print(f"\nrun {n}/{args.runs}: extracting, then Phase 1 (Polars -> JSON) and Phase 2 (QA) in parallel ...",
+                  flush=True)
             state = sf_etl_orchestrator_flow(objects=args.objects or None, fail_on_qa_error=args.fail_on_qa_error,
                                              return_state=True)
             result = state.result(raise_on_failure=False)
