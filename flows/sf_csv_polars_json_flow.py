@@ -88,7 +88,7 @@ def sf_csv_polars_json_flow(
                 if uses_incremental_sync(item, full_refresh):
                     step = outcome_of(item.object_name, "extract", lambda item=item: sync_salesforce_object(
                         item.object_name, run_id, full_refresh=full_refresh, data_root=data_root, api=api,
-                        return_state=True), started)
+                        drop_missing_fields=drop_missing_fields, return_state=True), started)
                 else:
                     step = outcome_of(item.object_name, "extract", lambda item=item: extract_salesforce_to_csv(
                         item, run_id, data_root=data_root, drop_missing_fields=drop_missing_fields,

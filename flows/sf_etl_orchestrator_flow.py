@@ -81,7 +81,8 @@ def _extract_all(plan: list[ExtractPlanItem], p: OrchestratorParams, run_id: str
             item = pending.pop(0)
             if uses_incremental_sync(item, p.full_refresh):
                 future = sync_salesforce_object.submit(item.object_name, run_id, full_refresh=p.full_refresh,
-                                                       data_root=p.data_root, api=p.api)
+                                                       data_root=p.data_root, api=p.api,
+                                                       drop_missing_fields=p.drop_missing_fields)
             else:
                 future = extract_salesforce_to_csv.submit(item, run_id, data_root=p.data_root,
                                                           drop_missing_fields=p.drop_missing_fields)

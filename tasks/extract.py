@@ -92,13 +92,15 @@ class _RestartObject(Exception):
     """The server lost our cursor or job: extract this object again from the beginning."""
 
 
-class _Caller:
+class Caller:
     """Runs one Salesforce request with the retry policy: backoff for transient faults, session renewal."""
 
-    def __init__(self, conn: SalesforceConnection, object_name: str, options: ExtractOptions) -> None:
+    def __init__(self, conn: SalesforceConnection, object_name: str, options: ExtractOptions,
+                 run_id: str | None = None) -> None:
         self.conn = conn
         self.object_name = object_name
         self.options = options
+        self.run_id = run_id
 
     def __call__(self, request: Callable[[], T], what: str) -> T:
         attempt = 0
@@ -115,7 +117,7 @@ class _Caller:
                                f"'{self.conn.credentials.flow}' flow cannot renew it; use a login flow "
                                "(password, client credentials, JWT) or paste a fresh SF_ACCESS_TOKEN")
                         raise AuthError(msg) from None
-                    log_event("session_renewed", object=self.object_name, during=what)
+                    log_event("session_renewed", run_id=self.run_id, object=self.object_name, during=what)
                     self.conn.authenticate()
                     continue
                 if action is Action.RESTART:
@@ -132,7 +134,8 @@ class _Caller:
                            "Salesforce or the network is unavailable, the next run will try again")
                     raise RetriableSourceError(msg) from err
                 delay = min(self.options.backoff_base_seconds * 2 ** (attempt - 1), self.options.backoff_max_seconds)
-                log_event("retry", object=self.object_name, during=what, error=detail, attempt=attempt,
+                log_event("retry", run_id=self.run_id, object=self.object_name, during=what, error=detail,
+                          attempt=attempt,
                           wait_seconds=delay)
                 time.sleep(delay)
 
@@ -140,7 +143,7 @@ class _Caller:
 # ----------------------------------------------------------------------------------------------- REST path
 
 
-def _stream_rest(call: _Caller, soql: str, columns: Sequence[str], types: Sequence[str], target: Path,
+def _stream_rest(call: Caller, soql: str, columns: Sequence[str], types: Sequence[str], target: Path,
                  options: ExtractOptions, progress: Callable[[int, int], None]) -> tuple[int, int]:
     """All REST pages -> CSV rows. Returns (rows written, totalSize reported)."""
     headers = {"Sforce-Query-Options": f"batchSize={options.rest_batch_size}"}
@@ -175,7 +178,7 @@ def _bulk_request(conn: SalesforceConnection, method: str, path: str, **kwargs: 
     return response
 
 
-def _bulk_wait(call: _Caller, job_id: str, options: ExtractOptions) -> dict[str, Any]:
+def _bulk_wait(call: Caller, job_id: str, options: ExtractOptions) -> dict[str, Any]:
     delay = 0.05
     while True:
         job = call(lambda: _bulk_request(call.conn, "GET", f"jobs/query/{job_id}").json(), "the Bulk job status")
@@ -224,7 +227,7 @@ def _check_bulk_header(object_name: str, header: bytes, columns: Sequence[str]) 
         raise FatalSourceError(msg)
 
 
-def _stream_bulk(call: _Caller, soql: str, columns: Sequence[str], target: Path, options: ExtractOptions,
+def _stream_bulk(call: Caller, soql: str, columns: Sequence[str], target: Path, options: ExtractOptions,
                  progress: Callable[[int, int], None]) -> tuple[int, int]:
     """Bulk 2.0 query job -> the same CSV the REST path writes. Returns (rows written, rows reported)."""
     body = {"operation": "queryAll" if options.include_deleted else "query", "query": soql,
@@ -282,22 +285,22 @@ class _TtlCache:
 _METADATA = _TtlCache()
 
 
-def _check_api_budget(call: _Caller, options: ExtractOptions) -> None:
+def _check_api_budget(call: Caller, options: ExtractOptions) -> None:
     limits = _METADATA.get(("limits", call.conn.instance_url), options.limits_cache_seconds,
                            lambda: call(lambda: call.conn.sf.limits(), "the /limits read"))
     daily = limits.get("DailyApiRequests", {})
     remaining, maximum = daily.get("Remaining"), daily.get("Max")
-    log_event("api_budget", object=call.object_name, remaining=remaining, max=maximum)
+    log_event("api_budget", run_id=call.run_id, object=call.object_name, remaining=remaining, max=maximum)
     if remaining is not None and remaining < options.api_request_reserve:
         msg = (f"{call.object_name}: skipped, only {remaining} of {maximum} daily API requests left "
                f"(reserve {options.api_request_reserve}, SF_API_RESERVE); the next run will try again")
         raise QuotaExceededError(msg)
 
 
-def _choose_api(call: _Caller, item: ExtractPlanItem, bulk_ok: bool, threshold: int) -> tuple[str, int | None]:
+def _choose_api(call: Caller, item: ExtractPlanItem, bulk_ok: bool, threshold: int) -> tuple[str, int | None]:
     if item.api == "rest" or not bulk_ok:
         if item.api == "bulk2" and not bulk_ok:
-            log_event("api_override", object=item.object_name, chosen="rest",
+            log_event("api_override", run_id=call.run_id, object=item.object_name, chosen="rest",
                       reason="compound fields cannot be selected through Bulk 2.0")
         return "rest", None
     if item.api == "bulk2":
@@ -306,7 +309,7 @@ def _choose_api(call: _Caller, item: ExtractPlanItem, bulk_ok: bool, threshold: 
     return ("bulk2" if count >= threshold else "rest"), int(count)
 
 
-def _resolve_schema(call: _Caller, item: ExtractPlanItem, options: ExtractOptions):
+def _resolve_schema(call: Caller, item: ExtractPlanItem, options: ExtractOptions):
     def describe(name: str) -> dict:
         return _METADATA.get(("describe", call.conn.instance_url, name), options.describe_cache_seconds,
                              lambda: call(lambda: getattr(call.conn.sf, name).describe(), f"the {name} describe"))
@@ -319,7 +322,8 @@ def _resolve_schema(call: _Caller, item: ExtractPlanItem, options: ExtractOption
         msg = (f"{where}: not found in the org's describe (typo, or the integration user cannot see it); "
                "fix configs/salesforce_objects.py, grant field access, or run with drop_missing_fields=True")
         raise ConfigError(msg)
-    log_event("fields_dropped", level=30, object=item.object_name, fields=",".join(resolved.missing),
+    log_event("fields_dropped", level=30, run_id=call.run_id, object=item.object_name,
+              fields=",".join(resolved.missing),
               reason="not in describe")
     kept = [c.name for c in resolved.columns]
     return replace(item, columns=tuple(kept), soql=build_soql(item.object_name, kept)), resolved
@@ -338,7 +342,7 @@ def extract_object(
     """Extract one object to its raw CSV + schema sidecar; see the module docstring for the guarantees."""
     options = options or ExtractOptions()
     conn = connection or get_connection()
-    call = _Caller(conn, item.object_name, options)
+    call = Caller(conn, item.object_name, options, run_id)
     started = time.monotonic()
     moment = moment or datetime.now(timezone.utc)
     _check_api_budget(call, options)
@@ -392,7 +396,7 @@ def extract_object(
                          conn.source, run_id, resolved.missing)
 
 
-def _retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
+def retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
     try:
         state.result()
     except RetriableSourceError:
@@ -403,7 +407,7 @@ def _retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 - Pref
 
 
 @task(task_run_name="extract-{item.object_name}", retries=1, retry_delay_seconds=5,
-      retry_condition_fn=_retry_only_transient)
+      retry_condition_fn=retry_only_transient)
 def extract_salesforce_to_csv(
     item: ExtractPlanItem,
     run_id: str,

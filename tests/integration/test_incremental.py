@@ -158,3 +158,54 @@ def test_switching_an_object_to_full_and_back(prefect_harness, conn, emulator_re
     back = run()
     assert back["mode"] == "incremental" and (back["updates"], back["deletes"]) == (1, 1)
     assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
+
+
+def test_a_replica_from_another_org_is_never_resumed(conn, emulator_reset, tmp_path):
+    """E.g. `make run` on the emulator, then credentials in .env: the real org must get a full backfill."""
+    import json as _json
+
+    root = tmp_path / "data"
+    sync(conn, "Lead", root, "R1")
+    paths = build_sync_paths("Lead", data_root=root)
+    state = _json.loads(paths.state.read_text())
+    state["source"] = "salesforce:https://acme.my.salesforce.com"
+    paths.state.write_text(_json.dumps(state))
+    assert sync(conn, "Lead", root, "R2")["mode"] == "backfill"
+    assert sync(conn, "Lead", root, "R3")["mode"] == "incremental"
+
+
+def test_overlapping_syncs_of_one_object_stay_exact(conn, emulator_reset, tmp_path):
+    """Serve plus a manual run at the same moment: the per-object lock serialises read-merge-write."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path / "data"
+    sync(conn, "Case", root, "R0")
+    ids = replica_of("Case", root)["Id"].to_list()
+
+    def one(i):
+        c = SalesforceConnection(conn.credentials, source="emulator")
+        c.sf.Case.update(ids[i], {"Subject": f"concurrent {i}"})
+        return sync(c, "Case", root, f"C{i}")
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(one, range(6)))
+    assert all(r["mode"] == "incremental" for r in results)
+    assert replica_of("Case", root).equals(live_records(conn, "Case", tmp_path))
+
+
+def test_drop_missing_fields_works_for_incremental_objects(conn, emulator_reset, tmp_path, monkeypatch):
+    import configs.salesforce_objects as registry
+
+    lead = registry.SALESFORCE_OBJECTS["Lead"]
+    _with_spec(monkeypatch, "Lead", fields=(*lead.fields, "Favourite_Colour__c"))
+    root = tmp_path / "data"
+    from utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"Lead\.Favourite_Colour__c: not found"):
+        sync(conn, "Lead", root, "R1")
+    options = ExtractOptions(backoff_base_seconds=0.01, drop_missing_fields=True)
+    first = sync_object("Lead", run_id="R2", connection=conn, options=options, data_root=root)
+    second = sync_object("Lead", run_id="R3", connection=conn, options=options, data_root=root)
+    assert (first["mode"], second["mode"]) == ("backfill", "incremental")
+    assert "Favourite_Colour__c" not in replica_of("Lead", root).columns
+    assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
