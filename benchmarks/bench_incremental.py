@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result['rows']:,} rows, {result['changed_rows']:,} changed, median of {result['repeats']}")
     print(f"  full pull:    {f['seconds']:8.2f} s  {f['api_requests']:6.0f} API requests")
     print(f"  incremental:  {i['seconds']:8.2f} s  {i['api_requests']:6.0f} API requests")
-    print(f"  ratio:        {result['ratio_seconds']:8.1%} of wall time, {result['ratio_api_requests']:.1%} of requests "
-          "(target <= 5%)")
+    print(f"  ratio:        {result['ratio_seconds']:8.1%} of wall time, "
+          f"{result['ratio_api_requests']:.1%} of requests (target <= 5%)")
     return 0
 
 

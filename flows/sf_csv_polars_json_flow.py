@@ -18,6 +18,7 @@ from tasks.sync import sync_salesforce_object
 from utils.errors import ConfigError, PipelineError
 from utils.logs import kv
 from utils.run_ids import new_run_id
+from utils.settings import load_env_file
 from utils.source import pipeline_source
 
 
@@ -70,6 +71,7 @@ def sf_csv_polars_json_flow(
     Returns, per object, the files it wrote; fails at the end, after every
     object had its turn, if any object failed.
     """
+    load_env_file()
     logger = get_run_logger()
     run_id = run_id or new_run_id()
     results: dict[str, list[StepOutcome]] = {}

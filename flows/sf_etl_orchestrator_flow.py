@@ -28,6 +28,7 @@ from utils.logs import kv
 from utils.paths import resolve_data_root
 from utils.retention import apply_raw_retention
 from utils.run_ids import new_run_id
+from utils.settings import load_env_file
 from utils.source import pipeline_source
 
 SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "replica_rows")
@@ -218,6 +219,7 @@ def sf_etl_orchestrator_flow(
     data_root: str | None = None,
 ) -> dict[str, Any]:
     """Extract once, then Phase 1 and Phase 2 concurrently; returns the run summary (fails if anything failed)."""
+    load_env_file()
     logger = get_run_logger()
     p, plan = _validate({k: v for k, v in locals().items() if k not in ("logger",)})
     run_id = new_run_id()

@@ -39,6 +39,7 @@ from utils.errors import (
 from utils.logs import log_event
 from utils.paths import build_paths
 from utils.raw_schema import RawSchema, write_raw_schema
+from utils.settings import env_number
 from utils.source import get_connection
 
 __all__ = ["ExtractOptions", "ExtractResult", "extract_object", "extract_salesforce_to_csv",
@@ -47,11 +48,6 @@ __all__ = ["ExtractOptions", "ExtractResult", "extract_object", "extract_salesfo
 T = TypeVar("T")
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
 
 
 @dataclass(frozen=True)
@@ -61,10 +57,10 @@ class ExtractOptions:
     rest_batch_size: int = 2000
     bulk_page_size: int = 50_000
     max_attempts: int = 6           # per request, for transient faults
-    backoff_base_seconds: float = field(default_factory=lambda: _env_float("SF_RETRY_BASE_SECONDS", 1.0))
+    backoff_base_seconds: float = field(default_factory=lambda: env_number("SF_RETRY_BASE_SECONDS", 1.0))
     backoff_max_seconds: float = 30.0
     max_restarts: int = 2           # whole-object restarts after a lost cursor / failed Bulk job
-    api_request_reserve: int = field(default_factory=lambda: int(_env_float("SF_API_RESERVE", 200)))
+    api_request_reserve: int = field(default_factory=lambda: int(env_number("SF_API_RESERVE", 200)))
     drop_missing_fields: bool = False
     include_deleted: bool = False
     bulk_poll_max_seconds: float = 5.0

@@ -106,6 +106,17 @@ class SalesforceConnection:
         self.sf = Salesforce(instance_url=instance_url, session_id=token, session=self.session,
                              version=c.api_version, object_pairs_hook=dict)
 
+    def verify(self) -> None:
+        """One cheap request (/limits) so a rejected token fails the run at once, not every object later."""
+        from simple_salesforce.exceptions import SalesforceExpiredSession
+
+        try:
+            self.sf.limits()
+        except SalesforceExpiredSession:
+            what = "SF_ACCESS_TOKEN was" if self.credentials.flow == "access_token" else "the new session was"
+            msg = f"Salesforce rejected the session: {what} refused (INVALID_SESSION_ID); check the SF_ credentials"
+            raise AuthError(msg) from None
+
     @property
     def can_reauthenticate(self) -> bool:
         return self.credentials.can_reauthenticate

@@ -89,6 +89,31 @@ def read_environment(env_file: str | os.PathLike[str] | None = None) -> dict[str
     return {k: v.strip() for k, v in merged.items() if k.startswith("SF_") and v and v.strip()}
 
 
+def load_env_file() -> None:
+    """Put the ``.env`` file's variables into ``os.environ`` (already-set variables win), once per process.
+
+    Credentials are read through ``read_environment``; this makes the other settings (SF_PIPELINE_DATA_DIR,
+    SF_API_RESERVE, SF_EMULATOR_*, ...) honour ``.env`` too.
+    """
+    path = os.environ.get("SF_ENV_FILE", ".env")
+    if path and Path(path).is_file():
+        for key, value in dotenv_values(path).items():
+            if value is not None and key not in os.environ:
+                os.environ[key] = value
+
+
+def env_number(name: str, default: float) -> float:
+    """A numeric SF_ setting; a value that is not a number is a ConfigError naming it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as err:
+        msg = f"{name} must be a number, got {raw!r}; fix it in .env or the environment"
+        raise ConfigError(msg) from err
+
+
 def _choose_flow(env: Mapping[str, str]) -> AuthFlow:
     for flow, names in _FLOW_VARS.items():
         if all(n in env for n in names):

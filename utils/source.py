@@ -67,6 +67,7 @@ def _open(credentials: Credentials | None, log: logging.Logger | logging.LoggerA
             yield _ActiveSource(creds, SourceInfo("emulator", emu.instance_url, "access_token"))
         return
     conn = SalesforceConnection(credentials)  # fail fast on bad credentials, before any task starts
+    conn.verify()
     info = SourceInfo("salesforce", conn.instance_url, credentials.flow)
     log.warning("using the Salesforce org at %s (auth flow: %s)", info.instance_url, credentials.flow)
     active = _ActiveSource(credentials, info)

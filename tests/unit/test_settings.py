@@ -65,3 +65,28 @@ def test_env_file_is_read_and_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("SF_USERNAME", "from-env")
     env = read_environment(env_file)
     assert env["SF_USERNAME"] == "from-env" and env["SF_PASSWORD"] == "pw" and "OTHER" not in env
+
+
+def test_env_file_feeds_every_sf_setting(tmp_path, monkeypatch):
+    from utils.paths import resolve_data_root
+    from utils.settings import load_env_file
+
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"SF_PIPELINE_DATA_DIR={tmp_path / 'from-dotenv'}\nSF_API_RESERVE=7\n")
+    monkeypatch.setenv("SF_ENV_FILE", str(env_file))
+    monkeypatch.delenv("SF_PIPELINE_DATA_DIR", raising=False)
+    monkeypatch.setenv("SF_API_RESERVE", "9")  # the environment wins over the file
+    load_env_file()
+    assert resolve_data_root() == tmp_path / "from-dotenv"
+    from tasks.extract import ExtractOptions
+
+    assert ExtractOptions().api_request_reserve == 9
+    monkeypatch.delenv("SF_PIPELINE_DATA_DIR")
+
+
+def test_bad_numeric_setting_is_a_clear_error(monkeypatch):
+    from tasks.extract import ExtractOptions
+
+    monkeypatch.setenv("SF_RETRY_BASE_SECONDS", "soon")
+    with pytest.raises(ConfigError, match="SF_RETRY_BASE_SECONDS must be a number, got 'soon'"):
+        ExtractOptions()
