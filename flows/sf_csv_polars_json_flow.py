@@ -16,6 +16,7 @@ from tasks.load import load_csv_to_json
 from tasks.process import process_object_data
 from tasks.sync import sync_salesforce_object
 from utils.errors import ConfigError, PipelineError
+from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
 from utils.run_ids import new_run_id
 from utils.settings import load_env_file
@@ -49,6 +50,36 @@ def run_phase1(raw_files: dict[str, str], data_root: str | None, run_id: str) ->
     return results
 
 
+def extract_sequentially(plan, *, run_id: str, data_root: str | None, api: str | None,
+                         drop_missing_fields: bool, full_refresh: bool) -> tuple[dict, dict[str, str]]:
+    """Extract (or sync) each planned object in turn; returns the outcomes and object -> dataset to process."""
+    logger = get_run_logger()
+    ensure_data_root(data_root)
+    sweep_temp_files(data_root, run_id, logger)
+    results: dict[str, list[StepOutcome]] = {}
+    todo: dict[str, str] = {}
+    with pipeline_source(logger):
+        for item in plan:
+            started = time.monotonic()
+            if uses_incremental_sync(item, full_refresh):
+                step = outcome_of(item.object_name, "extract", lambda item=item: sync_salesforce_object(
+                    item.object_name, run_id, full_refresh=full_refresh, data_root=data_root, api=api,
+                    drop_missing_fields=drop_missing_fields, return_state=True), started)
+            else:
+                step = outcome_of(item.object_name, "extract", lambda item=item: extract_salesforce_to_csv(
+                    item, run_id, data_root=data_root, drop_missing_fields=drop_missing_fields,
+                    return_state=True), started)
+            results[item.object_name] = [step]
+            if step.ok:
+                todo[item.object_name] = dataset_of(step.value)
+            else:
+                logger.error(kv("extract_failed", run_id=run_id, object=item.object_name, error=step.error))
+    extracted = {n: steps[0].value["raw_csv"] for n, steps in results.items() if steps[0].ok}
+    apply_retention(extracted, keep_counts={n: SALESFORCE_OBJECTS[n].raw_retention_count for n in extracted},
+                    max_age_days=None, data_root=data_root, run_id=run_id, logger=logger)
+    return results, todo
+
+
 def _failures(results: dict[str, list[StepOutcome]]) -> list[str]:
     return [f"{s.object_name} ({s.step}: {s.error})" for steps in results.values() for s in steps if not s.ok]
 
@@ -72,7 +103,6 @@ def sf_csv_polars_json_flow(
     object had its turn, if any object failed.
     """
     load_env_file()
-    logger = get_run_logger()
     run_id = run_id or new_run_id()
     results: dict[str, list[StepOutcome]] = {}
     if raw_files:
@@ -83,23 +113,8 @@ def sf_csv_polars_json_flow(
         todo = dict(raw_files)
     else:
         plan = resolve_extract_plan(objects, soql, api=api)
-        todo = {}
-        with pipeline_source(logger):
-            for item in plan:
-                started = time.monotonic()
-                if uses_incremental_sync(item, full_refresh):
-                    step = outcome_of(item.object_name, "extract", lambda item=item: sync_salesforce_object(
-                        item.object_name, run_id, full_refresh=full_refresh, data_root=data_root, api=api,
-                        drop_missing_fields=drop_missing_fields, return_state=True), started)
-                else:
-                    step = outcome_of(item.object_name, "extract", lambda item=item: extract_salesforce_to_csv(
-                        item, run_id, data_root=data_root, drop_missing_fields=drop_missing_fields,
-                        return_state=True), started)
-                results[item.object_name] = [step]
-                if step.ok:
-                    todo[item.object_name] = dataset_of(step.value)
-                else:
-                    logger.error(kv("extract_failed", run_id=run_id, object=item.object_name, error=step.error))
+        results, todo = extract_sequentially(plan, run_id=run_id, data_root=data_root, api=api,
+                                             drop_missing_fields=drop_missing_fields, full_refresh=full_refresh)
     for object_name, steps in run_phase1(todo, data_root, run_id).items():
         results.setdefault(object_name, []).extend(steps)
     summary = {

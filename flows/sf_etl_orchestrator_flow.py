@@ -22,11 +22,11 @@ from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
 from tasks.extract import extract_salesforce_to_csv
 from tasks.extract_plan import ExtractPlanItem, resolve_extract_plan
 from tasks.sync import sync_salesforce_object
-from utils.atomic import clean_stale_temp_files, write_text_atomic
+from utils.atomic import write_text_atomic
 from utils.errors import ConfigError, PipelineError
+from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
 from utils.paths import resolve_data_root
-from utils.retention import apply_raw_retention
 from utils.run_ids import new_run_id
 from utils.settings import load_env_file
 from utils.source import pipeline_source
@@ -193,18 +193,6 @@ def _publish(summary: dict[str, Any], data_root: str | None) -> None:
                       json.dumps(summary, indent=2, default=str) + "\n")
 
 
-def _retain(p: OrchestratorParams, extracts: dict[str, StepOutcome], run_id: str, logger) -> None:
-    from pathlib import Path
-
-    for name, ext in extracts.items():
-        keep = p.raw_retention_count or SALESFORCE_OBJECTS[name].raw_retention_count
-        protect = [Path(ext.value["raw_csv"])] if ext.ok else []
-        removed = apply_raw_retention(name, keep_count=keep, max_age_days=p.raw_retention_days,
-                                      data_root=p.data_root, protect=protect)
-        if removed:
-            logger.info(kv("raw_retention", run_id=run_id, object=name, removed=len(removed), keep=keep))
-
-
 @flow(name="sf-etl-orchestrator", task_runner=ConcurrentTaskRunner())
 def sf_etl_orchestrator_flow(
     objects: list[str] | None = None,
@@ -225,9 +213,8 @@ def sf_etl_orchestrator_flow(
     run_id = new_run_id()
     started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     started = time.monotonic()
-    removed = clean_stale_temp_files(resolve_data_root(p.data_root))
-    if removed:
-        logger.info(kv("temp_files_cleaned", run_id=run_id, count=len(removed)))
+    ensure_data_root(p.data_root)
+    sweep_temp_files(p.data_root, run_id, logger)
     with pipeline_source(logger) as source:
         logger.info(kv("run_start", run_id=run_id, source=source.kind, objects=",".join(i.object_name for i in plan)))
         extracts = _extract_all(plan, p, run_id)
@@ -238,7 +225,9 @@ def sf_etl_orchestrator_flow(
         etl, qa = etl_future.result(), qa_future.result()
     else:
         etl = qa = {"ok": False, "error": "no object was extracted"}
-    _retain(p, extracts, run_id, logger)
+    keep = {n: p.raw_retention_count or SALESFORCE_OBJECTS[n].raw_retention_count for n in extracts}
+    apply_retention({n: (o.value or {}).get("raw_csv") for n, o in extracts.items()}, keep_counts=keep,
+                    max_age_days=p.raw_retention_days, data_root=p.data_root, run_id=run_id, logger=logger)
     summary = build_run_summary(run_id, {"kind": source.kind, "instance_url": source.instance_url,
                                          "auth_flow": source.auth_flow},
                                 extracts, etl, qa, started_at, time.monotonic() - started)

@@ -15,7 +15,7 @@ from prefect import task
 
 from tasks.process import read_summary_schema, summary_schema_path_for
 from utils.jsonio import write_json_atomic
-from utils.paths import build_paths
+from utils.paths import build_summary_paths
 from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT
 from utils.sf_types import DATETIME_DTYPE
 
@@ -57,7 +57,7 @@ def summary_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 def output_json_path(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> Path:
     # The output path does not depend on the run; a placeholder run id lets utils/paths own the layout.
-    return build_paths(object_name, "ANY", data_root=data_root).output_json
+    return build_summary_paths(object_name, data_root=data_root)[1]
 
 
 def load_summary_file(

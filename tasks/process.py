@@ -35,7 +35,7 @@ from prefect import task
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
 from utils.atomic import atomic_path, write_text_atomic
 from utils.errors import ConfigError
-from utils.paths import build_paths, schema_sidecar_for
+from utils.paths import build_summary_paths, schema_sidecar_for
 from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_raw_csv
 from utils.raw_schema import RawSchema, read_raw_schema
 from utils.sf_types import DATETIME_DTYPE
@@ -218,7 +218,7 @@ def spec_for(object_name: str) -> ObjectSpec:
 
 def summary_csv_path(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> Path:
     # The processed path does not depend on the run; a placeholder run id lets utils/paths own the layout.
-    return build_paths(object_name, "ANY", data_root=data_root).processed_summary
+    return build_summary_paths(object_name, data_root=data_root)[0]
 
 
 def sink_summary_csv(summary: pl.LazyFrame, target: Path) -> Path:

@@ -6,7 +6,9 @@ failed gate or check is a result, not a crashed run. Every file is written throu
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import re
 from dataclasses import dataclass
@@ -69,7 +71,8 @@ def read_csv_header(raw_csv: Path) -> list[str]:
     """The header row of a raw CSV (empty list for an empty file); the column names of a replica Parquet file."""
     if Path(raw_csv).suffix == ".parquet":
         return list(pl.read_parquet_schema(raw_csv))
-    with open(raw_csv, newline="", encoding="utf-8") as fh:
+    # utf-8-sig: a byte-order mark (Excel, some exports) is not part of the first column's name; Polars agrees
+    with open(raw_csv, newline="", encoding="utf-8-sig") as fh:
         return next(csv.reader(fh), [])
 
 
@@ -226,21 +229,31 @@ def update_rowcount_history(
 ) -> tuple[RowcountEntry | None, str]:
     """Append this run's count (replacing an earlier entry of the same run) and return the baseline + a note.
 
-    Read, append, write a temp file, rename: two concurrent runs can lose one line but never corrupt the file.
+    Read, append, write a temp file, rename, under an exclusive lock: overlapping runs each keep their line.
     """
-    note = ""
-    try:
-        entries = parse_rowcount_history(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        entries = []
-    except (ValueError, UnicodeDecodeError) as err:
-        entries, note = [], f"previous {path.name} was corrupt ({err}) and has been replaced"
-    run_id = re.sub(r"\s+", "_", run_id) or "unknown"
-    others = [e for e in entries if e.run_id != run_id]  # a rerun of the same run compares with the run before
-    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    history = [*others, RowcountEntry(stamp, run_id, rows)][-ROWCOUNT_HISTORY_LIMIT:]
-    write_text_atomic(path, format_rowcount_history(object_name, history))
+    with _exclusive_lock(path):
+        note = ""
+        try:
+            entries = parse_rowcount_history(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            entries = []
+        except (ValueError, UnicodeDecodeError) as err:
+            entries, note = [], f"previous {path.name} was corrupt ({err}) and has been replaced"
+        run_id = re.sub(r"\s+", "_", run_id) or "unknown"
+        others = [e for e in entries if e.run_id != run_id]  # a rerun of the same run compares with the run before
+        stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        history = [*others, RowcountEntry(stamp, run_id, rows)][-ROWCOUNT_HISTORY_LIMIT:]
+        write_text_atomic(path, format_rowcount_history(object_name, history))
     return (others[-1] if others else None), note
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path):
+    """flock on ``<name>.lock`` beside ``path``; the OS releases it if the holder dies, so a crash never wedges it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f"{path.name}.lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def record_rowcount(object_name: str, rows: int, run_id: str, spec: ObjectSpec, qc: QcPaths) -> QaReport:

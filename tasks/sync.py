@@ -111,6 +111,12 @@ def _resume_point(state: dict | None, *, source: str, fields: list[str], replica
         return None
     if state.get("fields") != fields or state.get("source") != source:
         return None  # a replica of another org (e.g. the emulator) or of another field list is not resumable
+    try:
+        pl.read_parquet_schema(replica)
+    except Exception as err:  # noqa: BLE001 - any unreadable replica means the same thing: rebuild it
+        log_event("sync_replica_corrupt", level=30, file=str(replica), error=type(err).__name__,
+                  action="full backfill")
+        return None
     return state["watermark"]
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
-# Must be set before Prefect is imported anywhere.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sfpp-prefect-home-"))
+# Must be set before Prefect is imported anywhere; removed when the session ends.
+if "PREFECT_HOME" not in os.environ:
+    _home = tempfile.mkdtemp(prefix="sfpp-prefect-home-")
+    os.environ["PREFECT_HOME"] = _home
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ.pop("PREFECT_API_URL", None)

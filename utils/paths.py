@@ -107,9 +107,16 @@ def build_paths(
     return ObjectPaths(
         raw_csv=raw,
         raw_schema=schema_sidecar_for(raw),
-        processed_summary=root / "processed" / object_name / "summary.csv",
-        output_json=root / "output" / object_name / "summary.json",
+        processed_summary=build_summary_paths(object_name, data_root=root)[0],
+        output_json=build_summary_paths(object_name, data_root=root)[1],
     )
+
+
+def build_summary_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+    """(processed summary CSV, output JSON) of an object: they do not depend on the run."""
+    _check_object(object_name)
+    root = resolve_data_root(data_root)
+    return root / "processed" / object_name / "summary.csv", root / "output" / object_name / "summary.json"
 
 
 def build_qc_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> QcPaths:
