@@ -1,219 +1,190 @@
-"""Benchmark tasks/process against a bare Polars group_by on a 1M-row Opportunity-like raw extract.
+"""Process: ``process_object_file`` vs a bare Polars lazy scan (the engine's limit), DuckDB and pandas.
 
-Run from the repo root: ``.venv/bin/python benchmarks/bench_process.py [--rows 1000000] [--repeat 3]``.
-Every measurement runs in a fresh child process so its peak RSS (VmHWM) is its own; times exclude imports.
-Target: process / bare-Polars median time <= 1.25.
+All four compute the Opportunity registry summary (group by StageName; Id count; Amount sum, mean, median, min,
+max, std; Probability mean) from the same real raw extract, and must agree before any time is reported.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
-import statistics
-import subprocess
-import sys
-import time
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-WORK = REPO / "benchmarks" / ".work"
-sys.path.insert(0, str(REPO))
+from benchmarks.bench_extract import ensure_raw_extract
+from benchmarks.harness import WORK, Case, measure_interleaved, ratio
 
-COLUMNS = [
-    ("Id", "id"), ("Name", "string"), ("StageName", "picklist"), ("Amount", "currency"),
-    ("Probability", "percent"), ("CloseDate", "date"), ("IsClosed", "boolean"), ("IsWon", "boolean"),
-    ("ForecastCategory", "picklist"), ("LeadSource", "picklist"), ("AccountId", "reference"),
-    ("Account.Name", "string"), ("OwnerId", "reference"), ("Owner.Name", "string"),
-    ("CreatedDate", "datetime"), ("SystemModstamp", "datetime"),
-]
+OBJECT = "Opportunity"
+VARIANTS = ("bare_polars", "process", "duckdb", "pandas")
+METRICS = ("Id_count", "Amount_sum", "Amount_mean", "Amount_median", "Amount_min", "Amount_max", "Amount_std",
+           "Probability_mean")
+NULL_GROUP = "<null>"
 
 
-def raw_csv_path(rows: int) -> Path:
-    return WORK / f"Opportunity_20240101-000000_BENCH{rows}.csv"
+# --- pure: comparing the summaries ----------------------------------------------------------------------------
 
 
-def generate(rows: int) -> Path:
-    """Write the raw CSV (every value quoted, null = ``""``, like the extract) and its sidecar, once."""
-    import numpy as np
-    import polars as pl
+def normalize_summary(rows: Sequence[Sequence[Any]]) -> dict[str, list[float | None]]:
+    """``[(StageName, *METRICS), ...]`` -> StageName (null as ``<null>``) -> metric values (NaN as None)."""
+    out: dict[str, list[float | None]] = {}
+    for stage, *values in rows:
+        key = NULL_GROUP if stage is None or (isinstance(stage, float) and math.isnan(stage)) else str(stage)
+        out[key] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in values]
+    return out
 
-    from utils.atomic import atomic_path
+
+def compare_summaries(expected: Mapping[str, Sequence[float | None]], got: Mapping[str, Sequence[float | None]],
+                      *, rel_tol: float = 1e-9) -> list[str]:
+    """Every difference between two normalized summaries, as ``group.metric: expected X, got Y`` lines."""
+    problems = [f"group {g!r}: missing" for g in expected if g not in got]
+    problems += [f"group {g!r}: unexpected" for g in got if g not in expected]
+    for group in expected.keys() & got.keys():
+        for name, want, have in zip(METRICS, expected[group], got[group], strict=True):
+            same = (want is None and have is None) or (
+                want is not None and have is not None and math.isclose(want, have, rel_tol=rel_tol, abs_tol=1e-9))
+            if not same:
+                problems.append(f"{group}.{name}: expected {want}, got {have}")
+    return sorted(problems)
+
+
+# --- inside a child -------------------------------------------------------------------------------------------
+
+
+def _read_schema(raw_csv: str) -> dict[str, Any]:
     from utils.paths import schema_sidecar_for
-    from utils.raw_schema import RawColumn, RawSchema, write_raw_schema
-
-    target = raw_csv_path(rows)
-    if target.exists() and schema_sidecar_for(target).exists():
-        return target
-    rng = np.random.default_rng(42)
-    stages = ["Prospecting", "Qualification", "Needs Analysis", "Value Proposition", "Id. Decision Makers",
-              "Perception Analysis", "Proposal/Price Quote", "Negotiation/Review", "Closed Won", "Closed Lost"]
-    created = np.datetime64("2020-01-01T00:00:00.000") + rng.integers(0, 4 * 365 * 86_400_000, rows).astype(
-        "timedelta64[ms]")
-    frame = pl.DataFrame({
-        "Id": [f"006{i:015d}" for i in range(rows)],
-        "Name": [f"Deal, \"{i % 977}\" — Ω" for i in range(rows)],
-        "StageName": pl.Series(rng.choice(stages, rows)),
-        "Amount": pl.Series(np.round(rng.uniform(0, 500_000, rows), 2)),
-        "Probability": pl.Series(rng.integers(0, 11, rows) * 10.0),
-        "CloseDate": pl.Series(created.astype("datetime64[D]")).cast(pl.Date),
-        "IsClosed": pl.Series(rng.random(rows) < 0.3),
-        "IsWon": pl.Series(rng.random(rows) < 0.15),
-        "ForecastCategory": pl.Series(rng.choice(["Pipeline", "BestCase", "Commit", "Closed", "Omitted"], rows)),
-        "LeadSource": pl.Series(rng.choice(["Web", "Phone Inquiry", "Partner Referral", "Other"], rows)),
-        "AccountId": [f"001{i % 50_000:015d}" for i in range(rows)],
-        "Account.Name": [f"Account {i % 50_000}" for i in range(rows)],
-        "OwnerId": [f"005{i % 200:015d}" for i in range(rows)],
-        "Owner.Name": [f"Owner {i % 200}" for i in range(rows)],
-        "CreatedDate": pl.Series(created).cast(pl.Datetime("ms", "UTC")),
-        "SystemModstamp": pl.Series(created).cast(pl.Datetime("ms", "UTC")),
-    })
-    # ~5% nulls in Amount and StageName, as real orgs have.
-    frame = frame.with_columns(
-        pl.when(pl.Series(rng.random(rows) < 0.05)).then(None).otherwise(pl.col("Amount")).alias("Amount"),
-        pl.when(pl.Series(rng.random(rows) < 0.05)).then(None).otherwise(pl.col("StageName")).alias("StageName"),
-    )
-    as_text = frame.select(
-        pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
-        pl.col(pl.Date).dt.strftime("%Y-%m-%d"),
-        pl.col(pl.Boolean).cast(pl.Utf8),
-        pl.col(pl.Float64).cast(pl.Utf8),
-        pl.col(pl.Utf8),
-    ).select([c for c, _ in COLUMNS]).fill_null("")
-    with atomic_path(target) as tmp:
-        as_text.write_csv(tmp, quote_style="always")
-    write_raw_schema(schema_sidecar_for(target), RawSchema(
-        object="Opportunity", columns=tuple(RawColumn(n, t) for n, t in COLUMNS), row_count=rows,
-        api_path="bulk2", source="emulator", run_id=f"BENCH{rows}",
-    ))
-    return target
-
-
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak_rss() -> float:
-    """Reset VmHWM to the current RSS (Linux ``clear_refs`` 5) so the peak is the work's, not the imports'."""
-    # Where this is not Linux or not permitted, the peak simply includes the imports.
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-    return _peak_rss_mb()
-
-
-def run_variant(variant: str, raw: Path, data_root: Path) -> dict:
-    """One timed run in this (child) process."""
-    import polars as pl
-
-    from configs.salesforce_objects import SALESFORCE_OBJECTS
-    from tasks.process import build_summary, process_object_file, summary_csv_path
-    from utils.paths import schema_sidecar_for
-    from utils.raw_frame import scan_raw_csv
     from utils.raw_schema import read_raw_schema
+
+    return read_raw_schema(schema_sidecar_for(Path(raw_csv)))
+
+
+def setup_process(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """The pipeline's own step: sidecar-typed lazy scan, registry aggregation, streamed summary.csv."""
+    import polars as pl
+
+    from tasks.process import process_object_file
+
+    def work() -> dict[str, Any]:
+        target = process_object_file(OBJECT, params["raw_csv"], data_root=params["data_root"])
+        return {"summary": pl.read_csv(target, infer_schema_length=0).select(
+            pl.col("StageName"), pl.exclude("StageName").cast(pl.Float64)).rows()}
+
+    return work
+
+
+def setup_bare_polars(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """The engine's limit: one lazy scan with the sidecar's read types and the same aggregation, nothing else."""
+    import polars as pl
+
     from utils.sf_types import csv_read_dtype_for
 
-    schema = read_raw_schema(schema_sidecar_for(raw))
-    spec = SALESFORCE_OBJECTS["Opportunity"]
-    rss_after_imports = _reset_peak_rss()
-    start = time.perf_counter()
-    if variant == "process":
-        process_object_file("Opportunity", raw, data_root=data_root)
-    elif variant == "process-in-memory":  # same plan, default engine + write_csv, for the memory comparison
-        summary = build_summary(scan_raw_csv(raw, schema), spec, schema, object_name="Opportunity")
-        summary.collect().write_csv(summary_csv_path("Opportunity", data_root=data_root))
-    elif variant == "bare-polars":
-        read_schema = {c.name: csv_read_dtype_for(c.type) for c in schema.columns}
-        amount = pl.col("Amount")
-        (
-            pl.scan_csv(raw, schema=read_schema, null_values=[""])
+    schema = _read_schema(params["raw_csv"])
+    read_schema = {c.name: csv_read_dtype_for(c.type) for c in schema.columns}
+    amount = pl.col("Amount")
+
+    def work() -> dict[str, Any]:
+        summary = (
+            pl.scan_csv(params["raw_csv"], schema=read_schema, null_values=[""])
             .group_by("StageName")
-            .agg(pl.col("Id").count().alias("Id_count"), amount.sum().alias("Amount_sum"),
-                 amount.mean().alias("Amount_mean"), amount.median().alias("Amount_median"),
-                 amount.min().alias("Amount_min"), amount.max().alias("Amount_max"),
-                 amount.std().alias("Amount_std"), pl.col("Probability").mean().alias("Probability_mean"))
+            .agg(pl.col("Id").count(), amount.sum(), amount.mean().alias("m"), amount.median().alias("md"),
+                 amount.min().alias("mn"), amount.max().alias("mx"), amount.std().alias("sd"),
+                 pl.col("Probability").mean())
             .collect()
         )
-    elif variant == "pandas":
-        import pandas as pd
+        return {"summary": summary.rows()}
 
-        df = pd.read_csv(raw, usecols=["Id", "StageName", "Amount", "Probability"], dtype={"StageName": "string"})
-        df.groupby("StageName", dropna=False).agg(
-            Id_count=("Id", "count"), Amount_sum=("Amount", "sum"), Amount_mean=("Amount", "mean"),
-            Amount_median=("Amount", "median"), Amount_min=("Amount", "min"), Amount_max=("Amount", "max"),
-            Amount_std=("Amount", "std"), Probability_mean=("Probability", "mean"),
-        )
-    else:
-        raise SystemExit(f"unknown variant {variant!r}")
-    seconds = time.perf_counter() - start
-    peak = _peak_rss_mb()
-    return {"seconds": seconds, "peak_rss_mb": peak, "peak_over_imports_mb": peak - rss_after_imports}
+    return work
 
 
-def _run_child(variant: str, raw: Path) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", variant, "--raw", str(raw)],
-        check=True, capture_output=True, text=True, cwd=REPO,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def setup_duckdb(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """What a SQL user would write: DuckDB's read_csv with explicit column types, one GROUP BY."""
+    import duckdb
+
+    schema = _read_schema(params["raw_csv"])
+    numeric = {"currency": "DOUBLE", "percent": "DOUBLE", "double": "DOUBLE", "int": "BIGINT"}
+    columns = ", ".join(f"'{c.name}': '{numeric.get(c.type, 'VARCHAR')}'" for c in schema.columns)
+    sql = f"""
+        SELECT StageName, count(Id), sum(Amount), avg(Amount), median(Amount), min(Amount), max(Amount),
+               stddev_samp(Amount), avg(Probability)
+        FROM read_csv(?, header = true, columns = {{{columns}}}, quote = '"', escape = '"', nullstr = '')
+        GROUP BY StageName
+    """
+    connection = duckdb.connect()
+
+    def work() -> dict[str, Any]:
+        return {"summary": connection.execute(sql, [params["raw_csv"]]).fetchall()}
+
+    return work
 
 
-def measure(variants: list[str], raw: Path, repeat: int) -> dict[str, dict]:
-    """Round-robin over the variants (so load from other processes hits them alike); median per variant."""
-    runs: dict[str, list[dict]] = {v: [] for v in variants}
-    for _ in range(repeat):
-        for variant in variants:
-            runs[variant].append(_run_child(variant, raw))
-    return {
-        v: {
-            "median_s": statistics.median(r["seconds"] for r in rs),
-            "runs_s": [round(r["seconds"], 3) for r in rs],
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
-            "peak_over_imports_mb": max(r["peak_over_imports_mb"] for r in rs),
-        }
-        for v, rs in runs.items()
-    }
+def setup_pandas(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """What a pandas user would write: read_csv of the needed columns, groupby().agg()."""
+    import pandas as pd
+
+    def work() -> dict[str, Any]:
+        frame = pd.read_csv(params["raw_csv"], usecols=["Id", "StageName", "Amount", "Probability"],
+                            dtype={"Id": "string", "StageName": "string"})
+        amount = frame.groupby("StageName", dropna=False)["Amount"]
+        summary = pd.DataFrame({
+            "Id_count": frame.groupby("StageName", dropna=False)["Id"].count(),
+            "Amount_sum": amount.sum(min_count=1),  # SQL semantics: a group without amounts sums to null
+            "Amount_mean": amount.mean(), "Amount_median": amount.median(), "Amount_min": amount.min(),
+            "Amount_max": amount.max(), "Amount_std": amount.std(),
+            "Probability_mean": frame.groupby("StageName", dropna=False)["Probability"].mean(),
+        })
+        rows = [(None if pd.isna(k) else k, *v) for k, v in zip(summary.index, summary.itertuples(index=False),
+                                                                   strict=True)]
+        return {"summary": rows}
+
+    return work
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--raw", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(run_variant(args.child, Path(args.raw), WORK / "data")))
-        return
-    from utils.atomic import write_text_atomic
-
-    started = time.perf_counter()
-    raw = generate(args.rows)
-    print(f"raw extract: {raw} ({raw.stat().st_size / 1e6:.0f} MB, {args.rows} rows; "
-          f"ready in {time.perf_counter() - started:.1f} s)")
-    variants = ["bare-polars", "process", "process-in-memory"]
-    try:
-        import pandas  # noqa: F401
-
-        variants.append("pandas")
-    except ImportError:
-        print("pandas is not installed: skipping the pandas comparison")
-    _run_child("bare-polars", raw)  # warm the page cache so the first variant is not penalised
-    results = measure(variants, raw, args.repeat)
-    base = results["bare-polars"]["median_s"]
-    print(f"{'variant':<20}{'median s':>10}{'ratio':>8}{'peak RSS MB':>13}{'of which work':>15}  runs")
-    for name, r in results.items():
-        print(f"{name:<20}{r['median_s']:>10.3f}{r['median_s'] / base:>8.2f}{r['peak_rss_mb']:>13.0f}"
-              f"{r['peak_over_imports_mb']:>15.0f}  {r['runs_s']}")
-    ratio = results["process"]["median_s"] / base
-    print(f"process / bare-polars = {ratio:.2f} (target <= 1.25): {'OK' if ratio <= 1.25 else 'TOO SLOW'}")
-    report = WORK / "bench_process.json"
-    write_text_atomic(report, json.dumps({"rows": args.rows, "ratio": ratio, "results": results}, indent=2) + "\n")
+# --- in the parent --------------------------------------------------------------------------------------------
 
 
-if __name__ == "__main__":
-    main()
+def _cases(raw_csv: Path, variants: Sequence[str]) -> list[Case]:
+    out_root = str(WORK / "process-out")
+    return [Case(v, f"benchmarks.bench_process:setup_{v}", {"raw_csv": str(raw_csv), "data_root": out_root})
+            for v in variants]
+
+
+def available_variants() -> list[str]:
+    """Every variant whose library is installed (pandas and duckdb come from requirements-bench.lock)."""
+    import importlib.util
+
+    return [v for v in VARIANTS if v not in ("pandas", "duckdb") or importlib.util.find_spec(v) is not None]
+
+
+def check_agreement(results: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Each variant's summary against the pipeline's; an empty list means they agree."""
+    reference = normalize_summary(results["process"]["raw"][-1]["summary"])
+    return {name: compare_summaries(reference, normalize_summary(r["raw"][-1]["summary"]))
+            for name, r in results.items() if name != "process"}
+
+
+def run_stage(*, sizes: Sequence[int], repeat: int, log=print) -> dict[str, Any]:
+    """Every process comparison; returns the JSON-able section of latest.json."""
+    variants = available_variants()
+    missing = sorted(set(VARIANTS) - set(variants))
+    if missing:
+        log(f"process: {', '.join(missing)} not installed (pip install -r requirements-bench.lock): skipped")
+    by_size: dict[str, Any] = {}
+    for rows in sizes:
+        raw = ensure_raw_extract(rows, log=log)
+        log(f"process: {rows:,}-row raw extract ({raw.stat().st_size / 1e6:,.0f} MB): {', '.join(variants)}")
+        results = measure_interleaved(_cases(raw, variants), repeat, log=log)
+        disagreements = check_agreement(results)
+        base = results["bare_polars"]["median_s"]
+        for name, result in results.items():
+            result["ratio_to_bare_polars"] = ratio(result["median_s"], base)
+            result["agrees_with_process"] = not disagreements.get(name)
+            result["disagreements"] = disagreements.get(name, [])[:10]
+            result["summary_groups"] = len(result["raw"][-1]["summary"])
+            for run in result["raw"]:
+                run.pop("summary", None)
+        by_size[str(rows)] = {"rows": _rows_of(raw), "file_mb": round(raw.stat().st_size / 1e6, 1),
+                              "variants": results}
+    return {"by_size": by_size}
+
+
+def _rows_of(raw_csv: Path) -> int:
+    return _read_schema(str(raw_csv)).row_count

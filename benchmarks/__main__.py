@@ -1,0 +1,115 @@
+"""``python -m benchmarks [--quick] [--only extract,process,qa,e2e]``: run the benchmarks, print tables, write JSON.
+
+A full run writes ``benchmarks/results/latest.json`` (commit it); ``--quick`` / ``--only`` runs write
+``benchmarks/.work/results-partial.json`` unless ``--out`` says otherwise, so a smoke check never replaces the
+committed numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import bench_e2e, bench_extract, bench_process, bench_qa, report
+from benchmarks.harness import REPO, WORK, machine_info
+
+STAGES = ("extract", "process", "qa", "e2e")
+LATEST = REPO / "benchmarks" / "results" / "latest.json"
+PARTIAL = WORK / "results-partial.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and repeats of one benchmark mode."""
+
+    repeat: int
+    extract_sizes: tuple[int, ...]      # REST, Bulk and plain download, interleaved (REST at the smallest)
+    extract_rest_sizes: tuple[int, ...]  # REST at bigger sizes, fewer runs (it is slow)
+    rest_repeat_large: int
+    extract_rss_sizes: tuple[int, ...]   # Bulk + plain download only, to show flat memory
+    process_sizes: tuple[int, ...]
+    qa_rows: int
+    e2e_scales: tuple[tuple[str, dict[str, int] | None, int], ...]
+
+
+FULL = Plan(repeat=3, extract_sizes=(100_000, 1_000_000), extract_rest_sizes=(1_000_000,), rest_repeat_large=1,
+            extract_rss_sizes=(5_000_000,), process_sizes=(1_000_000, 5_000_000), qa_rows=1_000_000,
+            e2e_scales=(("default", None, 3), ("Opportunity 1M", {"Opportunity": 1_000_000}, 1)))
+QUICK = Plan(repeat=1, extract_sizes=(20_000,), extract_rest_sizes=(), rest_repeat_large=1,
+             extract_rss_sizes=(100_000,), process_sizes=(100_000,), qa_rows=100_000,
+             e2e_scales=(("default", None, 1),))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run each (< 2 min smoke check)")
+    parser.add_argument("--only", default=",".join(STAGES), help=f"comma-separated stages ({', '.join(STAGES)})")
+    parser.add_argument("--repeat", type=int, help="runs per variant (default 3, --quick 1)")
+    parser.add_argument("--out", type=Path, help="where to write the JSON results")
+    args = parser.parse_args(argv)
+    args.stages = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(args.stages) - set(STAGES))
+    if unknown:
+        parser.error(f"--only: unknown stage(s) {', '.join(unknown)}; use {', '.join(STAGES)}")
+    return args
+
+
+def run_stages(plan: Plan, stages: list[str], repeat: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    if "extract" in stages:
+        results["extract"] = bench_extract.run_stage(
+            sizes=list(plan.extract_sizes), rest_sizes=list(plan.extract_rest_sizes),
+            rss_sizes=list(plan.extract_rss_sizes), repeat=repeat, rest_repeat_large=plan.rest_repeat_large)
+    if "process" in stages:
+        results["process"] = bench_process.run_stage(sizes=list(plan.process_sizes), repeat=repeat)
+    if "qa" in stages:
+        results["qa"] = bench_qa.run_stage(rows=plan.qa_rows, repeat=repeat)
+    if "e2e" in stages:
+        scales = [(label, rows, min(n, repeat) if repeat < 3 else n) for label, rows, n in plan.e2e_scales]
+        results["e2e"] = bench_e2e.run_stage(scales=scales)
+    return results
+
+
+def print_tables(results: dict[str, Any], verdicts: list[dict[str, Any]]) -> None:
+    printers = {"extract": report.extract_table, "process": report.process_table, "qa": report.qa_table,
+                "e2e": report.e2e_table}
+    for stage, section in results.items():
+        print("\n" + printers[stage](section))
+    print("\n" + report.targets_table(verdicts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    repeat = args.repeat or plan.repeat
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    WORK.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    started = time.perf_counter()
+    print(f"benchmarks ({'quick' if args.quick else 'full'}, {repeat} run(s) per variant, stages: "
+          f"{', '.join(args.stages)}) on {machine['cores']} cores, load {machine['load_average_at_start']}")
+    results = run_stages(plan, args.stages, repeat)
+    verdicts = report.evaluate_targets(results)
+    print_tables(results, verdicts)
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    document = {"mode": "quick" if args.quick else "full", "repeat": repeat, "stages": args.stages,
+                "total_seconds": round(time.perf_counter() - started, 1), "machine": machine,
+                "targets": verdicts, "results": results}
+    complete = not args.quick and args.stages == list(STAGES) and args.repeat in (None, 3)
+    out = args.out or (LATEST if complete else PARTIAL)
+    report.write_results(out, document)
+    shutil.rmtree(WORK / "process-out", ignore_errors=True)
+    shutil.rmtree(WORK / "qa-out", ignore_errors=True)
+    print(f"\nwrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out} "
+          f"in {document['total_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""End to end: the orchestrator against an emulator, and the share of its wall time that is Prefect's own.
+
+The emulator is started first (outside the timing) and reached like a real org (SF_INSTANCE_URL,
+SF_ACCESS_TOKEN, SF_CA_BUNDLE). Each run is a fresh child with a fresh PREFECT_HOME and data root; a trivial
+warm-up flow starts Prefect's ephemeral API first (reported apart as ``prefect_startup_s``). Afterwards the
+task runs are read back from Prefect's API: the time during which at least one task body was running is "our
+work"; the rest of the flow's wall time is orchestration overhead (flow/task/subflow engine, state round trips,
+plus the orchestrator's few non-task steps: plan, retention, artifact, run summary).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import WORK, Case, measure_interleaved, median, ratio
+
+PREFECT_HOMES = WORK / "prefect-homes"
+WRAPPER_TASK_PREFIX = "branch-"  # flows/sf_etl_orchestrator_flow.py: tasks that run a whole subflow
+MAX_CONCURRENT_EXTRACTS = 3      # the orchestrator's default
+
+
+# --- pure -----------------------------------------------------------------------------------------------------
+
+
+def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
+    """Length of the union of ``(start, end)`` intervals: time during which at least one of them was running."""
+    total, current_start, current_end = 0.0, None, None
+    for start, end in sorted((s, e) for s, e in intervals if e > s):
+        if current_end is None or start > current_end:
+            if current_end is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None:
+        total += current_end - current_start
+    return total
+
+
+def overhead_share(wall_seconds: float, busy: float) -> float | None:
+    """Share of the wall time when no task body ran; None without a positive wall time."""
+    if wall_seconds <= 0:
+        return None
+    return max(0.0, wall_seconds - busy) / wall_seconds
+
+
+# --- inside a child -------------------------------------------------------------------------------------------
+
+
+def _template_db() -> Path:
+    from importlib.metadata import version
+
+    return PREFECT_HOMES.parent / f"prefect-db-template-{version('prefect')}" / "prefect.db"
+
+
+def use_private_prefect_home() -> str:
+    """Point Prefect at a fresh home (own SQLite database) before it is imported; returns the path.
+
+    The database starts as a copy of an already-migrated empty one when a previous child left it (see
+    ``warm_up_prefect``): creating it costs ~15 s per child on this machine and is not what we measure.
+    """
+    home = PREFECT_HOMES / uuid.uuid4().hex[:12]
+    home.mkdir(parents=True, exist_ok=True)
+    if _template_db().exists():
+        shutil.copyfile(_template_db(), home / "prefect.db")
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ.pop("PREFECT_API_URL", None)  # the ephemeral in-process API, never a developer's server
+    return str(home)
+
+
+def warm_up_prefect() -> float:
+    """Run a trivial flow so the ephemeral API and its database exist before the timing; returns its seconds.
+
+    Its flow is named ``bench-warm-up`` so ``read_run_tree`` can leave it out."""
+    from prefect import flow
+
+    @flow(name="bench-warm-up")
+    def warm_up() -> int:
+        return 1
+
+    template, fresh = _template_db(), not _template_db().exists()
+    if fresh:  # snapshot the migrated, still empty database for the next children
+        from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+
+        db = Path(PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[-1])
+    started = time.perf_counter()
+    warm_up()
+    seconds = time.perf_counter() - started
+    if fresh and db.exists():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        # its one warm-up run comes along; read_run_tree leaves every bench-warm-up run out
+        with sqlite3.connect(db) as source, sqlite3.connect(template) as target:
+            source.backup(target)
+    return seconds
+
+
+def read_run_tree(skip_flow: str = "bench-warm-up") -> dict[str, Any]:
+    """Every flow run and leaf task run in this Prefect home, with their running intervals (epoch seconds).
+
+    A task run that is the parent of a subflow run (the branch wrappers, the subflow stand-ins) holds other
+    runs' work, so it is not a leaf.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        skipped = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[skip_flow])))
+        skip_ids = {f.id for f in skipped}
+        flow_runs = [f for f in client.read_flow_runs(limit=200) if f.id not in skip_ids]
+        task_runs = client.read_task_runs(limit=200)
+    # The branch tasks only wait on their subflow, whose tasks are counted themselves.
+    parents = {f.parent_task_run_id for f in flow_runs if f.parent_task_run_id}
+    parents |= {t.id for t in task_runs if t.name.startswith(WRAPPER_TASK_PREFIX)}
+    tasks = [
+        {"name": t.name, "seconds": t.total_run_time.total_seconds(),
+         "start": t.start_time.timestamp(), "end": t.end_time.timestamp()}
+        for t in task_runs if t.id not in parents and t.start_time and t.end_time
+    ]
+    flows_out = [{"name": f.name, "seconds": f.total_run_time.total_seconds(), "parent": f.parent_task_run_id}
+                 for f in flow_runs]
+    flows_out.sort(key=lambda f: f["parent"] is not None)  # the top-level flow first
+    return {"tasks": tasks, "flow_runs": flows_out}
+
+
+def setup_orchestrator(params: dict[str, Any]) -> tuple[Callable[[], dict[str, Any]], Callable[[dict], dict]]:
+    """The real orchestrator flow, as ``make run`` calls it, on a fresh data root."""
+    home = use_private_prefect_home()
+    from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow
+
+    startup = warm_up_prefect()
+    data_root = params["data_root"]
+    shutil.rmtree(data_root, ignore_errors=True)
+
+    def work() -> dict[str, Any]:
+        state = sf_etl_orchestrator_flow(objects=params.get("objects"), data_root=data_root, return_state=True)
+        summary = state.result(raise_on_failure=False)
+        if not state.is_completed():
+            raise RuntimeError(f"the orchestrator ended {state.type.value}: {state.message}")
+        return {"rows": {r["object"]: r["rows"] for r in summary["objects"]},
+                "api": {r["object"]: r["api"] for r in summary["objects"]}}
+
+    def after(facts: dict[str, Any]) -> dict[str, Any]:
+        tree = read_run_tree()
+        busy = busy_seconds((t["start"], t["end"]) for t in tree["tasks"])
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(data_root, ignore_errors=True)
+        return {"prefect_startup_s": startup, "task_busy_s": busy,
+                "task_sum_s": sum(t["seconds"] for t in tree["tasks"]), "task_runs": len(tree["tasks"]),
+                "task_seconds_by_kind": seconds_by_kind(tree["tasks"])}
+
+    return work, after
+
+
+def run_plain_pipeline(data_root: str, objects: list[str] | None = None) -> dict[str, Any]:
+    """The orchestrator's work with the same concurrency shape, as plain function calls (each task's ``.fn``).
+
+    Extracts (or syncs) at most three at a time; then Phase 1 (process + load, object after object) beside
+    QA (each object's gate, then every check of every object at once), as the flows do; no Prefect engine.
+    """
+    from flows.common import dataset_of, uses_incremental_sync
+    from tasks import quality_parallel as qp
+    from tasks.extract import extract_salesforce_to_csv
+    from tasks.extract_plan import resolve_extract_plan
+    from tasks.load import load_csv_to_json
+    from tasks.process import process_object_data
+    from tasks.sync import sync_salesforce_object
+    from utils.run_ids import new_run_id
+    from utils.source import pipeline_source
+
+    plan, run_id = resolve_extract_plan(objects), new_run_id()
+
+    def extract(item) -> dict[str, Any]:
+        if uses_incremental_sync(item, False):
+            return sync_salesforce_object.fn(item.object_name, run_id, data_root=data_root)
+        return extract_salesforce_to_csv.fn(item, run_id, data_root=data_root)
+
+    with pipeline_source(), ThreadPoolExecutor(MAX_CONCURRENT_EXTRACTS) as pool:
+        values = list(pool.map(extract, plan))
+    raw_files = {item.object_name: dataset_of(value) for item, value in zip(plan, values, strict=True)}
+
+    def phase1() -> None:
+        for name, raw in raw_files.items():
+            load_csv_to_json.fn(name, process_object_data.fn(name, raw, data_root=data_root), data_root=data_root)
+
+    def qa_object(pool: ThreadPoolExecutor, name: str, raw: str) -> list[Future]:
+        gate = pool.submit(qp.qa_gate.fn, name, raw, data_root)
+        checks = [lambda: qp.qa_completeness.fn(name, gate.result()),
+                  lambda: qp.qa_dedup.fn(name, gate.result(), data_root),
+                  lambda: qp.qa_profile.fn(name, gate.result(), data_root),
+                  lambda: qp.qa_snapshot.fn(name, gate.result(), data_root),
+                  lambda: qp.qa_rowcount.fn(name, gate.result(), run_id, data_root)]
+        checks += [lambda v=v: qp.qa_validator.fn(name, v, gate.result()) for v in qp.spec_for(name).validators]
+        return [gate, *(pool.submit(c) for c in checks)]
+
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        etl = pool.submit(phase1)
+        futures = [f for name, raw in raw_files.items() for f in qa_object(pool, name, raw)]
+        for future in [etl, *futures]:
+            future.result()
+    return {"rows": {item.object_name: v.get("rows") for item, v in zip(plan, values, strict=True)}}
+
+
+def setup_plain_pipeline(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """The orchestrator's work without Prefect (see ``run_plain_pipeline``), on a fresh data root."""
+    import flows.sf_etl_orchestrator_flow  # noqa: F401 - the same imports as the Prefect child, untimed
+
+    shutil.rmtree(params["data_root"], ignore_errors=True)
+
+    def work() -> dict[str, Any]:
+        facts = run_plain_pipeline(params["data_root"], params.get("objects"))
+        shutil.rmtree(params["data_root"], ignore_errors=True)
+        return facts
+
+    return work
+
+
+def seconds_by_kind(tasks: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Task seconds summed by the run-name prefix (``extract``, ``sync``, ``process``, ``qa-dedup``, ...)."""
+    out: dict[str, float] = {}
+    for t in tasks:
+        parts = t["name"].split("-")
+        kind = "-".join(parts[:2]) if parts[0] == "qa" else parts[0]
+        out[kind] = round(out.get(kind, 0.0) + t["seconds"], 3)
+    return out
+
+
+# --- in the parent --------------------------------------------------------------------------------------------
+
+
+def _scale_env(info) -> dict[str, str]:
+    return {"SF_INSTANCE_URL": info.instance_url, "SF_ACCESS_TOKEN": info.access_token,
+            "SF_CA_BUNDLE": info.ca_bundle, "SF_API_RESERVE": "0"}
+
+
+def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dict[str, Any]:
+    from emulator import run_emulator
+
+    with run_emulator(rows=rows, faults="") as info:
+        env = _scale_env(info)
+        cases = [Case(f"orchestrator[{label}]", "benchmarks.bench_e2e:setup_orchestrator",
+                      {"data_root": str(WORK / "e2e-data" / f"{label}-prefect")}, env=env),
+                 Case(f"plain_functions[{label}]", "benchmarks.bench_e2e:setup_plain_pipeline",
+                      {"data_root": str(WORK / "e2e-data" / f"{label}-plain")}, env=env)]
+        results = measure_interleaved(cases, repeat, log=log)
+    result, plain = results[cases[0].name], results[cases[1].name]
+    runs = result["raw"]
+    for run in runs:
+        run["overhead_share"] = overhead_share(run["seconds"], run["task_busy_s"])
+    return {
+        "emulator_rows": rows or "default (small scale)",
+        "rows": runs[-1]["rows"], "api": runs[-1]["api"],
+        "wall_s": result["median_s"], "runs_s": result["runs_s"],
+        "task_busy_s": median(r["task_busy_s"] for r in runs),
+        "task_sum_s": median(r["task_sum_s"] for r in runs),
+        "plain_functions_wall_s": plain["median_s"], "plain_functions_runs_s": plain["runs_s"],
+        "prefect_overhead_share": overhead_share(result["median_s"], plain["median_s"]),
+        "idle_share_between_task_bodies": median(r["overhead_share"] for r in runs),
+        "prefect_startup_s": median(r["prefect_startup_s"] for r in runs),
+        "task_seconds_by_kind": runs[-1]["task_seconds_by_kind"],
+        "task_runs": runs[-1]["task_runs"],
+        "peak_rss_mb": result["peak_rss_mb"],
+        "parallelism": ratio(median(r["task_sum_s"] for r in runs), result["median_s"]),
+    }
+
+
+def run_stage(*, scales: Sequence[tuple[str, dict[str, int] | None, int]], log=print) -> dict[str, Any]:
+    """``scales``: (label, emulator rows override, repeat). Returns the JSON-able section of latest.json."""
+    out = {}
+    for label, rows, repeat in scales:
+        log(f"e2e: orchestrator on {label} ({repeat} run(s))")
+        out[label] = _one_scale(label, rows, repeat, log)
+    shutil.rmtree(PREFECT_HOMES, ignore_errors=True)
+    shutil.rmtree(WORK / "e2e-data", ignore_errors=True)
+    return out
