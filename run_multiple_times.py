@@ -16,7 +16,6 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # keep the console re
 
 from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow  # noqa: E402
 from utils.logs import kv  # noqa: E402
-from utils.settings import load_env_file  # noqa: E402
 from utils.source import pipeline_source  # noqa: E402
 
 
@@ -45,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", nargs="*", help="registry objects to run (default: all)")
     parser.add_argument("--fail-on-qa-error", action="store_true", help="strict QA: error-severity checks fail")
     args = parser.parse_args(argv)
-    load_env_file()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     # Prefect 2's SQLite migrations warn about index reflection on every fresh start; it is harmless noise
     warnings.filterwarnings("ignore", message="Skipped unsupported reflection")

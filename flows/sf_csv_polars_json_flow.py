@@ -19,7 +19,6 @@ from utils.errors import ConfigError, PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
 from utils.run_ids import new_run_id
-from utils.settings import load_env_file
 from utils.source import pipeline_source
 
 
@@ -102,7 +101,6 @@ def sf_csv_polars_json_flow(
     Returns, per object, the files it wrote; fails at the end, after every
     object had its turn, if any object failed.
     """
-    load_env_file()
     run_id = run_id or new_run_id()
     results: dict[str, list[StepOutcome]] = {}
     if raw_files:

@@ -28,7 +28,6 @@ from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_fil
 from utils.logs import kv
 from utils.paths import resolve_data_root
 from utils.run_ids import new_run_id
-from utils.settings import load_env_file
 from utils.source import pipeline_source
 
 SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "replica_rows")
@@ -207,7 +206,6 @@ def sf_etl_orchestrator_flow(
     data_root: str | None = None,
 ) -> dict[str, Any]:
     """Extract once, then Phase 1 and Phase 2 concurrently; returns the run summary (fails if anything failed)."""
-    load_env_file()
     logger = get_run_logger()
     p, plan = _validate({k: v for k, v in locals().items() if k not in ("logger",)})
     run_id = new_run_id()

@@ -46,7 +46,9 @@ class QcPaths:
 
 def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
     """Explicit argument, else ``$SF_PIPELINE_DATA_DIR``, else ``./data`` (absolute, not created)."""
-    chosen = data_root if data_root is not None else os.environ.get(DATA_DIR_ENV) or "data"
+    from utils.settings import setting  # the environment, then .env
+
+    chosen = data_root if data_root is not None else setting(DATA_DIR_ENV) or "data"
     return Path(chosen).expanduser().absolute()
 
 

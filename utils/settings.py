@@ -89,22 +89,17 @@ def read_environment(env_file: str | os.PathLike[str] | None = None) -> dict[str
     return {k: v.strip() for k, v in merged.items() if k.startswith("SF_") and v and v.strip()}
 
 
-def load_env_file() -> None:
-    """Put the ``.env`` file's variables into ``os.environ`` (already-set variables win), once per process.
+def setting(name: str, default: str | None = None) -> str | None:
+    """One SF_ setting: the environment first, then the ``.env`` file (so .env works for every SF_ variable).
 
-    Credentials are read through ``read_environment``; this makes the other settings (SF_PIPELINE_DATA_DIR,
-    SF_API_RESERVE, SF_EMULATOR_*, ...) honour ``.env`` too.
+    Read on each call and never copied into ``os.environ``: settings cannot leak from one run into another.
     """
-    path = os.environ.get("SF_ENV_FILE", ".env")
-    if path and Path(path).is_file():
-        for key, value in dotenv_values(path).items():
-            if value is not None and key not in os.environ:
-                os.environ[key] = value
+    return read_environment().get(name, default)
 
 
 def env_number(name: str, default: float) -> float:
     """A numeric SF_ setting; a value that is not a number is a ConfigError naming it."""
-    raw = os.environ.get(name, "").strip()
+    raw = (setting(name) or "").strip()
     if not raw:
         return default
     try:

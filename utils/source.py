@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from utils.connection import SalesforceConnection
 from utils.errors import ConfigError
-from utils.settings import Credentials, load_credentials
+from utils.settings import Credentials, load_credentials, setting
 
 logger = logging.getLogger("sf_pipeline.source")
 
@@ -44,7 +43,7 @@ _depth = 0
 
 
 def _emulator_options() -> dict:
-    rows_spec = os.environ.get("SF_EMULATOR_ROWS", "")
+    rows_spec = setting("SF_EMULATOR_ROWS", "") or ""
     rows = {}
     for part in filter(None, (p.strip() for p in rows_spec.split(","))):
         name, _, count = part.partition("=")
@@ -52,7 +51,7 @@ def _emulator_options() -> dict:
             msg = f"SF_EMULATOR_ROWS: {part!r} should look like Opportunity=100000"
             raise ConfigError(msg)
         rows[name.strip()] = int(count)
-    return {"scale": os.environ.get("SF_EMULATOR_SCALE", "small"), "rows": rows or None}
+    return {"scale": setting("SF_EMULATOR_SCALE", "small"), "rows": rows or None}
 
 
 @contextlib.contextmanager

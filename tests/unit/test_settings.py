@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from utils.errors import ConfigError
@@ -69,19 +71,17 @@ def test_env_file_is_read_and_environment_wins(tmp_path, monkeypatch):
 
 def test_env_file_feeds_every_sf_setting(tmp_path, monkeypatch):
     from utils.paths import resolve_data_root
-    from utils.settings import load_env_file
 
     env_file = tmp_path / ".env"
     env_file.write_text(f"SF_PIPELINE_DATA_DIR={tmp_path / 'from-dotenv'}\nSF_API_RESERVE=7\n")
     monkeypatch.setenv("SF_ENV_FILE", str(env_file))
     monkeypatch.delenv("SF_PIPELINE_DATA_DIR", raising=False)
     monkeypatch.setenv("SF_API_RESERVE", "9")  # the environment wins over the file
-    load_env_file()
     assert resolve_data_root() == tmp_path / "from-dotenv"
+    assert "SF_PIPELINE_DATA_DIR" not in os.environ  # read, never copied into the environment
     from tasks.extract import ExtractOptions
 
     assert ExtractOptions().api_request_reserve == 9
-    monkeypatch.delenv("SF_PIPELINE_DATA_DIR")
 
 
 def test_bad_numeric_setting_is_a_clear_error(monkeypatch):
