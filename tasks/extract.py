@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import os
 import threading
 import time
@@ -33,6 +32,7 @@ from utils.errors import (
     AuthError,
     ConfigError,
     FatalSourceError,
+    PipelineError,
     QuotaExceededError,
     RetriableSourceError,
 )
@@ -104,6 +104,8 @@ class Caller:
             attempt += 1
             try:
                 return request()
+            except PipelineError:
+                raise  # already ours, with its message
             except Exception as err:  # noqa: BLE001 - classified right below
                 action = classify(err)
                 detail = f"{type(err).__name__} {error_code_of(err)}".strip()
@@ -188,32 +190,50 @@ def _bulk_wait(call: Caller, job_id: str, options: ExtractOptions) -> dict[str, 
                    "re-run when that was not intended")
             raise FatalSourceError(msg)
         time.sleep(delay)
-        delay = min(delay * 2, options.bulk_poll_max_seconds)
+        delay = min(delay * 1.5, options.bulk_poll_max_seconds)  # short jobs are noticed quickly
 
 
-def _fetch_bulk_page(conn: SalesforceConnection, job_id: str, locator: str, page_size: int) -> tuple[bytes, int, str]:
+def _stream_bulk_page(conn: SalesforceConnection, job_id: str, locator: str, page_size: int, fh,
+                      columns: Sequence[str], object_name: str) -> tuple[int, str]:
+    """Append one result page (minus its header line) to ``fh`` as it streams in; (rows reported, next locator).
+
+    No page is held in memory. If the transfer breaks, the file is cut back to where the page started, so a
+    retry of the same locator never duplicates rows.
+    """
     params = {"maxRecords": page_size}
     if locator:
         params["locator"] = locator
-    response = _bulk_request(conn, "GET", f"jobs/query/{job_id}/results", params=params, stream=True,
-                             headers={"Accept": "text/csv; charset=UTF-8"})
-    with response:
-        body = b"".join(response.iter_content(chunk_size=1 << 20))
-    count = int(response.headers["Sforce-NumberOfRecords"])
-    next_locator = response.headers.get("Sforce-Locator", "")
-    return body, count, "" if next_locator in ("", "null") else next_locator
+    start = fh.tell()
+    try:
+        response = _bulk_request(conn, "GET", f"jobs/query/{job_id}/results", params=params, stream=True,
+                                 headers={"Accept": "text/csv; charset=UTF-8"})
+        with response:
+            reported = int(response.headers["Sforce-NumberOfRecords"])
+            next_locator = response.headers.get("Sforce-Locator", "")
+            header, last = b"", b"\n"
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                if header is not None:  # still inside the page's header line
+                    header += chunk
+                    newline = header.find(b"\n")
+                    if newline < 0:
+                        continue
+                    _check_bulk_header(object_name, header[:newline], columns)
+                    chunk, header = header[newline + 1:], None
+                if chunk:
+                    fh.write(chunk)
+                    last = chunk[-1:]
+            if last != b"\n":
+                fh.write(b"\n")
+    except BaseException:
+        fh.seek(start)
+        fh.truncate()
+        raise
+    return reported, "" if next_locator in ("", "null") else next_locator
 
 
-def _page_rows(body: bytes) -> tuple[bytes, bytes, int]:
-    """(header line, data bytes, parsed row count) of one Bulk CSV page."""
-    if not body.strip():
-        return b"", b"", 0
-    newline = body.find(b"\n")
-    header, data = (body, b"") if newline < 0 else (body[: newline + 1], body[newline + 1:])
-    if data and not data.endswith(b"\n"):
-        data += b"\n"
-    rows = pl.read_csv(io.BytesIO(header + data), infer_schema=False).height if data else 0
-    return header, data, rows
+def count_csv_rows(path: Path) -> int:
+    """Records in a raw CSV (quoted newlines are not record breaks): the check that nothing was lost."""
+    return int(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item())
 
 
 def _check_bulk_header(object_name: str, header: bytes, columns: Sequence[str]) -> None:
@@ -233,23 +253,21 @@ def _stream_bulk(call: Caller, soql: str, columns: Sequence[str], target: Path, 
     try:
         done = _bulk_wait(call, job_id, options)
         expected = int(done.get("numberRecordsProcessed", -1))
-        written, locator = 0, ""
+        reported_total, locator = 0, ""
         with open(target, "wb") as fh:
             fh.write((",".join(f'"{c}"' for c in columns) + "\n").encode("utf-8"))
             while True:
-                page, reported, locator = call(
-                    lambda loc=locator: _fetch_bulk_page(call.conn, job_id, loc, options.bulk_page_size),
+                reported, locator = call(
+                    lambda loc=locator: _stream_bulk_page(call.conn, job_id, loc, options.bulk_page_size, fh,
+                                                          columns, call.object_name),
                     "a Bulk result page")
-                header, data, rows = _page_rows(page)
-                if header:
-                    _check_bulk_header(call.object_name, header, columns)
-                if rows != reported:
-                    raise _RestartObject(f"Bulk page had {rows} rows, Sforce-NumberOfRecords said {reported}")
-                fh.write(data)
-                written += rows
-                progress(written, expected)
+                reported_total += reported
+                progress(reported_total, expected)
                 if not locator:
                     break
+        written = count_csv_rows(target)  # parsed, so a short or garbled page cannot pass as complete
+        if written != reported_total:
+            raise _RestartObject(f"Bulk pages held {written} rows, Sforce-NumberOfRecords said {reported_total}")
         return written, expected if expected >= 0 else written
     finally:
         with contextlib.suppress(Exception):  # Salesforce keeps jobs 7 days otherwise; cleanup is best effort
