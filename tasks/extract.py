@@ -243,12 +243,10 @@ def count_records(chunk: bytes, in_quotes: bool) -> tuple[int, bool]:
     quote inside a value flips the parity twice, so RFC 4180 quoting is handled.
     """
     data = np.frombuffer(chunk, dtype=np.uint8)
-    if not data.size:
-        return 0, in_quotes
-    parity = np.cumsum(data == 34, dtype=np.uint8) & 1  # wraps at 256: only the parity matters
-    if in_quotes:
-        parity ^= 1
-    return int(np.count_nonzero((data == 10) & (parity == 0))), bool(parity[-1])
+    quotes = np.flatnonzero(data == 34)
+    newlines = np.flatnonzero(data == 10)
+    quotes_before = np.searchsorted(quotes, newlines) + in_quotes  # a newline is a record end at even parity
+    return int(np.count_nonzero((quotes_before & 1) == 0)), bool((quotes.size + in_quotes) & 1)
 
 
 def _check_bulk_header(object_name: str, header: bytes, columns: Sequence[str]) -> None:
