@@ -41,3 +41,12 @@ def emulator_reset(emulator: EmulatorInfo) -> Iterator[EmulatorInfo]:
     reset_state(emulator)
     yield emulator
     reset_state(emulator)
+
+
+@pytest.fixture()
+def org_env(emulator: EmulatorInfo, monkeypatch: pytest.MonkeyPatch) -> EmulatorInfo:
+    """Point the pipeline at the session emulator through the access-token flow (as a real org would be)."""
+    monkeypatch.setenv("SF_INSTANCE_URL", emulator.instance_url)
+    monkeypatch.setenv("SF_ACCESS_TOKEN", emulator.access_token)
+    monkeypatch.setenv("SF_CA_BUNDLE", emulator.ca_bundle)
+    return emulator

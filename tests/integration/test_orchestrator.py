@@ -26,15 +26,6 @@ pytestmark = [pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def org_env(emulator, monkeypatch):
-    """Point the pipeline at the session emulator through the access-token flow."""
-    monkeypatch.setenv("SF_INSTANCE_URL", emulator.instance_url)
-    monkeypatch.setenv("SF_ACCESS_TOKEN", emulator.access_token)
-    monkeypatch.setenv("SF_CA_BUNDLE", emulator.ca_bundle)
-    return emulator
-
-
 def _read_flow_runs(parent_id):
     import anyio
 
@@ -151,14 +142,3 @@ def test_make_run_entry_point_uses_the_embedded_emulator(tmp_path):
     (run_file,) = (tmp_path / "data" / "runs").glob("*.json")
     assert json.loads(run_file.read_text())["source"]["kind"] == "emulator"
 
-
-def test_a_rejected_access_token_fails_the_run_at_once(prefect_harness, emulator, data_root, monkeypatch):
-    from utils.errors import AuthError
-
-    monkeypatch.setenv("SF_INSTANCE_URL", emulator.instance_url)
-    monkeypatch.setenv("SF_ACCESS_TOKEN", "00Dbogus!token-that-is-not-valid")
-    monkeypatch.setenv("SF_CA_BUNDLE", emulator.ca_bundle)
-    with pytest.raises(AuthError, match="SF_ACCESS_TOKEN was refused") as err:
-        sf_etl_orchestrator_flow(objects=["Lead"])
-    assert "token-that-is-not-valid" not in str(err.value)
-    assert not (data_root / "raw").exists() or not list((data_root / "raw").iterdir())

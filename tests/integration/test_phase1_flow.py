@@ -14,13 +14,6 @@ from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture()
-def org_env(emulator, monkeypatch):
-    monkeypatch.setenv("SF_INSTANCE_URL", emulator.instance_url)
-    monkeypatch.setenv("SF_ACCESS_TOKEN", emulator.access_token)
-    monkeypatch.setenv("SF_CA_BUNDLE", emulator.ca_bundle)
-
-
 def expected_opportunity_summary() -> dict[str, dict]:
     """The registry's Opportunity metrics computed straight from the emulator's own data (live rows)."""
     live = build_org().frame("Opportunity").filter(~pl.col("IsDeleted"))
