@@ -88,11 +88,25 @@ def parse_custom_soql(object_name: str, soql: str) -> tuple[str, ...]:
     return tuple(columns)
 
 
+def mask_string_literals(soql: str) -> str:
+    """The same text with the inside of every '...' literal blanked, so keywords in values are never matched."""
+    out, in_string, escaped = [], False, False
+    for ch in soql:
+        if in_string:
+            out.append(" " if ch not in "'" or escaped else ch)
+            in_string = not (ch == "'" and not escaped)
+            escaped = ch == "\\" and not escaped
+        else:
+            out.append(ch)
+            in_string = ch == "'"
+    return "".join(out)
+
+
 def count_soql(item: ExtractPlanItem) -> str:
     """``SELECT COUNT() FROM X [WHERE ...]``: the same filter, no ordering or limit."""
     m = _split_soql(item.soql)
     rest = m.rest if m else ""
-    tail = _TAIL_RE.search(rest)
+    tail = _TAIL_RE.search(mask_string_literals(rest))
     where = rest[: tail.start()] if tail else rest
     return f"SELECT COUNT() FROM {item.object_name}{where.rstrip()}"
 

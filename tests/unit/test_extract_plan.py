@@ -79,3 +79,11 @@ def test_api_override_is_validated():
     assert {p.api for p in resolve_extract_plan(api="bulk2")} == {"bulk2"}
     with pytest.raises(ConfigError, match="api must be one of"):
         resolve_extract_plan(api="soap")
+
+
+def test_count_soql_ignores_keywords_inside_string_literals():
+    soql = ("SELECT Id, StageName, Amount, Probability FROM Opportunity "
+            "WHERE Name = 'Order by LIMIT \\'x\\' offset' AND Amount > 5 ORDER BY Id LIMIT 3")
+    (item,) = resolve_extract_plan(["Opportunity"], {"Opportunity": soql})
+    assert count_soql(item) == ("SELECT COUNT() FROM Opportunity WHERE Name = 'Order by LIMIT \\'x\\' offset' "
+                                "AND Amount > 5")
