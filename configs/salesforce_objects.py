@@ -168,3 +168,14 @@ SALESFORCE_OBJECTS_RAW: dict[str, dict[str, Any]] = {
 }
 
 SALESFORCE_OBJECTS: Mapping[str, ObjectSpec] = validate_registry(SALESFORCE_OBJECTS_RAW)
+
+
+def spec_for(object_name: str) -> ObjectSpec:
+    """The registry entry of ``object_name``; a ConfigError saying what to do when there is none."""
+    from utils.errors import ConfigError
+
+    try:
+        return SALESFORCE_OBJECTS[object_name]
+    except KeyError:
+        msg = f"object {object_name!r} is not in configs/salesforce_objects.py; add an entry for it"
+        raise ConfigError(msg) from None

@@ -37,7 +37,11 @@ def outcome_of(object_name: str, step: str, run: Callable[[], State], started: f
     """Run a task with ``return_state=True`` and turn its final state into a StepOutcome (never raises)."""
     started = time.monotonic() if started is None else started
     state = run()
-    seconds = time.monotonic() - started
+    return outcome_from_state(object_name, step, state, time.monotonic() - started)
+
+
+def outcome_from_state(object_name: str, step: str, state: State, seconds: float) -> StepOutcome:
+    """A task's final state as a StepOutcome: its value, or its error on one line."""
     if state.is_completed():
         return StepOutcome(object_name, step, True, seconds, value=state.result())
     err = state.result(raise_on_failure=False)

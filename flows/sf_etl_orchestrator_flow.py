@@ -16,7 +16,7 @@ from prefect.task_runners import ConcurrentTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import StepOutcome, dataset_of, one_line, uses_incremental_sync
+from flows.common import StepOutcome, dataset_of, one_line, outcome_from_state, uses_incremental_sync
 from flows.object_parallel_flow import object_parallel_flow
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
 from tasks.extract import extract_salesforce_to_csv
@@ -92,13 +92,7 @@ def _extract_all(plan: list[ExtractPlanItem], p: OrchestratorParams, run_id: str
             if state is None or not state.is_final():
                 continue
             del running[name]
-            seconds = time.monotonic() - started
-            if state.is_completed():
-                outcomes[name] = StepOutcome(name, "extract", True, seconds, value=state.result())
-            else:
-                err = state.result(raise_on_failure=False)
-                outcomes[name] = StepOutcome(name, "extract", False, seconds, error=one_line(err),
-                                             error_type=type(err).__name__)
+            outcomes[name] = outcome_from_state(name, "extract", state, time.monotonic() - started)
     return {item.object_name: outcomes[item.object_name] for item in plan}  # registry order, not finish order
 
 

@@ -13,7 +13,7 @@ import csv
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -448,6 +448,3 @@ def extract_salesforce_to_csv(
     return extract_object(item, run_id=run_id, options=options, data_root=data_root,
                           bulk_threshold_rows=threshold).as_dict()
 
-
-def plan_as_mapping(plan: Sequence[ExtractPlanItem]) -> Mapping[str, ExtractPlanItem]:
-    return {p.object_name: p for p in plan}

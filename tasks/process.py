@@ -32,7 +32,7 @@ from pathlib import Path
 import polars as pl
 from prefect import task
 
-from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
+from configs.salesforce_objects import ObjectSpec, spec_for
 from utils.atomic import atomic_path, write_text_atomic
 from utils.errors import ConfigError
 from utils.paths import build_summary_paths, schema_sidecar_for
@@ -207,13 +207,6 @@ def read_summary_schema(path: str | os.PathLike[str]) -> dict[str, pl.DataType]:
 
 # --- I/O ----------------------------------------------------------------------------------------------------
 
-
-def spec_for(object_name: str) -> ObjectSpec:
-    try:
-        return SALESFORCE_OBJECTS[object_name]
-    except KeyError as err:
-        msg = f"object {object_name!r} is not in configs/salesforce_objects.py; add an entry for it"
-        raise ConfigError(msg) from err
 
 
 def summary_csv_path(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 from prefect import task
 
-from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
+from configs.salesforce_objects import ObjectSpec, spec_for
 from tasks.quality_checks import (
     CheckResult,
     compare_schema,
@@ -266,13 +266,6 @@ def record_rowcount(object_name: str, rows: int, run_id: str, spec: ObjectSpec, 
 
 # -------------------------------------------------------------------------------------- Prefect wrappers
 
-
-def spec_for(object_name: str) -> ObjectSpec:
-    try:
-        return SALESFORCE_OBJECTS[object_name]
-    except KeyError as err:
-        msg = f"{object_name}: not in configs/salesforce_objects.py; add it there or drop it from the QA run"
-        raise ConfigError(msg) from err
 
 
 def _skipped(gate: GateOutcome, *checks: str) -> QaReport | None:

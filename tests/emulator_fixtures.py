@@ -43,10 +43,22 @@ def emulator_reset(emulator: EmulatorInfo) -> Iterator[EmulatorInfo]:
     reset_state(emulator)
 
 
+def point_pipeline_at(info: EmulatorInfo, monkeypatch: pytest.MonkeyPatch) -> EmulatorInfo:
+    """Point the pipeline at an emulator through the access-token flow (as a real org would be)."""
+    monkeypatch.setenv("SF_INSTANCE_URL", info.instance_url)
+    monkeypatch.setenv("SF_ACCESS_TOKEN", info.access_token)
+    monkeypatch.setenv("SF_CA_BUNDLE", info.ca_bundle)
+    return info
+
+
 @pytest.fixture()
 def org_env(emulator: EmulatorInfo, monkeypatch: pytest.MonkeyPatch) -> EmulatorInfo:
-    """Point the pipeline at the session emulator through the access-token flow (as a real org would be)."""
-    monkeypatch.setenv("SF_INSTANCE_URL", emulator.instance_url)
-    monkeypatch.setenv("SF_ACCESS_TOKEN", emulator.access_token)
-    monkeypatch.setenv("SF_CA_BUNDLE", emulator.ca_bundle)
-    return emulator
+    """The pipeline pointed at the session emulator."""
+    return point_pipeline_at(emulator, monkeypatch)
+
+
+@pytest.fixture()
+def faulty_org(emulator_reset: EmulatorInfo, monkeypatch: pytest.MonkeyPatch) -> EmulatorInfo:
+    """The pipeline pointed at the session emulator, short backoffs, faults and data reset afterwards."""
+    monkeypatch.setenv("SF_RETRY_BASE_SECONDS", "0.01")
+    return point_pipeline_at(emulator_reset, monkeypatch)

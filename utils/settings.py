@@ -18,6 +18,7 @@ No SF_* credential variable at all means: use the embedded emulator.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -75,6 +76,20 @@ class Credentials(BaseModel):
         return self.flow != "access_token"
 
 
+def _dotenv_file(path: str) -> tuple[tuple[str, str], ...]:
+    """The file's variables, parsed again only when the file changes (paths and settings ask often)."""
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        return ()
+    return _parse_dotenv(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_dotenv(path: str, stamp: int) -> tuple[tuple[str, str], ...]:  # noqa: ARG001 - stamp keys the cache
+    return tuple((k, v) for k, v in dotenv_values(path).items() if v is not None)
+
+
 def read_environment(env_file: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """The process environment over the ``.env`` file (the environment wins); empty values are dropped.
 
@@ -82,9 +97,7 @@ def read_environment(env_file: str | os.PathLike[str] | None = None) -> dict[str
     """
     if env_file is None:
         env_file = os.environ.get("SF_ENV_FILE", ".env")
-    merged: dict[str, str] = {}
-    if env_file and Path(env_file).is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged: dict[str, str] = dict(_dotenv_file(str(env_file))) if env_file else {}
     merged.update(os.environ)
     return {k: v.strip() for k, v in merged.items() if k.startswith("SF_") and v and v.strip()}
 

@@ -22,16 +22,6 @@ def _org():
     return build_org()  # what the session emulator serves
 
 
-@pytest.fixture()
-def faulty_org(emulator_reset, monkeypatch):
-    """The session emulator through the access-token flow, short backoffs, faults cleared afterwards."""
-    monkeypatch.setenv("SF_INSTANCE_URL", emulator_reset.instance_url)
-    monkeypatch.setenv("SF_ACCESS_TOKEN", emulator_reset.access_token)
-    monkeypatch.setenv("SF_CA_BUNDLE", emulator_reset.ca_bundle)
-    monkeypatch.setenv("SF_RETRY_BASE_SECONDS", "0.01")
-    return emulator_reset
-
-
 def _rows(summary: dict) -> dict[str, dict]:
     return {r["object"]: r for r in summary["objects"]}
 

@@ -26,15 +26,6 @@ from utils.errors import AuthError, ConfigError
 pytestmark = [pytest.mark.integration]
 
 
-@pytest.fixture()
-def org(emulator_reset, monkeypatch):
-    monkeypatch.setenv("SF_INSTANCE_URL", emulator_reset.instance_url)
-    monkeypatch.setenv("SF_ACCESS_TOKEN", emulator_reset.access_token)
-    monkeypatch.setenv("SF_CA_BUNDLE", emulator_reset.ca_bundle)
-    monkeypatch.setenv("SF_RETRY_BASE_SECONDS", "0.01")
-    return emulator_reset
-
-
 def _files(root: Path) -> dict[Path, bytes]:
     """Every data file a reader uses (run summaries excluded: each run adds one)."""
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and "runs" not in p.relative_to(root).parts}
@@ -73,7 +64,7 @@ def test_bad_registry_stops_the_run_before_any_file_is_written(tmp_path):
 # ------------------------------------------------------------------------------------------------ queries
 
 
-def test_unknown_field_and_malformed_soql_fail_their_object_and_keep_earlier_outputs(prefect_harness, org,
+def test_unknown_field_and_malformed_soql_fail_their_object_and_keep_earlier_outputs(prefect_harness, faulty_org,
                                                                                      tmp_path):
     root = tmp_path / "missing" / "data-root"  # does not exist yet: the first run creates it
     first = sf_etl_orchestrator_flow(objects=["Lead", "Case"], data_root=str(root), return_state=True)
@@ -186,7 +177,7 @@ def test_failed_rename_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # three runs
-def test_run_on_a_full_disk_fails_and_keeps_the_previous_run_then_recovers(prefect_harness, org, tmp_path):
+def test_run_on_a_full_disk_fails_and_keeps_the_previous_run_then_recovers(prefect_harness, faulty_org, tmp_path):
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True)
@@ -211,7 +202,7 @@ def test_run_on_a_full_disk_fails_and_keeps_the_previous_run_then_recovers(prefe
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_data_root_that_cannot_be_a_directory_is_a_clear_error(prefect_harness, org, tmp_path):
+def test_data_root_that_cannot_be_a_directory_is_a_clear_error(prefect_harness, faulty_org, tmp_path):
     """As root, permissions do not stop writes; a data root under a regular file does (ENOTDIR)."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data root's parent should be")
@@ -225,7 +216,7 @@ def test_data_root_that_cannot_be_a_directory_is_a_clear_error(prefect_harness, 
 # ------------------------------------------------------------------------------------------------ earlier files
 
 
-def test_corrupt_files_left_by_an_earlier_run_are_replaced(prefect_harness, org, data_root):
+def test_corrupt_files_left_by_an_earlier_run_are_replaced(prefect_harness, faulty_org, data_root):
     assert sf_etl_orchestrator_flow(objects=["Lead"], return_state=True).is_completed()
     qa = data_root / "processed" / "qa" / "Lead"
     (qa / "rowcount.txt").write_text("garbage line\x00\n")
@@ -245,7 +236,7 @@ def test_corrupt_files_left_by_an_earlier_run_are_replaced(prefect_harness, org,
     assert "garbage" not in history and len([x for x in history.splitlines() if not x.startswith("#")]) == 1
 
 
-def test_corrupt_replica_recovers_or_says_what_to_do(prefect_harness, org, data_root):
+def test_corrupt_replica_recovers_or_says_what_to_do(prefect_harness, faulty_org, data_root):
     assert sf_etl_orchestrator_flow(objects=["Lead"], return_state=True).is_completed()
     replica = data_root / "replica" / "Lead.parquet"
     replica.write_bytes(b"PAR1 not really")  # disk trouble or a hand edit: atomic writes never leave this
