@@ -195,7 +195,6 @@ def run_plain_pipeline(data_root: str, objects: list[str] | None = None) -> dict
         checks = [lambda: qp.qa_completeness.fn(name, gate.result()),
                   lambda: qp.qa_dedup.fn(name, gate.result(), data_root),
                   lambda: qp.qa_profile.fn(name, gate.result(), data_root),
-                  lambda: qp.qa_snapshot.fn(name, gate.result(), data_root),
                   lambda: qp.qa_rowcount.fn(name, gate.result(), run_id, data_root)]
         checks += [lambda v=v: qp.qa_validator.fn(name, v, gate.result()) for v in qp.spec_for(name).validators]
         return [gate, *(pool.submit(c) for c in checks)]

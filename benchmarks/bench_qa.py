@@ -32,21 +32,23 @@ def _gate(raw_csv: str, data_root: str):
 
 
 def _checks_after_gate(gate, data_root: str) -> dict[str, Callable[[], Any]]:
-    """The task bodies the flow runs side by side once the gate passed (names as in the Prefect UI)."""
+    """The task bodies the flow runs side by side once the gate passed (names as in the Prefect UI).
+
+    The gate itself writes the Parquet snapshot; these read it (``typed_rows_of``), as the flow's tasks do.
+    """
     from tasks import quality_parallel as qp
     from utils.paths import build_qc_paths
 
     spec, qc, raw = qp.spec_for(OBJECT), build_qc_paths(OBJECT, data_root=data_root), Path(gate.raw_csv)
     checks: dict[str, Callable[[], Any]] = {
-        "completeness": lambda: qp.check_completeness(OBJECT, raw, spec),
-        "dedup": lambda: qp.write_dedup(OBJECT, raw, spec, qc),
-        "profile": lambda: qp.write_profile(OBJECT, raw, qc),
-        "snapshot": lambda: qp.write_snapshot(OBJECT, raw, qc),
+        "completeness": lambda: qp.check_completeness(OBJECT, qp.typed_rows_of(gate), spec),
+        "dedup": lambda: qp.write_dedup(OBJECT, qp.typed_rows_of(gate), spec, qc),
+        "profile": lambda: qp.write_profile(OBJECT, qp.typed_rows_of(gate), raw, qc),
         "rowcount": lambda: qp.record_rowcount(OBJECT, gate.row_count, RUN_ID, spec, qc),
     }
     for dotted in spec.validators:
-        checks[f"validator:{dotted.rpartition(':')[2]}"] = lambda d=dotted: qp.run_custom_validator(OBJECT, d, raw,
-                                                                                                     spec)
+        checks[f"validator:{dotted.rpartition(':')[2]}"] = lambda d=dotted: qp.run_custom_validator(
+            OBJECT, d, qp.typed_rows_of(gate), spec)
     return checks
 
 

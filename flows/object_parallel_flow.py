@@ -21,7 +21,6 @@ from tasks.quality_parallel import (
     qa_gate,
     qa_profile,
     qa_rowcount,
-    qa_snapshot,
     qa_validator,
 )
 from utils.errors import ConfigError, DataQualityError
@@ -50,14 +49,13 @@ def resolve_targets(
 
 
 def submit_object_checks(object_name: str, raw_csv: str | None, run_id: str | None, data_root: str) -> list:
-    """Gate first; the quality tasks wait on it (via their ``gate`` argument) and run side by side."""
+    """Gate first (it also writes the Parquet snapshot the others read); the rest wait on it and run side by side."""
     gate = qa_gate.submit(object_name, raw_csv, data_root)
     futures: list[PrefectFuture] = [
         gate,
         qa_completeness.submit(object_name, gate),
         qa_dedup.submit(object_name, gate, data_root),
         qa_profile.submit(object_name, gate, data_root),
-        qa_snapshot.submit(object_name, gate, data_root),
         qa_rowcount.submit(object_name, gate, run_id, data_root),
     ]
     futures += [qa_validator.submit(object_name, v, gate) for v in SALESFORCE_OBJECTS[object_name].validators]

@@ -21,7 +21,6 @@ from tasks.quality_parallel import (
     run_custom_validator,
     update_rowcount_history,
     write_dedup,
-    write_snapshot,
 )
 from tests.fixtures_raw import write_raw_fixture
 from utils.errors import ConfigError, DataQualityError
@@ -104,7 +103,7 @@ def test_dedup_csv_keeps_latest_row_in_raw_conventions(data_root):
     raw = write_opportunities(data_root, DEFECT_OPPORTUNITIES)
     qc = build_qc_paths("Opportunity")
 
-    report = write_dedup("Opportunity", raw, SALESFORCE_OBJECTS["Opportunity"], qc)
+    report = write_dedup("Opportunity", scan_raw_csv(raw), SALESFORCE_OBJECTS["Opportunity"], qc)
 
     (result,) = report.results
     assert (result.observed, result.sample_ids, result.severity) == (1, ("006001",), "warning")
@@ -117,12 +116,14 @@ def test_dedup_csv_keeps_latest_row_in_raw_conventions(data_root):
     assert not [p for p in qc.directory.iterdir() if p.name.startswith(".")]
 
 
-def test_snapshot_parquet_keeps_types_for_pyarrow_and_polars(data_root):
+def test_gate_writes_the_parquet_snapshot_with_types_for_pyarrow_and_polars(data_root):
     raw = write_opportunities(data_root, CLEAN_OPPORTUNITIES)
     qc = build_qc_paths("Opportunity")
 
-    write_snapshot("Opportunity", raw, qc)
+    gate = inspect_raw_extract("Opportunity", raw, SALESFORCE_OBJECTS["Opportunity"], qc)
 
+    assert gate.blocked_reason is None and gate.typed_rows == str(qc.snapshot)
+    assert str(qc.snapshot) in gate.report.files and gate.row_count == len(CLEAN_OPPORTUNITIES)
     assert_frame_equal(pl.read_parquet(qc.snapshot), scan_raw_csv(raw).collect())
     arrow = pq.read_table(qc.snapshot).schema
     assert str(arrow.field("CloseDate").type) == "date32[day]"
@@ -134,7 +135,8 @@ def test_snapshot_parquet_keeps_types_for_pyarrow_and_polars(data_root):
 def test_validator_that_cannot_be_imported_is_an_error_naming_object_and_validator(data_root):
     raw = write_opportunities(data_root, CLEAN_OPPORTUNITIES)
 
-    (result,) = run_custom_validator("Opportunity", "tasks.nope:rule", raw, SALESFORCE_OBJECTS["Opportunity"]).results
+    (result,) = run_custom_validator("Opportunity", "tasks.nope:rule", scan_raw_csv(raw),
+                                     SALESFORCE_OBJECTS["Opportunity"]).results
 
     assert (result.passed, result.severity, result.check) == (False, "error", "custom_rule")
     assert "Opportunity" in result.message and "tasks.nope:rule" in result.message
@@ -149,9 +151,10 @@ def test_gate_names_columns_whose_values_do_not_parse(data_root):
     (result,) = gate.report.results
     assert (result.check, result.severity) == ("schema_conformance", "error")
     assert "do not parse as their type: Amount, CloseDate" in result.message
-    assert gate.blocked_reason and gate.row_count is None
+    assert gate.blocked_reason and gate.row_count is None and gate.typed_rows is None
     report = json.loads(build_qc_paths("Opportunity").schema_report.read_text())
     assert report["unparseable_columns"] == ["Amount", "CloseDate"]
+    assert not build_qc_paths("Opportunity").snapshot.exists()  # a failed parse publishes no snapshot
 
 
 def test_gate_on_missing_sidecar_is_an_error_not_a_crash(data_root):
