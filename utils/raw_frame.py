@@ -6,6 +6,7 @@ dates ``YYYY-MM-DD``, datetimes ``YYYY-MM-DDTHH:MM:SS.fffZ`` (UTC), booleans ``t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +17,11 @@ from utils.sf_types import DATETIME_DTYPE, csv_read_dtype_for, polars_dtype_for
 
 DATE_FORMAT = "%Y-%m-%d"
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
+# Polars' streaming CSV reader reads ahead in large chunks: ~290 MB held per scan of a big file (measured on
+# Polars 2.1). 4 MiB chunks hold ~100 MB and were as fast or faster on 2 cores. Read at query time; a value
+# set in the environment wins.
+CSV_CHUNK_BYTES = 4 << 20
+os.environ.setdefault("POLARS_CSV_CHUNK_SIZE", str(CSV_CHUNK_BYTES))
 
 
 def _typed_columns(schema: RawSchema) -> list[pl.Expr]:

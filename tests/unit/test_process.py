@@ -190,6 +190,17 @@ def test_tricky_text_keys_survive_the_summary_csv(tmp_path):
     }
 
 
+def test_medians_join_back_on_null_text_and_boolean_keys(tmp_path):
+    # Medians run in their own branch (text keys as categorical codes) and are joined back on the group keys.
+    columns = [("Id", "id"), ("StageName", "picklist"), ("IsWon", "boolean"), ("Amount", "currency")]
+    spec = _spec(["StageName", "IsWon", "Amount"], group_by=("StageName", "IsWon"), metrics={"Amount": ("median",)})
+    rows = [["1", None, None, "1.0"], ["2", None, None, "3.0"], ["3", "Won", None, "5.0"], ["4", "Won", "true", "7.0"],
+            ["5", None, "true", None], ["6", "Won", "true", "9.0"]]
+    out = _summarise(tmp_path, spec, columns, rows)
+    assert out.rows() == [(None, None, 2.0), (None, True, None), ("Won", None, 5.0), ("Won", True, 8.0)]
+    assert out.schema["StageName"] == pl.Utf8() and out.schema["Amount_median"] == pl.Float64()
+
+
 def test_boolean_and_date_group_keys_sort_nulls_first(tmp_path):
     columns = [("Id", "id"), ("IsWon", "boolean"), ("CloseDate", "date"), ("Amount", "currency")]
     spec = _spec(["IsWon", "CloseDate", "Amount"], group_by=("IsWon", "CloseDate"),
