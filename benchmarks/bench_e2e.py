@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -221,6 +221,71 @@ def setup_plain_pipeline(params: dict[str, Any]) -> Callable[[], dict[str, Any]]
     return work
 
 
+def engine_floor_flow(objects: Sequence[str], checks_per_object: Mapping[str, int], max_extracts: int):
+    """The orchestrator's flow/task shape with empty bodies: what Prefect costs for this shape, with no work.
+
+    One flow; the extract tasks (``max_extracts`` at a time); then two wrapper tasks, each running a subflow:
+    Phase 1 (process + load per object, one after another) and QA (each object's gate, then its checks at once).
+    """
+    from prefect import flow, task
+    from prefect.task_runners import ConcurrentTaskRunner, SequentialTaskRunner
+
+    @task
+    def empty(*_: Any) -> None:
+        return None
+
+    @flow(name="floor-phase1", task_runner=SequentialTaskRunner())
+    def phase1() -> None:
+        for _ in objects:
+            empty(empty())
+
+    @flow(name="floor-qa", task_runner=ConcurrentTaskRunner())
+    def qa() -> None:
+        futures = []
+        for name in objects:
+            gate = empty.submit()
+            futures += [gate, *(empty.submit(gate) for _ in range(checks_per_object[name]))]
+        for future in futures:
+            future.result()
+
+    @task
+    def run_phase1() -> None:
+        phase1()
+
+    @task
+    def run_qa() -> None:
+        qa()
+
+    @flow(name="floor-orchestrator", task_runner=ConcurrentTaskRunner())
+    def orchestrator() -> None:
+        for start in range(0, len(objects), max_extracts):
+            for future in [empty.submit() for _ in objects[start:start + max_extracts]]:
+                future.result()
+        branches = [run_phase1.submit(), run_qa.submit()]
+        for future in branches:
+            future.result()
+
+    return orchestrator
+
+
+def setup_engine_floor(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """The orchestrator's shape with empty task bodies, for the registry's objects (see ``engine_floor_flow``)."""
+    use_private_prefect_home()
+    from configs.salesforce_objects import SALESFORCE_OBJECTS
+
+    objects = list(params.get("objects") or SALESFORCE_OBJECTS)
+    # completeness, dedup, profile, rowcount + one task per validator (flows/object_parallel_flow.py)
+    checks = {n: 4 + len(SALESFORCE_OBJECTS[n].validators) for n in objects}
+    floor = engine_floor_flow(objects, checks, MAX_CONCURRENT_EXTRACTS)
+    warm_up_prefect()
+
+    def work() -> dict[str, Any]:
+        floor()
+        return {"task_runs": len(objects) * 3 + sum(checks.values()) + 2}
+
+    return work
+
+
 def seconds_by_kind(tasks: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Task seconds summed by the run-name prefix (``extract``, ``sync``, ``process``, ``qa-dedup``, ...)."""
     out: dict[str, float] = {}
@@ -247,9 +312,10 @@ def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dic
         cases = [Case(f"orchestrator[{label}]", "benchmarks.bench_e2e:setup_orchestrator",
                       {"data_root": str(WORK / "e2e-data" / f"{label}-prefect")}, env=env),
                  Case(f"plain_functions[{label}]", "benchmarks.bench_e2e:setup_plain_pipeline",
-                      {"data_root": str(WORK / "e2e-data" / f"{label}-plain")}, env=env)]
+                      {"data_root": str(WORK / "e2e-data" / f"{label}-plain")}, env=env),
+                 Case(f"engine_floor[{label}]", "benchmarks.bench_e2e:setup_engine_floor", {}, env=env)]
         results = measure_interleaved(cases, repeat, log=log)
-    result, plain = results[cases[0].name], results[cases[1].name]
+    result, plain, floor = (results[c.name] for c in cases)
     runs = result["raw"]
     for run in runs:
         run["overhead_share"] = overhead_share(run["seconds"], run["task_busy_s"])
@@ -261,6 +327,8 @@ def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dic
         "task_sum_s": median(r["task_sum_s"] for r in runs),
         "plain_functions_wall_s": plain["median_s"], "plain_functions_runs_s": plain["runs_s"],
         "prefect_overhead_share": overhead_share(result["median_s"], plain["median_s"]),
+        "engine_floor_wall_s": floor["median_s"], "engine_floor_task_runs": floor["raw"][-1]["task_runs"],
+        "engine_floor_share": ratio(floor["median_s"], result["median_s"]),
         "idle_share_between_task_bodies": median(r["overhead_share"] for r in runs),
         "prefect_startup_s": median(r["prefect_startup_s"] for r in runs),
         "task_seconds_by_kind": runs[-1]["task_seconds_by_kind"],

@@ -129,10 +129,11 @@ def qa_table(section: Mapping[str, Any]) -> str:
 
 def e2e_table(section: Mapping[str, Any]) -> str:
     rows = [[label, len(e["runs_s"]), e["wall_s"], e["plain_functions_wall_s"], e["prefect_overhead_share"],
-             e["idle_share_between_task_bodies"], e["prefect_startup_s"], e["peak_rss_mb"]]
+             e.get("engine_floor_wall_s"), e["idle_share_between_task_bodies"], e["prefect_startup_s"],
+             e["peak_rss_mb"]]
             for label, e in section.items()]
-    return format_table(["orchestrator", "runs", "wall s", "plain fn s", "overhead", "idle share", "startup s",
-                         "peak RSS MB"], rows)
+    return format_table(["orchestrator", "runs", "wall s", "plain fn s", "overhead", "empty-shape s", "idle share",
+                         "startup s", "peak RSS MB"], rows)
 
 
 def targets_table(verdicts: Sequence[Mapping[str, Any]]) -> str:
