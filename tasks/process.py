@@ -170,12 +170,12 @@ def narrow_for_holding(spec: ObjectSpec, dtypes: Mapping[str, pl.DataType]) -> t
     Text group keys become 4-byte categorical codes; a text column only counted (``count``/``null_count``) is
     replaced by a Boolean with the same nulls. Every aggregation gives the same result on the narrowed columns.
     """
-    metric_columns_used = set(spec.metrics)
-    text_keys = [k for k in spec.group_by if dtypes[k] == pl.Utf8() and k not in metric_columns_used]
+    # A key that is also a metric column keeps its text: min/max must compare text, not categories.
+    text_keys = [k for k in spec.group_by if dtypes[k] == pl.Utf8() and k not in spec.metrics]
     exprs = [pl.col(k).cast(pl.Categorical) for k in text_keys]
+    only_counted = {"count", "null_count"}
     for column, aggregations in spec.metrics.items():
-        if column not in spec.group_by and dtypes[column] == pl.Utf8() and set(aggregations) <= {"count",
-                                                                                                 "null_count"}:
+        if column not in spec.group_by and dtypes[column] == pl.Utf8() and set(aggregations) <= only_counted:
             exprs.append(pl.when(pl.col(column).is_not_null()).then(pl.lit(True)).alias(column))
     return exprs, text_keys
 
