@@ -48,12 +48,13 @@ class ObjectSpec(BaseModel):
             return self.sync_mode
         return "incremental" if self.cursor_field else "full"
 
+    def metric_columns(self) -> list[tuple[str, str, str]]:
+        """``(column, aggregation, summary column name)`` for every metric, in registry order."""
+        return [(c, a, f"{c}_{a}") for c, aggregations in self.metrics.items() for a in aggregations]
+
     def summary_columns(self) -> list[str]:
         """Columns of the summary, in order: group_by then ``<column>_<aggregation>``."""
-        cols = list(self.group_by)
-        for column, aggs in self.metrics.items():
-            cols.extend(f"{column}_{agg}" for agg in aggs)
-        return cols
+        return [*self.group_by, *(name for _, _, name in self.metric_columns())]
 
 
 def _check_spec(name: str, spec: ObjectSpec) -> list[str]:

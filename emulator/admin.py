@@ -4,12 +4,12 @@ They are not Salesforce APIs: they take the startup access token (even after a f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from emulator.auth import Credentials
 from emulator.faults import FaultSpecError
 from emulator.org import RecordError
 from emulator.state import EmulatorState
@@ -74,10 +74,7 @@ def _auth(state: EmulatorState, req: Request) -> Response:
     pem = _json_body(req).get("jwt_public_key")
     if not isinstance(pem, str) or "BEGIN" not in pem:
         raise ApiError(400, "INVALID_KEY", "send {\"jwt_public_key\": \"-----BEGIN PUBLIC KEY-----...\"} (PEM)")
-    creds = state.credentials
-    state.credentials = Credentials(**{**{k: getattr(creds, k) for k in (
-        "username", "password", "security_token", "consumer_key", "consumer_secret", "refresh_token")}},
-        jwt_public_key_pem=pem.encode())
+    state.credentials = dataclasses.replace(state.credentials, jwt_public_key_pem=pem.encode())
     return json_response(200, {"jwt_public_key": "configured"})
 
 

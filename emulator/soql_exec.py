@@ -105,10 +105,13 @@ def _join_parents(lf: pl.LazyFrame, query: SoqlQuery, catalog: Catalog,
 
 
 def _join_parent(lf: pl.LazyFrame, rel: Relationship, catalog: Catalog, columns: list[str]) -> pl.LazyFrame:
-    # Salesforce Ids are unique; should a frame repeat one anyway, the first row wins (no duplicated children).
-    parent = catalog.frame(rel.object_name).unique("Id", keep="first", maintain_order=True)
-    if parent["Id"].hash().n_unique() != parent.height:  # a 64-bit hash collision: astronomically rare
-        return string_key_join(lf, rel, parent, columns)
+    # Salesforce Ids are unique, so the per-query dedup runs only when the hash check finds a repeat; should a
+    # frame repeat an Id anyway, the first row wins (no duplicated children).
+    parent = catalog.frame(rel.object_name)
+    if parent["Id"].hash().n_unique() != parent.height:
+        parent = parent.unique("Id", keep="first", maintain_order=True)
+        if parent["Id"].hash().n_unique() != parent.height:  # a 64-bit hash collision: astronomically rare
+            return string_key_join(lf, rel, parent, columns)
     return hashed_lookup_join(lf, rel, parent, columns)
 
 

@@ -322,7 +322,6 @@ class _RawQuery:
     object_pos: int = 0
     where: object | None = None
     order_by: list[_RawOrder] = field(default_factory=list)
-    order_pos: int = 0
     limit: tuple[int, int] | None = None  # (value, pos)
     offset: tuple[int, int] | None = None
 
@@ -390,7 +389,7 @@ class _SyntaxParser:
             query.where = self.parse_condition()
         self.reject_unsupported_clause()
         if self.at_keyword("ORDER"):
-            query.order_pos = self.advance().pos
+            self.advance()
             self.expect_keyword("BY")
             query.order_by = self.parse_order_by()
         if self.at_keyword("LIMIT"):

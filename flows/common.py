@@ -33,9 +33,9 @@ class StepOutcome:
         return asdict(self)
 
 
-def outcome_of(object_name: str, step: str, run: Callable[[], State], started: float | None = None) -> StepOutcome:
+def outcome_of(object_name: str, step: str, run: Callable[[], State]) -> StepOutcome:
     """Run a task with ``return_state=True`` and turn its final state into a StepOutcome (never raises)."""
-    started = time.monotonic() if started is None else started
+    started = time.monotonic()
     state = run()
     return outcome_from_state(object_name, step, state, time.monotonic() - started)
 
@@ -55,6 +55,23 @@ def uses_incremental_sync(item, full_refresh: bool) -> bool:
     from configs.salesforce_objects import SALESFORCE_OBJECTS
 
     return SALESFORCE_OBJECTS[item.object_name].effective_sync_mode == "incremental" and not item.custom_soql
+
+
+def landing_task(item, run_id: str, *, full_refresh: bool, data_root: str | None, api: str | None,
+                 drop_missing_fields: bool) -> tuple[Any, tuple, dict[str, Any]]:
+    """The task that lands one planned object (incremental sync or full extract) with its arguments.
+
+    Callers run it as they need: ``task(*args, **kwargs, return_state=True)`` or ``task.submit(*args, **kwargs)``.
+    """
+    from tasks.extract import extract_salesforce_to_csv
+    from tasks.sync import sync_salesforce_object
+
+    if uses_incremental_sync(item, full_refresh):
+        return sync_salesforce_object, (item.object_name, run_id), {
+            "full_refresh": full_refresh, "data_root": data_root, "api": api,
+            "drop_missing_fields": drop_missing_fields}
+    return extract_salesforce_to_csv, (item, run_id), {"data_root": data_root,
+                                                       "drop_missing_fields": drop_missing_fields}
 
 
 def dataset_of(extract_value: dict[str, Any]) -> str:

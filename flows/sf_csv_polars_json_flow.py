@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import SequentialTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import StepOutcome, dataset_of, outcome_of, uses_incremental_sync
-from tasks.extract import extract_salesforce_to_csv
+from flows.common import StepOutcome, dataset_of, landing_task, outcome_of
 from tasks.extract_plan import resolve_extract_plan
 from tasks.load import load_csv_to_json
 from tasks.process import process_object_data
-from tasks.sync import sync_salesforce_object
 from utils.errors import ConfigError, PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
@@ -59,15 +56,10 @@ def extract_sequentially(plan, *, run_id: str, data_root: str | None, api: str |
     todo: dict[str, str] = {}
     with pipeline_source(logger):
         for item in plan:
-            started = time.monotonic()
-            if uses_incremental_sync(item, full_refresh):
-                step = outcome_of(item.object_name, "extract", lambda item=item: sync_salesforce_object(
-                    item.object_name, run_id, full_refresh=full_refresh, data_root=data_root, api=api,
-                    drop_missing_fields=drop_missing_fields, return_state=True), started)
-            else:
-                step = outcome_of(item.object_name, "extract", lambda item=item: extract_salesforce_to_csv(
-                    item, run_id, data_root=data_root, drop_missing_fields=drop_missing_fields,
-                    return_state=True), started)
+            land, args, kwargs = landing_task(item, run_id, full_refresh=full_refresh, data_root=data_root, api=api,
+                                              drop_missing_fields=drop_missing_fields)
+            step = outcome_of(item.object_name, "extract", lambda land=land, args=args, kwargs=kwargs: land(
+                *args, **kwargs, return_state=True))
             results[item.object_name] = [step]
             if step.ok:
                 todo[item.object_name] = dataset_of(step.value)

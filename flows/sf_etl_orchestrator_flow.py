@@ -16,12 +16,10 @@ from prefect.task_runners import ConcurrentTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import StepOutcome, dataset_of, one_line, outcome_from_state, uses_incremental_sync
+from flows.common import StepOutcome, dataset_of, landing_task, one_line, outcome_from_state
 from flows.object_parallel_flow import object_parallel_flow
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
-from tasks.extract import extract_salesforce_to_csv
 from tasks.extract_plan import ExtractPlanItem, resolve_extract_plan
-from tasks.sync import sync_salesforce_object
 from utils.atomic import write_text_atomic
 from utils.errors import ConfigError, PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
@@ -79,14 +77,9 @@ def _extract_all(plan: list[ExtractPlanItem], p: OrchestratorParams, run_id: str
     while pending or running:
         while pending and len(running) < p.max_concurrent_extracts:
             item = pending.pop(0)
-            if uses_incremental_sync(item, p.full_refresh):
-                future = sync_salesforce_object.submit(item.object_name, run_id, full_refresh=p.full_refresh,
-                                                       data_root=p.data_root, api=p.api,
-                                                       drop_missing_fields=p.drop_missing_fields)
-            else:
-                future = extract_salesforce_to_csv.submit(item, run_id, data_root=p.data_root,
-                                                          drop_missing_fields=p.drop_missing_fields)
-            running[item.object_name] = (future, time.monotonic())
+            land, args, kwargs = landing_task(item, run_id, full_refresh=p.full_refresh, data_root=p.data_root,
+                                              api=p.api, drop_missing_fields=p.drop_missing_fields)
+            running[item.object_name] = (land.submit(*args, **kwargs), time.monotonic())
         for name, (future, started) in list(running.items()):
             state = future.wait(timeout=0.1)
             if state is None or not state.is_final():

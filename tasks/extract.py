@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import numpy as np
 from prefect import task
 
-from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql, resolve_extract_plan
+from configs.salesforce_objects import spec_for
+from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql
 from tasks.extract_schema import resolve_columns
 from tasks.sf_errors import Action, classify, error_code_of, error_message_of
 from tasks.sf_records import build_page_converter
@@ -42,8 +43,7 @@ from utils.raw_schema import RawSchema, write_raw_schema
 from utils.settings import env_number
 from utils.source import get_connection
 
-__all__ = ["ExtractOptions", "ExtractResult", "extract_object", "extract_salesforce_to_csv",
-           "resolve_extract_plan"]
+__all__ = ["ExtractOptions", "ExtractResult", "extract_object", "extract_salesforce_to_csv"]
 
 T = TypeVar("T")
 
@@ -441,14 +441,9 @@ def extract_salesforce_to_csv(
     run_id: str,
     data_root: str | None = None,
     drop_missing_fields: bool = False,
-    bulk_threshold_rows: int | None = None,
 ) -> dict[str, Any]:
     """Prefect task: extract one planned object; returns the ExtractResult as a dict (paths as strings)."""
-    from configs.salesforce_objects import SALESFORCE_OBJECTS
-
-    spec = SALESFORCE_OBJECTS[item.object_name]
     options = ExtractOptions(drop_missing_fields=drop_missing_fields)
-    threshold = spec.bulk_threshold_rows if bulk_threshold_rows is None else bulk_threshold_rows
     return extract_object(item, run_id=run_id, options=options, data_root=data_root,
-                          bulk_threshold_rows=threshold).as_dict()
+                          bulk_threshold_rows=spec_for(item.object_name).bulk_threshold_rows).as_dict()
 

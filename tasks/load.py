@@ -16,18 +16,8 @@ from prefect import task
 from tasks.process import read_summary_schema, summary_schema_path_for
 from utils.jsonio import write_json_atomic
 from utils.paths import build_summary_paths
-from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT
-from utils.sf_types import DATETIME_DTYPE
-
-
-def _parse_temporal(schema: dict[str, pl.DataType]) -> list[pl.Expr]:
-    exprs = []
-    for column, dtype in schema.items():
-        if dtype == pl.Date():
-            exprs.append(pl.col(column).str.to_date(DATE_FORMAT, strict=True))
-        elif dtype == DATETIME_DTYPE:
-            exprs.append(pl.col(column).str.to_datetime(DATETIME_FORMAT, time_unit="ms", time_zone="UTC"))
-    return exprs
+from utils.raw_frame import parse_temporal
+from utils.sf_types import read_dtype
 
 
 def _read_header(summary_csv: Path) -> list[str]:
@@ -44,9 +34,9 @@ def read_summary_csv(summary_csv: str | os.PathLike[str]) -> pl.DataFrame:
                f"{list(schema)}: re-run processing for this object")
         raise ValueError(msg)
     # Temporal columns are read as text and parsed with the exact formats process.py wrote them in.
-    read_schema = {c: pl.Utf8() if t in (pl.Date(), DATETIME_DTYPE) else t for c, t in schema.items()}
+    read_schema = {c: read_dtype(t) for c, t in schema.items()}
     frame = pl.read_csv(summary_csv, schema=read_schema, null_values=[""], has_header=True, encoding="utf8")
-    temporal = _parse_temporal(schema)
+    temporal = parse_temporal(schema)
     return frame.with_columns(temporal) if temporal else frame
 
 
@@ -56,7 +46,7 @@ def summary_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def output_json_path(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> Path:
-    # The output path does not depend on the run; a placeholder run id lets utils/paths own the layout.
+    # The output path does not depend on the run; utils/paths owns the layout.
     return build_summary_paths(object_name, data_root=data_root)[1]
 
 

@@ -122,7 +122,7 @@ def check_summary_spec(spec: ObjectSpec, raw_schema: RawSchema, *, object_name: 
 
 def metric_columns(spec: ObjectSpec) -> list[tuple[str, str, str]]:
     """``(column, aggregation, summary column name)`` for every metric, in registry order."""
-    return [(c, a, f"{c}_{a}") for c, aggregations in spec.metrics.items() for a in aggregations]
+    return spec.metric_columns()
 
 
 def summary_schema(spec: ObjectSpec, raw_schema: RawSchema) -> dict[str, pl.DataType]:
@@ -191,12 +191,10 @@ def build_summary(
     """
     check_summary_spec(spec, raw_schema, object_name=object_name)
     schema = summary_schema(spec, raw_schema)
-    aggs = [
-        metric_expr(column, aggregation).cast(schema[name]).alias(name)
-        for column, aggregation, name in metric_columns(spec)
-    ]
+    metrics = metric_columns(spec)
+    aggs = [metric_expr(column, aggregation).cast(schema[name]).alias(name) for column, aggregation, name in metrics]
     group_by = list(spec.group_by)
-    if any(a in _HOLISTIC for _, a, _ in metric_columns(spec)):
+    if any(aggregation in _HOLISTIC for _, aggregation, _ in metrics):
         narrowing, text_keys = narrow_for_holding(spec, raw_schema.polars_schema())
         summary = _aggregate(lf.with_columns(narrowing), group_by, aggs)
         summary = summary.with_columns(pl.col(k).cast(pl.Utf8) for k in text_keys)  # sort text bytewise
@@ -246,7 +244,7 @@ def read_summary_schema(path: str | os.PathLike[str]) -> dict[str, pl.DataType]:
 
 
 def summary_csv_path(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> Path:
-    # The processed path does not depend on the run; a placeholder run id lets utils/paths own the layout.
+    # The processed path does not depend on the run; utils/paths owns the layout.
     return build_summary_paths(object_name, data_root=data_root)[0]
 
 

@@ -135,7 +135,7 @@ def inspect_raw_extract(
     row_count, read_error = None, None
     if header == schema.column_names and not comparison["unknown_types"]:
         row_count, bad_columns, read_error = _snapshot_and_count(raw, schema, qc.snapshot)
-        comparison = compare_schema(spec, header=header, sidecar_columns=sidecar, unparseable_columns=bad_columns)
+        comparison["unparseable_columns"] = bad_columns
     results = [schema_conformance(object_name, comparison)]
     if read_error and not comparison["unparseable_columns"]:
         message = f"{object_name}: the raw CSV cannot be read ({read_error}); re-run the extract"
@@ -307,12 +307,10 @@ def qa_profile(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
 
 @task(task_run_name="qa-rowcount-{object_name}")
 def qa_rowcount(object_name: str, gate: GateOutcome, run_id: str | None, data_root: str) -> QaReport:
-    skipped = _skipped(gate, "rowcount_drift")
-    if skipped or gate.row_count is None:
-        return skipped or QaReport((skipped_result(object_name, "rowcount_drift", "row count unknown"),))
-    chosen_run = run_id or run_id_of(gate.raw_csv) or "unknown"
-    return record_rowcount(object_name, gate.row_count, chosen_run, spec_for(object_name),
-                           build_qc_paths(object_name, data_root=data_root))
+    # An unblocked gate always counted the rows (any unread file fails schema_conformance with an error).
+    return _skipped(gate, "rowcount_drift") or record_rowcount(
+        object_name, gate.row_count, run_id or run_id_of(gate.raw_csv) or "unknown", spec_for(object_name),
+        build_qc_paths(object_name, data_root=data_root))
 
 
 @task(task_run_name="qa-validator-{object_name}-{validator}")

@@ -7,13 +7,11 @@ import json
 
 import requests
 from simple_salesforce.exceptions import (
-    SalesforceError,
     SalesforceExpiredSession,
     SalesforceGeneralError,
     SalesforceMalformedRequest,
     SalesforceOperationError,
     SalesforceRefusedRequest,
-    SalesforceResourceNotFound,
 )
 
 
@@ -71,6 +69,4 @@ def classify(err: BaseException) -> Action:
         return Action.RETRY if getattr(err, "status", 0) >= 500 else Action.FATAL
     if isinstance(err, SalesforceOperationError):  # Bulk job Failed: Salesforce gave up, a new job may succeed
         return Action.RESTART
-    if isinstance(err, (SalesforceResourceNotFound, SalesforceError)):
-        return Action.FATAL
     return Action.FATAL

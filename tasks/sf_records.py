@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-Formatter = Callable[[Any], str]
-
 
 def format_datetime(value: Any) -> str:
     """Any Salesforce datetime text -> ``YYYY-MM-DDTHH:MM:SS.fffZ`` (UTC)."""
@@ -59,23 +57,6 @@ def format_compound(value: Any) -> str:
     if isinstance(value, Mapping):
         value = {k: v for k, v in value.items() if k != "attributes"}
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def format_text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-_FORMATTERS: dict[str, Formatter] = {
-    "datetime": format_datetime,
-    "boolean": format_boolean,
-    "int": format_number, "long": format_number, "double": format_number,
-    "currency": format_number, "percent": format_number,
-    "address": format_compound, "location": format_compound,
-}
-
-
-def formatter_for(sf_type: str) -> Formatter:
-    return _FORMATTERS.get(sf_type.lower(), format_text)
 
 
 def lookup_path(record: Mapping[str, Any], path: Sequence[str]) -> Any:

@@ -106,12 +106,9 @@ def build_paths(
     """Paths of one object's raw extract, summary CSV and JSON output for run ``run_id``."""
     root = resolve_data_root(data_root)
     raw = root / "raw" / raw_csv_name(object_name, run_id, moment or datetime.now(timezone.utc))
-    return ObjectPaths(
-        raw_csv=raw,
-        raw_schema=schema_sidecar_for(raw),
-        processed_summary=build_summary_paths(object_name, data_root=root)[0],
-        output_json=build_summary_paths(object_name, data_root=root)[1],
-    )
+    processed_summary, output_json = build_summary_paths(object_name, data_root=root)
+    return ObjectPaths(raw_csv=raw, raw_schema=schema_sidecar_for(raw), processed_summary=processed_summary,
+                       output_json=output_json)
 
 
 def build_summary_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:

@@ -7,13 +7,14 @@ dates ``YYYY-MM-DD``, datetimes ``YYYY-MM-DDTHH:MM:SS.fffZ`` (UTC), booleans ``t
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
 
 from utils.paths import schema_sidecar_for
 from utils.raw_schema import RawSchema, read_raw_schema
-from utils.sf_types import DATETIME_DTYPE, csv_read_dtype_for, polars_dtype_for
+from utils.sf_types import DATETIME_DTYPE, csv_read_dtype_for
 
 DATE_FORMAT = "%Y-%m-%d"
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
@@ -24,16 +25,14 @@ CSV_CHUNK_BYTES = 4 << 20
 os.environ.setdefault("POLARS_CSV_CHUNK_SIZE", str(CSV_CHUNK_BYTES))
 
 
-def _typed_columns(schema: RawSchema) -> list[pl.Expr]:
+def parse_temporal(dtypes: Mapping[str, pl.DataType]) -> list[pl.Expr]:
+    """Parse the Date / Datetime columns of ``dtypes`` (read as text) with the exact formats we write."""
     exprs = []
-    for col in schema.columns:
-        final = polars_dtype_for(col.type)
-        if final == pl.Date():
-            exprs.append(pl.col(col.name).str.to_date(DATE_FORMAT, strict=True))
-        elif final == DATETIME_DTYPE:
-            exprs.append(
-                pl.col(col.name).str.to_datetime(DATETIME_FORMAT, time_unit="ms", time_zone="UTC", strict=True)
-            )
+    for name, dtype in dtypes.items():
+        if dtype == pl.Date():
+            exprs.append(pl.col(name).str.to_date(DATE_FORMAT, strict=True))
+        elif dtype == DATETIME_DTYPE:
+            exprs.append(pl.col(name).str.to_datetime(DATETIME_FORMAT, time_unit="ms", time_zone="UTC", strict=True))
     return exprs
 
 
@@ -47,5 +46,5 @@ def scan_raw_csv(raw_csv: Path, schema: RawSchema | None = None) -> pl.LazyFrame
         return pl.scan_parquet(raw_csv).select(schema.column_names)
     read_schema = {c.name: csv_read_dtype_for(c.type) for c in schema.columns}
     lf = pl.scan_csv(raw_csv, schema=read_schema, null_values=[""], has_header=True, encoding="utf8")
-    temporal = _typed_columns(schema)
+    temporal = parse_temporal(schema.polars_schema())
     return lf.with_columns(temporal) if temporal else lf

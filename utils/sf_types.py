@@ -40,13 +40,12 @@ def polars_dtype_for(sf_type: str) -> pl.DataType:
     raise UnknownSalesforceTypeError(msg)
 
 
+def read_dtype(dtype: pl.DataType) -> pl.DataType:
+    """The dtype used while *reading* a CSV column of ``dtype``: temporal columns are read as text, parsed after."""
+    return pl.Utf8() if dtype in (pl.Date(), DATETIME_DTYPE) else dtype
+
+
 def csv_read_dtype_for(sf_type: str) -> pl.DataType:
-    """The dtype used while *scanning* the CSV: temporal columns are read as text and parsed afterwards."""
-    dtype = polars_dtype_for(sf_type)
-    if dtype in (pl.Date(), DATETIME_DTYPE):
-        return pl.Utf8()
-    return dtype
+    """``read_dtype`` of a Salesforce type."""
+    return read_dtype(polars_dtype_for(sf_type))
 
-
-def is_numeric_type(sf_type: str) -> bool:
-    return sf_type.lower() in _INT_TYPES | _FLOAT_TYPES
