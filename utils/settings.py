@@ -7,7 +7,7 @@ flow                   variables
 =====================  ==========================================================================
 access_token           SF_INSTANCE_URL, SF_ACCESS_TOKEN
 jwt                    SF_CONSUMER_KEY, SF_USERNAME, SF_PRIVATE_KEY_FILE   (SF_DOMAIN optional)
-client_credentials     SF_CONSUMER_KEY, SF_CONSUMER_SECRET, SF_DOMAIN      (a My Domain name)
+client_credentials     SF_CONSUMER_KEY, SF_CONSUMER_SECRET, SF_DOMAIN      (a My Domain name; or SF_LOGIN_URL)
 password               SF_USERNAME, SF_PASSWORD   (SF_TOKEN security token, SF_DOMAIN optional)
 =====================  ==========================================================================
 
@@ -41,6 +41,8 @@ _FLOW_VARS: dict[str, tuple[str, ...]] = {
     "client_credentials": ("SF_CONSUMER_KEY", "SF_CONSUMER_SECRET", "SF_DOMAIN"),
     "password": ("SF_USERNAME", "SF_PASSWORD"),
 }
+# SF_LOGIN_URL names the login host outright, so it stands in for SF_DOMAIN wherever a flow needs a domain
+_SATISFIED_BY: dict[str, tuple[str, ...]] = {"SF_DOMAIN": ("SF_DOMAIN", "SF_LOGIN_URL")}
 
 
 class Credentials(BaseModel):
@@ -122,13 +124,23 @@ def env_number(name: str, default: float) -> float:
         raise ConfigError(msg) from err
 
 
+def _is_set(name: str, env: Mapping[str, str]) -> bool:
+    return any(n in env for n in _SATISFIED_BY.get(name, (name,)))
+
+
+def _describe_missing(name: str) -> str:
+    """``SF_DOMAIN (or SF_LOGIN_URL)``: the variable, and what else would do."""
+    others = [n for n in _SATISFIED_BY.get(name, ()) if n != name]
+    return f"{name} (or {' or '.join(others)})" if others else name
+
+
 def _choose_flow(env: Mapping[str, str]) -> AuthFlow:
     for flow, names in _FLOW_VARS.items():
-        if all(n in env for n in names):
+        if all(_is_set(n, env) for n in names):
             return flow  # type: ignore[return-value]
     present = [n for n in CREDENTIAL_VARS if n in env]
     best, missing = min(
-        ((flow, [n for n in names if n not in env]) for flow, names in _FLOW_VARS.items()),
+        ((flow, [_describe_missing(n) for n in names if not _is_set(n, env)]) for flow, names in _FLOW_VARS.items()),
         key=lambda item: (len(item[1]), list(_FLOW_VARS).index(item[0])),
     )
     msg = (

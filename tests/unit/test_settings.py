@@ -42,7 +42,8 @@ def test_jwt_flow_needs_an_existing_key_file(tmp_path):
     [
         ({"SF_USERNAME": "u"}, "SF_PASSWORD is missing for the 'password' flow"),
         ({"SF_INSTANCE_URL": "https://x"}, "SF_ACCESS_TOKEN is missing for the 'access_token' flow"),
-        ({"SF_CONSUMER_KEY": "ck", "SF_CONSUMER_SECRET": "cs"}, "SF_DOMAIN is missing for the 'client_credentials'"),
+        ({"SF_CONSUMER_KEY": "ck", "SF_CONSUMER_SECRET": "cs"},
+         r"SF_DOMAIN \(or SF_LOGIN_URL\) is missing for the 'client_credentials'"),
     ],
 )
 def test_half_filled_configuration_names_the_missing_variable(env, missing):
@@ -53,6 +54,13 @@ def test_half_filled_configuration_names_the_missing_variable(env, missing):
 def test_client_credentials_refuses_login_domain():
     with pytest.raises(ConfigError, match="My Domain"):
         load_credentials({"SF_CONSUMER_KEY": "ck", "SF_CONSUMER_SECRET": "cs", "SF_DOMAIN": "login"})
+
+
+def test_client_credentials_accepts_a_login_url_instead_of_a_domain():
+    creds = load_credentials({"SF_CONSUMER_KEY": "ck", "SF_CONSUMER_SECRET": "cs",
+                              "SF_LOGIN_URL": "https://acme.my.salesforce.com/"})
+    assert creds.flow == "client_credentials"
+    assert creds.login_base_url == "https://acme.my.salesforce.com"
 
 
 def test_secrets_never_show_in_repr_or_str():
