@@ -7,13 +7,45 @@ primary key makes a repeat harmless, so nothing at the cursor boundary is missed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
 DELETED_FLAG = "IsDeleted"
+STAMP_KEY = "sf_pipeline.replica"  # Parquet key-value metadata written with the rows, so it is atomic with them
+
+
+@dataclass(frozen=True)
+class ReplicaStamp:
+    """What a sync knew when it wrote the replica, stored inside the Parquet file itself.
+
+    The state file is written after the replica, so after a crash between the two writes (or a replica restored
+    from a backup) they disagree; the stamp says which run wrote these rows and up to which watermark they are
+    complete, so resuming from the older of the two watermarks is always safe.
+    """
+
+    run_id: str
+    rows: int
+    watermark: datetime | None
+    column_types: dict[str, str]
+
+    def to_metadata(self) -> dict[str, str]:
+        watermark = self.watermark.astimezone(timezone.utc).isoformat() if self.watermark else None
+        return {STAMP_KEY: json.dumps({"run_id": self.run_id, "rows": self.rows, "watermark": watermark,
+                                       "column_types": self.column_types})}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> ReplicaStamp | None:
+        """The stamp of a replica, or None when the file has none (another tool or an older version wrote it)."""
+        try:
+            data = json.loads(metadata[STAMP_KEY])
+            watermark = datetime.fromisoformat(data["watermark"]) if data["watermark"] else None
+            return cls(str(data["run_id"]), int(data["rows"]), watermark, dict(data["column_types"]))
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -24,6 +56,7 @@ class MergeStats:
     deletes: int   # soft deletes that removed a replica row
     hard_deletes: int = 0
     replica_rows: int = 0
+    recovered: int = 0  # live records the replica lacked, found by Id-level reconciliation and merged back
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -67,6 +100,61 @@ def drop_missing_keys(replica: pl.DataFrame, live_keys: pl.DataFrame, *, primary
     """Reconciliation: remove records Salesforce no longer has at all (hard deletes, purged recycle bin)."""
     kept = replica.join(live_keys.select(primary_key), on=primary_key, how="semi")
     return kept, replica.height - kept.height
+
+
+def keys_missing_from(replica: pl.DataFrame, live_keys: pl.DataFrame, *, primary_key: str) -> list[str]:
+    """Reconciliation: live keys the replica lacks (committed behind the watermark, or lost from the replica)."""
+    return live_keys.select(primary_key).join(replica.select(primary_key), on=primary_key, how="anti") \
+        .get_column(primary_key).sort().to_list()
+
+
+def replica_mismatch(schema: Mapping[str, pl.DataType], rows: int, *, expected: Mapping[str, pl.DataType],
+                     expected_rows: int | None) -> str | None:
+    """Why a replica differs from the state it was written with, or None when it matches.
+
+    A replica edited, restored from a backup or written by another version is corrupt for our purposes: merging a
+    delta into it would carry the damage forward (a missing column fails every run, a changed dtype is written
+    back and breaks Phase 1), so the caller rebuilds it instead.
+    """
+    missing = [c for c in expected if c not in schema]
+    if missing:
+        return f"column(s) missing: {', '.join(missing)}"
+    unexpected = [c for c in schema if c not in expected]
+    if unexpected:
+        return f"unexpected column(s): {', '.join(unexpected)}"
+    changed = [f"{c} is {schema[c]}, expected {dtype}" for c, dtype in expected.items() if schema[c] != dtype]
+    if changed:
+        return "dtype changed: " + "; ".join(changed)
+    if list(schema) != list(expected):
+        return "columns out of order"
+    if expected_rows is not None and rows != expected_rows:
+        return f"{rows} rows, the state recorded {expected_rows}"
+    return None
+
+
+def created_before_count(replica: pl.DataFrame, created_field: str, before: datetime) -> int:
+    """Replica rows created before ``before``: what ``SELECT COUNT() ... WHERE CreatedDate < before`` should say.
+
+    Bounding both counts by an immutable creation time makes the comparison immune to records inserted between
+    the delta query and the count, which would otherwise hide (or fake) a hard delete.
+    """
+    return replica.filter(pl.col(created_field) < before).height
+
+
+def watermark_ahead_of(watermark: datetime | None, org_now: datetime | None, *,
+                       tolerance: timedelta = timedelta(minutes=1)) -> bool:
+    """A watermark later than the org's own clock can only come from a damaged or foreign state file."""
+    return watermark is not None and org_now is not None and watermark > org_now + tolerance
+
+
+def safe_watermark(replica: pl.DataFrame, cursor_field: str, org_now: datetime) -> datetime | None:
+    """Where to resume when the saved watermark cannot be trusted: the newest change the replica holds, never later
+    than the org's clock (None: nothing to resume from, backfill)."""
+    seen = replica[cursor_field].max() if replica.height else None
+    if seen is None:
+        return None
+    seen = seen if seen.tzinfo else seen.replace(tzinfo=timezone.utc)
+    return min(seen, org_now)
 
 
 def next_watermark(delta: pl.DataFrame, cursor_field: str, previous: datetime | None) -> datetime | None:

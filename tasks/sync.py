@@ -7,15 +7,13 @@ the merge is keyed on the primary key, so a repeat changes nothing.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +21,37 @@ import polars as pl
 from prefect import task
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
-from tasks.extract import Caller, ExtractOptions, extract_object, retry_only_transient
+from tasks.extract import Caller, ExtractOptions, _bulk_request, extract_object, retry_only_transient
 from tasks.extract_plan import ExtractPlanItem, build_soql
-from tasks.replica import DELETED_FLAG, MergeStats, delta_filter, drop_missing_keys, merge_delta, next_watermark
+from tasks.replica import (
+    DELETED_FLAG,
+    MergeStats,
+    ReplicaStamp,
+    created_before_count,
+    delta_filter,
+    drop_missing_keys,
+    keys_missing_from,
+    merge_delta,
+    next_watermark,
+    replica_mismatch,
+    safe_watermark,
+    soql_datetime,
+    watermark_ahead_of,
+)
 from utils.atomic import atomic_path, write_text_atomic
 from utils.connection import SalesforceConnection
+from utils.locks import exclusive_lock
 from utils.logs import log_event
-from utils.paths import build_sync_paths
+from utils.paths import SyncPaths, build_sync_paths
 from utils.raw_frame import scan_raw_csv
 from utils.raw_schema import RawSchema, read_raw_schema, write_raw_schema
+from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
 from utils.source import get_connection
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2 adds column_types; a version-1 state is read with the replica sidecar's types
+CREATED_FIELD = "CreatedDate"
+RECONCILE_FETCH_BATCH = 300   # Ids per `WHERE Id IN (...)` query: ~6 KB of Ids, well under the ~16 KB URL limit
+RECONCILE_FETCH_MAX = 6000    # more missing records than this: one backfill is cheaper than 20+ Id queries
 
 
 def read_sync_state(path: Path, object_name: str) -> dict[str, Any] | None:
@@ -67,67 +84,204 @@ def _delta_item(object_name: str, spec: ObjectSpec, watermark: datetime | None, 
     return ExtractPlanItem(object_name, soql, tuple(columns), api, False)
 
 
-def _live_keys(conn: SalesforceConnection, object_name: str, spec: ObjectSpec, options: ExtractOptions,
-               run_id: str) -> pl.DataFrame:
-    item = ExtractPlanItem(object_name, f"SELECT {spec.primary_key} FROM {object_name}", (spec.primary_key,),
-                           "auto", True)
-    with tempfile.TemporaryDirectory(prefix="sf-reconcile-") as tmp:
-        result = extract_object(item, run_id=run_id, connection=conn, options=options, data_root=tmp)
-        return scan_raw_csv(Path(result.raw_csv)).collect()
+# ------------------------------------------------------------------------------------- the replica at rest
 
 
-def _reconcile(conn, object_name, spec, replica, options, run_id, due: bool) -> tuple[pl.DataFrame, int, bool]:
-    """Compare with SELECT COUNT(); when Salesforce has fewer records (or when due) drop the vanished keys.
-
-    More live records than replica rows only means inserts after the delta query: the next delta brings them,
-    so that case alone does not cost a full Id extract.
-    """
-    call = Caller(conn, object_name, options, run_id)
-    live = int(call(lambda: conn.sf.query(f"SELECT COUNT() FROM {object_name}")["totalSize"], "the row count"))
-    if live >= replica.height and not due:
-        return replica, 0, False
-    kept, removed = drop_missing_keys(replica, _live_keys(conn, object_name, spec, options, run_id),
-                                      primary_key=spec.primary_key)
-    log_event("sync_reconciled", object=object_name, run_id=run_id, live_rows=live, replica_rows=kept.height,
-              hard_deletes=removed)
-    return kept, removed, True
-
-
-@contextlib.contextmanager
-def _object_lock(state_path: Path) -> Iterator[None]:
-    """One sync of an object at a time (serve + a manual run, overlapping schedules): read-merge-write is atomic."""
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(state_path.with_suffix(".lock"), "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+def _recorded_types(state: dict[str, Any], paths: SyncPaths) -> dict[str, str] | None:
+    """Column -> Salesforce type the state says the replica was written with (version-1 state: the sidecar's)."""
+    types = state.get("column_types")
+    if not isinstance(types, dict):
         try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            types = {c.name: c.type for c in read_raw_schema(paths.replica_schema).columns}
+        except (OSError, ValueError):
+            return None
+    columns = state.get("columns") or []
+    return {c: types[c] for c in columns} if columns and all(c in types for c in columns) else None
 
 
-def _resume_point(state: dict | None, *, source: str, fields: list[str], replica: Path, full_refresh: bool):
+def _replica_problem(replica: pl.DataFrame, stamp: ReplicaStamp | None, state: dict[str, Any], paths: SyncPaths,
+                     primary_key: str) -> str | None:
+    """Why this replica cannot be resumed, or None. Checked against its own stamp, or (no stamp) the state."""
+    if stamp is not None:
+        types, rows = stamp.column_types, stamp.rows
+    else:
+        types, rows = _recorded_types(state, paths), state.get("replica_rows")
+        if types is None:
+            return "neither the replica nor the state records its columns and types"
+    try:
+        expected = {c: polars_dtype_for(t) for c, t in types.items()}
+    except ValueError as err:
+        return str(err)
+    problem = replica_mismatch(replica.schema, replica.height, expected=expected, expected_rows=rows)
+    if problem is None and replica.get_column(primary_key).n_unique() != replica.height:
+        problem = f"duplicate {primary_key} values"
+    return problem
+
+
+def _load_replica(state: dict[str, Any], paths: SyncPaths, spec: ObjectSpec, watermark: datetime, *,
+                  object_name: str, run_id: str) -> tuple[pl.DataFrame | None, datetime | None]:
+    """The replica and the watermark to resume it from; (None, None) means rebuild, logged with the reason.
+
+    The replica is never written back as it was found: a missing column would fail every run, a changed dtype
+    would be merged into and break Phase 1.
+    """
+    try:
+        replica = pl.read_parquet(paths.replica)
+        stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(paths.replica))
+    except Exception as err:  # noqa: BLE001 - any unreadable replica means the same thing: rebuild it
+        log_event("sync_replica_corrupt", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
+                  error=type(err).__name__, action="full backfill")
+        return None, None
+    problem = _replica_problem(replica, stamp, state, paths, spec.primary_key)
+    if problem is not None:
+        log_event("sync_replica_mismatch", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
+                  reason=problem, action="full backfill (the replica is rebuilt, never written back)")
+        return None, None
+    if stamp is not None and stamp.run_id != state.get("last_run_id"):
+        # a run that crashed after its replica write, or a replica restored from a backup: the older watermark
+        # of the two repeats some delta (harmless, keyed on the primary key) and misses nothing
+        resume = min(watermark, stamp.watermark) if stamp.watermark else None
+        log_event("sync_replica_newer_or_older", level=30, object=object_name, run_id=run_id,
+                  replica_run_id=stamp.run_id, state_run_id=state.get("last_run_id"), resume_from=resume)
+        return (replica, resume) if resume else (None, None)
+    return replica, watermark
+
+
+def _resume_point(state: dict | None, *, source: str, fields: list[str], replica: Path,
+                  full_refresh: bool) -> datetime | None:
     """The watermark to resume from, or None for a backfill (first run, new org, changed fields, forced)."""
     if state is None or full_refresh or not replica.is_file() or state.get("watermark") is None:
         return None
     if state.get("fields") != fields or state.get("source") != source:
         return None  # a replica of another org (e.g. the emulator) or of another field list is not resumable
-    try:
-        pl.read_parquet_schema(replica)
-    except Exception as err:  # noqa: BLE001 - any unreadable replica means the same thing: rebuild it
-        log_event("sync_replica_corrupt", level=30, file=str(replica), error=type(err).__name__,
-                  action="full backfill")
-        return None
     return state["watermark"]
 
 
-def _write_replica(paths, merged: pl.DataFrame, raw_schema: RawSchema, columns: list[str], extracted, run_id, mode):
+def _write_replica(paths: SyncPaths, merged: pl.DataFrame, raw_schema: RawSchema, columns: list[str], extracted,
+                   run_id: str, mode: str, watermark: datetime | None) -> None:
+    """The replica (stamped), then its sidecar: a sidecar never describes a replica that is not in place yet."""
+    kept = tuple(c for c in raw_schema.columns if c.name in columns)
+    stamp = ReplicaStamp(run_id, merged.height, watermark, {c.name: c.type for c in kept})
     with atomic_path(paths.replica) as tmp:
-        merged.write_parquet(tmp, compression="zstd")
-        write_raw_schema(paths.replica_schema, RawSchema(
-            object=raw_schema.object, columns=tuple(c for c in raw_schema.columns if c.name in columns),
-            row_count=merged.height, api_path=extracted.api_path, source=extracted.source,
-            soql=build_soql(raw_schema.object, columns), run_id=run_id, extracted_at=raw_schema.extracted_at,
-            extra={"replica": True, "mode": mode}))
+        merged.write_parquet(tmp, compression="zstd", metadata=stamp.to_metadata())
+    write_raw_schema(paths.replica_schema, RawSchema(
+        object=raw_schema.object, columns=kept, row_count=merged.height, api_path=extracted.api_path,
+        source=extracted.source, soql=build_soql(raw_schema.object, columns), run_id=run_id,
+        extracted_at=raw_schema.extracted_at, extra={"replica": True, "mode": mode}))
+
+
+# ------------------------------------------------------------------------------------------ reconciliation
+
+
+@dataclass(frozen=True)
+class OrgCount:
+    """``SELECT COUNT()`` of live records (created before ``created_before`` when set) and the org's clock."""
+
+    live: int
+    created_before: datetime | None
+    org_now: datetime | None
+
+
+def _count_live(call: Caller, object_name: str, created_before: datetime | None) -> OrgCount:
+    """One COUNT() request; its HTTP ``Date`` header is the org's clock, at no extra API cost."""
+    soql = f"SELECT COUNT() FROM {object_name}"
+    if created_before is not None:
+        soql += f" WHERE {CREATED_FIELD} < {soql_datetime(created_before)}"
+    response = call(lambda: _bulk_request(call.conn, "GET", "query/", params={"q": soql}), "the row count")
+    try:
+        org_now = parsedate_to_datetime(response.headers["Date"]).astimezone(timezone.utc)
+    except (KeyError, TypeError, ValueError):
+        org_now = None
+    return OrgCount(int(response.json()["totalSize"]), created_before, org_now)
+
+
+def _count_bound(columns: list[str], merged: pl.DataFrame, started: datetime, spec: ObjectSpec) -> datetime | None:
+    """The creation-time bound for the COUNT() comparison, or None when the replica has no CreatedDate column.
+
+    Local clock minus the overlap, floored to a second: records created after it (inserts racing the delta query)
+    are left out of both counts; clock skew beyond the overlap can only cause an extra reconciliation.
+    """
+    if CREATED_FIELD not in columns or merged.schema.get(CREATED_FIELD) != DATETIME_DTYPE:
+        return None
+    bound = started - timedelta(minutes=spec.incremental_overlap_minutes)
+    return bound.replace(microsecond=0)
+
+
+def _extract_to_frame(item: ExtractPlanItem, conn: SalesforceConnection, options: ExtractOptions, run_id: str,
+                      threshold: int) -> pl.DataFrame:
+    """A side query (Ids, records by Id) extracted through the normal path into a throwaway folder."""
+    with tempfile.TemporaryDirectory(prefix="sf-reconcile-") as tmp:
+        result = extract_object(item, run_id=run_id, connection=conn, options=options, data_root=tmp,
+                                bulk_threshold_rows=threshold)
+        return scan_raw_csv(Path(result.raw_csv)).collect()
+
+
+def _live_keys(conn: SalesforceConnection, object_name: str, spec: ObjectSpec, options: ExtractOptions,
+               run_id: str, live: int) -> pl.DataFrame:
+    """Every live Id: one cheap column, over Bulk 2.0 for big objects (the count is already known)."""
+    api = spec.api if spec.api != "auto" else ("bulk2" if live >= spec.bulk_threshold_rows else "rest")
+    item = ExtractPlanItem(object_name, f"SELECT {spec.primary_key} FROM {object_name}", (spec.primary_key,),
+                           api, True)
+    return _extract_to_frame(item, conn, replace(options, include_deleted=False), run_id, spec.bulk_threshold_rows)
+
+
+def _records_by_id(conn: SalesforceConnection, object_name: str, spec: ObjectSpec, columns: list[str],
+                   ids: list[str], options: ExtractOptions, run_id: str) -> pl.DataFrame | None:
+    """The replica's columns (plus IsDeleted) of the given records, a few hundred Ids per REST query."""
+    wanted = [*columns, DELETED_FLAG] if DELETED_FLAG not in columns else list(columns)
+    frames = []
+    for start in range(0, len(ids), RECONCILE_FETCH_BATCH):
+        batch = ", ".join(f"'{i}'" for i in ids[start:start + RECONCILE_FETCH_BATCH])
+        soql = f"{build_soql(object_name, wanted)} WHERE {spec.primary_key} IN ({batch})"
+        item = ExtractPlanItem(object_name, soql, tuple(wanted), "rest", True)
+        frames.append(_extract_to_frame(item, conn, options, run_id, spec.bulk_threshold_rows))
+    return pl.concat(frames, how="vertical") if frames else None
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    replica: pl.DataFrame
+    hard_deletes: int
+    recovered: int
+    needs_backfill: bool = False
+
+
+def _reconcile_ids(conn: SalesforceConnection, object_name: str, spec: ObjectSpec, merged: pl.DataFrame,
+                   columns: list[str], options: ExtractOptions, run_id: str, *, count: OrgCount,
+                   reason: str) -> Reconciled:
+    """Compare the org's Ids with the replica's: drop the vanished, fetch and merge the missing."""
+    live_keys = _live_keys(conn, object_name, spec, options, run_id, count.live)
+    kept, removed = drop_missing_keys(merged, live_keys, primary_key=spec.primary_key)
+    missing = keys_missing_from(kept, live_keys, primary_key=spec.primary_key)
+    if len(missing) > RECONCILE_FETCH_MAX:
+        log_event("sync_reconciled", level=30, object=object_name, run_id=run_id, reason=reason,
+                  live_rows=live_keys.height, replica_rows=kept.height, missing=len(missing),
+                  action="full backfill (cheaper than fetching the missing records by Id)")
+        return Reconciled(kept, removed, 0, needs_backfill=True)
+    recovered = 0
+    fetched = _records_by_id(conn, object_name, spec, columns, missing, options, run_id)
+    if fetched is not None and fetched.height:
+        kept, stats = merge_delta(kept, fetched, columns=columns, primary_key=spec.primary_key,
+                                  cursor_field=spec.cursor_field)
+        recovered = stats.inserts
+    log_event("sync_reconciled", level=30 if removed or recovered else 20, object=object_name, run_id=run_id,
+              reason=reason, live_rows=live_keys.height, replica_rows=kept.height, hard_deletes=removed,
+              recovered=recovered)
+    return Reconciled(kept, removed, recovered)
+
+
+def _reconcile_reason(count: OrgCount, merged: pl.DataFrame, *, due: bool, forced: str | None) -> str | None:
+    """Why the Ids must be compared this run, or None: the counts agree and no periodic check is due."""
+    if forced:
+        return forced
+    expected = (merged.height if count.created_before is None
+                else created_before_count(merged, CREATED_FIELD, count.created_before))
+    if count.live != expected:
+        return f"count differs: org {count.live}, replica {expected}"
+    return "periodic check (reconcile_every_runs)" if due else None
+
+
+# ------------------------------------------------------------------------------------------ one object
 
 
 def sync_object(
@@ -145,12 +299,18 @@ def sync_object(
     conn = connection or get_connection()
     options = replace(options or ExtractOptions(), include_deleted=True)
     paths = build_sync_paths(object_name, data_root=data_root)
+    call = Caller(conn, object_name, options, run_id)
     started = time.monotonic()
     source = f"{conn.source}:{conn.instance_url}"
-    with _object_lock(paths.state):
+    with exclusive_lock(paths.state.with_suffix(".lock"), what=f"sync of {object_name}", object=object_name,
+                        run_id=run_id):
         state = read_sync_state(paths.state, object_name)
         watermark = _resume_point(state, source=source, fields=list(spec.fields), replica=paths.replica,
                                   full_refresh=full_refresh)
+        replica = None
+        if watermark is not None:
+            replica, watermark = _load_replica(state, paths, spec, watermark, object_name=object_name, run_id=run_id)
+        delta_started = datetime.now(timezone.utc)
 
         def extract(since: datetime | None):
             # a delta is small: skip auto's COUNT() request and page it over REST (unless bulk2 is forced)
@@ -161,26 +321,48 @@ def sync_object(
             cols = [c for c in schema.column_names if c != DELETED_FLAG or DELETED_FLAG in spec.fields]
             return result, schema, cols
 
-        extracted, raw_schema, columns = extract(watermark)
+        def land(since: datetime | None, base: pl.DataFrame | None):
+            extracted, raw_schema, columns = extract(since)
+            delta = scan_raw_csv(Path(extracted.raw_csv), raw_schema).collect()
+            merged, stats = merge_delta(base if since else None, delta, columns=columns,
+                                        primary_key=spec.primary_key, cursor_field=spec.cursor_field)
+            return extracted, raw_schema, columns, delta, merged, stats
+
+        extracted, raw_schema, columns, delta, merged, stats = land(watermark, replica)
         if watermark and state.get("columns") != columns:  # a field appeared/vanished in describe since last run
             log_event("sync_columns_changed", level=30, object=object_name, run_id=run_id, action="full backfill")
             watermark = None
-            extracted, raw_schema, columns = extract(None)
+            extracted, raw_schema, columns, delta, merged, stats = land(None, None)
+        count = _count_live(call, object_name, _count_bound(columns, merged, delta_started, spec))
+        forced = None
+        if watermark_ahead_of(watermark, count.org_now):
+            reset_to = safe_watermark(replica, spec.cursor_field, count.org_now)
+            log_event("sync_watermark_ahead", level=30, object=object_name, run_id=run_id, watermark=watermark,
+                      org_now=count.org_now, reset_to=reset_to,
+                      action="delta again from the reset point, then Id-level reconciliation")
+            watermark, forced = reset_to, "the saved watermark was ahead of the org's clock"
+            extracted, raw_schema, columns, delta, merged, stats = land(watermark, replica)
         mode = "incremental" if watermark else "backfill"
-        delta = scan_raw_csv(Path(extracted.raw_csv), raw_schema).collect()
-        replica = pl.read_parquet(paths.replica) if watermark else None
-        merged, stats = merge_delta(replica, delta, columns=columns, primary_key=spec.primary_key,
-                                    cursor_field=spec.cursor_field)
         runs_since = state.get("runs_since_reconcile", 0) + 1 if watermark and state else 0
-        merged, hard_deletes, reconciled = _reconcile(conn, object_name, spec, merged, options, run_id,
-                                                      due=runs_since >= spec.reconcile_every_runs)
-        stats = replace(stats, hard_deletes=hard_deletes, replica_rows=merged.height)
-        _write_replica(paths, merged, raw_schema, columns, extracted, run_id, mode)
-        # the watermark moves only now that the replica is safely in place
+        reason = _reconcile_reason(count, merged, due=runs_since >= spec.reconcile_every_runs, forced=forced)
+        hard_deletes = recovered = 0
+        if reason is not None:
+            fixed = _reconcile_ids(conn, object_name, spec, merged, columns, options, run_id, count=count,
+                                   reason=reason)
+            if fixed.needs_backfill:
+                watermark, mode = None, "backfill"
+                extracted, raw_schema, columns, delta, merged, stats = land(None, None)
+            else:
+                merged, hard_deletes, recovered = fixed.replica, fixed.hard_deletes, fixed.recovered
+        stats = replace(stats, hard_deletes=hard_deletes, recovered=recovered, replica_rows=merged.height)
+        new_watermark = next_watermark(delta, spec.cursor_field, watermark)  # only what the delta saw moves it
+        _write_replica(paths, merged, raw_schema, columns, extracted, run_id, mode, new_watermark)
+        # the state moves only now that the replica is safely in place
         write_sync_state(paths.state, {
             "version": STATE_VERSION, "object": object_name, "source": source, "fields": list(spec.fields),
-            "columns": columns, "watermark": next_watermark(delta, spec.cursor_field, watermark),
-            "runs_since_reconcile": 0 if reconciled else runs_since, "replica_rows": merged.height,
+            "columns": columns, "column_types": {c.name: c.type for c in raw_schema.columns if c.name in columns},
+            "watermark": new_watermark,
+            "runs_since_reconcile": 0 if reason is not None else runs_since, "replica_rows": merged.height,
             "last_run_id": run_id, "updated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         })
     log_event("sync_done", object=object_name, run_id=run_id, mode=mode, seconds=round(time.monotonic() - started, 3),

@@ -67,3 +67,65 @@ def test_watermark_never_moves_backwards_and_filter_applies_overlap():
     assert next_watermark(delta, "SystemModstamp", T[5]) == T[5]
     assert next_watermark(delta.clear(), "SystemModstamp", T[2]) == T[2]
     assert delta_filter("SystemModstamp", T[5], 1) == "SystemModstamp >= 2025-12-31T23:59:05.000Z"
+
+
+# --- self-healing checks (reliability round 2) ---------------------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from tasks.replica import (  # noqa: E402
+    ReplicaStamp,
+    created_before_count,
+    keys_missing_from,
+    replica_mismatch,
+    safe_watermark,
+    watermark_ahead_of,
+)
+
+
+def test_keys_missing_from_lists_live_keys_the_replica_lacks():
+    replica = frame([("a", "A", T[0]), ("c", "C", T[0])])
+    live = pl.DataFrame({"Id": ["d", "a", "b", "c"]})
+    assert keys_missing_from(replica, live, primary_key="Id") == ["b", "d"]
+
+
+def test_replica_mismatch_names_the_first_difference():
+    expected = dict(SCHEMA)
+    assert replica_mismatch(SCHEMA, 3, expected=expected, expected_rows=3) is None
+    assert replica_mismatch({"Id": pl.Utf8, "SystemModstamp": SCHEMA["SystemModstamp"]}, 3, expected=expected,
+                            expected_rows=3) == "column(s) missing: Name"
+    assert replica_mismatch({**SCHEMA, "X": pl.Int64}, 3, expected=expected, expected_rows=3) \
+        == "unexpected column(s): X"
+    assert replica_mismatch({**SCHEMA, "Name": pl.Int64}, 3, expected=expected, expected_rows=3) \
+        == "dtype changed: Name is Int64, expected String"
+    assert replica_mismatch(SCHEMA, 2, expected=expected, expected_rows=3) == "2 rows, the state recorded 3"
+    assert replica_mismatch(SCHEMA, 2, expected=expected, expected_rows=None) is None
+
+
+def test_created_before_count_ignores_records_created_after_the_bound():
+    replica = pl.DataFrame({"Id": ["a", "b", "c"], "CreatedDate": [T[0], T[2], T[4]]},
+                           schema={"Id": pl.Utf8, "CreatedDate": pl.Datetime("ms", "UTC")})
+    assert created_before_count(replica, "CreatedDate", T[2]) == 1
+    assert created_before_count(replica, "CreatedDate", T[5]) == 3
+
+
+def test_a_watermark_is_ahead_only_beyond_the_tolerance():
+    assert not watermark_ahead_of(T[0] + timedelta(seconds=30), T[0])
+    assert watermark_ahead_of(T[0] + timedelta(minutes=2), T[0])
+    assert not watermark_ahead_of(None, T[0]) and not watermark_ahead_of(T[0], None)
+
+
+def test_safe_watermark_is_the_newest_replica_change_capped_by_the_org_clock():
+    replica = frame([("a", "A", T[1]), ("b", "B", T[3])])
+    assert safe_watermark(replica, "SystemModstamp", T[5]) == T[3]
+    assert safe_watermark(replica, "SystemModstamp", T[2]) == T[2]
+    assert safe_watermark(replica.clear(), "SystemModstamp", T[5]) is None
+
+
+def test_replica_stamp_round_trips_through_parquet_metadata(tmp_path):
+    stamp = ReplicaStamp("RUN1", 2, T[3], {"Id": "id", "Name": "string", "SystemModstamp": "datetime"})
+    path = tmp_path / "r.parquet"
+    frame([("a", "A", T[1]), ("b", "B", T[3])]).write_parquet(path, metadata=stamp.to_metadata())
+    assert ReplicaStamp.from_metadata(pl.read_parquet_metadata(path)) == stamp
+    assert ReplicaStamp.from_metadata({}) is None
+    assert ReplicaStamp.from_metadata({"sf_pipeline.replica": "not json"}) is None
