@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reject LIMIT/ORDER BY in Bulk queries, as some 2023-24 doc releases describe")
     serve.add_argument("--jwt-cert", default=None,
                        help="PEM certificate/public key that verifies JWT bearer assertions (or $SF_EMULATOR_JWT_CERT)")
+    serve.add_argument("--exit-with-parent", action="store_true",
+                       help="also stop when stdin reaches end-of-file: give it a pipe whose other end the parent "
+                            "holds, and the server goes when the parent does, even after kill -9 (run_emulator "
+                            "does this)")
     return parser
 
 
@@ -57,10 +61,24 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
     )
 
 
-def serve(config: EmulatorConfig) -> int:
+def _set_on_stdin_eof(stop: threading.Event) -> None:
+    """Set ``stop`` once stdin is at end-of-file: every holder of the pipe's write end, the parent, is gone."""
+    try:
+        while os.read(sys.stdin.fileno(), 65536):
+            pass  # the parent never writes; anything it does send is ignored
+    except (OSError, ValueError, AttributeError):
+        pass  # no usable stdin counts as no parent
+    stop.set()
+
+
+def serve(config: EmulatorConfig, *, exit_with_parent: bool = False) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if exit_with_parent:
+        # a pipe, not prctl(PR_SET_PDEATHSIG): it works on every OS, cannot miss a parent that died before we
+        # got here (the read just returns EOF), and does not fire when merely the forking *thread* ends
+        threading.Thread(target=_set_on_stdin_eof, args=(stop,), name="parent-watch", daemon=True).start()
     running = start_server(config)
     sys.stdout.write(info_line(running) + "\n")
     sys.stdout.flush()
@@ -79,4 +97,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FaultSpecError, OSError) as err:
         print(f"emulator: {err}", file=sys.stderr)
         return 2
-    return serve(config)
+    return serve(config, exit_with_parent=args.exit_with_parent)

@@ -46,7 +46,7 @@ def _rows_arg(rows: Mapping[str, int] | None) -> str:
 
 def _serve_command(seed: int, scale: str, rows: Mapping[str, int] | None, latency_ms: int, faults: str | None,
                    extra_args: Sequence[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "emulator", "serve", "--seed", str(seed), "--scale", scale,
+    cmd = [sys.executable, "-m", "emulator", "serve", "--exit-with-parent", "--seed", str(seed), "--scale", scale,
            "--latency-ms", str(latency_ms)]
     if rows:
         cmd += ["--rows", _rows_arg(rows)]
@@ -73,7 +73,9 @@ def _read_info_line(proc: subprocess.Popen[str]) -> str:
 def _subprocess_emulator(cmd: list[str]) -> Iterator[EmulatorInfo]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    # stdin is a pipe only we hold: if this process dies, even by SIGKILL, the OS closes it and the
+    # emulator (started with --exit-with-parent) sees EOF and shuts down instead of lingering as an orphan
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     try:
         yield EmulatorInfo.from_json(_read_info_line(proc))
     finally:
@@ -83,8 +85,9 @@ def _subprocess_emulator(cmd: list[str]) -> Iterator[EmulatorInfo]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 @contextmanager
