@@ -21,7 +21,7 @@ import polars as pl
 from prefect import task
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
-from tasks.extract import Caller, ExtractOptions, _bulk_request, extract_object, retry_only_transient
+from tasks.extract import Caller, ExtractOptions, ExtractResult, _bulk_request, extract_object, retry_only_transient
 from tasks.extract_plan import ExtractPlanItem, build_soql
 from tasks.replica import (
     DELETED_FLAG,
@@ -74,6 +74,19 @@ def write_sync_state(path: Path, state: dict[str, Any]) -> None:
     if isinstance(data.get("watermark"), datetime):
         data["watermark"] = data["watermark"].astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class _SyncTarget:
+    """What every extract of one sync shares: the object, the client and the options."""
+
+    object_name: str
+    spec: ObjectSpec
+    conn: SalesforceConnection
+    options: ExtractOptions
+    run_id: str
+    data_root: str | os.PathLike[str] | None
+    api: str | None
 
 
 def _delta_item(object_name: str, spec: ObjectSpec, watermark: datetime | None, api: str) -> ExtractPlanItem:
@@ -246,11 +259,11 @@ class Reconciled:
     needs_backfill: bool = False
 
 
-def _reconcile_ids(conn: SalesforceConnection, object_name: str, spec: ObjectSpec, merged: pl.DataFrame,
-                   columns: list[str], options: ExtractOptions, run_id: str, *, count: OrgCount,
+def _reconcile_ids(target: _SyncTarget, merged: pl.DataFrame, columns: list[str], *, count: OrgCount,
                    reason: str) -> Reconciled:
     """Compare the org's Ids with the replica's: drop the vanished, fetch and merge the missing."""
-    live_keys = _live_keys(conn, object_name, spec, options, run_id, count.live)
+    object_name, spec, run_id = target.object_name, target.spec, target.run_id
+    live_keys = _live_keys(target.conn, object_name, spec, target.options, run_id, count.live)
     kept, removed = drop_missing_keys(merged, live_keys, primary_key=spec.primary_key)
     missing = keys_missing_from(kept, live_keys, primary_key=spec.primary_key)
     if len(missing) > RECONCILE_FETCH_MAX:
@@ -259,7 +272,7 @@ def _reconcile_ids(conn: SalesforceConnection, object_name: str, spec: ObjectSpe
                   action="full backfill (cheaper than fetching the missing records by Id)")
         return Reconciled(kept, removed, 0, needs_backfill=True)
     recovered = 0
-    fetched = _records_by_id(conn, object_name, spec, columns, missing, options, run_id)
+    fetched = _records_by_id(target.conn, object_name, spec, columns, missing, target.options, run_id)
     if fetched is not None and fetched.height:
         kept, stats = merge_delta(kept, fetched, columns=columns, primary_key=spec.primary_key,
                                   cursor_field=spec.cursor_field)
@@ -284,6 +297,46 @@ def _reconcile_reason(count: OrgCount, merged: pl.DataFrame, *, due: bool, force
 # ------------------------------------------------------------------------------------------ one object
 
 
+@dataclass(frozen=True)
+class _Landed:
+    """One delta (or backfill) extracted and merged, in memory, into the replica it started from."""
+
+    extracted: ExtractResult
+    raw_schema: RawSchema
+    columns: list[str]
+    delta: pl.DataFrame
+    merged: pl.DataFrame
+    stats: MergeStats
+
+
+def _land(target: _SyncTarget, since: datetime | None, base: pl.DataFrame | None) -> _Landed:
+    """Extract the changes since ``since`` (everything when None) and merge them into ``base``."""
+    spec = target.spec
+    # a delta is small: skip auto's COUNT() request and page it over REST (unless bulk2 is forced)
+    api = target.api or ("rest" if since and spec.api == "auto" else spec.api)
+    extracted = extract_object(_delta_item(target.object_name, spec, since, api), run_id=target.run_id,
+                               connection=target.conn, options=target.options, data_root=target.data_root,
+                               bulk_threshold_rows=spec.bulk_threshold_rows)
+    raw_schema = read_raw_schema(Path(extracted.raw_schema))
+    columns = [c for c in raw_schema.column_names if c != DELETED_FLAG or DELETED_FLAG in spec.fields]
+    delta = scan_raw_csv(Path(extracted.raw_csv), raw_schema).collect()
+    merged, stats = merge_delta(base if since else None, delta, columns=columns, primary_key=spec.primary_key,
+                                cursor_field=spec.cursor_field)
+    return _Landed(extracted, raw_schema, columns, delta, merged, stats)
+
+
+def _starting_point(state: dict | None, paths: SyncPaths, target: _SyncTarget, source: str,
+                    full_refresh: bool) -> tuple[datetime | None, pl.DataFrame | None]:
+    """(watermark, replica) to resume from, or (None, None) for a backfill."""
+    watermark = _resume_point(state, source=source, fields=list(target.spec.fields), replica=paths.replica,
+                              full_refresh=full_refresh)
+    if watermark is None:
+        return None, None
+    replica, watermark = _load_replica(state, paths, target.spec, watermark, object_name=target.object_name,
+                                       run_id=target.run_id)
+    return watermark, replica
+
+
 def sync_object(
     object_name: str,
     *,
@@ -297,43 +350,23 @@ def sync_object(
     """One incremental run for ``object_name``; returns the extract result plus mode, stats and the replica path."""
     spec = SALESFORCE_OBJECTS[object_name]
     conn = connection or get_connection()
-    options = replace(options or ExtractOptions(), include_deleted=True)
+    target = _SyncTarget(object_name, spec, conn, replace(options or ExtractOptions(), include_deleted=True), run_id,
+                         data_root, api)
     paths = build_sync_paths(object_name, data_root=data_root)
-    call = Caller(conn, object_name, options, run_id)
     started = time.monotonic()
     source = f"{conn.source}:{conn.instance_url}"
     with exclusive_lock(paths.state.with_suffix(".lock"), what=f"sync of {object_name}", object=object_name,
                         run_id=run_id):
         state = read_sync_state(paths.state, object_name)
-        watermark = _resume_point(state, source=source, fields=list(spec.fields), replica=paths.replica,
-                                  full_refresh=full_refresh)
-        replica = None
-        if watermark is not None:
-            replica, watermark = _load_replica(state, paths, spec, watermark, object_name=object_name, run_id=run_id)
+        watermark, replica = _starting_point(state, paths, target, source, full_refresh)
         delta_started = datetime.now(timezone.utc)
-
-        def extract(since: datetime | None):
-            # a delta is small: skip auto's COUNT() request and page it over REST (unless bulk2 is forced)
-            chosen = api or ("rest" if since and spec.api == "auto" else spec.api)
-            result = extract_object(_delta_item(object_name, spec, since, chosen), run_id=run_id, connection=conn,
-                                    options=options, data_root=data_root, bulk_threshold_rows=spec.bulk_threshold_rows)
-            schema = read_raw_schema(Path(result.raw_schema))
-            cols = [c for c in schema.column_names if c != DELETED_FLAG or DELETED_FLAG in spec.fields]
-            return result, schema, cols
-
-        def land(since: datetime | None, base: pl.DataFrame | None):
-            extracted, raw_schema, columns = extract(since)
-            delta = scan_raw_csv(Path(extracted.raw_csv), raw_schema).collect()
-            merged, stats = merge_delta(base if since else None, delta, columns=columns,
-                                        primary_key=spec.primary_key, cursor_field=spec.cursor_field)
-            return extracted, raw_schema, columns, delta, merged, stats
-
-        extracted, raw_schema, columns, delta, merged, stats = land(watermark, replica)
-        if watermark and state.get("columns") != columns:  # a field appeared/vanished in describe since last run
+        landed = _land(target, watermark, replica)
+        if watermark and state.get("columns") != landed.columns:  # a field appeared/vanished in describe
             log_event("sync_columns_changed", level=30, object=object_name, run_id=run_id, action="full backfill")
             watermark = None
-            extracted, raw_schema, columns, delta, merged, stats = land(None, None)
-        count = _count_live(call, object_name, _count_bound(columns, merged, delta_started, spec))
+            landed = _land(target, None, None)
+        count = _count_live(Caller(conn, object_name, target.options, run_id), object_name,
+                            _count_bound(landed.columns, landed.merged, delta_started, spec))
         forced = None
         if watermark_ahead_of(watermark, count.org_now):
             reset_to = safe_watermark(replica, spec.cursor_field, count.org_now)
@@ -341,33 +374,35 @@ def sync_object(
                       org_now=count.org_now, reset_to=reset_to,
                       action="delta again from the reset point, then Id-level reconciliation")
             watermark, forced = reset_to, "the saved watermark was ahead of the org's clock"
-            extracted, raw_schema, columns, delta, merged, stats = land(watermark, replica)
-        mode = "incremental" if watermark else "backfill"
+            landed = _land(target, watermark, replica)
         runs_since = state.get("runs_since_reconcile", 0) + 1 if watermark and state else 0
-        reason = _reconcile_reason(count, merged, due=runs_since >= spec.reconcile_every_runs, forced=forced)
-        hard_deletes = recovered = 0
+        reason = _reconcile_reason(count, landed.merged, due=runs_since >= spec.reconcile_every_runs, forced=forced)
+        merged, hard_deletes, recovered = landed.merged, 0, 0
         if reason is not None:
-            fixed = _reconcile_ids(conn, object_name, spec, merged, columns, options, run_id, count=count,
-                                   reason=reason)
+            fixed = _reconcile_ids(target, landed.merged, landed.columns, count=count, reason=reason)
             if fixed.needs_backfill:
-                watermark, mode = None, "backfill"
-                extracted, raw_schema, columns, delta, merged, stats = land(None, None)
+                watermark = None
+                landed = _land(target, None, None)
+                merged = landed.merged
             else:
                 merged, hard_deletes, recovered = fixed.replica, fixed.hard_deletes, fixed.recovered
-        stats = replace(stats, hard_deletes=hard_deletes, recovered=recovered, replica_rows=merged.height)
-        new_watermark = next_watermark(delta, spec.cursor_field, watermark)  # only what the delta saw moves it
-        _write_replica(paths, merged, raw_schema, columns, extracted, run_id, mode, new_watermark)
+        mode = "incremental" if watermark else "backfill"
+        stats = replace(landed.stats, hard_deletes=hard_deletes, recovered=recovered, replica_rows=merged.height)
+        new_watermark = next_watermark(landed.delta, spec.cursor_field, watermark)  # only what the delta saw
+        _write_replica(paths, merged, landed.raw_schema, landed.columns, landed.extracted, run_id, mode,
+                       new_watermark)
         # the state moves only now that the replica is safely in place
         write_sync_state(paths.state, {
             "version": STATE_VERSION, "object": object_name, "source": source, "fields": list(spec.fields),
-            "columns": columns, "column_types": {c.name: c.type for c in raw_schema.columns if c.name in columns},
-            "watermark": new_watermark,
-            "runs_since_reconcile": 0 if reason is not None else runs_since, "replica_rows": merged.height,
-            "last_run_id": run_id, "updated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "columns": landed.columns,
+            "column_types": {c.name: c.type for c in landed.raw_schema.columns if c.name in landed.columns},
+            "watermark": new_watermark, "runs_since_reconcile": 0 if reason is not None else runs_since,
+            "replica_rows": merged.height, "last_run_id": run_id,
+            "updated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         })
     log_event("sync_done", object=object_name, run_id=run_id, mode=mode, seconds=round(time.monotonic() - started, 3),
               **stats.as_dict())
-    return {**extracted.as_dict(), "mode": mode, "dataset": str(paths.replica), "sync": stats.as_dict()}
+    return {**landed.extracted.as_dict(), "mode": mode, "dataset": str(paths.replica), "sync": stats.as_dict()}
 
 
 @task(task_run_name="sync-{object_name}", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_only_transient)
