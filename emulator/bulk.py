@@ -35,6 +35,7 @@ class BulkJob:
     frame: pl.DataFrame | None = None  # result rows, columns in SELECT order, temporal columns as CSV text
     error_message: str | None = None
     modstamp: datetime | None = None
+    held: bool = False  # a ``hold`` fault keeps the job InProgress (a stuck job) while set
     processed: threading.Event = field(default_factory=threading.Event)
 
     def info(self, *, full: bool = True) -> dict[str, Any]:
@@ -110,9 +111,15 @@ class BulkJobs:
         if job is None:
             raise not_found()
         if job.state in ("UploadComplete", "InProgress"):
-            done = job.processed.is_set() and time.monotonic() >= job.ready_at
+            done = not job.held and job.processed.is_set() and time.monotonic() >= job.ready_at
             job.state = "JobComplete" if done else "InProgress"
         return job
+
+    def hold(self, job_id: str, held: bool) -> None:
+        """Hold a running job InProgress (the ``hold`` fault) or release it; a finished or unknown job is left alone."""
+        job = self._jobs.get(job_id)
+        if job is not None and job.state in ("UploadComplete", "InProgress"):
+            job.held = held
 
     def end(self, job_id: str, state: str, message: str | None, now: datetime, *, force: bool = False) -> BulkJob:
         """Move a job to Aborted or Failed (an abort request, or an injected failure with ``force``)."""

@@ -8,7 +8,10 @@ Spec: rules separated by ``;``, each ``KIND:ACTION[:option=value...]``.
   transient), ``daily`` (403 REQUEST_LIMIT_EXCEEDED and the daily allowance stays exhausted until reset),
   ``expire`` (401 INVALID_SESSION_ID and the presented token is revoked), ``locator`` (INVALID_QUERY_LOCATOR),
   ``timeout`` (QUERY_TIMEOUT), ``reset`` (send half the body, then reset the connection), ``job_failed`` /
-  ``job_aborted`` (the Bulk job ends Failed / Aborted), ``latency=MS`` (delay the response).
+  ``job_aborted`` (the Bulk job ends Failed / Aborted), ``hold`` (``bulk.status`` only: a job status request it
+  fires on finds the job still InProgress, and the job cannot complete until a status request it does not fire
+  on; ``times=0`` holds every job forever, a stuck job that only an abort ends), ``latency=MS`` (delay the
+  response). ``auth`` faults answer in the login flow's own format: a SOAP fault or an OAuth error JSON.
 * Options: ``after=N`` (let the first N matching requests through), ``times=M`` (inject at most M times; default 1,
   unlimited for latency; ``times=0`` means unlimited), ``p=0.3`` (inject with this probability, reproducible from
   the emulator seed), ``status=NNN`` (override the HTTP status).
@@ -36,7 +39,7 @@ ERROR_ACTIONS: dict[str, tuple[int, str, str]] = {
     "locator": (400, "INVALID_QUERY_LOCATOR", "invalid query locator"),
     "timeout": (400, "QUERY_TIMEOUT", "Your query request was running for too long."),
 }
-OTHER_ACTIONS = ("reset", "job_failed", "job_aborted", "latency")
+OTHER_ACTIONS = ("reset", "job_failed", "job_aborted", "hold", "latency")  # latency last: messages skip it
 
 
 class FaultSpecError(ValueError):
@@ -106,6 +109,9 @@ def _parse_rule(text: str, index: int, seed: int) -> FaultRule:
     elif action not in ERROR_ACTIONS and action not in OTHER_ACTIONS:
         msg = (f"fault rule {text!r}: unknown action {action!r}; use one of "
                f"{', '.join([*ERROR_ACTIONS, *OTHER_ACTIONS[:-1]])} or latency=MS")
+        raise FaultSpecError(msg)
+    if action == "hold" and not fnmatch.fnmatchcase("bulk.status", kind):
+        msg = f"fault rule {text!r}: hold keeps a Bulk job InProgress, so its kind must be bulk.status"
         raise FaultSpecError(msg)
     for option in parts[2:]:
         name, _, value = option.partition("=")

@@ -113,6 +113,8 @@ def _data_route(state: EmulatorState, req: Request, version: str, rest: str) -> 
             state.tokens.revoke(req.token)
         raise ApiError(fault.status, fault.error_code, fault.message)
     req = Request(req.method, req.path, req.query, req.headers, req.body, version, req.token)
+    if kind == "bulk.status" and req.method == "GET" and args:  # a status poll holds or releases the job
+        state.jobs.hold(args[0], fault is not None and fault.action == "hold")
     job_fault = fault is not None and fault.action in ("job_failed", "job_aborted")
     if job_fault and kind == "bulk.status" and args:
         _apply_job_fault(state, fault, args[0])  # type: ignore[arg-type]
