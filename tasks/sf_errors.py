@@ -1,18 +1,30 @@
-"""Sort what the Salesforce client raises into retry decisions (transient / renew session / restart / fatal)."""
+"""Sort what the Salesforce client raises into retry decisions (transient / renew session / restart / fatal),
+and the one backoff policy every retry uses (extract requests, the run-start /limits check, logins)."""
 
 from __future__ import annotations
 
 import enum
 import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import requests
 from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
     SalesforceExpiredSession,
     SalesforceGeneralError,
     SalesforceMalformedRequest,
     SalesforceOperationError,
     SalesforceRefusedRequest,
 )
+
+from utils.errors import PipelineError, RetriableSourceError
+from utils.logs import log_event
+from utils.settings import env_number
+
+T = TypeVar("T")
 
 
 class Action(enum.Enum):
@@ -70,3 +82,81 @@ def classify(err: BaseException) -> Action:
     if isinstance(err, SalesforceOperationError):  # Bulk job Failed: Salesforce gave up, a new job may succeed
         return Action.RESTART
     return Action.FATAL
+
+
+# A SOAP login fault always comes with HTTP 500, so the status alone cannot tell an outage from a rejection:
+# these codes (SOAP exceptionCode, or OAuth error in any case) are Salesforce saying it cannot serve the login now.
+_LOGIN_OUTAGE_CODES = frozenset({"SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
+
+
+def classify_login(err: BaseException, status: int | None) -> Action:
+    """RETRY for a login outage (network, 502-504, an outage code, a 5xx page that is no login answer), else FATAL.
+
+    ``status`` is the login response's HTTP status (SalesforceAuthenticationFailed itself always says 401).
+    """
+    if not isinstance(err, SalesforceAuthenticationFailed):
+        return Action.RETRY if classify(err) is Action.RETRY else Action.FATAL
+    code = str(err.code or "")
+    if code.upper() in _LOGIN_OUTAGE_CODES or (status or 0) in (502, 503, 504):
+        return Action.RETRY
+    not_a_login_answer = code.isdigit()  # simple-salesforce puts the status there when the body was no fault
+    return Action.RETRY if not_a_login_answer and (status or 0) >= 500 else Action.FATAL
+
+
+def describe_error(err: BaseException) -> str:
+    """``SalesforceGeneralError SERVER_UNAVAILABLE``: the exception type and errorCode, for logs and messages."""
+    return f"{type(err).__name__} {error_code_of(err)}".strip()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long a transient fault is retried: exponential backoff, capped."""
+
+    max_attempts: int = 6
+    backoff_base_seconds: float = field(default_factory=lambda: env_number("SF_RETRY_BASE_SECONDS", 1.0))
+    backoff_max_seconds: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.backoff_base_seconds * 2 ** (attempt - 1), self.backoff_max_seconds)
+
+
+def retry_transient(request: Callable[[], T], policy: RetryPolicy, *, what: str,
+                    classify_error: Callable[[BaseException], Action] = classify,
+                    exhausted: Callable[[BaseException, int], PipelineError] | None = None,
+                    log_fields: Mapping[str, Any] | None = None, keep_cause: bool = True) -> T:
+    """``request()``, again after a backoff while ``classify_error`` calls its error RETRY.
+
+    Any other error is raised unchanged for the caller to judge; when the attempts run out, ``exhausted(err,
+    attempts)`` (default: a RetriableSourceError naming ``what``) is raised instead, chained to the last error
+    unless ``keep_cause`` is False (a login error's cause may echo request data).
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return request()
+        except PipelineError:
+            raise  # already ours, with its message
+        except Exception as err:
+            if classify_error(err) is not Action.RETRY:
+                raise
+            if attempt >= policy.max_attempts:
+                failure = exhausted(err, attempt) if exhausted else RetriableSourceError(
+                    outage_message(what, err, attempt))
+                raise failure from (err if keep_cause else None)
+            delay = policy.delay(attempt)
+            log_event("retry", **(log_fields or {}), during=what, error=describe_error(err), attempt=attempt,
+                      wait_seconds=delay)
+            time.sleep(delay)
+
+
+def quota_message(err: BaseException) -> str:
+    return (f"Salesforce's daily API request limit is exhausted ({error_message_of(err)}); wait for the 24 h "
+            "window to roll or raise the limit")
+
+
+def outage_message(what: str, err: BaseException, attempts: int) -> str:
+    """What to say when a transient fault outlasted the retries: it is an outage, not a mistake to fix."""
+    return (f"{what} still failing after {attempts} attempts ({describe_error(err)}); "
+            "Salesforce or the network is unavailable, the next run will try again")

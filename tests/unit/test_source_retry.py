@@ -1,0 +1,155 @@
+"""Pure pieces behind the source's reliability: login-failure classification and messages, the shared backoff
+policy and retry loop, and the describe-time metric/type check."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceMalformedRequest
+
+from configs.salesforce_objects import ObjectSpec
+from tasks.extract_schema import check_metric_types
+from tasks.sf_errors import Action, RetryPolicy, classify_login, retry_transient
+from utils.connection import login_outage_message, login_rejected_message
+from utils.errors import ConfigError, RetriableSourceError
+from utils.raw_schema import RawColumn
+from utils.settings import Credentials
+
+INVALID_LOGIN = "Invalid username, password, security token; or user locked out."
+
+
+@pytest.mark.parametrize(("code", "status", "action"), [
+    ("INVALID_LOGIN", 500, Action.FATAL),           # SOAP rejects a login with HTTP 500
+    ("SERVER_UNAVAILABLE", 500, Action.RETRY),      # ... and says so when it is down
+    ("SERVER_UNAVAILABLE", 503, Action.RETRY),
+    ("UNKNOWN_EXCEPTION", 500, Action.RETRY),
+    ("server_unavailable", 503, Action.RETRY),      # OAuth error codes are lower case
+    ("invalid_grant", 400, Action.FATAL),
+    ("invalid_client", 401, Action.FATAL),
+    (503, 503, Action.RETRY),                       # a load balancer's page: simple-salesforce puts the status there
+    (500, 500, Action.RETRY),
+    ("INVALID_LOGIN", 502, Action.RETRY),           # a gateway error is an outage whatever the body says
+    (400, 400, Action.FATAL),
+])
+def test_login_failures_are_outages_or_rejections(code, status, action):
+    assert classify_login(SalesforceAuthenticationFailed(code, "x"), status) is action
+
+
+@pytest.mark.parametrize("err", [requests.ConnectionError("refused"), requests.Timeout("slow"),
+                                 requests.exceptions.ChunkedEncodingError("cut")])
+def test_transport_errors_during_login_are_outages(err):
+    assert classify_login(err, None) is Action.RETRY
+
+
+def test_an_invalid_login_url_is_not_retried():
+    assert classify_login(requests.exceptions.InvalidURL("bad"), None) is Action.FATAL
+
+
+CREDS = Credentials(flow="password", username="u@example.com", password="Pw-SECRET-1", login_url="https://login.x")
+
+
+def test_a_rejection_says_check_the_credentials_with_salesforces_own_words():
+    message = login_rejected_message(CREDS, SalesforceAuthenticationFailed("INVALID_LOGIN", INVALID_LOGIN))
+    assert message == (f"Salesforce rejected the 'password' login (INVALID_LOGIN: {INVALID_LOGIN}); "
+                       "check the SF_ credentials in .env")
+
+
+def test_an_outage_message_names_the_host_status_and_attempts_never_the_credentials():
+    err = SalesforceAuthenticationFailed("SERVER_UNAVAILABLE", "Server temporarily unavailable; retry later.")
+    message = login_outage_message(CREDS, err, 503, 6)
+    assert message == ("Salesforce login host https://login.x unavailable (HTTP 503 SERVER_UNAVAILABLE: Server "
+                       "temporarily unavailable; retry later.) after 6 attempts; the next run will try again")
+    unreachable = login_outage_message(CREDS, requests.ConnectionError("refused"), None, 6)
+    assert "unavailable (ConnectionError) after 6 attempts" in unreachable
+    assert "credentials" not in message + unreachable and "{content}" not in message + unreachable
+
+
+def test_a_whole_error_page_is_cut_short():
+    page = "<html>" + "x" * 5000 + "</html>"
+    message = login_outage_message(CREDS, SalesforceAuthenticationFailed(503, page), 503, 2)
+    assert "unavailable (HTTP 503: <html>" + "x" * 194 + "...) after 2 attempts" in message
+
+
+def test_backoff_doubles_up_to_the_cap():
+    policy = RetryPolicy(max_attempts=8, backoff_base_seconds=1.0, backoff_max_seconds=30.0)
+    assert [policy.delay(a) for a in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+NO_WAIT = RetryPolicy(max_attempts=4, backoff_base_seconds=0.0)
+
+
+def _flaky(failures: list[BaseException]):
+    calls = []
+
+    def request() -> str:
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+        return "ok"
+    return request, calls
+
+
+def test_transient_errors_are_retried_until_the_request_succeeds():
+    request, calls = _flaky([requests.ConnectionError("reset"), requests.Timeout("slow")])
+    assert retry_transient(request, NO_WAIT, what="the check") == "ok" and len(calls) == 3
+
+
+def test_a_fatal_error_is_raised_unchanged_at_once():
+    bad = SalesforceMalformedRequest("u", 400, "query", [{"errorCode": "MALFORMED_QUERY", "message": "no"}])
+    request, calls = _flaky([bad])
+    with pytest.raises(SalesforceMalformedRequest):
+        retry_transient(request, NO_WAIT, what="the check")
+    assert len(calls) == 1
+
+
+def test_an_outage_outlasting_the_attempts_is_a_retriable_error_saying_so():
+    request, calls = _flaky([requests.ConnectionError("reset")] * 10)
+    with pytest.raises(RetriableSourceError, match=r"^the check still failing after 4 attempts \(ConnectionError\)"):
+        retry_transient(request, NO_WAIT, what="the check")
+    assert len(calls) == 4
+
+
+def _columns(**types: str) -> tuple[RawColumn, ...]:
+    return tuple(RawColumn(name, sf_type) for name, sf_type in types.items())
+
+
+DESCRIBED = _columns(Id="id", Name="string", Amount="currency", IsWon="boolean", CloseDate="date",
+                     CreatedDate="datetime", Geo="sometype")
+
+
+def _spec(**metrics: tuple[str, ...]) -> ObjectSpec:
+    return ObjectSpec(fields=tuple(c.name for c in DESCRIBED), metrics=metrics)
+
+
+def test_metrics_that_fit_their_described_types_pass():
+    spec = _spec(Id=("count",), Amount=("sum", "mean", "median", "std"), IsWon=("sum", "mean"),
+                 CloseDate=("min", "max"), Name=("n_unique", "null_count"))
+    check_metric_types("Opportunity", spec, DESCRIBED)
+
+
+def test_a_metric_on_a_column_of_the_wrong_type_names_object_column_aggregation_type_and_fix():
+    with pytest.raises(ConfigError) as err:
+        check_metric_types("Opportunity", _spec(Name=("sum",), CreatedDate=("mean",), IsWon=("median",)), DESCRIBED)
+    message = str(err.value)
+    assert "Opportunity.metrics['Name']: 'sum' does not apply to a text column (string)" in message
+    assert "Opportunity.metrics['CreatedDate']: 'mean' does not apply to a datetime column (datetime)" in message
+    assert "Opportunity.metrics['IsWon']: 'median' does not apply to a boolean column (boolean)" in message
+    assert "use count, n_unique, null_count, min or max" in message and "configs/salesforce_objects.py" in message
+
+
+def test_columns_the_extract_lacks_or_of_unknown_type_are_left_to_processing():
+    check_metric_types("Opportunity", _spec(Missing=("sum",), Geo=("sum",)), DESCRIBED)
+
+
+def test_the_registry_spelling_is_matched_case_insensitively_like_describe():
+    with pytest.raises(ConfigError, match=r"metrics\['name'\]: 'sum' does not apply to a text column"):
+        check_metric_types("Opportunity", _spec(name=("sum",)), DESCRIBED)
+
+
+def test_the_hold_fault_is_a_bulk_status_fault():
+    from emulator.faults import FaultSpecError, parse_faults
+
+    (rule,) = parse_faults("bulk.status:hold:times=0")
+    assert (rule.action, rule.times) == ("hold", None)
+    with pytest.raises(FaultSpecError, match="its kind must be bulk.status"):
+        parse_faults("rest.query:hold")
