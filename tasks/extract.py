@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import os
 import threading
 import time
@@ -17,15 +18,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 from prefect import task
+from simple_salesforce.exceptions import SalesforceResourceNotFound
 
+import configs.salesforce_objects as registry
 from configs.salesforce_objects import spec_for
 from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql
-from tasks.extract_schema import resolve_columns
-from tasks.sf_errors import Action, classify, error_code_of, error_message_of
+from tasks.extract_schema import check_metric_types, resolve_columns
+from tasks.sf_errors import (
+    Action,
+    RetryPolicy,
+    classify,
+    describe_error,
+    error_message_of,
+    outage_message,
+    quota_message,
+    retry_transient,
+)
 from tasks.sf_records import build_page_converter
 from utils.atomic import atomic_path
 from utils.connection import SalesforceConnection
@@ -49,23 +61,31 @@ T = TypeVar("T")
 
 
 
-
 @dataclass(frozen=True)
 class ExtractOptions:
     """Tuning knobs; defaults suit a production org, env vars let tests and users shorten the waits."""
 
     rest_batch_size: int = 2000
     bulk_page_size: int = 50_000
-    max_attempts: int = 6           # per request, for transient faults
-    backoff_base_seconds: float = field(default_factory=lambda: env_number("SF_RETRY_BASE_SECONDS", 1.0))
-    backoff_max_seconds: float = 30.0
+    # per request, for transient faults; RetryPolicy owns the defaults (SF_RETRY_BASE_SECONDS), logins use them too
+    max_attempts: int = RetryPolicy.max_attempts
+    backoff_base_seconds: float = field(default_factory=lambda: RetryPolicy().backoff_base_seconds)
+    backoff_max_seconds: float = RetryPolicy.backoff_max_seconds
     max_restarts: int = 2           # whole-object restarts after a lost cursor / failed Bulk job
     api_request_reserve: int = field(default_factory=lambda: int(env_number("SF_API_RESERVE", 200)))
     drop_missing_fields: bool = False
     include_deleted: bool = False
     bulk_poll_max_seconds: float = 5.0
+    # a Bulk job still not complete after this long is aborted: a stuck job must not hang the run forever
+    bulk_job_timeout_seconds: float = field(
+        default_factory=lambda: env_number("SF_BULK_JOB_TIMEOUT_SECONDS", 3600.0))
+    bulk_progress_log_seconds: float = 30.0  # a `bulk_waiting` line at least this often while a job runs
     describe_cache_seconds: float = 3600.0  # field lists change rarely; a long-lived serve process re-reads hourly
     limits_cache_seconds: float = 60.0      # one /limits read per run, not one per object
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.backoff_base_seconds, self.backoff_max_seconds)
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,8 @@ class _RestartObject(Exception):
 class Caller:
     """Runs one Salesforce request with the retry policy: backoff for transient faults, session renewal."""
 
+    max_renewals = 2  # a session that expires again right after each renewal is not a transient fault
+
     def __init__(self, conn: SalesforceConnection, object_name: str, options: ExtractOptions,
                  run_id: str | None = None) -> None:
         self.conn = conn
@@ -99,43 +121,37 @@ class Caller:
         self.run_id = run_id
 
     def __call__(self, request: Callable[[], T], what: str) -> T:
-        attempt = 0
+        renewals = 0
         while True:
-            attempt += 1
             try:
-                return request()
+                return retry_transient(request, self.options.retry, what=what, exhausted=self._exhausted(what),
+                                       log_fields={"run_id": self.run_id, "object": self.object_name})
             except (PipelineError, _RestartObject):
                 raise  # already ours, with its message
-            except Exception as err:  # noqa: BLE001 - classified right below
-                action = classify(err)
-                detail = f"{type(err).__name__} {error_code_of(err)}".strip()
-                if action is Action.REAUTHENTICATE:
-                    if not self.conn.can_reauthenticate or attempt >= 3:
-                        msg = (f"{self.object_name}: the Salesforce session expired during {what} and the "
-                               f"'{self.conn.credentials.flow}' flow cannot renew it; use a login flow "
-                               "(password, client credentials, JWT) or paste a fresh SF_ACCESS_TOKEN")
-                        raise AuthError(msg) from None
-                    log_event("session_renewed", run_id=self.run_id, object=self.object_name, during=what)
-                    self.conn.authenticate()
-                    continue
-                if action is Action.RESTART:
-                    raise _RestartObject(f"{detail}: {error_message_of(err)}") from err
-                if action is Action.QUOTA:
-                    msg = (f"{self.object_name}: Salesforce's daily API request limit is exhausted "
-                           f"({error_message_of(err)}); wait for the 24 h window to roll or raise the limit")
-                    raise QuotaExceededError(msg) from None
-                if action is Action.FATAL:
-                    msg = f"{self.object_name}: Salesforce rejected {what}: {detail}: {error_message_of(err)}"
-                    raise FatalSourceError(msg) from None
-                if attempt >= self.options.max_attempts:
-                    msg = (f"{self.object_name}: {what} still failing after {attempt} attempts ({detail}); "
-                           "Salesforce or the network is unavailable, the next run will try again")
-                    raise RetriableSourceError(msg) from err
-                delay = min(self.options.backoff_base_seconds * 2 ** (attempt - 1), self.options.backoff_max_seconds)
-                log_event("retry", run_id=self.run_id, object=self.object_name, during=what, error=detail,
-                          attempt=attempt,
-                          wait_seconds=delay)
-                time.sleep(delay)
+            except Exception as err:  # noqa: BLE001 - classified right below; transient ones were retried
+                if classify(err) is not Action.REAUTHENTICATE:
+                    raise self._failure(err, what) from None
+                if not self.conn.can_reauthenticate or renewals >= self.max_renewals:
+                    msg = (f"{self.object_name}: the Salesforce session expired during {what} and the "
+                           f"'{self.conn.credentials.flow}' flow cannot renew it; use a login flow "
+                           "(password, client credentials, JWT) or paste a fresh SF_ACCESS_TOKEN")
+                    raise AuthError(msg) from None
+                renewals += 1
+                log_event("session_renewed", run_id=self.run_id, object=self.object_name, during=what)
+                self.conn.renew_session()  # once for every thread that saw the same session expire
+
+    def _exhausted(self, what: str) -> Callable[[BaseException, int], PipelineError]:
+        return lambda err, attempts: RetriableSourceError(f"{self.object_name}: {outage_message(what, err, attempts)}")
+
+    def _failure(self, err: BaseException, what: str) -> Exception:
+        """The error to raise for a fault that retrying the same request cannot fix."""
+        action = classify(err)
+        if action is Action.RESTART:
+            return _RestartObject(f"{describe_error(err)}: {error_message_of(err)}")
+        if action is Action.QUOTA:
+            return QuotaExceededError(f"{self.object_name}: {quota_message(err)}")
+        msg = f"{self.object_name}: Salesforce rejected {what}: {describe_error(err)}: {error_message_of(err)}"
+        return FatalSourceError(msg)
 
 
 # ----------------------------------------------------------------------------------------------- REST path
@@ -177,7 +193,9 @@ def _bulk_request(conn: SalesforceConnection, method: str, path: str, **kwargs: 
 
 
 def _bulk_wait(call: Caller, job_id: str, options: ExtractOptions) -> dict[str, Any]:
+    """Poll the job until it completes, saying so every ``bulk_progress_log_seconds``; abort it at the timeout."""
     delay = 0.05
+    started = last_logged = time.monotonic()
     while True:
         job = call(lambda: _bulk_request(call.conn, "GET", f"jobs/query/{job_id}").json(), "the Bulk job status")
         state = job.get("state")
@@ -189,8 +207,31 @@ def _bulk_wait(call: Caller, job_id: str, options: ExtractOptions) -> dict[str, 
             msg = (f"{call.object_name}: the Bulk 2.0 job {job_id} was aborted (by a user or admin); "
                    "re-run when that was not intended")
             raise FatalSourceError(msg)
+        now = time.monotonic()
+        if now - started >= options.bulk_job_timeout_seconds:
+            _abort_stuck_job(call, job_id, state, now - started, options)
+        if now - last_logged >= options.bulk_progress_log_seconds:
+            last_logged = now
+            log_event("bulk_waiting", run_id=call.run_id, object=call.object_name, job_id=job_id, state=state,
+                      seconds_waited=round(now - started, 1))
         time.sleep(delay)
         delay = min(delay * 1.5, options.bulk_poll_max_seconds)  # short jobs are noticed quickly
+
+
+def _abort_stuck_job(call: Caller, job_id: str, state: str | None, waited: float, options: ExtractOptions) -> NoReturn:
+    """Abort a job that outlived ``bulk_job_timeout_seconds`` (as Salesforce does: PATCH state=Aborted) and fail."""
+    try:
+        answer = call(lambda: _bulk_request(call.conn, "PATCH", f"jobs/query/{job_id}",
+                                            json={"state": "Aborted"}).json(), "the Bulk job abort")
+        after, outcome = answer.get("state"), "it was aborted"
+    except (PipelineError, _RestartObject) as err:  # the timeout is the news; the abort is best effort
+        after, outcome = "unknown", f"aborting it failed too ({err})"
+    log_event("bulk_job_timeout", level=logging.WARNING, run_id=call.run_id, object=call.object_name,
+              job_id=job_id, state=state, seconds_waited=round(waited, 1), state_after_abort=after)
+    msg = (f"{call.object_name}: the Bulk 2.0 job {job_id} was still {state} after {waited:.0f} s, the limit "
+           f"set by SF_BULK_JOB_TIMEOUT_SECONDS ({options.bulk_job_timeout_seconds:g} s); {outcome}. Raise "
+           "SF_BULK_JOB_TIMEOUT_SECONDS if the object needs longer, else the next run starts a new job")
+    raise FatalSourceError(msg)
 
 
 def _stream_bulk_page(conn: SalesforceConnection, job_id: str, locator: str, page_size: int, fh,
@@ -337,10 +378,26 @@ def _choose_api(call: Caller, item: ExtractPlanItem, bulk_ok: bool, threshold: i
     return ("bulk2" if count >= threshold else "rest"), int(count)
 
 
+def _describe(conn: SalesforceConnection, object_name: str, name: str) -> dict:
+    """The describe of ``name`` (the object, or a parent on a relationship path); NOT_FOUND is a config error."""
+    try:
+        return getattr(conn.sf, name).describe()
+    except SalesforceResourceNotFound:
+        if name == object_name:
+            msg = (f"{object_name}: the org has no object of that name (describe returned NOT_FOUND); check the "
+                   "object's name in configs/salesforce_objects.py (API names are case-sensitive; custom objects "
+                   "end in __c) or the integration user's access")
+        else:
+            msg = (f"{object_name}: the org has no related object {name} (describe returned NOT_FOUND); check the "
+                   f"relationship fields in configs/salesforce_objects.py or the integration user's access to {name}")
+        raise ConfigError(msg) from None
+
+
 def _resolve_schema(call: Caller, item: ExtractPlanItem, options: ExtractOptions):
     def describe(name: str) -> dict:
         return _METADATA.get(("describe", call.conn.instance_url, name), options.describe_cache_seconds,
-                             lambda: call(lambda: getattr(call.conn.sf, name).describe(), f"the {name} describe"))
+                             lambda: call(lambda: _describe(call.conn, item.object_name, name),
+                                          f"the {name} describe"))
 
     resolved = resolve_columns(item.object_name, item.columns, describe)
     if not resolved.missing:
@@ -375,6 +432,9 @@ def extract_object(
     moment = moment or datetime.now(timezone.utc)
     _check_api_budget(call, options)
     item, resolved = _resolve_schema(call, item, options)
+    spec = registry.SALESFORCE_OBJECTS.get(item.object_name)
+    if spec is not None:  # before any query: a metric that cannot fit its column would fail only after the extract
+        check_metric_types(item.object_name, spec, resolved.columns)
     columns = [c.name for c in resolved.columns]
     types = [c.type for c in resolved.columns]
     api, counted = _choose_api(call, item, resolved.bulk_compatible, bulk_threshold_rows)

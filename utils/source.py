@@ -1,7 +1,8 @@
 """Which Salesforce a run talks to: the org in ``.env``, or the embedded emulator when there are no credentials.
 
-``pipeline_source()`` opens the source once per process (nested calls reuse it), says loudly which one it is,
-and ``get_connection()`` hands each thread its own logged-in client. Secrets never leave this module's objects.
+``pipeline_source()`` opens the source once per process (nested calls reuse it), logs in once, says loudly which
+one it is, and ``get_connection()`` hands each thread its own client on that one session. Secrets never leave
+this module's objects.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from utils.connection import SalesforceConnection
+from utils.connection import SalesforceConnection, SharedSession
 from utils.errors import ConfigError
 from utils.settings import Credentials, load_credentials, setting
 
@@ -31,9 +32,10 @@ class SourceInfo:
 
 
 class _ActiveSource:
-    def __init__(self, credentials: Credentials, info: SourceInfo) -> None:
+    def __init__(self, credentials: Credentials, info: SourceInfo, shared: SharedSession | None = None) -> None:
         self.credentials = credentials
         self.info = info
+        self.shared = shared or SharedSession(credentials)  # the run's one session, whatever the thread
         self.local = threading.local()
 
 
@@ -65,11 +67,12 @@ def _open(credentials: Credentials | None, log: logging.Logger | logging.LoggerA
                                 ca_bundle=emu.ca_bundle, api_version=emu.api_version)
             yield _ActiveSource(creds, SourceInfo("emulator", emu.instance_url, "access_token"))
         return
-    conn = SalesforceConnection(credentials)  # fail fast on bad credentials, before any task starts
+    shared = SharedSession(credentials)  # the run's one login; bad credentials fail before any task starts
+    conn = SalesforceConnection(credentials, shared=shared)
     conn.verify()
     info = SourceInfo("salesforce", conn.instance_url, credentials.flow)
     log.warning("using the Salesforce org at %s (auth flow: %s)", info.instance_url, credentials.flow)
-    active = _ActiveSource(credentials, info)
+    active = _ActiveSource(credentials, info, shared)
     active.local.connection = conn
     yield active
 
@@ -115,12 +118,13 @@ def current_source() -> SourceInfo:
 
 
 def get_connection() -> SalesforceConnection:
-    """This thread's logged-in client for the open source."""
+    """This thread's client for the open source, on the run's shared session."""
     active = _active
     if active is None:
         current_source()
     conn = getattr(active.local, "connection", None)  # type: ignore[union-attr]
     if conn is None:
-        conn = SalesforceConnection(active.credentials, source=active.info.kind)  # type: ignore[union-attr]
+        conn = SalesforceConnection(active.credentials, source=active.info.kind,  # type: ignore[union-attr]
+                                    shared=active.shared)  # type: ignore[union-attr]
         active.local.connection = conn  # type: ignore[union-attr]
     return conn
