@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
+from tasks.quality_checks import qa_required_columns
 from utils.errors import ConfigError
 
 _HEAD_RE = re.compile(r"^\s*SELECT\s", re.IGNORECASE)
@@ -111,9 +112,26 @@ def count_soql(item: ExtractPlanItem) -> str:
     return f"SELECT COUNT() FROM {item.object_name}{where.rstrip()}"
 
 
-def _needed_columns(spec: ObjectSpec) -> list[str]:
-    needed = list(spec.group_by) + list(spec.metrics)
-    return list(dict.fromkeys(needed))
+def needed_columns(spec: ObjectSpec, *, strict_qa: bool) -> dict[str, str]:
+    """Column -> why the run needs it: processing always needs the group_by and metric columns; strict QA
+    also needs QA's required columns (``required``, primary key, cursor field), or it fails on every run."""
+    needed = {c: "group_by" for c in spec.group_by}
+    for column in spec.metrics:
+        needed.setdefault(column, "metric")
+    if strict_qa:
+        for column, role in qa_required_columns(spec).items():
+            needed.setdefault(column, role)
+    return needed
+
+
+def check_custom_columns(name: str, columns: Sequence[str], spec: ObjectSpec, *, strict_qa: bool) -> None:
+    """One ConfigError naming every needed column the custom SOQL does not select, and why it is needed."""
+    lowered = {c.lower() for c in columns}
+    missing = {c: why for c, why in needed_columns(spec, strict_qa=strict_qa).items() if c.lower() not in lowered}
+    if missing:
+        listed = ", ".join(f"{c} ({why})" for c, why in missing.items())
+        msg = f"{name}: custom SOQL does not select {listed}; add them to the SELECT list"
+        raise ConfigError(msg)
 
 
 def resolve_extract_plan(
@@ -122,11 +140,13 @@ def resolve_extract_plan(
     *,
     registry: Mapping[str, ObjectSpec] = SALESFORCE_OBJECTS,
     api: str | None = None,
+    strict_qa: bool = False,
 ) -> list[ExtractPlanItem]:
     """Registry objects (all, or the chosen ones) with their SOQL. Pure: no API call.
 
     A custom SOQL replaces the registry's field list, but processing still uses the registry's group_by and
-    metrics, so it must select those columns: missing ones are reported before anything runs.
+    metrics, and strict QA (``strict_qa``) its required, key and cursor columns, so it must select those:
+    missing ones are reported before anything runs.
     """
     soql = dict(soql or {})
     chosen = list(objects) if objects else list(registry)
@@ -143,12 +163,7 @@ def resolve_extract_plan(
         spec = registry[name]
         if name in soql:
             columns = parse_custom_soql(name, soql[name])
-            lowered = {c.lower() for c in columns}
-            missing = [c for c in _needed_columns(spec) if c.lower() not in lowered]
-            if missing:
-                msg = (f"{name}: custom SOQL does not select {', '.join(missing)}, which the registry's "
-                       f"group_by/metrics need; add them to the SELECT list")
-                raise ConfigError(msg)
+            check_custom_columns(name, columns, spec, strict_qa=strict_qa)
             plan.append(ExtractPlanItem(name, soql[name].strip(), columns, api or spec.api, True))
         else:
             plan.append(ExtractPlanItem(name, build_soql(name, spec.fields), spec.fields, api or spec.api, False))

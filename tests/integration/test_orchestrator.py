@@ -117,7 +117,10 @@ def test_extract_concurrency_limit_is_respected(prefect_harness, org_env, data_r
         ({"max_concurrent_extracts": 0}, "max_concurrent_extracts"),
         ({"objects": []}, "objects is an empty list"),
         ({"api": "soap"}, "api must be one of"),
-        ({"soql": {"Lead": "SELECT Id FROM Lead"}}, "Lead: custom SOQL does not select Status, IsConverted"),
+        ({"soql": {"Lead": "SELECT Id FROM Lead"}},
+         r"Lead: custom SOQL does not select Status \(group_by\), IsConverted \(group_by\)"),
+        ({"soql": {"Lead": "SELECT Id, Status, IsConverted, AnnualRevenue, Company FROM Lead"},
+          "fail_on_qa_error": True}, r"does not select LastName \(required\), SystemModstamp \(cursor field\)"),
     ],
 )
 def test_parameters_are_validated_before_the_run(prefect_harness, data_root, params, expected):

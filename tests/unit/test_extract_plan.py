@@ -36,7 +36,31 @@ def test_custom_soql_replaces_registry_soql():
 def test_custom_soql_missing_group_by_and_metric_columns_names_them():
     with pytest.raises(ConfigError) as err:
         resolve_extract_plan(["Opportunity"], {"Opportunity": "SELECT Id, Amount FROM Opportunity"})
-    assert "Opportunity: custom SOQL does not select StageName, Probability" in str(err.value)
+    assert str(err.value) == ("Opportunity: custom SOQL does not select StageName (group_by), Probability (metric); "
+                              "add them to the SELECT list")
+
+
+# What the README's custom-SOQL example used to select: enough to process, not enough for strict QA.
+WITHOUT_CURSOR = "SELECT Id, Name, StageName, Amount, Probability, CloseDate FROM Opportunity WHERE IsClosed = false"
+
+
+def test_strict_qa_needs_every_column_qa_requires_named_in_one_error():
+    with pytest.raises(ConfigError) as err:
+        resolve_extract_plan(["Opportunity"], {"Opportunity": WITHOUT_CURSOR}, strict_qa=True)
+    assert str(err.value) == ("Opportunity: custom SOQL does not select SystemModstamp (cursor field); "
+                              "add them to the SELECT list")
+    with pytest.raises(ConfigError) as err:
+        resolve_extract_plan(["Lead"], {"Lead": "SELECT Id, Status FROM Lead"}, strict_qa=True)
+    assert str(err.value) == (
+        "Lead: custom SOQL does not select IsConverted (group_by), AnnualRevenue (metric), Company (metric), "
+        "LastName (required), SystemModstamp (cursor field); add them to the SELECT list")
+
+
+def test_strict_qa_accepts_a_custom_soql_with_qa_columns_in_any_case():
+    soql = WITHOUT_CURSOR.replace("CloseDate", "closedate, systemmodstamp")
+    (item,) = resolve_extract_plan(["Opportunity"], {"Opportunity": soql}, strict_qa=True)
+    assert item.columns[-1] == "systemmodstamp"
+    assert resolve_extract_plan(["Opportunity"], {"Opportunity": WITHOUT_CURSOR})  # advisory QA reports it instead
 
 
 @pytest.mark.parametrize(
