@@ -26,6 +26,7 @@ TOP_VALUE_TYPES = frozenset(
     {"string", "picklist", "multipicklist", "combobox", "textarea", "email", "phone", "url"}
 )
 _ROW = "__qa_row_nr"
+TASK_CRASHED = "task_crashed"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class CheckResult:
         """A failed, evaluated, error-severity check: what strict mode turns into a failed flow."""
         return not self.passed and not self.skipped and self.severity == "error"
 
+    @property
+    def is_crash(self) -> bool:
+        """A QA task that raised: not a finding about the data, so it fails the run in every mode."""
+        return self.check == TASK_CRASHED and not self.skipped
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["sample_ids"] = list(self.sample_ids)
@@ -62,11 +68,29 @@ def skipped_result(object_name: str, check: str, reason: str, *, severity: Sever
     return CheckResult(object_name, check, passed=False, severity=severity, message=reason, skipped=True)
 
 
+def crashed_result(object_name: str, task_name: str, reason: str, *, ran: bool = True) -> CheckResult:
+    """A QA task that raised (``ran``), or never ran because a task it waits on raised (a skipped result)."""
+    if not ran:
+        return skipped_result(object_name, TASK_CRASHED, f"{task_name} did not run ({reason})", severity="error")
+    message = f"{task_name} crashed ({reason}); see the task run's logs"
+    return CheckResult(object_name, TASK_CRASHED, passed=False, severity="error", message=message)
+
+
 def _graded(object_name: str, check: str, failed: bool, severity: Severity, **fields: Any) -> CheckResult:
     return CheckResult(object_name, check, passed=not failed, severity=severity if failed else "info", **fields)
 
 
 # --------------------------------------------------------------------------------------------------- gates
+
+
+def qa_required_columns(spec: ObjectSpec) -> dict[str, str]:
+    """Column -> why QA requires it: the registry's ``required``, and the key and cursor dedup and sampling use."""
+    roles = [*((c, "required") for c in spec.required), (spec.primary_key, "primary key"),
+             (spec.cursor_field, "cursor field")]
+    needed: dict[str, str] = {}
+    for column, role in roles:
+        needed.setdefault(column, role)
+    return needed
 
 
 def compare_schema(
@@ -85,8 +109,7 @@ def compare_schema(
         except UnknownSalesforceTypeError:
             unknown_types[name] = sf_type
     present = set(header)
-    # Dedup and sampling need the key and the cursor, so QA treats them as required too.
-    required = list(dict.fromkeys([*spec.required, spec.primary_key, spec.cursor_field]))
+    required = list(qa_required_columns(spec))
     return {
         "columns": [
             {"name": n, "sf_type": t, "polars_type": None if n in unknown_types else str(polars_dtype_for(t))}
@@ -128,6 +151,20 @@ def schema_conformance(object_name: str, report: Mapping[str, Any]) -> CheckResu
         message = f"{object_name}: header, sidecar and registry agree"
     return _graded(object_name, "schema_conformance", bool(problems), severity,
                    observed=problems or None, threshold="no missing, unexpected or mistyped columns",
+                   message=message)
+
+
+def rowcount_sidecar(object_name: str, *, dataset: str, rows: int, expected: int) -> CheckResult:
+    """Error when the dataset holds another number of rows than its sidecar recorded when it was written.
+
+    The extract and the sync write the count with the file, so a difference means the file was cut or edited
+    afterwards; every check after the gate would otherwise judge a partial dataset as if it were whole.
+    """
+    failed = rows != expected
+    message = (f"{object_name}: {dataset} has {rows} rows but its schema sidecar says {expected}: the file was "
+               "truncated or edited after it was written; re-run the extract (full_refresh=True rebuilds a replica)"
+               if failed else f"{object_name}: {rows} rows, as its schema sidecar says")
+    return _graded(object_name, "rowcount_sidecar", failed, "error", observed=rows, threshold=expected,
                    message=message)
 
 

@@ -32,6 +32,7 @@ from tasks.quality_checks import (
     non_empty,
     profile_frame,
     rowcount_drift,
+    rowcount_sidecar,
     schema_conformance,
     skipped_result,
     uniqueness_primary_key,
@@ -112,8 +113,8 @@ def _column_parses(frame: pl.LazyFrame, column: str) -> bool:
 def inspect_raw_extract(
     object_name: str, raw_csv: str | Path | None, spec: ObjectSpec, qc: QcPaths
 ) -> GateOutcome:
-    """Schema and non-empty gates; writes ``schema_report.json`` whenever there is a file to inspect, and the
-    Parquet snapshot when every value parses."""
+    """Schema, row-count and non-empty gates; writes ``schema_report.json`` whenever there is a file to inspect,
+    and the Parquet snapshot when every value parses."""
     if raw_csv is None:
         reason = f"{object_name}: no raw CSV found; run the extract first"
         result = skipped_result(object_name, "schema_conformance", reason, severity="warning")
@@ -142,6 +143,7 @@ def inspect_raw_extract(
         results = [CheckResult(object_name, "schema_conformance", False, "error", message=message)]
     files = [str(qc.schema_report)]
     if row_count is not None:
+        results.append(rowcount_sidecar(object_name, dataset=raw.name, rows=row_count, expected=schema.row_count))
         results.append(non_empty(object_name, row_count))
         results.append(CheckResult(object_name, "snapshot", True, "info", observed={"rows": row_count},
                                    message=f"{object_name}: parquet snapshot written ({row_count} rows)"))

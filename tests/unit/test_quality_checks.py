@@ -15,12 +15,15 @@ from tasks.quality_checks import (
     CheckResult,
     compare_schema,
     completeness_required,
+    crashed_result,
     deduplicate_latest,
     evaluate_validator,
     load_validator,
     non_empty,
     profile_frame,
+    qa_required_columns,
     rowcount_drift,
+    rowcount_sidecar,
     schema_conformance,
     skipped_result,
     uniqueness_primary_key,
@@ -139,6 +142,30 @@ def test_schema_conformance_reports_values_that_do_not_parse():
     result = schema_conformance("Opportunity", report)
 
     assert result.severity == "error" and "do not parse as their type: Amount" in result.message
+
+
+def test_rowcount_sidecar_passes_when_the_counts_agree_and_is_an_error_naming_file_and_counts_otherwise():
+    intact = rowcount_sidecar("Lead", dataset="Lead_x.csv", rows=9899, expected=9899)
+    assert (intact.passed, intact.severity) == (True, "info")
+    cut = rowcount_sidecar("Lead", dataset="Lead_x.csv", rows=9889, expected=9899)  # defect: 10 rows removed
+    assert (cut.passed, cut.severity, cut.observed, cut.threshold, cut.is_blocking) == (False, "error", 9889, 9899,
+                                                                                         True)
+    assert "Lead_x.csv has 9889 rows but its schema sidecar says 9899" in cut.message
+    assert "re-run the extract" in cut.message
+
+
+def test_a_crash_fails_in_every_mode_and_a_task_that_never_ran_is_only_skipped():
+    crash = crashed_result("Lead", "qa-dedup-Lead", "OSError: [Errno 28] No space left on device")
+    assert crash.is_crash and crash.is_blocking and crash.check == "task_crashed"
+    assert crash.message == ("qa-dedup-Lead crashed (OSError: [Errno 28] No space left on device); "
+                             "see the task run's logs")
+    waiting = crashed_result("Lead", "qa-profile-Lead", "upstream failed", ran=False)
+    assert waiting.skipped and not waiting.is_crash and not waiting.is_blocking
+
+
+def test_qa_requires_the_registry_required_columns_the_key_and_the_cursor():
+    assert qa_required_columns(OPPORTUNITY) == {"Id": "required", "Name": "required", "StageName": "required",
+                                                "CloseDate": "required", "SystemModstamp": "cursor field"}
 
 
 def test_non_empty_flags_headers_only_extract_as_warning():
