@@ -1,19 +1,25 @@
-"""Small pieces the flows share: per-object outcome records and failure summaries."""
+"""Small pieces the flows share: per-object outcome records, failure summaries and stale-output removal."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prefect.states import State
 
+from utils.errors import PipelineError
+
 
 def one_line(err: object) -> str:
-    """An error message on one line (multi-line messages joined with '; ')."""
-    text = str(err).strip()
-    return "; ".join(part.strip(" -") for part in text.splitlines() if part.strip()) or type(err).__name__
+    """An error message on one line (lines joined with '; ', or a space after a line ending in ':')."""
+    text = ""
+    for part in (line.strip(" -") for line in str(err).splitlines() if line.strip(" -")):
+        text += part if not text else (" " if text.endswith(":") else "; ") + part
+    return text or type(err).__name__
 
 
 @dataclass
@@ -40,14 +46,34 @@ def outcome_of(object_name: str, step: str, run: Callable[[], State]) -> StepOut
     return outcome_from_state(object_name, step, state, time.monotonic() - started)
 
 
+def describe_error(err: BaseException) -> str:
+    """One line for a run summary; an unexpected exception (not one of ours, which say what to do) is named,
+    since ``[Errno 28] No space left on device`` alone does not say what broke."""
+    return one_line(err) if isinstance(err, PipelineError) else f"{type(err).__name__}: {one_line(err)}"
+
+
 def outcome_from_state(object_name: str, step: str, state: State, seconds: float) -> StepOutcome:
     """A task's final state as a StepOutcome: its value, or its error on one line."""
     if state.is_completed():
         return StepOutcome(object_name, step, True, seconds, value=state.result())
     err = state.result(raise_on_failure=False)
-    message = one_line(err) if isinstance(err, BaseException) else (state.message or state.name)
+    message = describe_error(err) if isinstance(err, BaseException) else (state.message or state.name)
     return StepOutcome(object_name, step, False, seconds, error=message,
                        error_type=type(err).__name__ if isinstance(err, BaseException) else state.type.value)
+
+
+def remove_files(paths: Iterable[Path]) -> list[Path]:
+    """Delete the regular files among ``paths`` (an output a failed step did not rewrite); returns those removed.
+
+    Anything else at such a path (a directory, say) is not an output we wrote and is left alone.
+    """
+    removed = []
+    for path in paths:
+        if path.is_file():
+            with contextlib.suppress(FileNotFoundError):  # an overlapping run removed it first
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def uses_incremental_sync(item, full_refresh: bool) -> bool:

@@ -13,7 +13,8 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ConcurrentTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from tasks.quality_checks import CheckResult
+from flows.common import describe_error, one_line, remove_files
+from tasks.quality_checks import crashed_result
 from tasks.quality_parallel import (
     QaReport,
     qa_completeness,
@@ -23,11 +24,15 @@ from tasks.quality_parallel import (
     qa_rowcount,
     qa_validator,
 )
-from utils.errors import ConfigError, DataQualityError
-from utils.paths import resolve_data_root
+from utils.errors import ConfigError, DataQualityError, PipelineError
+from utils.paths import QcPaths, build_qc_paths, resolve_data_root
 from utils.raw_files import find_latest_dataset
 
 ARTIFACT_KEY = "qa-summary"
+
+
+class QaTaskError(PipelineError):
+    """A QA task raised (full disk, a bug): that object's QA did not happen, so the flow fails in any mode."""
 
 
 def resolve_targets(
@@ -72,33 +77,61 @@ def _task_run_name(future: PrefectFuture) -> str:
 
 
 def _report_of(object_name: str, future: PrefectFuture) -> QaReport:
-    """A task's report; a crashed task becomes an error result instead of a lost one."""
+    """A task's report; a task that raised becomes a crash result instead of a lost one (and a task that never
+    ran because the gate raised, a skipped one)."""
     state = future.wait()
     if state.is_completed():
         value = state.result()
         return getattr(value, "report", value)  # a gate carries its report inside its outcome
-    error = state.result(raise_on_failure=False)
-    name = _task_run_name(future)
-    message = f"{object_name}: {name} crashed ({type(error).__name__}: {error}); see the task run's logs"
-    return QaReport((CheckResult(object_name, "task_crashed", False, "error", message=message),))
+    error = state.result(raise_on_failure=False) if state.is_final() else None  # NotReady: an upstream raised
+    reason = describe_error(error) if isinstance(error, BaseException) else one_line(state.message or state.name)
+    return QaReport((crashed_result(object_name, _task_run_name(future), reason, ran=state.is_final()),))
 
 
-def summarise(run_id: str | None, raw_csvs: Mapping[str, str | None], reports: Mapping[str, list[QaReport]]) -> dict:
-    """The flow's plain JSON-able return value."""
+def remove_stale_outputs(dataset: str | None, object_reports: list[QaReport], qc: QcPaths) -> list[str]:
+    """Delete the object's QA outputs that QA of ``dataset`` did not rewrite (a crashed, skipped or blocked
+    task), so no reader takes an earlier run's dedup.csv, profile or snapshot for this run's."""
+    if dataset is None:  # nothing was checked: the files still describe the dataset they name
+        return []
+    written = {f for rep in object_reports for f in rep.files}
+    outputs = (qc.schema_report, qc.snapshot, qc.dedup, qc.profile)  # rowcount.txt is a history, never stale
+    return [str(p) for p in remove_files(p for p in outputs if str(p) not in written)]
+
+
+def summarise(run_id: str | None, raw_csvs: Mapping[str, str | None], reports: Mapping[str, list[QaReport]],
+              removed: Mapping[str, list[str]] | None = None) -> dict:
+    """The flow's plain JSON-able return value; ``crashed`` fails QA in every mode, ``blocking_failures`` only
+    in strict mode."""
     objects: dict[str, Any] = {}
     failing: list[str] = []
+    crashed: list[str] = []
     for name, object_reports in reports.items():
         results = [r for rep in object_reports for r in rep.results]
-        failing += [f"{r.object_name}.{r.check}: {r.message}" for r in results if r.is_blocking]
+        failing += [f"{r.object_name}.{r.check}: {r.message}" for r in results if r.is_blocking and not r.is_crash]
+        crashed += [r.message for r in results if r.is_crash]
         objects[name] = {
             "raw_csv": raw_csvs.get(name),
             "errors": sum(r.is_blocking for r in results),
             "warnings": sum(not r.passed and not r.skipped and r.severity == "warning" for r in results),
             "skipped": sum(r.skipped for r in results),
+            "crashed": [r.message for r in results if r.is_crash],
             "results": [r.to_dict() for r in results],
             "files": sorted({f for rep in object_reports for f in rep.files}),
+            "removed_stale": list((removed or {}).get(name, [])),
         }
-    return {"run_id": run_id, "objects": objects, "blocking_failures": failing}
+    return {"run_id": run_id, "objects": objects, "blocking_failures": failing, "crashed": crashed}
+
+
+def qa_failure(summary: Mapping[str, Any], *, strict: bool) -> PipelineError | None:
+    """The error that fails the QA flow, if any: a crashed task always, an error-severity result in strict mode."""
+    failing = list(summary["blocking_failures"]) if strict else []
+    if summary["crashed"]:
+        msg = "QA task(s) crashed, their reports are missing:\n  - " + "\n  - ".join(summary["crashed"] + failing)
+        return QaTaskError(msg, dict(summary))
+    if failing:
+        msg = "QA failed in strict mode:\n  - " + "\n  - ".join(failing)
+        return DataQualityError(msg, dict(summary))
+    return None
 
 
 def _status(result: Mapping[str, Any]) -> str:
@@ -124,6 +157,8 @@ def log_summary(summary: Mapping[str, Any]) -> None:
         statuses = [_status(r) for r in entry["results"]]
         counts = {s: statuses.count(s) for s in sorted(set(statuses))}
         logger.info("QA %s: %s", name, ", ".join(f"{n} {s}" for s, n in counts.items()))
+        if entry["removed_stale"]:
+            logger.warning("QA %s: removed %s, not rewritten by this run", name, ", ".join(entry["removed_stale"]))
 
 
 def publish_artifact(summary: Mapping[str, Any]) -> None:
@@ -142,15 +177,18 @@ def object_parallel_flow(
     run_id: str | None = None,
     data_root: str | None = None,
 ) -> dict:
-    """QA every object's raw extract; advisory unless ``fail_on_qa_error`` (then raises after all reports)."""
+    """QA every object's dataset; raises after all reports if a task crashed, or (``fail_on_qa_error``) if an
+    error-severity check failed."""
     root = str(resolve_data_root(data_root))
     targets = resolve_targets(raw_files, objects, root)
     futures = {name: submit_object_checks(name, raw, run_id, root) for name, raw in targets.items()}
     reports = {name: [_report_of(name, f) for f in futs] for name, futs in futures.items()}
-    summary = summarise(run_id, {n: str(Path(p)) if p else None for n, p in targets.items()}, reports)
+    removed = {name: remove_stale_outputs(targets[name], reports[name], build_qc_paths(name, data_root=root))
+               for name in reports}
+    summary = summarise(run_id, {n: str(Path(p)) if p else None for n, p in targets.items()}, reports, removed)
     log_summary(summary)
     publish_artifact(summary)
-    if fail_on_qa_error and summary["blocking_failures"]:
-        msg = "QA failed in strict mode:\n  - " + "\n  - ".join(summary["blocking_failures"])
-        raise DataQualityError(msg, summary)
+    failure = qa_failure(summary, strict=fail_on_qa_error)
+    if failure is not None:
+        raise failure
     return summary

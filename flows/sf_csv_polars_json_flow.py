@@ -8,13 +8,14 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import SequentialTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import StepOutcome, dataset_of, landing_task, outcome_of
+from flows.common import StepOutcome, dataset_of, landing_task, outcome_of, remove_files
 from tasks.extract_plan import resolve_extract_plan
 from tasks.load import load_csv_to_json
-from tasks.process import process_object_data
+from tasks.process import process_object_data, summary_schema_path_for
 from utils.errors import ConfigError, PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
+from utils.paths import build_summary_paths
 from utils.run_ids import new_run_id
 from utils.source import pipeline_source
 
@@ -24,13 +25,22 @@ class Phase1Error(PipelineError):
 
 
 def process_and_load(object_name: str, raw_csv: str, data_root: str | None) -> list[StepOutcome]:
-    """Process then load one object; a processing failure skips its load."""
+    """Process then load one object; a processing failure skips its load.
+
+    A failed step removes the outputs it (and the load after it) would have rewritten, in ``extra["removed"]``:
+    the previous run's summary must never be taken for a summary of this dataset.
+    """
+    summary_csv, output_json = build_summary_paths(object_name, data_root=data_root)
     processed = outcome_of(object_name, "process", lambda: process_object_data(
         object_name, raw_csv, data_root=data_root, return_state=True))
     if not processed.ok:
+        stale = (summary_csv, summary_schema_path_for(summary_csv), output_json)
+        processed.extra["removed"] = [str(p) for p in remove_files(stale)]
         return [processed]
     loaded = outcome_of(object_name, "load", lambda: load_csv_to_json(
         object_name, processed.value, data_root=data_root, return_state=True))
+    if not loaded.ok:
+        loaded.extra["removed"] = [str(p) for p in remove_files((output_json,))]
     return [processed, loaded]
 
 
@@ -42,7 +52,8 @@ def run_phase1(raw_files: dict[str, str], data_root: str | None, run_id: str) ->
         results[object_name] = process_and_load(object_name, raw_csv, data_root)
         for step in results[object_name]:
             logger.info(kv(f"{step.step}_{'done' if step.ok else 'failed'}", run_id=run_id, object=object_name,
-                           seconds=round(step.seconds, 3), file=step.value, error=step.error))
+                           seconds=round(step.seconds, 3), file=step.value, error=step.error,
+                           removed_stale=",".join(step.extra.get("removed", [])) or None))
     return results
 
 

@@ -66,7 +66,7 @@ def _validate(params: dict[str, Any]) -> tuple[OrchestratorParams, list[ExtractP
     except Exception as err:
         msg = f"invalid orchestrator parameters: {err}"
         raise ConfigError(msg) from None
-    return p, resolve_extract_plan(p.objects, p.soql, api=p.api)
+    return p, resolve_extract_plan(p.objects, p.soql, api=p.api, strict_qa=p.fail_on_qa_error)
 
 
 def _extract_all(plan: list[ExtractPlanItem], p: OrchestratorParams, run_id: str) -> dict[str, StepOutcome]:
@@ -124,7 +124,11 @@ def _qa_status(qa_objects: dict[str, Any], name: str) -> str:
 
 def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, StepOutcome],
                       etl: dict[str, Any], qa: dict[str, Any], started_at: str, seconds: float) -> dict[str, Any]:
-    """One row per object: rows, API path, durations, QA result and the files written."""
+    """One row per object: rows, API path, durations, QA result and the files written.
+
+    A row is ``ok`` only if every step it ran succeeded: a failed extract, process or load, or a crashed QA
+    task, makes it ``failed`` with the reason in ``error`` (a QA finding stays in ``qa``).
+    """
     etl_objects = (etl.get("result") or {}).get("objects", {})
     etl_seconds = (etl.get("result") or {}).get("seconds", {})
     qa_objects = (qa.get("result") or {}).get("objects", {})
@@ -137,6 +141,7 @@ def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, S
         for label, step in (("process", process), ("load", load)):
             if isinstance(step, dict) and "error" in step:
                 errors.append(f"{label}: {step['error']}")
+        errors += [f"qa: {crash}" for crash in (qa_objects.get(name) or {}).get("crashed", [])]
         if ext.ok and not etl.get("ok") and not steps:
             errors.append(f"phase1: {etl.get('error')}")
         rows.append({
