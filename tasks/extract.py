@@ -385,8 +385,8 @@ def _describe(conn: SalesforceConnection, object_name: str, name: str) -> dict:
     except SalesforceResourceNotFound:
         if name == object_name:
             msg = (f"{object_name}: the org has no object of that name (describe returned NOT_FOUND); check the "
-                   "object's name in configs/salesforce_objects.py (API names are case-sensitive; custom objects "
-                   "end in __c) or the integration user's access")
+                   "object's API name in configs/salesforce_objects.py (the API name, not the label; custom objects "
+                   "end in __c) or the integration user's access to it")
         else:
             msg = (f"{object_name}: the org has no related object {name} (describe returned NOT_FOUND); check the "
                    f"relationship fields in configs/salesforce_objects.py or the integration user's access to {name}")
