@@ -16,6 +16,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # keep the console re
 
 from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow  # noqa: E402
 from utils.logs import kv  # noqa: E402
+from utils.prefect_home import prepare_prefect_database  # noqa: E402
 from utils.source import pipeline_source  # noqa: E402
 
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     # Prefect 2's SQLite migrations warn about index reflection on every fresh start; it is harmless noise
     warnings.filterwarnings("ignore", message="Skipped unsupported reflection")
+    prepare_prefect_database()  # before any flow: runs started together must not all create the database
     failures = 0
     started = time.monotonic()
     # one source for all runs: the emulator (when used) starts once

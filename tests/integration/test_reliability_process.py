@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from emulator import EmulatorInfo, emulator_session
-from tests.reliability_helpers import PYTHON, ROOT, base_env, kill_group, start_orchestrator
+from tests.reliability_helpers import PYTHON, ROOT, base_env, emulator_env, kill_group, start_orchestrator
 
 pytestmark = [pytest.mark.integration]
 
@@ -128,3 +128,24 @@ def test_serve_by_hand_ignores_stdin():
         assert _query_works(proc) and proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+FIRST_RUNS = 3
+
+
+@pytest.mark.slow
+def test_first_runs_started_together_share_one_fresh_prefect_home(emulator, tmp_path):
+    """Each run would create Prefect's database itself; together they used to collide (duplicate column,
+    UNIQUE constraint on block_schema.checksum). Now the first one creates it under a lock, the others wait."""
+    home = tmp_path / "prefect"  # fresh: no database yet
+    procs = [start_orchestrator(base_env(data_root=tmp_path / f"data{i}", prefect_home=home,
+                                         extra=emulator_env(emulator)),
+                                "--objects", "Lead", log_file=tmp_path / f"run{i}.log") for i in range(FIRST_RUNS)]
+    try:
+        codes = [p.wait(timeout=400) for p in procs]
+    finally:
+        for p in procs:
+            kill_group(p)
+    logs = [(tmp_path / f"run{i}.log").read_text() for i in range(FIRST_RUNS)]
+    assert codes == [0] * FIRST_RUNS, "\n\n".join(log[-3000:] for log in logs)
+    assert all("UNIQUE constraint failed" not in log and "duplicate column" not in log for log in logs)
