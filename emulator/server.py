@@ -173,10 +173,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """``Date`` (sent by ``send_response``) is the org's clock, frozen or not: clients read Salesforce's time
+        from it (the pipeline checks its watermark against it)."""
+        return super().date_time_string(self.server.state.now().timestamp() if timestamp is None else timestamp)
+
     def _send(self, response: Response, *, cut: bool) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Date", self.date_time_string())
         for name, value in response.headers.items():
             self.send_header(name, value)
         if isinstance(response.body, bytes | bytearray):

@@ -28,16 +28,6 @@ import configs.salesforce_objects as registry
 from configs.salesforce_objects import spec_for
 from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql
 from tasks.extract_schema import check_metric_types, resolve_columns
-from tasks.sf_errors import (
-    Action,
-    RetryPolicy,
-    classify,
-    describe_error,
-    error_message_of,
-    outage_message,
-    quota_message,
-    retry_transient,
-)
 from tasks.sf_records import build_page_converter
 from utils.atomic import atomic_path
 from utils.connection import SalesforceConnection
@@ -53,6 +43,16 @@ from utils.logs import log_event
 from utils.paths import build_paths
 from utils.raw_schema import RawSchema, write_raw_schema
 from utils.settings import env_number
+from utils.sf_errors import (
+    Action,
+    RetryPolicy,
+    classify,
+    describe_error,
+    error_message_of,
+    outage_message,
+    quota_message,
+    retry_transient,
+)
 from utils.source import get_connection
 
 __all__ = ["ExtractOptions", "ExtractResult", "extract_object", "extract_salesforce_to_csv"]
@@ -182,22 +182,12 @@ def _stream_rest(call: Caller, soql: str, columns: Sequence[str], types: Sequenc
 # ----------------------------------------------------------------------------------------------- Bulk 2.0 path
 
 
-def _bulk_request(conn: SalesforceConnection, method: str, path: str, **kwargs: Any):
-    from simple_salesforce.util import exception_handler
-
-    headers = {**conn.auth_headers(), **kwargs.pop("headers", {})}
-    response = conn.session.request(method, f"{conn.data_url}{path}", headers=headers, **kwargs)
-    if response.status_code >= 300:
-        exception_handler(response, "bulk2")
-    return response
-
-
 def _bulk_wait(call: Caller, job_id: str, options: ExtractOptions) -> dict[str, Any]:
     """Poll the job until it completes, saying so every ``bulk_progress_log_seconds``; abort it at the timeout."""
     delay = 0.05
     started = last_logged = time.monotonic()
     while True:
-        job = call(lambda: _bulk_request(call.conn, "GET", f"jobs/query/{job_id}").json(), "the Bulk job status")
+        job = call(lambda: call.conn.request("GET", f"jobs/query/{job_id}").json(), "the Bulk job status")
         state = job.get("state")
         if state == "JobComplete":
             return job
@@ -221,7 +211,7 @@ def _bulk_wait(call: Caller, job_id: str, options: ExtractOptions) -> dict[str, 
 def _abort_stuck_job(call: Caller, job_id: str, state: str | None, waited: float, options: ExtractOptions) -> NoReturn:
     """Abort a job that outlived ``bulk_job_timeout_seconds`` (as Salesforce does: PATCH state=Aborted) and fail."""
     try:
-        answer = call(lambda: _bulk_request(call.conn, "PATCH", f"jobs/query/{job_id}",
+        answer = call(lambda: call.conn.request("PATCH", f"jobs/query/{job_id}",
                                             json={"state": "Aborted"}).json(), "the Bulk job abort")
         after, outcome = answer.get("state"), "it was aborted"
     except (PipelineError, _RestartObject) as err:  # the timeout is the news; the abort is best effort
@@ -246,7 +236,7 @@ def _stream_bulk_page(conn: SalesforceConnection, job_id: str, locator: str, pag
         params["locator"] = locator
     start = fh.tell()
     try:
-        response = _bulk_request(conn, "GET", f"jobs/query/{job_id}/results", params=params, stream=True,
+        response = conn.request("GET", f"jobs/query/{job_id}/results", params=params, stream=True,
                                  headers={"Accept": "text/csv; charset=UTF-8"})
         with response:
             reported = int(response.headers["Sforce-NumberOfRecords"])
@@ -306,7 +296,7 @@ def _stream_bulk(call: Caller, soql: str, columns: Sequence[str], target: Path, 
     """Bulk 2.0 query job -> the same CSV the REST path writes. Returns (rows written, rows reported)."""
     body = {"operation": "queryAll" if options.include_deleted else "query", "query": soql,
             "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"}
-    job = call(lambda: _bulk_request(call.conn, "POST", "jobs/query", json=body).json(), "the Bulk job creation")
+    job = call(lambda: call.conn.request("POST", "jobs/query", json=body).json(), "the Bulk job creation")
     job_id = job["id"]
     try:
         done = _bulk_wait(call, job_id, options)
@@ -326,7 +316,7 @@ def _stream_bulk(call: Caller, soql: str, columns: Sequence[str], target: Path, 
         return reported_total, expected if expected >= 0 else reported_total
     finally:
         with contextlib.suppress(Exception):  # Salesforce keeps jobs 7 days otherwise; cleanup is best effort
-            _bulk_request(call.conn, "DELETE", f"jobs/query/{job_id}")
+            call.conn.request("DELETE", f"jobs/query/{job_id}")
 
 
 # ----------------------------------------------------------------------------------------------- one object

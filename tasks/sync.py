@@ -21,7 +21,7 @@ import polars as pl
 from prefect import task
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
-from tasks.extract import Caller, ExtractOptions, ExtractResult, _bulk_request, extract_object, retry_only_transient
+from tasks.extract import Caller, ExtractOptions, ExtractResult, extract_object, retry_only_transient
 from tasks.extract_plan import ExtractPlanItem, build_soql
 from tasks.replica import (
     DELETED_FLAG,
@@ -200,7 +200,7 @@ def _count_live(call: Caller, object_name: str, created_before: datetime | None)
     soql = f"SELECT COUNT() FROM {object_name}"
     if created_before is not None:
         soql += f" WHERE {CREATED_FIELD} < {soql_datetime(created_before)}"
-    response = call(lambda: _bulk_request(call.conn, "GET", "query/", params={"q": soql}), "the row count")
+    response = call(lambda: call.conn.request("GET", "query/", params={"q": soql}), "the row count")
     try:
         org_now = parsedate_to_datetime(response.headers["Date"]).astimezone(timezone.utc)
     except (KeyError, TypeError, ValueError):

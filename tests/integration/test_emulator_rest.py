@@ -164,3 +164,15 @@ def test_unknown_object_describe_is_404(sf_client):
     with pytest.raises(SalesforceResourceNotFound) as err:
         sf_client.Widget__c.describe()
     assert err.value.content[0]["errorCode"] == "NOT_FOUND"
+
+
+def test_the_date_header_is_the_org_clock_even_when_frozen(emulator_reset, emulator_http):
+    """Clients read Salesforce's time from ``Date`` (the pipeline checks its watermark against it)."""
+    from email.utils import parsedate_to_datetime
+
+    from emulator import freeze_clock
+
+    freeze_clock(emulator_reset, "2031-05-06T07:08:09Z")
+    response = emulator_http.get(f"{emulator_reset.instance_url}/services/data/v59.0/limits",
+                                 headers={"Authorization": f"Bearer {emulator_reset.access_token}"})
+    assert parsedate_to_datetime(response.headers["Date"]).isoformat() == "2031-05-06T07:08:09+00:00"

@@ -9,11 +9,11 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed, Salesfo
 
 from configs.salesforce_objects import ObjectSpec
 from tasks.extract_schema import check_metric_types
-from tasks.sf_errors import Action, RetryPolicy, classify_login, retry_transient
 from utils.connection import login_outage_message, login_rejected_message
 from utils.errors import ConfigError, RetriableSourceError
 from utils.raw_schema import RawColumn
 from utils.settings import Credentials
+from utils.sf_errors import Action, RetryPolicy, classify_login, retry_transient
 
 INVALID_LOGIN = "Invalid username, password, security token; or user locked out."
 
