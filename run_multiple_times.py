@@ -29,7 +29,8 @@ def _print_run(n: int, total: int, summary: dict, ok: bool, seconds: float) -> N
         rows = "-" if row["rows"] is None else f"{row['rows']:,}"
         replica = "-" if row.get("replica_rows") is None else f"{row['replica_rows']:,}"
         changes = "-" if row.get("inserts") is None else (
-            f"+{row['inserts']}/~{row['updates']}/-{row['deletes'] + (row['hard_deletes'] or 0)}")
+            f"+{row['inserts'] + (row.get('recovered') or 0)}/~{row['updates']}/"
+            f"-{row['deletes'] + (row['hard_deletes'] or 0)}")  # + and - include what reconciliation found
         extract = f"{row['extract_s']:.1f}s"
         print(f"  {row['object']:<13}{row.get('mode') or '-':<12}{rows:>9}{replica:>9}  {changes:<16}"
               f"{row['api'] or '-':<6}{extract:>8}  {row['qa']}")

@@ -28,7 +28,7 @@ from utils.paths import resolve_data_root
 from utils.run_ids import new_run_id
 from utils.source import pipeline_source
 
-SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "replica_rows")
+SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "recovered", "replica_rows")
 
 
 class PipelineRunError(PipelineError):

@@ -8,9 +8,7 @@ failed gate or check is a result, not a crashed run. Every file is written throu
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import fcntl
 import json
 import re
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from tasks.quality_checks import (
 )
 from utils.atomic import atomic_path, write_text_atomic
 from utils.errors import ConfigError
+from utils.locks import exclusive_lock
 from utils.paths import QcPaths, build_qc_paths, schema_sidecar_for
 from utils.raw_files import run_id_of
 from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_raw_csv
@@ -240,7 +239,7 @@ def update_rowcount_history(
 
     Read, append, write a temp file, rename, under an exclusive lock: overlapping runs each keep their line.
     """
-    with _exclusive_lock(path):
+    with exclusive_lock(path.with_name(f"{path.name}.lock"), what=f"row-count history of {object_name}"):
         note = ""
         try:
             entries = parse_rowcount_history(path.read_text(encoding="utf-8"))
@@ -254,15 +253,6 @@ def update_rowcount_history(
         history = [*others, RowcountEntry(stamp, run_id, rows)][-ROWCOUNT_HISTORY_LIMIT:]
         write_text_atomic(path, format_rowcount_history(object_name, history))
     return (others[-1] if others else None), note
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path):
-    """flock on ``<name>.lock`` beside ``path``; the OS releases it if the holder dies, so a crash never wedges it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f"{path.name}.lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
 
 
 def record_rowcount(object_name: str, rows: int, run_id: str, spec: ObjectSpec, qc: QcPaths) -> QaReport:

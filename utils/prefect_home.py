@@ -11,10 +11,9 @@ have nothing left to apply and Prefect's memo store (``memo_store.toml``) tells 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from utils.locks import exclusive_lock
 
 LOCK_FILE_NAME = ".sf-pipeline-database.lock"
 
@@ -24,22 +23,6 @@ def uses_ephemeral_api() -> bool:
     from prefect.settings import PREFECT_API_URL
 
     return not PREFECT_API_URL.value()
-
-
-@contextmanager
-def hold_file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` across processes, released when the block ends or the process dies.
-
-    ``fcntl.flock``: no lock library is in the pinned environment, and flock needs no stale-lock handling (the
-    kernel drops the lock with the process). POSIX only, like the rest of the tooling (Makefile, signals).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 async def _start_ephemeral_api() -> None:
@@ -63,5 +46,5 @@ def prepare_prefect_database() -> None:
         return
     from prefect.settings import PREFECT_HOME
 
-    with hold_file_lock(Path(PREFECT_HOME.value()) / LOCK_FILE_NAME):
+    with exclusive_lock(Path(PREFECT_HOME.value()) / LOCK_FILE_NAME, what="Prefect database bootstrap"):
         asyncio.run(_start_ephemeral_api())
