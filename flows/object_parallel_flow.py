@@ -94,8 +94,7 @@ def remove_stale_outputs(dataset: str | None, object_reports: list[QaReport], qc
     if dataset is None:  # nothing was checked: the files still describe the dataset they name
         return []
     written = {f for rep in object_reports for f in rep.files}
-    outputs = (qc.schema_report, qc.snapshot, qc.dedup, qc.profile)  # rowcount.txt is a history, never stale
-    return [str(p) for p in remove_files(p for p in outputs if str(p) not in written)]
+    return [str(p) for p in remove_files(p for p in qc.rewritable if str(p) not in written)]
 
 
 def summarise(run_id: str | None, raw_csvs: Mapping[str, str | None], reports: Mapping[str, list[QaReport]],

@@ -11,7 +11,7 @@ from configs.salesforce_objects import SALESFORCE_OBJECTS
 from flows.common import StepOutcome, dataset_of, landing_task, outcome_of, remove_files
 from tasks.extract_plan import resolve_extract_plan
 from tasks.load import load_csv_to_json
-from tasks.process import process_object_data, summary_schema_path_for
+from tasks.process import process_object_data
 from utils.errors import ConfigError, PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
@@ -30,17 +30,16 @@ def process_and_load(object_name: str, raw_csv: str, data_root: str | None) -> l
     A failed step removes the outputs it (and the load after it) would have rewritten, in ``extra["removed"]``:
     the previous run's summary must never be taken for a summary of this dataset.
     """
-    summary_csv, output_json = build_summary_paths(object_name, data_root=data_root)
+    paths = build_summary_paths(object_name, data_root=data_root)
     processed = outcome_of(object_name, "process", lambda: process_object_data(
         object_name, raw_csv, data_root=data_root, return_state=True))
     if not processed.ok:
-        stale = (summary_csv, summary_schema_path_for(summary_csv), output_json)
-        processed.extra["removed"] = [str(p) for p in remove_files(stale)]
+        processed.extra["removed"] = [str(p) for p in remove_files(paths.process_outputs + paths.load_outputs)]
         return [processed]
     loaded = outcome_of(object_name, "load", lambda: load_csv_to_json(
         object_name, processed.value, data_root=data_root, return_state=True))
     if not loaded.ok:
-        loaded.extra["removed"] = [str(p) for p in remove_files((output_json,))]
+        loaded.extra["removed"] = [str(p) for p in remove_files(paths.load_outputs)]
     return [processed, loaded]
 
 

@@ -3,7 +3,7 @@
 Layout under the data root (``./data`` unless ``SF_PIPELINE_DATA_DIR`` is set)::
 
     raw/<object>_YYYYMMDD-HHMMSS_<RUNID>.csv            (+ .schema.json sidecar beside it)
-    processed/<object>/summary.csv
+    processed/<object>/summary.csv                      (+ summary.schema.json: its column types)
     processed/qa/<object>/{dedup.csv, profile.json, schema_report.json, snapshot.parquet, rowcount.txt}
     output/<object>/summary.json
 """
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 DATA_DIR_ENV = "SF_PIPELINE_DATA_DIR"
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9]+$")
@@ -42,6 +43,15 @@ class QcPaths:
     schema_report: Path
     snapshot: Path
     rowcount: Path
+
+    @property
+    def rewritable(self) -> tuple[Path, ...]:
+        """The outputs each QA run rewrites from the dataset it checks: every file here but ``rowcount.txt``
+        (a history across runs). Derived, so an output added later is also removed when a run leaves it stale."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name not in _QC_NOT_REWRITTEN)
+
+
+_QC_NOT_REWRITTEN = frozenset({"directory", "rowcount"})
 
 
 def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
@@ -74,7 +84,7 @@ def raw_csv_name(object_name: str, run_id: str, moment: datetime) -> str:
 
 
 def schema_sidecar_for(data_file: Path) -> Path:
-    """The describe-derived schema saved beside a raw CSV (or a replica Parquet file)."""
+    """The schema file beside a data file: a raw CSV or replica (describe-derived), or a summary CSV (its dtypes)."""
     data_file = Path(data_file)
     return data_file.with_name(data_file.name[: -len(data_file.suffix)] + ".schema.json")
 
@@ -106,16 +116,37 @@ def build_paths(
     """Paths of one object's raw extract, summary CSV and JSON output for run ``run_id``."""
     root = resolve_data_root(data_root)
     raw = root / "raw" / raw_csv_name(object_name, run_id, moment or datetime.now(timezone.utc))
-    processed_summary, output_json = build_summary_paths(object_name, data_root=root)
-    return ObjectPaths(raw_csv=raw, raw_schema=schema_sidecar_for(raw), processed_summary=processed_summary,
-                       output_json=output_json)
+    summary = build_summary_paths(object_name, data_root=root)
+    return ObjectPaths(raw_csv=raw, raw_schema=schema_sidecar_for(raw), processed_summary=summary.summary_csv,
+                       output_json=summary.output_json)
 
 
-def build_summary_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
-    """(processed summary CSV, output JSON) of an object: they do not depend on the run."""
+class SummaryPaths(NamedTuple):
+    """Phase 1's files for one object (stable names: each run replaces them). A tuple so ``[0]``/``[1]``
+    (summary CSV, output JSON) keep working; prefer the names."""
+
+    summary_csv: Path
+    output_json: Path
+    summary_schema: Path  # column -> dtype of summary.csv, read by the load
+
+    @property
+    def process_outputs(self) -> tuple[Path, ...]:
+        """What processing writes: stale once processing of a new dataset fails."""
+        return self.summary_csv, self.summary_schema
+
+    @property
+    def load_outputs(self) -> tuple[Path, ...]:
+        """What the load writes: stale once processing or the load fails."""
+        return (self.output_json,)
+
+
+def build_summary_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> SummaryPaths:
+    """Summary CSV, its schema sidecar and the output JSON of an object: they do not depend on the run."""
     _check_object(object_name)
     root = resolve_data_root(data_root)
-    return root / "processed" / object_name / "summary.csv", root / "output" / object_name / "summary.json"
+    summary_csv = root / "processed" / object_name / "summary.csv"
+    return SummaryPaths(summary_csv=summary_csv, output_json=root / "output" / object_name / "summary.json",
+                        summary_schema=schema_sidecar_for(summary_csv))
 
 
 def build_qc_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> QcPaths:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from utils.paths import RAW_NAME_RE, build_paths, build_qc_paths, resolve_data_root, schema_sidecar_for
+from utils.paths import (
+    RAW_NAME_RE,
+    build_paths,
+    build_qc_paths,
+    build_summary_paths,
+    resolve_data_root,
+    schema_sidecar_for,
+)
 
 MOMENT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
 
@@ -32,6 +39,23 @@ def test_build_qc_paths_layout(tmp_path, attr, name):
     q = build_qc_paths("Lead", data_root=tmp_path)
     assert getattr(q, attr) == tmp_path / "processed" / "qa" / "Lead" / name
     assert not (tmp_path / "processed").exists()
+
+
+def test_a_qa_run_rewrites_every_qa_output_but_the_rowcount_history(tmp_path):
+    q = build_qc_paths("Lead", data_root=tmp_path)
+    assert set(q.rewritable) == {q.dedup, q.profile, q.schema_report, q.snapshot}
+    assert q.rowcount not in q.rewritable and q.directory not in q.rewritable
+
+
+def test_summary_paths_own_the_summary_schema_sidecar_and_say_which_step_writes_what(tmp_path):
+    s = build_summary_paths("Lead", data_root=tmp_path)
+    processed = tmp_path / "processed" / "Lead"
+    assert (s.summary_csv, s.summary_schema, s.output_json) == (
+        processed / "summary.csv", processed / "summary.schema.json", tmp_path / "output" / "Lead" / "summary.json")
+    assert s.process_outputs == (s.summary_csv, s.summary_schema)
+    assert s.load_outputs == (s.output_json,)
+    assert (s[0], s[1]) == (s.summary_csv, s.output_json)  # positional use keeps its meaning
+    assert not tmp_path.joinpath("processed").exists()
 
 
 def test_timestamps_are_utc():
