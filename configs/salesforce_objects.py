@@ -52,6 +52,15 @@ class ObjectSpec(BaseModel):
         """``(column, aggregation, summary column name)`` for every metric, in registry order."""
         return [(c, a, f"{c}_{a}") for c, aggregations in self.metrics.items() for a in aggregations]
 
+    def qa_required_columns(self) -> dict[str, str]:
+        """Column -> why QA requires it: ``required``, and the primary key and cursor that dedup and sampling use."""
+        roles = [*((c, "required") for c in self.required), (self.primary_key, "primary key"),
+                 (self.cursor_field, "cursor field")]
+        needed: dict[str, str] = {}
+        for column, role in roles:
+            needed.setdefault(column, role)
+        return needed
+
     def summary_columns(self) -> list[str]:
         """Columns of the summary, in order: group_by then ``<column>_<aggregation>``."""
         return [*self.group_by, *(name for _, _, name in self.metric_columns())]

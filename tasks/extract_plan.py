@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
-from tasks.quality_checks import qa_required_columns
 from utils.errors import ConfigError
 
 _HEAD_RE = re.compile(r"^\s*SELECT\s", re.IGNORECASE)
@@ -119,7 +118,7 @@ def needed_columns(spec: ObjectSpec, *, strict_qa: bool) -> dict[str, str]:
     for column in spec.metrics:
         needed.setdefault(column, "metric")
     if strict_qa:
-        for column, role in qa_required_columns(spec).items():
+        for column, role in spec.qa_required_columns().items():
             needed.setdefault(column, role)
     return needed
 

@@ -83,16 +83,6 @@ def _graded(object_name: str, check: str, failed: bool, severity: Severity, **fi
 # --------------------------------------------------------------------------------------------------- gates
 
 
-def qa_required_columns(spec: ObjectSpec) -> dict[str, str]:
-    """Column -> why QA requires it: the registry's ``required``, and the key and cursor dedup and sampling use."""
-    roles = [*((c, "required") for c in spec.required), (spec.primary_key, "primary key"),
-             (spec.cursor_field, "cursor field")]
-    needed: dict[str, str] = {}
-    for column, role in roles:
-        needed.setdefault(column, role)
-    return needed
-
-
 def compare_schema(
     spec: ObjectSpec,
     *,
@@ -109,7 +99,7 @@ def compare_schema(
         except UnknownSalesforceTypeError:
             unknown_types[name] = sf_type
     present = set(header)
-    required = list(qa_required_columns(spec))
+    required = list(spec.qa_required_columns())
     return {
         "columns": [
             {"name": n, "sf_type": t, "polars_type": None if n in unknown_types else str(polars_dtype_for(t))}

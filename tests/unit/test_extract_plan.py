@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
@@ -111,3 +114,10 @@ def test_count_soql_ignores_keywords_inside_string_literals():
     (item,) = resolve_extract_plan(["Opportunity"], {"Opportunity": soql})
     assert count_soql(item) == ("SELECT COUNT() FROM Opportunity WHERE Name = 'Order by LIMIT \\'x\\' offset' "
                                 "AND Amount > 5")
+
+
+def test_planning_is_pure_and_loads_no_polars():
+    """The plan is made before anything runs (and by tools that only check a config): no 0.2 s Polars import."""
+    code = "import sys, tasks.extract_plan; print('polars' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

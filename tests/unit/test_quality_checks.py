@@ -21,7 +21,6 @@ from tasks.quality_checks import (
     load_validator,
     non_empty,
     profile_frame,
-    qa_required_columns,
     rowcount_drift,
     rowcount_sidecar,
     schema_conformance,
@@ -161,11 +160,6 @@ def test_a_crash_fails_in_every_mode_and_a_task_that_never_ran_is_only_skipped()
                              "see the task run's logs")
     waiting = crashed_result("Lead", "qa-profile-Lead", "upstream failed", ran=False)
     assert waiting.skipped and not waiting.is_crash and not waiting.is_blocking
-
-
-def test_qa_requires_the_registry_required_columns_the_key_and_the_cursor():
-    assert qa_required_columns(OPPORTUNITY) == {"Id": "required", "Name": "required", "StageName": "required",
-                                                "CloseDate": "required", "SystemModstamp": "cursor field"}
 
 
 def test_non_empty_flags_headers_only_extract_as_warning():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from pydantic import ValidationError
 
@@ -95,3 +98,22 @@ def test_custom_object_in_one_entry():
     }
     specs = validate_registry(raw)
     assert specs["Invoice__c"].summary_columns() == ["Account__r.Name", "Amount__c_sum", "Amount__c_mean"]
+
+
+def test_qa_requires_the_registry_required_columns_the_key_and_the_cursor():
+    assert SALESFORCE_OBJECTS["Opportunity"].qa_required_columns() == {
+        "Id": "required", "Name": "required", "StageName": "required", "CloseDate": "required",
+        "SystemModstamp": "cursor field"}
+    spec = ObjectSpec(**_entry(required=(), primary_key="Name"))
+    assert spec.qa_required_columns() == {"Name": "primary key", "SystemModstamp": "cursor field"}
+
+
+def _modules_loaded_by(module: str) -> set[str]:
+    """Top-level packages a fresh interpreter holds after importing ``module`` (this process has them all)."""
+    code = f"import sys, {module}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+def test_the_registry_imports_neither_polars_nor_prefect():
+    assert not {"polars", "prefect"} & _modules_loaded_by("configs.salesforce_objects")
