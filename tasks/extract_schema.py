@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from configs.salesforce_objects import ObjectSpec
-from tasks.process import check_summary_spec  # processing owns which aggregation suits which column type
+from utils.aggregations import find_misfit_metrics
 from utils.errors import ConfigError
-from utils.raw_schema import RawColumn, RawSchema
+from utils.raw_schema import RawColumn
 from utils.sf_types import UnknownSalesforceTypeError, polars_dtype_for
 
 Describe = Callable[[str], dict[str, Any]]
@@ -83,16 +83,14 @@ def _known_type(sf_type: str) -> bool:
 def check_metric_types(object_name: str, spec: ObjectSpec, columns: Sequence[RawColumn]) -> None:
     """Raise a ConfigError when a registry metric cannot fit its column's described type (``sum`` of text).
 
-    The rule is processing's (``tasks.process.check_summary_spec``); run on the describe types it costs one
+    Processing applies the same rule (``utils.aggregations``) to the extract; on the describe types it costs one
     describe instead of a whole extract. Columns the extract lacks, or of unknown type, stay processing's to report.
     """
     described = {c.name.lower(): c.type for c in columns}
-    measured = {c: aggs for c, aggs in spec.metrics.items() if _known_type(described.get(c.lower(), "?"))}
-    schema = RawSchema(object=object_name, row_count=0,
-                       columns=tuple(RawColumn(c, described[c.lower()]) for c in measured))
-    try:
-        check_summary_spec(spec.model_copy(update={"metrics": measured, "group_by": ()}), schema,
-                           object_name=object_name)
-    except ConfigError as err:
-        msg = f"{err}; fix the metrics in configs/salesforce_objects.py (found in the describe, before any query)"
-        raise ConfigError(msg) from None
+    sf_types = {column: described[column.lower()] for column in spec.metrics
+                if _known_type(described.get(column.lower(), "?"))}
+    problems = find_misfit_metrics(object_name, spec.metrics, sf_types)
+    if problems:
+        msg = (f"cannot summarise {'; '.join(problems)}; fix the metrics in configs/salesforce_objects.py "
+               "(found in the describe, before any query)")
+        raise ConfigError(msg)

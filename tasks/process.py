@@ -33,6 +33,7 @@ import polars as pl
 from prefect import task
 
 from configs.salesforce_objects import ObjectSpec, spec_for
+from utils.aggregations import find_misfit_metrics
 from utils.atomic import atomic_path, write_text_atomic
 from utils.errors import ConfigError
 from utils.paths import build_summary_paths, schema_sidecar_for
@@ -54,35 +55,8 @@ DTYPE_BY_NAME: dict[str, pl.DataType] = {
 
 _COUNTING = ("count", "n_unique", "null_count")
 _FLOAT_RESULTS = ("mean", "median", "std")
-# Which aggregations each kind of column accepts; everything else is a ConfigError.
-_ALLOWED: dict[str, frozenset[str]] = {
-    "numeric": frozenset({"count", "n_unique", "null_count", "min", "max", "sum", "mean", "median", "std"}),
-    "boolean": frozenset({"count", "n_unique", "null_count", "min", "max", "sum", "mean"}),
-    "text": frozenset({"count", "n_unique", "null_count", "min", "max"}),
-    "date": frozenset({"count", "n_unique", "null_count", "min", "max"}),
-    "datetime": frozenset({"count", "n_unique", "null_count", "min", "max"}),
-}
-_ADVICE = {
-    "boolean": "use sum (number of trues) or mean (share of trues)",
-    "text": "use count, n_unique, null_count, min or max, or choose a numeric column",
-    "date": "use count, n_unique, null_count, min or max",
-    "datetime": "use count, n_unique, null_count, min or max",
-}
-
 
 # --- pure core ----------------------------------------------------------------------------------------------
-
-
-def _kind_of(dtype: pl.DataType) -> str:
-    if dtype in (pl.Int64(), pl.Float64()):
-        return "numeric"
-    if dtype == pl.Boolean():
-        return "boolean"
-    if dtype == pl.Date():
-        return "date"
-    if dtype == DATETIME_DTYPE:
-        return "datetime"
-    return "text"
 
 
 def _metric_dtype(aggregation: str, dtype: pl.DataType) -> pl.DataType:
@@ -103,18 +77,12 @@ def check_summary_spec(spec: ObjectSpec, raw_schema: RawSchema, *, object_name: 
         if column not in dtypes:
             problems.append(f"{object_name}.group_by: column '{column}' is not in the raw extract; "
                             "add it to the SOQL/fields or remove it from group_by")
-    for column, aggregations in spec.metrics.items():
+    for column in spec.metrics:
         if column not in dtypes:
             problems.append(f"{object_name}.metrics: column '{column}' is not in the raw extract; "
                             "add it to the SOQL/fields or remove the metric")
-            continue
-        kind = _kind_of(dtypes[column])
-        for aggregation in aggregations:
-            if aggregation not in _ALLOWED[kind]:
-                problems.append(
-                    f"{object_name}.metrics['{column}']: '{aggregation}' does not apply to a {kind} "
-                    f"column ({raw_schema.sf_type(column)}); {_ADVICE[kind]}"
-                )
+    sf_types = {c.name: c.type for c in raw_schema.columns}
+    problems.extend(find_misfit_metrics(object_name, spec.metrics, sf_types))
     if problems:
         msg = "cannot summarise " + "; ".join(problems)
         raise ConfigError(msg)

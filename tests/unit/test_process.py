@@ -291,6 +291,19 @@ def test_aggregation_that_does_not_fit_the_type_is_a_config_error(sf_type, aggre
     assert "Widget" in message and "'Col'" in message and f"'{aggregation}'" in message and advice in message
 
 
+def test_the_aggregation_rule_sees_each_salesforce_type_as_processing_reads_it():
+    """utils/aggregations judges describe types; it must agree with the dtype processing reads each type as."""
+    from utils import sf_types
+    from utils.aggregations import column_kind
+
+    kind_of_dtype = {pl.Int64(): "numeric", pl.Float64(): "numeric", pl.Boolean(): "boolean", pl.Date(): "date",
+                     sf_types.DATETIME_DTYPE: "datetime", pl.Utf8(): "text"}
+    known = {*sf_types._STRING_TYPES, *sf_types._INT_TYPES, *sf_types._FLOAT_TYPES, "boolean", "date", "datetime"}
+    for sf_type in sorted(known):
+        assert column_kind(sf_type) == kind_of_dtype[sf_types.polars_dtype_for(sf_type)], sf_type
+        assert column_kind(sf_type.upper()) == column_kind(sf_type)
+
+
 def test_every_problem_is_listed_at_once():
     raw_schema = _schema("Widget", [("Id", "id"), ("Name", "string"), ("D", "date")])
     spec = _spec(["Name", "D", "Missing", "Gone"], group_by=("Gone",),

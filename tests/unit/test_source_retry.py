@@ -146,6 +146,17 @@ def test_the_registry_spelling_is_matched_case_insensitively_like_describe():
         check_metric_types("Opportunity", _spec(name=("sum",)), DESCRIBED)
 
 
+def test_the_describe_time_check_does_not_load_processing():
+    """The aggregation-vs-type rule lives in utils/aggregations, so extract needs neither Polars plans nor Prefect
+    tasks from processing (one owner, no task module importing another for a rule)."""
+    import subprocess
+    import sys
+
+    code = "import sys, tasks.extract_schema; print('tasks.process' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_the_hold_fault_is_a_bulk_status_fault():
     from emulator.faults import FaultSpecError, parse_faults
 
