@@ -46,7 +46,7 @@ def outcome_of(object_name: str, step: str, run: Callable[[], State]) -> StepOut
     return outcome_from_state(object_name, step, state, time.monotonic() - started)
 
 
-def describe_error(err: BaseException) -> str:
+def error_line(err: BaseException) -> str:
     """One line for a run summary; an unexpected exception (not one of ours, which say what to do) is named,
     since ``[Errno 28] No space left on device`` alone does not say what broke."""
     return one_line(err) if isinstance(err, PipelineError) else f"{type(err).__name__}: {one_line(err)}"
@@ -57,7 +57,7 @@ def outcome_from_state(object_name: str, step: str, state: State, seconds: float
     if state.is_completed():
         return StepOutcome(object_name, step, True, seconds, value=state.result())
     err = state.result(raise_on_failure=False)
-    message = describe_error(err) if isinstance(err, BaseException) else (state.message or state.name)
+    message = error_line(err) if isinstance(err, BaseException) else (state.message or state.name)
     return StepOutcome(object_name, step, False, seconds, error=message,
                        error_type=type(err).__name__ if isinstance(err, BaseException) else state.type.value)
 

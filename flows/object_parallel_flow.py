@@ -13,8 +13,8 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ConcurrentTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import describe_error, one_line, remove_files
-from tasks.quality_checks import crashed_result
+from flows.common import error_line, one_line, remove_files
+from tasks.quality_checks import crashed_result, not_run_result
 from tasks.quality_parallel import (
     QaReport,
     qa_completeness,
@@ -24,15 +24,11 @@ from tasks.quality_parallel import (
     qa_rowcount,
     qa_validator,
 )
-from utils.errors import ConfigError, DataQualityError, PipelineError
+from utils.errors import ConfigError, DataQualityError, PipelineError, QaTaskError
 from utils.paths import QcPaths, build_qc_paths, resolve_data_root
 from utils.raw_files import find_latest_dataset
 
 ARTIFACT_KEY = "qa-summary"
-
-
-class QaTaskError(PipelineError):
-    """A QA task raised (full disk, a bug): that object's QA did not happen, so the flow fails in any mode."""
 
 
 def resolve_targets(
@@ -83,9 +79,11 @@ def _report_of(object_name: str, future: PrefectFuture) -> QaReport:
     if state.is_completed():
         value = state.result()
         return getattr(value, "report", value)  # a gate carries its report inside its outcome
-    error = state.result(raise_on_failure=False) if state.is_final() else None  # NotReady: an upstream raised
-    reason = describe_error(error) if isinstance(error, BaseException) else one_line(state.message or state.name)
-    return QaReport((crashed_result(object_name, _task_run_name(future), reason, ran=state.is_final()),))
+    if not state.is_final():  # NotReady: a task it waits on raised, so this one never started
+        return QaReport((not_run_result(object_name, _task_run_name(future), one_line(state.message or state.name)),))
+    error = state.result(raise_on_failure=False)
+    reason = error_line(error) if isinstance(error, BaseException) else one_line(state.message or state.name)
+    return QaReport((crashed_result(object_name, _task_run_name(future), reason),))
 
 
 def remove_stale_outputs(dataset: str | None, object_reports: list[QaReport], qc: QcPaths) -> list[str]:

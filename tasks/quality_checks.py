@@ -27,6 +27,7 @@ TOP_VALUE_TYPES = frozenset(
 )
 _ROW = "__qa_row_nr"
 TASK_CRASHED = "task_crashed"
+TASK_NOT_RUN = "task_not_run"
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class CheckResult:
     @property
     def is_crash(self) -> bool:
         """A QA task that raised: not a finding about the data, so it fails the run in every mode."""
-        return self.check == TASK_CRASHED and not self.skipped
+        return self.check == TASK_CRASHED
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -68,12 +69,15 @@ def skipped_result(object_name: str, check: str, reason: str, *, severity: Sever
     return CheckResult(object_name, check, passed=False, severity=severity, message=reason, skipped=True)
 
 
-def crashed_result(object_name: str, task_name: str, reason: str, *, ran: bool = True) -> CheckResult:
-    """A QA task that raised (``ran``), or never ran because a task it waits on raised (a skipped result)."""
-    if not ran:
-        return skipped_result(object_name, TASK_CRASHED, f"{task_name} did not run ({reason})", severity="error")
+def crashed_result(object_name: str, task_name: str, reason: str) -> CheckResult:
+    """A QA task that raised: its checks did not happen, which fails the run in every mode."""
     message = f"{task_name} crashed ({reason}); see the task run's logs"
     return CheckResult(object_name, TASK_CRASHED, passed=False, severity="error", message=message)
+
+
+def not_run_result(object_name: str, task_name: str, reason: str) -> CheckResult:
+    """A QA task that never started because a task it waits on raised: skipped, as the crash is reported once."""
+    return skipped_result(object_name, TASK_NOT_RUN, f"{task_name} did not run ({reason})")
 
 
 def _graded(object_name: str, check: str, failed: bool, severity: Severity, **fields: Any) -> CheckResult:

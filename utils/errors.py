@@ -39,3 +39,7 @@ class QuotaExceededError(FatalSourceError):
 
 class DataQualityError(PipelineError):
     """A QA check of error severity failed in strict mode."""
+
+
+class QaTaskError(PipelineError):
+    """A QA task raised (full disk, a bug): that object's QA did not happen, so the flow fails in any mode."""

@@ -385,3 +385,25 @@ def test_a_crashed_task_becomes_an_error_result(prefect_harness):
 
     assert (result["check"], result["passed"], result["severity"]) == ("task_crashed", False, "error")
     assert "qa-broken-Lead" in result["message"] and "disk on fire" in result["message"]
+
+
+@pytest.mark.integration
+def test_a_task_waiting_on_a_crashed_one_is_reported_as_not_run_not_as_a_second_crash(prefect_harness):
+    from prefect import flow, task
+
+    @task(task_run_name="qa-broken-{object_name}")
+    def broken(object_name: str) -> None:
+        raise RuntimeError("disk on fire")
+
+    @task(task_run_name="qa-after-{object_name}")
+    def after(object_name: str, upstream: None) -> None:
+        return None
+
+    @flow
+    def run_broken() -> dict:
+        return _report_of("Lead", after.submit("Lead", broken.submit("Lead"))).results[0].to_dict()
+
+    result = run_broken()
+
+    assert (result["check"], result["skipped"]) == ("task_not_run", True)
+    assert "did not run (Upstream task run" in result["message"]  # a task that never started has no rendered name

@@ -20,6 +20,7 @@ from tasks.quality_checks import (
     evaluate_validator,
     load_validator,
     non_empty,
+    not_run_result,
     profile_frame,
     rowcount_drift,
     rowcount_sidecar,
@@ -158,8 +159,10 @@ def test_a_crash_fails_in_every_mode_and_a_task_that_never_ran_is_only_skipped()
     assert crash.is_crash and crash.is_blocking and crash.check == "task_crashed"
     assert crash.message == ("qa-dedup-Lead crashed (OSError: [Errno 28] No space left on device); "
                              "see the task run's logs")
-    waiting = crashed_result("Lead", "qa-profile-Lead", "upstream failed", ran=False)
-    assert waiting.skipped and not waiting.is_crash and not waiting.is_blocking
+    waiting = not_run_result("Lead", "qa-profile-Lead", "upstream failed")
+    assert (waiting.check, waiting.skipped, waiting.is_crash, waiting.is_blocking) == ("task_not_run", True, False,
+                                                                                      False)
+    assert waiting.message == "qa-profile-Lead did not run (upstream failed)"
 
 
 def test_non_empty_flags_headers_only_extract_as_warning():
