@@ -87,8 +87,9 @@ def read_csv_header(raw_csv: Path) -> list[str]:
 def _snapshot_and_count(raw_csv: Path, schema: RawSchema, snapshot: Path) -> tuple[int | None, list[str], str | None]:
     """Parse every value with its described type into ``snapshot`` (zstd Parquet) and count the rows.
 
-    Returns (rows, [], None), or on a parse failure (None, the columns that do not parse, the reader's error);
-    a failed parse leaves the previous snapshot in place.
+    Returns (rows, [], None), or on a parse failure (None, the columns that do not parse, the reader's error).
+    A failed parse writes no snapshot and the checks after the gate are skipped; the QA flow then deletes the
+    previous run's snapshot (one of ``QcPaths.rewritable``), so none is left looking current.
     """
     frame = scan_raw_csv(raw_csv, schema)
     try:
