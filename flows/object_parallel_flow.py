@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from prefect.task_runners import ConcurrentTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
 from flows.common import error_line, one_line, remove_files
-from tasks.quality_checks import crashed_result, not_run_result
+from tasks.quality_checks import CheckResult, crashed_result, not_run_result
 from tasks.quality_parallel import (
     QaReport,
     qa_completeness,
@@ -79,56 +80,94 @@ def _report_of(object_name: str, future: PrefectFuture) -> QaReport:
     if state.is_completed():
         value = state.result()
         return getattr(value, "report", value)  # a gate carries its report inside its outcome
+    name = _task_run_name(future)
     if not state.is_final():  # NotReady: a task it waits on raised, so this one never started
-        return QaReport((not_run_result(object_name, _task_run_name(future), one_line(state.message or state.name)),))
+        return QaReport((not_run_result(object_name, name, one_line(state.message or state.name)),))
     error = state.result(raise_on_failure=False)
     reason = error_line(error) if isinstance(error, BaseException) else one_line(state.message or state.name)
-    return QaReport((crashed_result(object_name, _task_run_name(future), reason),))
+    return QaReport((crashed_result(object_name, name, reason),))
 
 
-def remove_stale_outputs(dataset: str | None, object_reports: list[QaReport], qc: QcPaths) -> list[str]:
-    """Delete the object's QA outputs that QA of ``dataset`` did not rewrite (a crashed, skipped or blocked
-    task), so no reader takes an earlier run's dedup.csv, profile or snapshot for this run's."""
-    if dataset is None:  # nothing was checked: the files still describe the dataset they name
-        return []
-    written = {f for rep in object_reports for f in rep.files}
-    return [str(p) for p in remove_files(p for p in qc.rewritable if str(p) not in written)]
+@dataclass(frozen=True)
+class ObjectQa:
+    """One object's QA in this run: the dataset checked, each task's report, and the stale outputs removed."""
 
+    dataset: str | None
+    reports: tuple[QaReport, ...]
+    removed_stale: tuple[str, ...] = ()
 
-def summarise(run_id: str | None, raw_csvs: Mapping[str, str | None], reports: Mapping[str, list[QaReport]],
-              removed: Mapping[str, list[str]] | None = None) -> dict:
-    """The flow's plain JSON-able return value; ``crashed`` fails QA in every mode, ``blocking_failures`` only
-    in strict mode."""
-    objects: dict[str, Any] = {}
-    failing: list[str] = []
-    crashed: list[str] = []
-    for name, object_reports in reports.items():
-        results = [r for rep in object_reports for r in rep.results]
-        failing += [f"{r.object_name}.{r.check}: {r.message}" for r in results if r.is_blocking and not r.is_crash]
-        crashed += [r.message for r in results if r.is_crash]
-        objects[name] = {
-            "raw_csv": raw_csvs.get(name),
+    @property
+    def results(self) -> list[CheckResult]:
+        return [r for rep in self.reports for r in rep.results]
+
+    @property
+    def files(self) -> list[str]:
+        return sorted({f for rep in self.reports for f in rep.files})
+
+    @property
+    def crashed(self) -> list[str]:
+        return [r.message for r in self.results if r.is_crash]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object's entry in the flow's JSON return value."""
+        results = self.results
+        return {
+            "raw_csv": self.dataset,
             "errors": sum(r.is_blocking for r in results),
             "warnings": sum(not r.passed and not r.skipped and r.severity == "warning" for r in results),
             "skipped": sum(r.skipped for r in results),
-            "crashed": [r.message for r in results if r.is_crash],
+            "crashed": self.crashed,
             "results": [r.to_dict() for r in results],
-            "files": sorted({f for rep in object_reports for f in rep.files}),
-            "removed_stale": list((removed or {}).get(name, [])),
+            "files": self.files,
+            "removed_stale": list(self.removed_stale),
         }
-    return {"run_id": run_id, "objects": objects, "blocking_failures": failing, "crashed": crashed}
+
+
+def remove_stale_outputs(dataset: str | None, reports: Iterable[QaReport], qc: QcPaths) -> tuple[str, ...]:
+    """Delete the object's QA outputs that QA of ``dataset`` did not rewrite (a crashed, skipped or blocked
+    task), so no reader takes an earlier run's dedup.csv, profile or snapshot for this run's."""
+    if dataset is None:  # nothing was checked: the files still describe the dataset they name
+        return ()
+    written = {f for rep in reports for f in rep.files}
+    return tuple(str(p) for p in remove_files(p for p in qc.rewritable if str(p) not in written))
+
+
+def collect_object_qa(object_name: str, dataset: str | None, futures: list[PrefectFuture], data_root: str) -> ObjectQa:
+    """Wait for every QA task of one object, then remove the outputs they left stale."""
+    reports = tuple(_report_of(object_name, f) for f in futures)
+    removed = remove_stale_outputs(dataset, reports, build_qc_paths(object_name, data_root=data_root))
+    return ObjectQa(str(Path(dataset)) if dataset else None, reports, removed)
+
+
+def summarise(run_id: str | None, checked: Mapping[str, ObjectQa]) -> dict:
+    """The flow's plain JSON-able return value; ``crashed`` fails QA in every mode, ``blocking_failures`` only
+    in strict mode."""
+    results = [r for qa in checked.values() for r in qa.results]
+    return {
+        "run_id": run_id,
+        "objects": {name: qa.to_dict() for name, qa in checked.items()},
+        "blocking_failures": [f"{r.object_name}.{r.check}: {r.message}" for r in results
+                              if r.is_blocking and not r.is_crash],
+        "crashed": [r.message for r in results if r.is_crash],
+    }
+
+
+def qa_failure_message(crashed: Sequence[str], failing: Sequence[str]) -> str:
+    """Crashed tasks and data findings, each under its own heading (one item a line)."""
+    sections = [(heading, items) for heading, items in (
+        ("QA task(s) crashed, their reports are missing", crashed),
+        ("QA failed in strict mode", failing)) if items]
+    return "\n".join(f"{heading}:\n  - " + "\n  - ".join(items) for heading, items in sections)
 
 
 def qa_failure(summary: Mapping[str, Any], *, strict: bool) -> PipelineError | None:
     """The error that fails the QA flow, if any: a crashed task always, an error-severity result in strict mode."""
+    crashed = list(summary["crashed"])
     failing = list(summary["blocking_failures"]) if strict else []
-    if summary["crashed"]:
-        msg = "QA task(s) crashed, their reports are missing:\n  - " + "\n  - ".join(summary["crashed"] + failing)
-        return QaTaskError(msg, dict(summary))
-    if failing:
-        msg = "QA failed in strict mode:\n  - " + "\n  - ".join(failing)
-        return DataQualityError(msg, dict(summary))
-    return None
+    if not crashed and not failing:
+        return None
+    error = QaTaskError if crashed else DataQualityError
+    return error(qa_failure_message(crashed, failing), dict(summary))
 
 
 def _status(result: Mapping[str, Any]) -> str:
@@ -179,10 +218,8 @@ def object_parallel_flow(
     root = str(resolve_data_root(data_root))
     targets = resolve_targets(raw_files, objects, root)
     futures = {name: submit_object_checks(name, raw, run_id, root) for name, raw in targets.items()}
-    reports = {name: [_report_of(name, f) for f in futs] for name, futs in futures.items()}
-    removed = {name: remove_stale_outputs(targets[name], reports[name], build_qc_paths(name, data_root=root))
-               for name in reports}
-    summary = summarise(run_id, {n: str(Path(p)) if p else None for n, p in targets.items()}, reports, removed)
+    checked = {name: collect_object_qa(name, targets[name], futs, root) for name, futs in futures.items()}
+    summary = summarise(run_id, checked)
     log_summary(summary)
     publish_artifact(summary)
     failure = qa_failure(summary, strict=fail_on_qa_error)

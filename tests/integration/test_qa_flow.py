@@ -23,7 +23,7 @@ from tasks.quality_parallel import (
     write_dedup,
 )
 from tests.fixtures_raw import write_raw_fixture
-from utils.errors import ConfigError, DataQualityError
+from utils.errors import ConfigError, DataQualityError, QaTaskError
 from utils.paths import build_qc_paths, raw_csv_name, schema_sidecar_for
 from utils.raw_files import find_latest_raw_csv, list_raw_csvs, run_id_of
 from utils.raw_frame import scan_raw_csv
@@ -261,6 +261,40 @@ def test_strict_mode_fails_after_every_report_is_written(prefect_harness, data_r
     assert "custom_amount_non_negative" in str(excinfo.value)
     qc = build_qc_paths("Opportunity", data_root=data_root)
     assert all(p.exists() for p in (qc.dedup, qc.profile, qc.schema_report, qc.snapshot, qc.rowcount))
+
+
+@pytest.mark.integration
+def test_strict_mode_lists_a_crashed_task_and_a_data_finding_each_under_its_own_heading(prefect_harness, data_root):
+    write_opportunities(data_root, DEFECT_OPPORTUNITIES)
+    qc = build_qc_paths("Opportunity", data_root=data_root)
+    qc.dedup.mkdir(parents=True)  # a directory where dedup.csv must go: the dedup task crashes
+    (qc.dedup / "keep").write_text("not the pipeline's\n")
+
+    with pytest.raises(QaTaskError) as excinfo:
+        object_parallel_flow(objects=["Opportunity"], fail_on_qa_error=True, data_root=str(data_root))
+
+    crashes, findings = str(excinfo.value).split("\nQA failed in strict mode:\n")
+    assert crashes.startswith("QA task(s) crashed, their reports are missing:\n  - qa-dedup-Opportunity crashed")
+    assert crashes.count("\n  - ") == 1
+    assert findings.startswith("  - Opportunity.completeness_required: ")
+    assert "custom_amount_non_negative" in findings and "crashed" not in findings
+
+
+def test_the_qa_failure_message_has_a_section_for_crashes_and_one_for_findings():
+    from flows.object_parallel_flow import qa_failure
+
+    summary = {"crashed": ["qa-dedup-Lead crashed (OSError: disk full); see the task run's logs"],
+               "blocking_failures": ["Lead.completeness_required: 2 nulls"]}
+    both = qa_failure(summary, strict=True)
+    assert isinstance(both, QaTaskError)
+    assert str(both) == ("QA task(s) crashed, their reports are missing:\n"
+                         "  - qa-dedup-Lead crashed (OSError: disk full); see the task run's logs\n"
+                         "QA failed in strict mode:\n"
+                         "  - Lead.completeness_required: 2 nulls")
+    assert "completeness_required" not in str(qa_failure(summary, strict=False))  # advisory: findings are results
+    findings_only = qa_failure({**summary, "crashed": []}, strict=True)
+    assert isinstance(findings_only, DataQualityError) and str(findings_only).startswith("QA failed in strict mode:")
+    assert qa_failure({**summary, "crashed": []}, strict=False) is None
 
 
 @pytest.mark.integration
