@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ class StepOutcome:
     value: Any = None
     error: str | None = None
     error_type: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    removed_stale: tuple[str, ...] = ()  # outputs a failed step could not rewrite, deleted so none looks current
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -27,20 +29,21 @@ class Phase1Error(PipelineError):
 def process_and_load(object_name: str, raw_csv: str, data_root: str | None) -> list[StepOutcome]:
     """Process then load one object; a processing failure skips its load.
 
-    A failed step removes the outputs it (and the load after it) would have rewritten, in ``extra["removed"]``:
-    the previous run's summary must never be taken for a summary of this dataset.
+    A failed step removes the outputs it (and the load after it) would have rewritten, listed in its
+    ``removed_stale``: the previous run's summary must never be taken for a summary of this dataset.
     """
     paths = build_summary_paths(object_name, data_root=data_root)
     processed = outcome_of(object_name, "process", lambda: process_object_data(
         object_name, raw_csv, data_root=data_root, return_state=True))
     if not processed.ok:
-        processed.extra["removed"] = [str(p) for p in remove_files(paths.process_outputs + paths.load_outputs)]
-        return [processed]
+        return [_with_stale_removed(processed, paths.process_outputs + paths.load_outputs)]
     loaded = outcome_of(object_name, "load", lambda: load_csv_to_json(
         object_name, processed.value, data_root=data_root, return_state=True))
-    if not loaded.ok:
-        loaded.extra["removed"] = [str(p) for p in remove_files(paths.load_outputs)]
-    return [processed, loaded]
+    return [processed, loaded if loaded.ok else _with_stale_removed(loaded, paths.load_outputs)]
+
+
+def _with_stale_removed(failed: StepOutcome, outputs: tuple[Path, ...]) -> StepOutcome:
+    return replace(failed, removed_stale=tuple(str(p) for p in remove_files(outputs)))
 
 
 def run_phase1(raw_files: dict[str, str], data_root: str | None, run_id: str) -> dict[str, list[StepOutcome]]:
@@ -52,7 +55,7 @@ def run_phase1(raw_files: dict[str, str], data_root: str | None, run_id: str) ->
         for step in results[object_name]:
             logger.info(kv(f"{step.step}_{'done' if step.ok else 'failed'}", run_id=run_id, object=object_name,
                            seconds=round(step.seconds, 3), file=step.value, error=step.error,
-                           removed_stale=",".join(step.extra.get("removed", [])) or None))
+                           removed_stale=",".join(step.removed_stale) or None))
     return results
 
 
@@ -85,6 +88,24 @@ def _failures(results: dict[str, list[StepOutcome]]) -> list[str]:
     return [f"{s.object_name} ({s.step}: {s.error})" for steps in results.values() for s in steps if not s.ok]
 
 
+def _checked_raw_files(raw_files: dict[str, str]) -> dict[str, str]:
+    unknown = sorted(set(raw_files) - set(SALESFORCE_OBJECTS))
+    if unknown:
+        msg = f"raw_files names unknown object(s) {', '.join(unknown)}; use registry object names"
+        raise ConfigError(msg)
+    return dict(raw_files)
+
+
+def summarise_phase1(run_id: str, results: dict[str, list[StepOutcome]]) -> dict[str, Any]:
+    """The flow's JSON-able return value: per object and step, the file written or the error, and the seconds."""
+    return {
+        "run_id": run_id,
+        "objects": {name: {s.step: (s.value if s.ok else {"error": s.error}) for s in steps}
+                    for name, steps in results.items()},
+        "seconds": {name: {s.step: round(s.seconds, 3) for s in steps} for name, steps in results.items()},
+    }
+
+
 @flow(name="sf-csv-polars-json", task_runner=SequentialTaskRunner(), log_prints=True)
 def sf_csv_polars_json_flow(
     objects: list[str] | None = None,
@@ -106,23 +127,14 @@ def sf_csv_polars_json_flow(
     run_id = run_id or new_run_id()
     results: dict[str, list[StepOutcome]] = {}
     if raw_files:
-        unknown = sorted(set(raw_files) - set(SALESFORCE_OBJECTS))
-        if unknown:
-            msg = f"raw_files names unknown object(s) {', '.join(unknown)}; use registry object names"
-            raise ConfigError(msg)
-        todo = dict(raw_files)
+        todo = _checked_raw_files(raw_files)
     else:
         plan = resolve_extract_plan(objects, soql, api=api)
         results, todo = extract_sequentially(plan, run_id=run_id, data_root=data_root, api=api,
                                              drop_missing_fields=drop_missing_fields, full_refresh=full_refresh)
     for object_name, steps in run_phase1(todo, data_root, run_id).items():
         results.setdefault(object_name, []).extend(steps)
-    summary = {
-        "run_id": run_id,
-        "objects": {name: {s.step: (s.value if s.ok else {"error": s.error}) for s in steps}
-                    for name, steps in results.items()},
-        "seconds": {name: {s.step: round(s.seconds, 3) for s in steps} for name, steps in results.items()},
-    }
+    summary = summarise_phase1(run_id, results)
     failures = _failures(results)
     if failures:
         msg = f"Phase 1 failed for {len(failures)} object step(s): " + "; ".join(failures)

@@ -122,6 +122,21 @@ def _qa_status(qa_objects: dict[str, Any], name: str) -> str:
     return text + (": " + ", ".join(failed) if failed else "")
 
 
+def _object_errors(ext: StepOutcome, etl_steps: dict[str, Any], qa_entry: dict[str, Any],
+                   etl: dict[str, Any]) -> list[str]:
+    """Why one object's row is failed: its extract, process or load failed, a QA task crashed, or Phase 1 died
+    before reaching it. Empty when every step it ran succeeded (a QA finding is not an error here)."""
+    errors = [ext.error] if not ext.ok else []
+    for label in ("process", "load"):
+        step = etl_steps.get(label)
+        if isinstance(step, dict) and "error" in step:
+            errors.append(f"{label}: {step['error']}")
+    errors += [f"qa: {crash}" for crash in qa_entry.get("crashed", [])]
+    if ext.ok and not etl.get("ok") and not etl_steps:
+        errors.append(f"phase1: {etl.get('error')}")
+    return errors
+
+
 def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, StepOutcome],
                       etl: dict[str, Any], qa: dict[str, Any], started_at: str, seconds: float) -> dict[str, Any]:
     """One row per object: rows, API path, durations, QA result and the files written.
@@ -135,15 +150,9 @@ def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, S
     rows = []
     for name, ext in extracts.items():
         steps = etl_objects.get(name, {})
-        process, load = steps.get("process"), steps.get("load")
+        load = steps.get("load")
         value = ext.value or {}
-        errors = [ext.error] if not ext.ok else []
-        for label, step in (("process", process), ("load", load)):
-            if isinstance(step, dict) and "error" in step:
-                errors.append(f"{label}: {step['error']}")
-        errors += [f"qa: {crash}" for crash in (qa_objects.get(name) or {}).get("crashed", [])]
-        if ext.ok and not etl.get("ok") and not steps:
-            errors.append(f"phase1: {etl.get('error')}")
+        errors = _object_errors(ext, steps, qa_objects.get(name) or {}, etl)
         rows.append({
             "object": name,
             "status": "ok" if not errors else "failed",
