@@ -3,15 +3,15 @@
 Spec: rules separated by ``;``, each ``KIND:ACTION[:option=value...]``.
 
 * KIND: ``rest.query``, ``rest.query_more``, ``rest.describe``, ``rest.limits``, ``sobject``, ``bulk.create``,
-  ``bulk.status``, ``bulk.results``, ``auth``; shell-style patterns work (``*``, ``bulk.*``).
+  ``bulk.status``, ``bulk.results``, ``auth``; shell-style patterns work (``*``, ``bulk.*``) except for ``hold``.
 * ACTION: ``503`` (SERVER_UNAVAILABLE), ``500`` (UNKNOWN_EXCEPTION), ``concurrent`` (403 REQUEST_LIMIT_EXCEEDED,
   transient), ``daily`` (403 REQUEST_LIMIT_EXCEEDED and the daily allowance stays exhausted until reset),
   ``expire`` (401 INVALID_SESSION_ID and the presented token is revoked), ``locator`` (INVALID_QUERY_LOCATOR),
   ``timeout`` (QUERY_TIMEOUT), ``reset`` (send half the body, then reset the connection), ``job_failed`` /
-  ``job_aborted`` (the Bulk job ends Failed / Aborted), ``hold`` (``bulk.status`` only: a job status request it
-  fires on finds the job still InProgress, and the job cannot complete until a status request it does not fire
-  on; ``times=0`` holds every job forever, a stuck job that only an abort ends), ``latency=MS`` (delay the
-  response). ``auth`` faults answer in the login flow's own format: a SOAP fault or an OAuth error JSON.
+  ``job_aborted`` (the Bulk job ends Failed / Aborted), ``hold`` (kind exactly ``bulk.status``: a job status
+  request it fires on finds the job still InProgress, and the job cannot complete until a status request it
+  does not fire on; ``times=0`` holds every job forever, a stuck job that only an abort ends), ``latency=MS``
+  (delay the response). ``auth`` faults answer in the login flow's own format: a SOAP fault or an OAuth error JSON.
 * Options: ``after=N`` (let the first N matching requests through), ``times=M`` (inject at most M times; default 1,
   unlimited for latency; ``times=0`` means unlimited), ``p=0.3`` (inject with this probability, reproducible from
   the emulator seed), ``status=NNN`` (override the HTTP status).
@@ -110,8 +110,9 @@ def _parse_rule(text: str, index: int, seed: int) -> FaultRule:
         msg = (f"fault rule {text!r}: unknown action {action!r}; use one of "
                f"{', '.join([*ERROR_ACTIONS, *OTHER_ACTIONS[:-1]])} or latency=MS")
         raise FaultSpecError(msg)
-    if action == "hold" and not fnmatch.fnmatchcase("bulk.status", kind):
-        msg = f"fault rule {text!r}: hold keeps a Bulk job InProgress, so its kind must be bulk.status"
+    if action == "hold" and kind != "bulk.status":
+        # exactly: under a pattern (bulk.*, *) other requests would use up the rule's times and hold nothing
+        msg = f"fault rule {text!r}: hold keeps a Bulk job InProgress, so its kind must be exactly bulk.status"
         raise FaultSpecError(msg)
     for option in parts[2:]:
         name, _, value = option.partition("=")

@@ -73,3 +73,12 @@ def test_replace_resets_counters_and_keeps_old_rules_on_a_bad_spec():
 def test_bad_specs_name_the_rule(spec):
     with pytest.raises(FaultSpecError, match="fault rule"):
         parse_faults(spec)
+
+
+@pytest.mark.parametrize("spec", ["bulk.*:hold", "*:hold:times=0", "bulk.statu?:hold", "rest.query:hold"])
+def test_hold_takes_exactly_bulk_status_not_a_pattern(spec):
+    """Under a pattern, creates and result pages would use up the rule's times while no job is held."""
+    with pytest.raises(FaultSpecError, match="its kind must be exactly bulk.status"):
+        parse_faults(spec)
+    (rule,) = parse_faults("bulk.status:hold:times=0")
+    assert (rule.kind, rule.action, rule.times) == ("bulk.status", "hold", None)
