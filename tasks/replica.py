@@ -102,13 +102,21 @@ def drop_missing_keys(replica: pl.DataFrame, live_keys: pl.DataFrame, *, primary
     return kept, replica.height - kept.height
 
 
-def keys_missing_from(replica: pl.DataFrame, live_keys: pl.DataFrame, *, primary_key: str) -> list[str]:
-    """Reconciliation: live keys the replica lacks (committed behind the watermark, or lost from the replica)."""
-    return live_keys.select(primary_key).join(replica.select(primary_key), on=primary_key, how="anti") \
+def find_missing_keys(replica: pl.DataFrame, live_keys: pl.DataFrame, *, primary_key: str,
+                      created_field: str | None = None, created_before: datetime | None = None) -> list[str]:
+    """Reconciliation: live keys the replica lacks (committed behind the watermark, or lost from the replica).
+
+    With a creation bound, records created after it are left out: they raced this run's delta, and the next delta
+    brings them, so fetching them by Id would only inflate the count of what reconciliation recovered.
+    """
+    live = live_keys
+    if created_field is not None and created_before is not None:
+        live = live.filter(pl.col(created_field) < created_before)
+    return live.select(primary_key).join(replica.select(primary_key), on=primary_key, how="anti") \
         .get_column(primary_key).sort().to_list()
 
 
-def replica_mismatch(schema: Mapping[str, pl.DataType], rows: int, *, expected: Mapping[str, pl.DataType],
+def find_replica_mismatch(schema: Mapping[str, pl.DataType], rows: int, *, expected: Mapping[str, pl.DataType],
                      expected_rows: int | None) -> str | None:
     """Why a replica differs from the state it was written with, or None when it matches.
 
@@ -132,7 +140,7 @@ def replica_mismatch(schema: Mapping[str, pl.DataType], rows: int, *, expected: 
     return None
 
 
-def created_before_count(replica: pl.DataFrame, created_field: str, before: datetime) -> int:
+def count_created_before(replica: pl.DataFrame, created_field: str, before: datetime) -> int:
     """Replica rows created before ``before``: what ``SELECT COUNT() ... WHERE CreatedDate < before`` should say.
 
     Bounding both counts by an immutable creation time makes the comparison immune to records inserted between
@@ -141,13 +149,13 @@ def created_before_count(replica: pl.DataFrame, created_field: str, before: date
     return replica.filter(pl.col(created_field) < before).height
 
 
-def watermark_ahead_of(watermark: datetime | None, org_now: datetime | None, *,
+def is_watermark_ahead(watermark: datetime | None, org_now: datetime | None, *,
                        tolerance: timedelta = timedelta(minutes=1)) -> bool:
     """A watermark later than the org's own clock can only come from a damaged or foreign state file."""
     return watermark is not None and org_now is not None and watermark > org_now + tolerance
 
 
-def safe_watermark(replica: pl.DataFrame, cursor_field: str, org_now: datetime) -> datetime | None:
+def fallback_watermark(replica: pl.DataFrame, cursor_field: str, org_now: datetime) -> datetime | None:
     """Where to resume when the saved watermark cannot be trusted: the newest change the replica holds, never later
     than the org's clock (None: nothing to resume from, backfill)."""
     seen = replica[cursor_field].max() if replica.height else None

@@ -1,8 +1,12 @@
-"""Incremental sync of one object: extract the delta, fold it into the replica, then advance the watermark.
+"""Incremental sync of one object: check the replica, extract the delta, fold it in, reconcile, save.
 
-Order is what makes it exact: the delta CSV lands, the replica is written (atomically), and only then the state
-file with the new watermark. A crash anywhere before the state write means the next run repeats the same delta;
-the merge is keyed on the primary key, so a repeat changes nothing.
+Order is what makes it exact: the delta CSV lands, the replica is written (atomically, stamped inside the Parquet
+file with the run and the watermark its rows are complete to), then its sidecar, and only then the state file
+with the new watermark. A crash anywhere before the state write means the next run resumes from the older of the
+state's and the stamp's watermarks and repeats some delta; the merge is keyed on the primary key, so a repeat
+changes nothing. A replica that does not match its stamp or state (edited, restored, a column lost or retyped) is
+rebuilt, never merged into. Changes no delta can show (hard deletes, records committed behind the watermark) are
+found by comparing counts, then Ids, with the org.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -27,16 +31,16 @@ from tasks.replica import (
     DELETED_FLAG,
     MergeStats,
     ReplicaStamp,
-    created_before_count,
+    count_created_before,
     delta_filter,
     drop_missing_keys,
-    keys_missing_from,
+    fallback_watermark,
+    find_missing_keys,
+    find_replica_mismatch,
+    is_watermark_ahead,
     merge_delta,
     next_watermark,
-    replica_mismatch,
-    safe_watermark,
     soql_datetime,
-    watermark_ahead_of,
 )
 from utils.atomic import atomic_path, write_text_atomic
 from utils.connection import SalesforceConnection
@@ -48,32 +52,81 @@ from utils.raw_schema import RawSchema, read_raw_schema, write_raw_schema
 from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
 from utils.source import get_connection
 
-STATE_VERSION = 2  # 2 adds column_types; a version-1 state is read with the replica sidecar's types
+STATE_VERSION = 2  # 2 adds column_types and clock_offset_seconds; a version-1 state reads as one with them unset
 CREATED_FIELD = "CreatedDate"
 RECONCILE_FETCH_BATCH = 300   # Ids per `WHERE Id IN (...)` query: ~6 KB of Ids, well under the ~16 KB URL limit
-RECONCILE_FETCH_MAX = 6000    # more missing records than this: one backfill is cheaper than 20+ Id queries
+RECONCILE_FETCH_MIN = 6000    # fetch up to this many missing records by Id (20 queries) before a backfill wins...
+RECONCILE_FETCH_SHARE = 0.02  # ...or up to this share of the object, when that is more (a backfill of a big
+                              # object costs a Bulk job of every row and column)
 
 
-def read_sync_state(path: Path, object_name: str) -> dict[str, Any] | None:
-    """The saved watermark state, or None (first run; a corrupt file is reported and means a fresh backfill)."""
+# ---------------------------------------------------------------------------------------------------- state
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if moment else None
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What the sync of one object remembers between runs (``data/state/<Object>.json``)."""
+
+    object: str
+    source: str                       # "<emulator|salesforce>:<instance URL>": a replica of another org never resumes
+    fields: tuple[str, ...]           # the registry's field list the replica was built with
+    columns: tuple[str, ...]          # the columns it holds (fields found in describe)
+    watermark: datetime | None
+    column_types: dict[str, str] | None = None  # column -> Salesforce type; None in a version-1 state
+    runs_since_reconcile: int = 0
+    replica_rows: int | None = None
+    clock_offset_seconds: float = 0.0  # the org's clock minus ours at the last COUNT(): bounds the next count
+    last_run_id: str | None = None
+    updated_at: str | None = None
+    version: int = STATE_VERSION
+
+    def to_json(self) -> str:
+        data = {**asdict(self), "fields": list(self.fields), "columns": list(self.columns),
+                "watermark": _utc_text(self.watermark)}
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> SyncState:
+        data = json.loads(text)
+        watermark = datetime.fromisoformat(data["watermark"].replace("Z", "+00:00")) if data.get("watermark") else None
+        return cls(object=data["object"], source=data["source"], fields=tuple(data["fields"]),
+                   columns=tuple(data.get("columns") or ()), watermark=watermark,
+                   column_types=data.get("column_types"), runs_since_reconcile=int(data.get("runs_since_reconcile", 0)),
+                   replica_rows=data.get("replica_rows"),
+                   clock_offset_seconds=float(data.get("clock_offset_seconds") or 0.0),
+                   last_run_id=data.get("last_run_id"), updated_at=data.get("updated_at"),
+                   version=int(data.get("version", 1)))
+
+
+def read_sync_state(path: Path, object_name: str) -> SyncState | None:
+    """The saved state, or None (first run; a corrupt file is reported and means a fresh backfill)."""
     if not path.is_file():
         return None
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        state["watermark"] = datetime.fromisoformat(state["watermark"].replace("Z", "+00:00")) \
-            if state.get("watermark") else None
-        return state
+        return SyncState.from_json(path.read_text(encoding="utf-8"))
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         log_event("sync_state_corrupt", level=30, object=object_name, file=str(path), error=type(err).__name__,
                   action="full backfill")
         return None
 
 
-def write_sync_state(path: Path, state: dict[str, Any]) -> None:
-    data = dict(state)
-    if isinstance(data.get("watermark"), datetime):
-        data["watermark"] = data["watermark"].astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+def write_sync_state(path: Path, state: SyncState) -> None:
+    write_text_atomic(path, state.to_json())
+
+
+# ------------------------------------------------------------------------------------------- one extract
+
+
+def _delta_item(object_name: str, spec: ObjectSpec, watermark: datetime | None, api: str) -> ExtractPlanItem:
+    columns = list(spec.fields) + ([DELETED_FLAG] if DELETED_FLAG not in spec.fields else [])
+    soql = build_soql(object_name, columns)
+    if watermark is not None:
+        soql += " WHERE " + delta_filter(spec.cursor_field, watermark, spec.incremental_overlap_minutes)
+    return ExtractPlanItem(object_name, soql, tuple(columns), api, False)
 
 
 @dataclass(frozen=True)
@@ -89,214 +142,6 @@ class _SyncTarget:
     api: str | None
 
 
-def _delta_item(object_name: str, spec: ObjectSpec, watermark: datetime | None, api: str) -> ExtractPlanItem:
-    columns = list(spec.fields) + ([DELETED_FLAG] if DELETED_FLAG not in spec.fields else [])
-    soql = build_soql(object_name, columns)
-    if watermark is not None:
-        soql += " WHERE " + delta_filter(spec.cursor_field, watermark, spec.incremental_overlap_minutes)
-    return ExtractPlanItem(object_name, soql, tuple(columns), api, False)
-
-
-# ------------------------------------------------------------------------------------- the replica at rest
-
-
-def _recorded_types(state: dict[str, Any], paths: SyncPaths) -> dict[str, str] | None:
-    """Column -> Salesforce type the state says the replica was written with (version-1 state: the sidecar's)."""
-    types = state.get("column_types")
-    if not isinstance(types, dict):
-        try:
-            types = {c.name: c.type for c in read_raw_schema(paths.replica_schema).columns}
-        except (OSError, ValueError):
-            return None
-    columns = state.get("columns") or []
-    return {c: types[c] for c in columns} if columns and all(c in types for c in columns) else None
-
-
-def _replica_problem(replica: pl.DataFrame, stamp: ReplicaStamp | None, state: dict[str, Any], paths: SyncPaths,
-                     primary_key: str) -> str | None:
-    """Why this replica cannot be resumed, or None. Checked against its own stamp, or (no stamp) the state."""
-    if stamp is not None:
-        types, rows = stamp.column_types, stamp.rows
-    else:
-        types, rows = _recorded_types(state, paths), state.get("replica_rows")
-        if types is None:
-            return "neither the replica nor the state records its columns and types"
-    try:
-        expected = {c: polars_dtype_for(t) for c, t in types.items()}
-    except ValueError as err:
-        return str(err)
-    problem = replica_mismatch(replica.schema, replica.height, expected=expected, expected_rows=rows)
-    if problem is None and replica.get_column(primary_key).n_unique() != replica.height:
-        problem = f"duplicate {primary_key} values"
-    return problem
-
-
-def _load_replica(state: dict[str, Any], paths: SyncPaths, spec: ObjectSpec, watermark: datetime, *,
-                  object_name: str, run_id: str) -> tuple[pl.DataFrame | None, datetime | None]:
-    """The replica and the watermark to resume it from; (None, None) means rebuild, logged with the reason.
-
-    The replica is never written back as it was found: a missing column would fail every run, a changed dtype
-    would be merged into and break Phase 1.
-    """
-    try:
-        replica = pl.read_parquet(paths.replica)
-        stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(paths.replica))
-    except Exception as err:  # noqa: BLE001 - any unreadable replica means the same thing: rebuild it
-        log_event("sync_replica_corrupt", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
-                  error=type(err).__name__, action="full backfill")
-        return None, None
-    problem = _replica_problem(replica, stamp, state, paths, spec.primary_key)
-    if problem is not None:
-        log_event("sync_replica_mismatch", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
-                  reason=problem, action="full backfill (the replica is rebuilt, never written back)")
-        return None, None
-    if stamp is not None and stamp.run_id != state.get("last_run_id"):
-        # a run that crashed after its replica write, or a replica restored from a backup: the older watermark
-        # of the two repeats some delta (harmless, keyed on the primary key) and misses nothing
-        resume = min(watermark, stamp.watermark) if stamp.watermark else None
-        log_event("sync_replica_newer_or_older", level=30, object=object_name, run_id=run_id,
-                  replica_run_id=stamp.run_id, state_run_id=state.get("last_run_id"), resume_from=resume)
-        return (replica, resume) if resume else (None, None)
-    return replica, watermark
-
-
-def _resume_point(state: dict | None, *, source: str, fields: list[str], replica: Path,
-                  full_refresh: bool) -> datetime | None:
-    """The watermark to resume from, or None for a backfill (first run, new org, changed fields, forced)."""
-    if state is None or full_refresh or not replica.is_file() or state.get("watermark") is None:
-        return None
-    if state.get("fields") != fields or state.get("source") != source:
-        return None  # a replica of another org (e.g. the emulator) or of another field list is not resumable
-    return state["watermark"]
-
-
-def _write_replica(paths: SyncPaths, merged: pl.DataFrame, raw_schema: RawSchema, columns: list[str], extracted,
-                   run_id: str, mode: str, watermark: datetime | None) -> None:
-    """The replica (stamped), then its sidecar: a sidecar never describes a replica that is not in place yet."""
-    kept = tuple(c for c in raw_schema.columns if c.name in columns)
-    stamp = ReplicaStamp(run_id, merged.height, watermark, {c.name: c.type for c in kept})
-    with atomic_path(paths.replica) as tmp:
-        merged.write_parquet(tmp, compression="zstd", metadata=stamp.to_metadata())
-    write_raw_schema(paths.replica_schema, RawSchema(
-        object=raw_schema.object, columns=kept, row_count=merged.height, api_path=extracted.api_path,
-        source=extracted.source, soql=build_soql(raw_schema.object, columns), run_id=run_id,
-        extracted_at=raw_schema.extracted_at, extra={"replica": True, "mode": mode}))
-
-
-# ------------------------------------------------------------------------------------------ reconciliation
-
-
-@dataclass(frozen=True)
-class OrgCount:
-    """``SELECT COUNT()`` of live records (created before ``created_before`` when set) and the org's clock."""
-
-    live: int
-    created_before: datetime | None
-    org_now: datetime | None
-
-
-def _count_live(call: Caller, object_name: str, created_before: datetime | None) -> OrgCount:
-    """One COUNT() request; its HTTP ``Date`` header is the org's clock, at no extra API cost."""
-    soql = f"SELECT COUNT() FROM {object_name}"
-    if created_before is not None:
-        soql += f" WHERE {CREATED_FIELD} < {soql_datetime(created_before)}"
-    response = call(lambda: call.conn.request("GET", "query/", params={"q": soql}), "the row count")
-    try:
-        org_now = parsedate_to_datetime(response.headers["Date"]).astimezone(timezone.utc)
-    except (KeyError, TypeError, ValueError):
-        org_now = None
-    return OrgCount(int(response.json()["totalSize"]), created_before, org_now)
-
-
-def _count_bound(columns: list[str], merged: pl.DataFrame, started: datetime, spec: ObjectSpec) -> datetime | None:
-    """The creation-time bound for the COUNT() comparison, or None when the replica has no CreatedDate column.
-
-    Local clock minus the overlap, floored to a second: records created after it (inserts racing the delta query)
-    are left out of both counts; clock skew beyond the overlap can only cause an extra reconciliation.
-    """
-    if CREATED_FIELD not in columns or merged.schema.get(CREATED_FIELD) != DATETIME_DTYPE:
-        return None
-    bound = started - timedelta(minutes=spec.incremental_overlap_minutes)
-    return bound.replace(microsecond=0)
-
-
-def _extract_to_frame(item: ExtractPlanItem, conn: SalesforceConnection, options: ExtractOptions, run_id: str,
-                      threshold: int) -> pl.DataFrame:
-    """A side query (Ids, records by Id) extracted through the normal path into a throwaway folder."""
-    with tempfile.TemporaryDirectory(prefix="sf-reconcile-") as tmp:
-        result = extract_object(item, run_id=run_id, connection=conn, options=options, data_root=tmp,
-                                bulk_threshold_rows=threshold)
-        return scan_raw_csv(Path(result.raw_csv)).collect()
-
-
-def _live_keys(conn: SalesforceConnection, object_name: str, spec: ObjectSpec, options: ExtractOptions,
-               run_id: str, live: int) -> pl.DataFrame:
-    """Every live Id: one cheap column, over Bulk 2.0 for big objects (the count is already known)."""
-    api = spec.api if spec.api != "auto" else ("bulk2" if live >= spec.bulk_threshold_rows else "rest")
-    item = ExtractPlanItem(object_name, f"SELECT {spec.primary_key} FROM {object_name}", (spec.primary_key,),
-                           api, True)
-    return _extract_to_frame(item, conn, replace(options, include_deleted=False), run_id, spec.bulk_threshold_rows)
-
-
-def _records_by_id(conn: SalesforceConnection, object_name: str, spec: ObjectSpec, columns: list[str],
-                   ids: list[str], options: ExtractOptions, run_id: str) -> pl.DataFrame | None:
-    """The replica's columns (plus IsDeleted) of the given records, a few hundred Ids per REST query."""
-    wanted = [*columns, DELETED_FLAG] if DELETED_FLAG not in columns else list(columns)
-    frames = []
-    for start in range(0, len(ids), RECONCILE_FETCH_BATCH):
-        batch = ", ".join(f"'{i}'" for i in ids[start:start + RECONCILE_FETCH_BATCH])
-        soql = f"{build_soql(object_name, wanted)} WHERE {spec.primary_key} IN ({batch})"
-        item = ExtractPlanItem(object_name, soql, tuple(wanted), "rest", True)
-        frames.append(_extract_to_frame(item, conn, options, run_id, spec.bulk_threshold_rows))
-    return pl.concat(frames, how="vertical") if frames else None
-
-
-@dataclass(frozen=True)
-class Reconciled:
-    replica: pl.DataFrame
-    hard_deletes: int
-    recovered: int
-    needs_backfill: bool = False
-
-
-def _reconcile_ids(target: _SyncTarget, merged: pl.DataFrame, columns: list[str], *, count: OrgCount,
-                   reason: str) -> Reconciled:
-    """Compare the org's Ids with the replica's: drop the vanished, fetch and merge the missing."""
-    object_name, spec, run_id = target.object_name, target.spec, target.run_id
-    live_keys = _live_keys(target.conn, object_name, spec, target.options, run_id, count.live)
-    kept, removed = drop_missing_keys(merged, live_keys, primary_key=spec.primary_key)
-    missing = keys_missing_from(kept, live_keys, primary_key=spec.primary_key)
-    if len(missing) > RECONCILE_FETCH_MAX:
-        log_event("sync_reconciled", level=30, object=object_name, run_id=run_id, reason=reason,
-                  live_rows=live_keys.height, replica_rows=kept.height, missing=len(missing),
-                  action="full backfill (cheaper than fetching the missing records by Id)")
-        return Reconciled(kept, removed, 0, needs_backfill=True)
-    recovered = 0
-    fetched = _records_by_id(target.conn, object_name, spec, columns, missing, target.options, run_id)
-    if fetched is not None and fetched.height:
-        kept, stats = merge_delta(kept, fetched, columns=columns, primary_key=spec.primary_key,
-                                  cursor_field=spec.cursor_field)
-        recovered = stats.inserts
-    log_event("sync_reconciled", level=30 if removed or recovered else 20, object=object_name, run_id=run_id,
-              reason=reason, live_rows=live_keys.height, replica_rows=kept.height, hard_deletes=removed,
-              recovered=recovered)
-    return Reconciled(kept, removed, recovered)
-
-
-def _reconcile_reason(count: OrgCount, merged: pl.DataFrame, *, due: bool, forced: str | None) -> str | None:
-    """Why the Ids must be compared this run, or None: the counts agree and no periodic check is due."""
-    if forced:
-        return forced
-    expected = (merged.height if count.created_before is None
-                else created_before_count(merged, CREATED_FIELD, count.created_before))
-    if count.live != expected:
-        return f"count differs: org {count.live}, replica {expected}"
-    return "periodic check (reconcile_every_runs)" if due else None
-
-
-# ------------------------------------------------------------------------------------------ one object
-
-
 @dataclass(frozen=True)
 class _Landed:
     """One delta (or backfill) extracted and merged, in memory, into the replica it started from."""
@@ -307,6 +152,10 @@ class _Landed:
     delta: pl.DataFrame
     merged: pl.DataFrame
     stats: MergeStats
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        return {c.name: c.type for c in self.raw_schema.columns if c.name in self.columns}
 
 
 def _land(target: _SyncTarget, since: datetime | None, base: pl.DataFrame | None) -> _Landed:
@@ -325,16 +174,308 @@ def _land(target: _SyncTarget, since: datetime | None, base: pl.DataFrame | None
     return _Landed(extracted, raw_schema, columns, delta, merged, stats)
 
 
-def _starting_point(state: dict | None, paths: SyncPaths, target: _SyncTarget, source: str,
-                    full_refresh: bool) -> tuple[datetime | None, pl.DataFrame | None]:
-    """(watermark, replica) to resume from, or (None, None) for a backfill."""
-    watermark = _resume_point(state, source=source, fields=list(target.spec.fields), replica=paths.replica,
-                              full_refresh=full_refresh)
-    if watermark is None:
-        return None, None
-    replica, watermark = _load_replica(state, paths, target.spec, watermark, object_name=target.object_name,
-                                       run_id=target.run_id)
-    return watermark, replica
+# ------------------------------------------------------------------------------------- the replica at rest
+
+
+def _recorded_types(state: SyncState, paths: SyncPaths) -> dict[str, str] | None:
+    """Column -> Salesforce type the state says the replica was written with (version 1: the sidecar's)."""
+    types = state.column_types
+    if types is None:
+        try:
+            types = {c.name: c.type for c in read_raw_schema(paths.replica_schema).columns}
+        except (OSError, ValueError):
+            return None
+    columns = state.columns
+    return {c: types[c] for c in columns} if columns and all(c in types for c in columns) else None
+
+
+def _replica_problem(replica: pl.DataFrame, stamp: ReplicaStamp | None, state: SyncState, paths: SyncPaths,
+                     primary_key: str) -> str | None:
+    """Why this replica cannot be resumed, or None. Checked against its own stamp, or (no stamp) the state."""
+    if stamp is not None:
+        types, rows = stamp.column_types, stamp.rows
+    else:
+        types, rows = _recorded_types(state, paths), state.replica_rows
+        if types is None:
+            return "neither the replica nor the state records its columns and types"
+    try:
+        expected = {c: polars_dtype_for(t) for c, t in types.items()}
+    except ValueError as err:
+        return str(err)
+    problem = find_replica_mismatch(replica.schema, replica.height, expected=expected, expected_rows=rows)
+    if problem is None and replica.get_column(primary_key).n_unique() != replica.height:
+        problem = f"duplicate {primary_key} values"
+    return problem
+
+
+def _resume_watermark(state: SyncState, stamp: ReplicaStamp | None, *, object_name: str,
+                      run_id: str) -> datetime | None:
+    """The older of the state's and the stamp's watermarks: never later than what the replica's rows are complete to.
+
+    They differ after a crash between the replica and the state writes, a replica restored from a backup, or an
+    edited state file; the older one repeats some delta (harmless) and skips nothing.
+    """
+    if stamp is None:
+        return state.watermark
+    resume = min(state.watermark, stamp.watermark) if state.watermark and stamp.watermark else None
+    if stamp.watermark != state.watermark or stamp.run_id != state.last_run_id:
+        log_event("sync_replica_state_disagree", level=30, object=object_name, run_id=run_id,
+                  replica_run_id=stamp.run_id, state_run_id=state.last_run_id,
+                  replica_watermark=_utc_text(stamp.watermark), state_watermark=_utc_text(state.watermark),
+                  resume_from=_utc_text(resume))
+    return resume
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where a sync starts: the watermark and replica to resume (both None: backfill) and the replica's columns."""
+
+    watermark: datetime | None = None
+    replica: pl.DataFrame | None = None
+    column_types: dict[str, str] | None = None
+
+
+def _load_replica(state: SyncState, paths: SyncPaths, spec: ObjectSpec, *, object_name: str, run_id: str) -> _Start:
+    """The watermark and replica to resume from; an empty ``_Start`` means rebuild, logged with the reason.
+
+    The replica is never written back as it was found: a missing column would fail every run, a changed dtype
+    would be merged into and break Phase 1.
+    """
+    try:
+        replica = pl.read_parquet(paths.replica)
+        stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(paths.replica))
+    except Exception as err:  # noqa: BLE001 - any unreadable replica means the same thing: rebuild it
+        log_event("sync_replica_corrupt", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
+                  error=type(err).__name__, action="full backfill")
+        return _Start()
+    problem = _replica_problem(replica, stamp, state, paths, spec.primary_key)
+    if problem is not None:
+        log_event("sync_replica_mismatch", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
+                  reason=problem, action="full backfill (the replica is rebuilt, never written back)")
+        return _Start()
+    watermark = _resume_watermark(state, stamp, object_name=object_name, run_id=run_id)
+    types = stamp.column_types if stamp else _recorded_types(state, paths)
+    return _Start(watermark, replica, types) if watermark else _Start()
+
+
+def _starting_point(state: SyncState | None, paths: SyncPaths, target: _SyncTarget, source: str,
+                    full_refresh: bool) -> _Start:
+    """Where to resume, or an empty ``_Start`` for a backfill (first run, new org, changed fields, forced, or a
+    replica that cannot be trusted)."""
+    if state is None or full_refresh or not paths.replica.is_file() or state.watermark is None:
+        return _Start()
+    if list(state.fields) != list(target.spec.fields) or state.source != source:
+        return _Start()  # a replica of another org (e.g. the emulator) or of another field list is not resumable
+    return _load_replica(state, paths, target.spec, object_name=target.object_name, run_id=target.run_id)
+
+
+def _schema_change(recorded: dict[str, str] | None, landed: _Landed) -> str | None:
+    """How describe's columns differ from the replica's (a field added, hidden or retyped), or None."""
+    recorded = recorded or {}
+    now = landed.column_types
+    changes = [f"+{c}" for c in now if c not in recorded] + [f"-{c}" for c in recorded if c not in now]
+    changes += [f"{c}: {recorded[c]} -> {t}" for c, t in now.items() if c in recorded and recorded[c] != t]
+    return ", ".join(changes) or None
+
+
+def _write_replica(paths: SyncPaths, merged: pl.DataFrame, landed: _Landed, run_id: str, mode: str,
+                   watermark: datetime | None) -> None:
+    """The replica (stamped), then its sidecar: a sidecar never describes a replica that is not in place yet."""
+    stamp = ReplicaStamp(run_id, merged.height, watermark, landed.column_types)
+    with atomic_path(paths.replica) as tmp:
+        merged.write_parquet(tmp, compression="zstd", metadata=stamp.to_metadata())
+    schema = landed.raw_schema
+    write_raw_schema(paths.replica_schema, RawSchema(
+        object=schema.object, columns=tuple(c for c in schema.columns if c.name in landed.columns),
+        row_count=merged.height, api_path=landed.extracted.api_path, source=landed.extracted.source,
+        soql=build_soql(schema.object, landed.columns), run_id=run_id, extracted_at=schema.extracted_at,
+        extra={"replica": True, "mode": mode}))
+
+
+# ------------------------------------------------------------------------------------------ reconciliation
+
+
+@dataclass(frozen=True)
+class OrgCount:
+    """``SELECT COUNT()`` of live records (created before ``created_before`` when set) and the org's clock."""
+
+    live: int
+    created_before: datetime | None
+    org_now: datetime | None
+    clock_offset_seconds: float  # org_now minus our clock when the answer came (0 when the org sent no Date)
+
+
+def _count_live(call: Caller, object_name: str, created_before: datetime | None) -> OrgCount:
+    """One COUNT() request; its HTTP ``Date`` header is the org's clock, at no extra API cost."""
+    soql = f"SELECT COUNT() FROM {object_name}"
+    if created_before is not None:
+        soql += f" WHERE {CREATED_FIELD} < {soql_datetime(created_before)}"
+    response = call(lambda: call.conn.request("GET", "query/", params={"q": soql}), "the row count")
+    local_now = datetime.now(timezone.utc)
+    try:
+        org_now = parsedate_to_datetime(response.headers["Date"]).astimezone(timezone.utc)
+    except (KeyError, TypeError, ValueError):
+        org_now = None
+    offset = (org_now - local_now).total_seconds() if org_now else 0.0
+    return OrgCount(int(response.json()["totalSize"]), created_before, org_now, offset)
+
+
+def _count_bound(landed: _Landed, delta_started: datetime, spec: ObjectSpec,
+                 clock_offset_seconds: float) -> datetime | None:
+    """The creation-time bound for the COUNT() comparison, or None when the replica has no CreatedDate column.
+
+    The delta's start on the org's clock (ours plus the offset measured last run) minus the overlap, floored to a
+    second: records created after it (inserts racing the delta query) are left out of both counts, so they can
+    neither fake nor hide a hard delete.
+    """
+    if CREATED_FIELD not in landed.columns or landed.merged.schema.get(CREATED_FIELD) != DATETIME_DTYPE:
+        return None
+    org_start = delta_started + timedelta(seconds=clock_offset_seconds)
+    return (org_start - timedelta(minutes=spec.incremental_overlap_minutes)).replace(microsecond=0)
+
+
+def _extract_to_frame(target: _SyncTarget, item: ExtractPlanItem, options: ExtractOptions) -> pl.DataFrame:
+    """A side query (Ids, records by Id) extracted through the normal path into a throwaway folder."""
+    with tempfile.TemporaryDirectory(prefix="sf-reconcile-") as tmp:
+        result = extract_object(item, run_id=target.run_id, connection=target.conn, options=options, data_root=tmp,
+                                bulk_threshold_rows=target.spec.bulk_threshold_rows)
+        return scan_raw_csv(Path(result.raw_csv)).collect()
+
+
+def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.DataFrame:
+    """Every live Id (and CreatedDate, when the count was bounded by it), over Bulk 2.0 for big objects."""
+    spec, name = target.spec, target.object_name
+    api = spec.api if spec.api != "auto" else ("bulk2" if count.live >= spec.bulk_threshold_rows else "rest")
+    columns = (spec.primary_key,) + ((CREATED_FIELD,) if count.created_before else ())
+    item = ExtractPlanItem(name, build_soql(name, columns), columns, api, True)
+    return _extract_to_frame(target, item, replace(target.options, include_deleted=False))
+
+
+def _records_by_id(target: _SyncTarget, columns: list[str], ids: list[str]) -> pl.DataFrame | None:
+    """The replica's columns (plus IsDeleted) of the given records, a few hundred Ids per REST query."""
+    wanted = [*columns, DELETED_FLAG] if DELETED_FLAG not in columns else list(columns)
+    frames = []
+    for start in range(0, len(ids), RECONCILE_FETCH_BATCH):
+        batch = ", ".join(f"'{i}'" for i in ids[start:start + RECONCILE_FETCH_BATCH])
+        soql = f"{build_soql(target.object_name, wanted)} WHERE {target.spec.primary_key} IN ({batch})"
+        item = ExtractPlanItem(target.object_name, soql, tuple(wanted), "rest", True)
+        frames.append(_extract_to_frame(target, item, target.options))
+    return pl.concat(frames, how="vertical") if frames else None
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """The replica after comparing Ids with the org, what that changed, or that a backfill is the cheaper fix."""
+
+    replica: pl.DataFrame
+    hard_deletes: int
+    recovered: int
+    needs_backfill: bool = False
+
+
+def _reconcile_ids(target: _SyncTarget, merged: pl.DataFrame, columns: list[str], *, count: OrgCount,
+                   reason: str) -> Reconciled:
+    """Compare the org's Ids with the replica's: drop the vanished, fetch and merge the missing."""
+    spec, log = target.spec, {"object": target.object_name, "run_id": target.run_id, "reason": reason}
+    live_keys = _live_keys(target, count)
+    kept, removed = drop_missing_keys(merged, live_keys, primary_key=spec.primary_key)
+    missing = find_missing_keys(kept, live_keys, primary_key=spec.primary_key, created_field=CREATED_FIELD,
+                                created_before=count.created_before)
+    limit = max(RECONCILE_FETCH_MIN, int(live_keys.height * RECONCILE_FETCH_SHARE))
+    if len(missing) > limit:
+        log_event("sync_reconciled", level=30, **log, live_rows=live_keys.height, missing=len(missing),
+                  action=f"full backfill (more than {limit} records to fetch by Id)")
+        return Reconciled(kept, removed, 0, needs_backfill=True)
+    recovered = 0
+    fetched = _records_by_id(target, columns, missing)
+    if fetched is not None and fetched.height:
+        kept, stats = merge_delta(kept, fetched, columns=columns, primary_key=spec.primary_key,
+                                  cursor_field=spec.cursor_field)
+        recovered = stats.inserts
+    # recovered records are ones every delta missed: worth a warning; hard deletes are routine
+    log_event("sync_reconciled", level=30 if recovered else 20, **log, live_rows=live_keys.height,
+              replica_rows=kept.height, hard_deletes=removed, recovered=recovered)
+    return Reconciled(kept, removed, recovered)
+
+
+def _reconcile_reason(count: OrgCount, merged: pl.DataFrame, *, due: bool, forced: str | None) -> str | None:
+    """Why the Ids must be compared this run, or None: the counts agree and no periodic check is due.
+
+    Without a creation bound, more records in the org than in the replica is what inserts racing the delta look
+    like, so only fewer (hard deletes) triggers; the periodic check finds records committed behind the watermark.
+    """
+    if forced:
+        return forced
+    if count.created_before is not None:
+        expected = count_created_before(merged, CREATED_FIELD, count.created_before)
+        if count.live != expected:
+            return f"count differs: org {count.live}, replica {expected} (created before {count.created_before})"
+    elif count.live < merged.height:
+        return f"the org has fewer records ({count.live}) than the replica ({merged.height})"
+    return "periodic check (reconcile_every_runs)" if due else None
+
+
+# ------------------------------------------------------------------------------------------ one object
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one sync ends with, before it is saved."""
+
+    landed: _Landed
+    replica: pl.DataFrame
+    watermark: datetime | None  # the watermark the delta started from (None: backfill)
+    hard_deletes: int = 0
+    recovered: int = 0
+    reconciled: bool = False
+
+
+def _reset_future_watermark(target: _SyncTarget, count: OrgCount, watermark: datetime | None,
+                            replica: pl.DataFrame | None,
+                            landed: _Landed) -> tuple[datetime | None, _Landed, str | None]:
+    """A watermark later than the org's clock (a damaged or foreign state) gives empty deltas forever: reset it to
+    the newest change the replica holds and take the delta again. Returns (watermark, landed, forced reason)."""
+    if not is_watermark_ahead(watermark, count.org_now) or replica is None:
+        return watermark, landed, None
+    reset_to = fallback_watermark(replica, target.spec.cursor_field, count.org_now)
+    log_event("sync_watermark_ahead", level=30, object=target.object_name, run_id=target.run_id,
+              watermark=_utc_text(watermark), org_now=_utc_text(count.org_now), reset_to=_utc_text(reset_to),
+              action="delta again from the reset point, then Id-level reconciliation" if reset_to else "backfill")
+    landed = _land(target, reset_to, replica)
+    # after a backfill there is nothing to reconcile; after a reset delta the Ids tell what else was missed
+    return reset_to, landed, "the saved watermark was ahead of the org's clock" if reset_to else None
+
+
+def _reconcile_if_needed(target: _SyncTarget, count: OrgCount, landed: _Landed, watermark: datetime | None, *,
+                         due: bool, forced: str | None) -> _Outcome:
+    reason = _reconcile_reason(count, landed.merged, due=due, forced=forced)
+    if reason is None:
+        return _Outcome(landed, landed.merged, watermark)
+    fixed = _reconcile_ids(target, landed.merged, landed.columns, count=count, reason=reason)
+    if fixed.needs_backfill:
+        backfill = _land(target, None, None)
+        return _Outcome(backfill, backfill.merged, None, reconciled=True)
+    return _Outcome(landed, fixed.replica, watermark, fixed.hard_deletes, fixed.recovered, reconciled=True)
+
+
+def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: str, runs_since_reconcile: int,
+          count: OrgCount) -> tuple[str, MergeStats]:
+    """Replica first, then the state: the watermark moves only once the replica is in place, and only by what the
+    delta saw (records fetched by Id never move it)."""
+    landed, merged = outcome.landed, outcome.replica
+    mode = "incremental" if outcome.watermark else "backfill"
+    new_watermark = next_watermark(landed.delta, target.spec.cursor_field, outcome.watermark)
+    _write_replica(paths, merged, landed, target.run_id, mode, new_watermark)
+    write_sync_state(paths.state, SyncState(
+        object=target.object_name, source=source, fields=tuple(target.spec.fields), columns=tuple(landed.columns),
+        watermark=new_watermark, column_types=landed.column_types,
+        runs_since_reconcile=0 if outcome.reconciled or not outcome.watermark else runs_since_reconcile,
+        replica_rows=merged.height,
+        clock_offset_seconds=round(count.clock_offset_seconds, 3), last_run_id=target.run_id,
+        updated_at=_utc_text(datetime.now(timezone.utc).replace(microsecond=0))))
+    stats = replace(landed.stats, hard_deletes=outcome.hard_deletes, recovered=outcome.recovered,
+                    replica_rows=merged.height)
+    return mode, stats
 
 
 def sync_object(
@@ -358,51 +499,28 @@ def sync_object(
     with exclusive_lock(paths.state.with_suffix(".lock"), what=f"sync of {object_name}", object=object_name,
                         run_id=run_id):
         state = read_sync_state(paths.state, object_name)
-        watermark, replica = _starting_point(state, paths, target, source, full_refresh)
+        start = _starting_point(state, paths, target, source, full_refresh)
+        watermark, replica = start.watermark, start.replica
         delta_started = datetime.now(timezone.utc)
         landed = _land(target, watermark, replica)
-        if watermark and state.get("columns") != landed.columns:  # a field appeared/vanished in describe
-            log_event("sync_columns_changed", level=30, object=object_name, run_id=run_id, action="full backfill")
-            watermark = None
+        change = _schema_change(start.column_types, landed) if watermark else None
+        if change:  # a field appeared, vanished or changed type in describe since the replica was written
+            log_event("sync_columns_changed", level=30, object=object_name, run_id=run_id, changes=change,
+                      action="full backfill")
+            watermark, replica = None, None
             landed = _land(target, None, None)
+        offset = state.clock_offset_seconds if state else 0.0
         count = _count_live(Caller(conn, object_name, target.options, run_id), object_name,
-                            _count_bound(landed.columns, landed.merged, delta_started, spec))
-        forced = None
-        if watermark_ahead_of(watermark, count.org_now):
-            reset_to = safe_watermark(replica, spec.cursor_field, count.org_now)
-            log_event("sync_watermark_ahead", level=30, object=object_name, run_id=run_id, watermark=watermark,
-                      org_now=count.org_now, reset_to=reset_to,
-                      action="delta again from the reset point, then Id-level reconciliation")
-            watermark, forced = reset_to, "the saved watermark was ahead of the org's clock"
-            landed = _land(target, watermark, replica)
-        runs_since = state.get("runs_since_reconcile", 0) + 1 if watermark and state else 0
-        reason = _reconcile_reason(count, landed.merged, due=runs_since >= spec.reconcile_every_runs, forced=forced)
-        merged, hard_deletes, recovered = landed.merged, 0, 0
-        if reason is not None:
-            fixed = _reconcile_ids(target, landed.merged, landed.columns, count=count, reason=reason)
-            if fixed.needs_backfill:
-                watermark = None
-                landed = _land(target, None, None)
-                merged = landed.merged
-            else:
-                merged, hard_deletes, recovered = fixed.replica, fixed.hard_deletes, fixed.recovered
-        mode = "incremental" if watermark else "backfill"
-        stats = replace(landed.stats, hard_deletes=hard_deletes, recovered=recovered, replica_rows=merged.height)
-        new_watermark = next_watermark(landed.delta, spec.cursor_field, watermark)  # only what the delta saw
-        _write_replica(paths, merged, landed.raw_schema, landed.columns, landed.extracted, run_id, mode,
-                       new_watermark)
-        # the state moves only now that the replica is safely in place
-        write_sync_state(paths.state, {
-            "version": STATE_VERSION, "object": object_name, "source": source, "fields": list(spec.fields),
-            "columns": landed.columns,
-            "column_types": {c.name: c.type for c in landed.raw_schema.columns if c.name in landed.columns},
-            "watermark": new_watermark, "runs_since_reconcile": 0 if reason is not None else runs_since,
-            "replica_rows": merged.height, "last_run_id": run_id,
-            "updated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        })
+                            _count_bound(landed, delta_started, spec, offset))
+        watermark, landed, forced = _reset_future_watermark(target, count, watermark, replica, landed)
+        runs_since = state.runs_since_reconcile + 1 if watermark and state else 0
+        outcome = _reconcile_if_needed(target, count, landed, watermark, due=runs_since >= spec.reconcile_every_runs,
+                                       forced=forced)
+        mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=runs_since, count=count)
     log_event("sync_done", object=object_name, run_id=run_id, mode=mode, seconds=round(time.monotonic() - started, 3),
               **stats.as_dict())
-    return {**landed.extracted.as_dict(), "mode": mode, "dataset": str(paths.replica), "sync": stats.as_dict()}
+    return {**outcome.landed.extracted.as_dict(), "mode": mode, "dataset": str(paths.replica),
+            "sync": stats.as_dict()}
 
 
 @task(task_run_name="sync-{object_name}", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_only_transient)
@@ -413,4 +531,5 @@ def sync_salesforce_object(object_name: str, run_id: str, full_refresh: bool = F
                        options=ExtractOptions(drop_missing_fields=drop_missing_fields))
 
 
-__all__ = ["MergeStats", "read_sync_state", "sync_object", "sync_salesforce_object", "write_sync_state"]
+__all__ = ["MergeStats", "SyncState", "read_sync_state", "sync_object", "sync_salesforce_object",
+           "write_sync_state"]

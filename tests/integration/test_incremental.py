@@ -128,7 +128,7 @@ def test_full_refresh_and_registry_changes_rebuild_the_replica(conn, emulator_re
     paths = build_sync_paths("Account", data_root=root)
     paths.state.write_text("{not json")  # a corrupt state file: reported, then a clean backfill
     result = sync(conn, "Account", root, "R4")
-    assert result["mode"] == "backfill" and read_sync_state(paths.state, "Account")["last_run_id"] == "R4"
+    assert result["mode"] == "backfill" and read_sync_state(paths.state, "Account").last_run_id == "R4"
     assert replica_of("Account", root).equals(live_records(conn, "Account", tmp_path))
 
 

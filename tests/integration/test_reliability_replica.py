@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import tasks.sync
 from emulator import freeze_clock, get_state, purge, set_faults
 from tasks.extract import ExtractOptions, extract_object
 from tasks.extract_plan import resolve_extract_plan
@@ -58,7 +59,7 @@ def test_a_record_committed_behind_the_watermark_is_recovered(conn, emulator_res
     ever bring it; the creation-bounded COUNT() sees it and Id-level reconciliation fetches it."""
     root = tmp_path / "data"
     sync(conn, "Lead", root, "R1")
-    watermark = read_sync_state(build_sync_paths("Lead", data_root=root).state, "Lead")["watermark"]
+    watermark = read_sync_state(build_sync_paths("Lead", data_root=root).state, "Lead").watermark
     freeze_clock(emulator_reset, (watermark - timedelta(hours=2)).isoformat())
     late_id = conn.sf.Lead.create({"LastName": "Committed late", "Company": "Slow Tx",
                                    "Status": "Open - Not Contacted"})["id"]
@@ -129,10 +130,17 @@ def test_replica_schema_drift_is_rebuilt_never_written_back(conn, emulator_reset
     process_object_data.fn("Lead", second["dataset"], data_root=str(root))  # Phase 1 reads it
 
 
-def test_a_watermark_ahead_of_the_org_clock_is_reset_and_the_run_catches_up(conn, emulator_reset, tmp_path, caplog):
+@pytest.mark.parametrize(("stamped", "event"), [
+    (True, "sync_replica_state_disagree"),   # the replica's own stamp still has the true watermark
+    (False, "sync_watermark_ahead"),         # an unstamped replica (older version): the org's clock catches it
+], ids=["stamped-replica", "unstamped-replica"])
+def test_a_watermark_in_the_future_is_reset_and_the_run_catches_up(conn, emulator_reset, tmp_path, caplog, stamped,
+                                                                    event):
     root = tmp_path / "data"
     sync(conn, "Lead", root, "R1")
     paths = build_sync_paths("Lead", data_root=root)
+    if not stamped:
+        pl.read_parquet(paths.replica).write_parquet(paths.replica)
     state = json.loads(paths.state.read_text())
     state["watermark"] = "2099-01-01T00:00:00Z"
     paths.state.write_text(json.dumps(state))
@@ -142,11 +150,20 @@ def test_a_watermark_ahead_of_the_org_clock_is_reset_and_the_run_catches_up(conn
 
     second = sync(conn, "Lead", root, "R2")
 
-    assert events(caplog, "sync_watermark_ahead"), "a future watermark is reported"
+    assert events(caplog, event), "the future watermark is reported"
     assert second["mode"] == "incremental" and second["sync"]["updates"] == 1
     assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
-    saved = read_sync_state(paths.state, "Lead")["watermark"]
+    saved = read_sync_state(paths.state, "Lead").watermark
     assert saved < datetime.now(timezone.utc) + timedelta(minutes=1)
+
+
+def _during_the_count(emulator, action) -> None:
+    """Run ``action`` while the sync's COUNT() (the run's second REST query) is held by a latency fault."""
+    deadline = time.monotonic() + 60
+    while get_state(emulator)["fault_rules"][0]["fired"] < 1:
+        assert time.monotonic() < deadline, "the COUNT() request never arrived"
+        time.sleep(0.02)
+    action()
 
 
 def test_a_hard_delete_racing_an_insert_between_delta_and_count_is_caught(conn, emulator_reset, tmp_path):
@@ -156,22 +173,23 @@ def test_a_hard_delete_racing_an_insert_between_delta_and_count_is_caught(conn, 
     sync(conn, "Lead", root, "R1")
     victim = replica_of("Lead", root)["Id"][7]
     # the delta is the first REST query of the run, the COUNT() the second: hold the COUNT() for a moment
-    set_faults(emulator_reset, "rest.query:latency=1500:after=1:times=1")
-    result: dict = {}
-    runner = threading.Thread(target=lambda: result.update(sync(conn, "Lead", root, "R2")))
-    runner.start()
-    deadline = time.monotonic() + 60
-    while get_state(emulator_reset)["fault_rules"][0]["fired"] < 1:
-        assert time.monotonic() < deadline, "the COUNT() request never arrived"
-        time.sleep(0.02)
-    purge(emulator_reset, [victim])
-    conn2 = SalesforceConnection(conn.credentials, source="emulator")
-    conn2.sf.Lead.create({"LastName": "Racing insert", "Company": "Race", "Status": "Open - Not Contacted"})
-    runner.join(timeout=120)
+    set_faults(emulator_reset, "rest.query:latency=4000:after=1:times=1")
+    other = SalesforceConnection(conn.credentials, source="emulator")
+
+    def purge_one_insert_one():
+        purge(emulator_reset, [victim])
+        other.sf.Lead.create({"LastName": "Racing insert", "Company": "Race", "Status": "Open - Not Contacted"})
+
+    racer = threading.Thread(target=_during_the_count, args=(emulator_reset, purge_one_insert_one))
+    racer.start()
+    result = sync(conn, "Lead", root, "R2")
+    racer.join(timeout=60)
 
     assert result["sync"]["hard_deletes"] == 1
     assert victim not in replica_of("Lead", root)["Id"].to_list()
+    assert result["sync"]["recovered"] == 0, "the racing insert is the next delta's, not a recovered record"
     set_faults(emulator_reset, "")
+    sync(conn, "Lead", root, "R3")
     assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
 
 
@@ -189,3 +207,92 @@ def test_a_crash_after_the_replica_write_resumes_from_the_older_watermark(conn, 
 
     assert third["mode"] == "incremental" and third["sync"]["updates"] == 0  # the repeat is idempotent
     assert replica_of("Case", root).equals(live_records(conn, "Case", tmp_path))
+
+
+def test_an_insert_racing_the_count_on_a_skewed_clock_costs_no_reconciliation(conn, emulator_reset, tmp_path,
+                                                                               caplog):
+    """The org's clock is an hour behind ours. The offset measured at each COUNT() moves the creation bound onto
+    the org's clock, so a record created while the count runs is outside it: no Id pull, no false 'recovered'."""
+    root = tmp_path / "data"
+    org_now = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    freeze_clock(emulator_reset, org_now.isoformat())
+    sync(conn, "Lead", root, "R1")
+    offset = read_sync_state(build_sync_paths("Lead", data_root=root).state, "Lead").clock_offset_seconds
+    assert -3700 < offset < -3500, "the state records how far the org's clock is from ours"
+    set_faults(emulator_reset, "rest.query:latency=2000:after=1:times=1")
+    caplog.set_level(logging.INFO)
+    creator = SalesforceConnection(conn.credentials, source="emulator")
+    racer = threading.Thread(target=_during_the_count, args=(emulator_reset, lambda: creator.sf.Lead.create(
+        {"LastName": "Racing insert", "Company": "Race", "Status": "Open - Not Contacted"})))
+    racer.start()
+    second = sync(conn, "Lead", root, "R2")
+    racer.join(timeout=60)
+
+    assert not events(caplog, "sync_reconciled"), "an insert racing the count is not a reason to compare Ids"
+    assert second["mode"] == "incremental" and second["sync"]["recovered"] == 0
+
+
+def test_a_state_watermark_moved_forward_cannot_skip_changes(conn, emulator_reset, tmp_path, caplog):
+    """The state file's watermark is edited forward (still behind the org's clock); the replica's own stamp knows
+    better, so the change made in between still arrives."""
+    root = tmp_path / "data"
+    sync(conn, "Lead", root, "R1")
+    paths = build_sync_paths("Lead", data_root=root)
+    watermark = read_sync_state(paths.state, "Lead").watermark
+    freeze_clock(emulator_reset, (watermark + timedelta(hours=1)).isoformat())
+    changed = replica_of("Lead", root)["Id"][9]
+    conn.sf.Lead.update(changed, {"Company": "Changed between the watermarks"})
+    freeze_clock(emulator_reset, None)
+    state = json.loads(paths.state.read_text())
+    state["watermark"] = (watermark + timedelta(hours=2)).isoformat()
+    paths.state.write_text(json.dumps(state))
+    caplog.set_level(logging.INFO)
+
+    second = sync(conn, "Lead", root, "R2")
+
+    assert events(caplog, "sync_replica_state_disagree")
+    assert second["sync"]["updates"] == 1
+    assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
+
+
+def test_a_retyped_column_rebuilds_the_replica_in_the_same_run(conn, emulator_reset, tmp_path, caplog):
+    """The replica (stamp and state agreeing) was written when AnnualRevenue was a text field; describe now says
+    currency: merging would cast the new values to text, so the replica is rebuilt at once."""
+    root = tmp_path / "data"
+    sync(conn, "Lead", root, "R1")
+    paths = build_sync_paths("Lead", data_root=root)
+    metadata = pl.read_parquet_metadata(paths.replica)
+    stamp = json.loads(metadata["sf_pipeline.replica"])
+    stamp["column_types"]["AnnualRevenue"] = "string"
+    pl.read_parquet(paths.replica).with_columns(pl.col("AnnualRevenue").cast(pl.Utf8)).write_parquet(
+        paths.replica, metadata={**metadata, "sf_pipeline.replica": json.dumps(stamp)})
+    state = json.loads(paths.state.read_text())
+    state["column_types"]["AnnualRevenue"] = "string"
+    paths.state.write_text(json.dumps(state))
+    caplog.set_level(logging.INFO)
+
+    second = sync(conn, "Lead", root, "R2")
+
+    assert any("AnnualRevenue: string -> currency" in e for e in events(caplog, "sync_columns_changed"))
+    assert second["mode"] == "backfill"
+    assert replica_of("Lead", root).schema["AnnualRevenue"] == pl.Float64
+    assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
+
+
+def test_too_many_missing_records_are_rebuilt_by_a_backfill(conn, emulator_reset, tmp_path, monkeypatch, caplog):
+    root = tmp_path / "data"
+    sync(conn, "Lead", root, "R1")
+    paths = build_sync_paths("Lead", data_root=root)
+    smaller = replica_of("Lead", root).slice(100)
+    smaller.write_parquet(paths.replica)
+    state = json.loads(paths.state.read_text())
+    state["replica_rows"] = smaller.height
+    paths.state.write_text(json.dumps(state))
+    monkeypatch.setattr(tasks.sync, "RECONCILE_FETCH_MIN", 50)  # 100 missing of ~5,000: over the limit
+    caplog.set_level(logging.INFO)
+
+    second = sync(conn, "Lead", root, "R2")
+
+    assert second["mode"] == "backfill"
+    assert any("full backfill" in e for e in events(caplog, "sync_reconciled"))
+    assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))

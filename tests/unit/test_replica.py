@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from tasks.replica import delta_filter, drop_missing_keys, merge_delta, next_watermark
+from tasks.replica import (
+    ReplicaStamp,
+    count_created_before,
+    delta_filter,
+    drop_missing_keys,
+    fallback_watermark,
+    find_missing_keys,
+    find_replica_mismatch,
+    is_watermark_ahead,
+    merge_delta,
+    next_watermark,
+)
 
 T = [datetime(2026, 1, 1, 0, 0, s, tzinfo=timezone.utc) for s in range(6)]
 SCHEMA = {"Id": pl.Utf8, "Name": pl.Utf8, "SystemModstamp": pl.Datetime("ms", "UTC")}
@@ -71,55 +82,52 @@ def test_watermark_never_moves_backwards_and_filter_applies_overlap():
 
 # --- self-healing checks (reliability round 2) ---------------------------------------------------------------
 
-from datetime import timedelta  # noqa: E402
 
-from tasks.replica import (  # noqa: E402
-    ReplicaStamp,
-    created_before_count,
-    keys_missing_from,
-    replica_mismatch,
-    safe_watermark,
-    watermark_ahead_of,
-)
-
-
-def test_keys_missing_from_lists_live_keys_the_replica_lacks():
+def test_find_missing_keys_lists_live_keys_the_replica_lacks():
     replica = frame([("a", "A", T[0]), ("c", "C", T[0])])
     live = pl.DataFrame({"Id": ["d", "a", "b", "c"]})
-    assert keys_missing_from(replica, live, primary_key="Id") == ["b", "d"]
+    assert find_missing_keys(replica, live, primary_key="Id") == ["b", "d"]
+
+
+def test_find_missing_keys_leaves_out_records_created_after_the_bound():
+    replica = frame([("a", "A", T[0])])
+    live = pl.DataFrame({"Id": ["a", "b", "d"], "CreatedDate": [T[0], T[1], T[4]]},
+                        schema={"Id": pl.Utf8, "CreatedDate": pl.Datetime("ms", "UTC")})
+    assert find_missing_keys(replica, live, primary_key="Id", created_field="CreatedDate",
+                             created_before=T[3]) == ["b"]
 
 
 def test_replica_mismatch_names_the_first_difference():
     expected = dict(SCHEMA)
-    assert replica_mismatch(SCHEMA, 3, expected=expected, expected_rows=3) is None
-    assert replica_mismatch({"Id": pl.Utf8, "SystemModstamp": SCHEMA["SystemModstamp"]}, 3, expected=expected,
+    assert find_replica_mismatch(SCHEMA, 3, expected=expected, expected_rows=3) is None
+    assert find_replica_mismatch({"Id": pl.Utf8, "SystemModstamp": SCHEMA["SystemModstamp"]}, 3, expected=expected,
                             expected_rows=3) == "column(s) missing: Name"
-    assert replica_mismatch({**SCHEMA, "X": pl.Int64}, 3, expected=expected, expected_rows=3) \
+    assert find_replica_mismatch({**SCHEMA, "X": pl.Int64}, 3, expected=expected, expected_rows=3) \
         == "unexpected column(s): X"
-    assert replica_mismatch({**SCHEMA, "Name": pl.Int64}, 3, expected=expected, expected_rows=3) \
+    assert find_replica_mismatch({**SCHEMA, "Name": pl.Int64}, 3, expected=expected, expected_rows=3) \
         == "dtype changed: Name is Int64, expected String"
-    assert replica_mismatch(SCHEMA, 2, expected=expected, expected_rows=3) == "2 rows, the state recorded 3"
-    assert replica_mismatch(SCHEMA, 2, expected=expected, expected_rows=None) is None
+    assert find_replica_mismatch(SCHEMA, 2, expected=expected, expected_rows=3) == "2 rows, the state recorded 3"
+    assert find_replica_mismatch(SCHEMA, 2, expected=expected, expected_rows=None) is None
 
 
 def test_created_before_count_ignores_records_created_after_the_bound():
     replica = pl.DataFrame({"Id": ["a", "b", "c"], "CreatedDate": [T[0], T[2], T[4]]},
                            schema={"Id": pl.Utf8, "CreatedDate": pl.Datetime("ms", "UTC")})
-    assert created_before_count(replica, "CreatedDate", T[2]) == 1
-    assert created_before_count(replica, "CreatedDate", T[5]) == 3
+    assert count_created_before(replica, "CreatedDate", T[2]) == 1
+    assert count_created_before(replica, "CreatedDate", T[5]) == 3
 
 
 def test_a_watermark_is_ahead_only_beyond_the_tolerance():
-    assert not watermark_ahead_of(T[0] + timedelta(seconds=30), T[0])
-    assert watermark_ahead_of(T[0] + timedelta(minutes=2), T[0])
-    assert not watermark_ahead_of(None, T[0]) and not watermark_ahead_of(T[0], None)
+    assert not is_watermark_ahead(T[0] + timedelta(seconds=30), T[0])
+    assert is_watermark_ahead(T[0] + timedelta(minutes=2), T[0])
+    assert not is_watermark_ahead(None, T[0]) and not is_watermark_ahead(T[0], None)
 
 
 def test_safe_watermark_is_the_newest_replica_change_capped_by_the_org_clock():
     replica = frame([("a", "A", T[1]), ("b", "B", T[3])])
-    assert safe_watermark(replica, "SystemModstamp", T[5]) == T[3]
-    assert safe_watermark(replica, "SystemModstamp", T[2]) == T[2]
-    assert safe_watermark(replica.clear(), "SystemModstamp", T[5]) is None
+    assert fallback_watermark(replica, "SystemModstamp", T[5]) == T[3]
+    assert fallback_watermark(replica, "SystemModstamp", T[2]) == T[2]
+    assert fallback_watermark(replica.clear(), "SystemModstamp", T[5]) is None
 
 
 def test_replica_stamp_round_trips_through_parquet_metadata(tmp_path):
