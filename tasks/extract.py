@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import InitVar, asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -24,7 +25,6 @@ import numpy as np
 from prefect import task
 from simple_salesforce.exceptions import SalesforceResourceNotFound
 
-import configs.salesforce_objects as registry
 from configs.salesforce_objects import spec_for
 from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql
 from tasks.extract_schema import check_metric_types, resolve_columns
@@ -47,7 +47,7 @@ from utils.sf_errors import (
     Action,
     RetryPolicy,
     classify,
-    describe_error,
+    error_label_of,
     error_message_of,
     outage_message,
     quota_message,
@@ -60,32 +60,36 @@ __all__ = ["ExtractOptions", "ExtractResult", "extract_object", "extract_salesfo
 T = TypeVar("T")
 
 
-
 @dataclass(frozen=True)
 class ExtractOptions:
     """Tuning knobs; defaults suit a production org, env vars let tests and users shorten the waits."""
 
     rest_batch_size: int = 2000
     bulk_page_size: int = 50_000
-    # per request, for transient faults; RetryPolicy owns the defaults (SF_RETRY_BASE_SECONDS), logins use them too
-    max_attempts: int = RetryPolicy.max_attempts
-    backoff_base_seconds: float = field(default_factory=lambda: RetryPolicy().backoff_base_seconds)
-    backoff_max_seconds: float = RetryPolicy.backoff_max_seconds
+    # per request, for transient faults: the one policy logins and the /limits check use too (SF_RETRY_BASE_SECONDS)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_restarts: int = 2           # whole-object restarts after a lost cursor / failed Bulk job
-    api_request_reserve: int = field(default_factory=lambda: int(env_number("SF_API_RESERVE", 200)))
+    api_request_reserve: int = field(default_factory=lambda: int(env_number("SF_API_RESERVE", 200, non_negative=True)))
     drop_missing_fields: bool = False
     include_deleted: bool = False
     bulk_poll_max_seconds: float = 5.0
     # a Bulk job still not complete after this long is aborted: a stuck job must not hang the run forever
     bulk_job_timeout_seconds: float = field(
-        default_factory=lambda: env_number("SF_BULK_JOB_TIMEOUT_SECONDS", 3600.0))
+        default_factory=lambda: env_number("SF_BULK_JOB_TIMEOUT_SECONDS", 3600.0, positive=True))
     bulk_progress_log_seconds: float = 30.0  # a `bulk_waiting` line at least this often while a job runs
     describe_cache_seconds: float = 3600.0  # field lists change rarely; a long-lived serve process re-reads hourly
     limits_cache_seconds: float = 60.0      # one /limits read per run, not one per object
+    # Deprecated spelling of retry=RetryPolicy(backoff_base_seconds=...), kept until the tests and benchmark
+    # that still pass it are moved over; it only feeds ``retry``.
+    backoff_base_seconds: InitVar[float | None] = None
 
-    @property
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy(self.max_attempts, self.backoff_base_seconds, self.backoff_max_seconds)
+    def __post_init__(self, backoff_base_seconds: float | None) -> None:
+        if backoff_base_seconds is not None:
+            object.__setattr__(self, "retry", replace(self.retry, backoff_base_seconds=backoff_base_seconds))
+        timeout = self.bulk_job_timeout_seconds
+        if not (math.isfinite(timeout) and timeout > 0):  # nan/inf would never abort a stuck job, <= 0 abort all
+            msg = f"ExtractOptions.bulk_job_timeout_seconds must be a positive number of seconds, got {timeout!r}"
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True)
@@ -129,16 +133,24 @@ class Caller:
             except (PipelineError, _RestartObject):
                 raise  # already ours, with its message
             except Exception as err:  # noqa: BLE001 - classified right below; transient ones were retried
-                if classify(err) is not Action.REAUTHENTICATE:
+                if classify(err) is not Action.RENEW_SESSION:
                     raise self._failure(err, what) from None
-                if not self.conn.can_reauthenticate or renewals >= self.max_renewals:
-                    msg = (f"{self.object_name}: the Salesforce session expired during {what} and the "
-                           f"'{self.conn.credentials.flow}' flow cannot renew it; use a login flow "
-                           "(password, client credentials, JWT) or paste a fresh SF_ACCESS_TOKEN")
-                    raise AuthError(msg) from None
+                if not self.conn.can_renew_session or renewals >= self.max_renewals:
+                    raise AuthError(self._expired_message(what, renewals)) from None
                 renewals += 1
-                log_event("session_renewed", run_id=self.run_id, object=self.object_name, during=what)
+                log_event("session_expired", run_id=self.run_id, object=self.object_name, during=what)
                 self.conn.renew_session()  # once for every thread that saw the same session expire
+
+    def _expired_message(self, what: str, renewals: int) -> str:
+        flow = self.conn.credentials.flow
+        if not self.conn.can_renew_session:
+            return (f"{self.object_name}: the Salesforce session expired during {what} and the '{flow}' flow "
+                    "cannot renew it; use a login flow (password, client credentials, JWT) or paste a fresh "
+                    "SF_ACCESS_TOKEN")
+        return (f"{self.object_name}: the Salesforce session expired during {what} again right after each of "
+                f"{renewals} renewals ('{flow}' login); something ends new sessions at once: check the connected "
+                "app's and profile's session settings (timeout, IP restrictions, lock sessions to the IP) and "
+                "whether another process logs out or revokes this user's sessions")
 
     def _exhausted(self, what: str) -> Callable[[BaseException, int], PipelineError]:
         return lambda err, attempts: RetriableSourceError(f"{self.object_name}: {outage_message(what, err, attempts)}")
@@ -147,10 +159,10 @@ class Caller:
         """The error to raise for a fault that retrying the same request cannot fix."""
         action = classify(err)
         if action is Action.RESTART:
-            return _RestartObject(f"{describe_error(err)}: {error_message_of(err)}")
+            return _RestartObject(f"{error_label_of(err)}: {error_message_of(err)}")
         if action is Action.QUOTA:
             return QuotaExceededError(f"{self.object_name}: {quota_message(err)}")
-        msg = f"{self.object_name}: Salesforce rejected {what}: {describe_error(err)}: {error_message_of(err)}"
+        msg = f"{self.object_name}: Salesforce rejected {what}: {error_label_of(err)}: {error_message_of(err)}"
         return FatalSourceError(msg)
 
 
@@ -218,9 +230,10 @@ def _abort_stuck_job(call: Caller, job_id: str, state: str | None, waited: float
         after, outcome = "unknown", f"aborting it failed too ({err})"
     log_event("bulk_job_timeout", level=logging.WARNING, run_id=call.run_id, object=call.object_name,
               job_id=job_id, state=state, seconds_waited=round(waited, 1), state_after_abort=after)
-    msg = (f"{call.object_name}: the Bulk 2.0 job {job_id} was still {state} after {waited:.0f} s, the limit "
-           f"set by SF_BULK_JOB_TIMEOUT_SECONDS ({options.bulk_job_timeout_seconds:g} s); {outcome}. Raise "
-           "SF_BULK_JOB_TIMEOUT_SECONDS if the object needs longer, else the next run starts a new job")
+    msg = (f"{call.object_name}: the Bulk 2.0 job {job_id} was still {state} after {waited:.0f} s, past the Bulk "
+           f"job time limit ({options.bulk_job_timeout_seconds:g} s); {outcome}. If the object needs longer, raise "
+           "the limit (SF_BULK_JOB_TIMEOUT_SECONDS, or ExtractOptions.bulk_job_timeout_seconds when calling "
+           "extract_object), else the next run starts a new job")
     raise FatalSourceError(msg)
 
 
@@ -404,6 +417,65 @@ def _resolve_schema(call: Caller, item: ExtractPlanItem, options: ExtractOptions
     return replace(item, columns=tuple(kept), soql=build_soql(item.object_name, kept)), resolved
 
 
+def _preflight(call: Caller, item: ExtractPlanItem, options: ExtractOptions):
+    """Everything checked before the first query: API budget, columns against describe, metrics against types.
+
+    A metric that cannot fit its column's type would otherwise fail processing only after the whole extract.
+    """
+    _check_api_budget(call, options)
+    item, resolved = _resolve_schema(call, item, options)
+    check_metric_types(item.object_name, spec_for(item.object_name), resolved.columns)
+    return item, resolved
+
+
+class _ProgressLog:
+    """``extract_progress`` lines: at most one every 2 s, and always the last."""
+
+    def __init__(self, object_name: str, run_id: str) -> None:
+        self.object_name, self.run_id, self.last = object_name, run_id, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 2.0 or done >= total:
+            self.last = now
+            log_event("extract_progress", object=self.object_name, run_id=self.run_id, rows=done,
+                      expected_rows=total)
+
+
+def _land_raw(call: Caller, item: ExtractPlanItem, resolved, api: str, raw_csv: Path, raw_schema: Path,
+              moment: datetime, options: ExtractOptions) -> int:
+    """Stream the object into ``raw_csv`` (+ sidecar), again from scratch after a lost cursor; rows written."""
+    columns, types = [c.name for c in resolved.columns], [c.type for c in resolved.columns]
+    progress = _ProgressLog(item.object_name, call.run_id or "")
+    restarts = 0
+    while True:
+        try:
+            with atomic_path(raw_csv) as tmp:
+                if api == "bulk2":
+                    written, reported = _stream_bulk(call, item.soql, columns, tmp, options, progress)
+                else:
+                    written, reported = _stream_rest(call, item.soql, columns, types, tmp, options, progress)
+                if written != reported:
+                    msg = (f"{item.object_name}: wrote {written} rows but Salesforce reported {reported}; "
+                           "the extract was discarded, re-run it")
+                    raise FatalSourceError(msg)
+                schema = RawSchema(
+                    object=item.object_name, columns=resolved.columns, row_count=written, api_path=api,
+                    source=call.conn.source, soql=item.soql, run_id=call.run_id or "",
+                    extracted_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                )
+                # the sidecar lands first: whoever sees the CSV can rely on its schema being there
+                write_raw_schema(raw_schema, schema)
+            return written
+        except _RestartObject as why:
+            if restarts >= options.max_restarts:
+                msg = (f"{item.object_name}: Salesforce kept losing the query ({why}) after "
+                       f"{restarts + 1} attempts; the next run will try again")
+                raise RetriableSourceError(msg) from None
+            restarts += 1
+            log_event("extract_restart", level=30, object=item.object_name, run_id=call.run_id, reason=str(why))
+
+
 def extract_object(
     item: ExtractPlanItem,
     *,
@@ -420,53 +492,14 @@ def extract_object(
     call = Caller(conn, item.object_name, options, run_id)
     started = time.monotonic()
     moment = moment or datetime.now(timezone.utc)
-    _check_api_budget(call, options)
-    item, resolved = _resolve_schema(call, item, options)
-    spec = registry.SALESFORCE_OBJECTS.get(item.object_name)
-    if spec is not None:  # before any query: a metric that cannot fit its column would fail only after the extract
-        check_metric_types(item.object_name, spec, resolved.columns)
-    columns = [c.name for c in resolved.columns]
-    types = [c.type for c in resolved.columns]
+    item, resolved = _preflight(call, item, options)
     api, counted = _choose_api(call, item, resolved.bulk_compatible, bulk_threshold_rows)
     paths = build_paths(item.object_name, run_id, moment=moment, data_root=data_root)
     log_event("extract_start", object=item.object_name, run_id=run_id, api=api, expected_rows=counted,
               source=conn.source)
-
-    last_logged = [0.0]
-
-    def progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last_logged[0] >= 2.0 or done >= total:
-            last_logged[0] = now
-            log_event("extract_progress", object=item.object_name, run_id=run_id, rows=done, expected_rows=total)
-
-    for restart in range(options.max_restarts + 1):
-        try:
-            with atomic_path(paths.raw_csv) as tmp:
-                if api == "bulk2":
-                    written, reported = _stream_bulk(call, item.soql, columns, tmp, options, progress)
-                else:
-                    written, reported = _stream_rest(call, item.soql, columns, types, tmp, options, progress)
-                if written != reported:
-                    msg = (f"{item.object_name}: wrote {written} rows but Salesforce reported {reported}; "
-                           "the extract was discarded, re-run it")
-                    raise FatalSourceError(msg)
-                seconds = time.monotonic() - started
-                schema = RawSchema(
-                    object=item.object_name, columns=resolved.columns, row_count=written, api_path=api,
-                    source=conn.source, soql=item.soql, run_id=run_id,
-                    extracted_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                )
-                # the sidecar lands first: whoever sees the CSV can rely on its schema being there
-                write_raw_schema(paths.raw_schema, schema)
-            break
-        except _RestartObject as why:
-            if restart >= options.max_restarts:
-                msg = (f"{item.object_name}: Salesforce kept losing the query ({why}) after "
-                       f"{restart + 1} attempts; the next run will try again")
-                raise RetriableSourceError(msg) from None
-            log_event("extract_restart", level=30, object=item.object_name, run_id=run_id, reason=str(why))
-    usage = conn.sf.api_usage.get("api-usage")  # parsed by simple-salesforce from Sforce-Limit-Info
+    written = _land_raw(call, item, resolved, api, paths.raw_csv, paths.raw_schema, moment, options)
+    seconds = time.monotonic() - started
+    usage = conn.api_usage  # the last Sforce-Limit-Info Salesforce sent
     log_event("extract_done", object=item.object_name, run_id=run_id, api=api, rows=written,
               seconds=round(seconds, 3), rows_per_second=round(written / seconds) if seconds else None,
               file=paths.raw_csv.name, api_usage=f"{usage.used}/{usage.total}" if usage else None)

@@ -19,6 +19,7 @@ No SF_* credential variable at all means: use the embedded emulator.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,7 +43,11 @@ _FLOW_VARS: dict[str, tuple[str, ...]] = {
     "password": ("SF_USERNAME", "SF_PASSWORD"),
 }
 # SF_LOGIN_URL names the login host outright, so it stands in for SF_DOMAIN wherever a flow needs a domain
+# (Credentials.login_base_url is where it overrides the domain)
 _SATISFIED_BY: dict[str, tuple[str, ...]] = {"SF_DOMAIN": ("SF_DOMAIN", "SF_LOGIN_URL")}
+
+
+_GENERIC_LOGIN_HOSTS = ("https://login.salesforce.com", "https://test.salesforce.com")  # no My Domain
 
 
 class Credentials(BaseModel):
@@ -73,7 +78,7 @@ class Credentials(BaseModel):
         return f"https://{self.domain}.salesforce.com"
 
     @property
-    def can_reauthenticate(self) -> bool:
+    def can_renew_session(self) -> bool:
         """A pasted access token cannot be renewed; every login flow can."""
         return self.flow != "access_token"
 
@@ -112,16 +117,31 @@ def setting(name: str, default: str | None = None) -> str | None:
     return read_environment().get(name, default)
 
 
-def env_number(name: str, default: float) -> float:
-    """A numeric SF_ setting; a value that is not a number is a ConfigError naming it."""
-    raw = (setting(name) or "").strip()
-    if not raw:
+def env_number(name: str, default: float, *, positive: bool = False, non_negative: bool = False) -> float:
+    """A numeric SF_ setting (``default`` when unset); see ``parse_number`` for what is refused."""
+    return parse_number(name, setting(name), default, positive=positive, non_negative=non_negative)
+
+
+def parse_number(name: str, raw: str | None, default: float, *, positive: bool = False,
+                 non_negative: bool = False) -> float:
+    """The number in setting ``name``; nan/inf, and a value below the bound asked for, are ConfigErrors naming it.
+
+    ``float()`` accepts 'nan' and 'inf', and a limit compared with either is silently never (or always) reached.
+    """
+    text = (raw or "").strip()
+    if not text:
         return default
     try:
-        return float(raw)
+        value = float(text)
     except ValueError as err:
-        msg = f"{name} must be a number, got {raw!r}; fix it in .env or the environment"
+        msg = f"{name} must be a number, got {text!r}; fix it in .env or the environment"
         raise ConfigError(msg) from err
+    problem = ("a finite number" if not math.isfinite(value) else "a positive number" if positive and value <= 0
+               else "zero or a positive number" if non_negative and value < 0 else "")
+    if problem:
+        msg = f"{name} must be {problem}, got {text!r}; fix it in .env or the environment"
+        raise ConfigError(msg)
+    return value
 
 
 def _is_set(name: str, env: Mapping[str, str]) -> bool:
@@ -165,16 +185,7 @@ def load_credentials(env: Mapping[str, str] | None = None) -> Credentials | None
     if ca and not Path(ca).is_file():
         msg = f"SF_CA_BUNDLE points at {ca}, which does not exist; fix the path in .env or remove it"
         raise ConfigError(msg)
-    domain = env.get("SF_DOMAIN", "login")
-    if flow == "client_credentials" and domain in ("login", "test") and "SF_LOGIN_URL" not in env:
-        msg = "the client-credentials flow needs your My Domain in SF_DOMAIN (e.g. 'mycompany.my'), not login/test"
-        raise ConfigError(msg)
-    try:
-        timeout = float(env.get("SF_TIMEOUT_SECONDS", "120"))
-    except ValueError as err:
-        msg = f"SF_TIMEOUT_SECONDS must be a number of seconds, got {env['SF_TIMEOUT_SECONDS']!r}"
-        raise ConfigError(msg) from err
-    return Credentials(
+    credentials = Credentials(
         flow=flow,
         instance_url=env.get("SF_INSTANCE_URL"),
         access_token=env.get("SF_ACCESS_TOKEN"),
@@ -184,9 +195,14 @@ def load_credentials(env: Mapping[str, str] | None = None) -> Credentials | None
         consumer_key=env.get("SF_CONSUMER_KEY"),
         consumer_secret=env.get("SF_CONSUMER_SECRET"),
         private_key_file=Path(key_file) if key_file else None,
-        domain=domain,
+        domain=env.get("SF_DOMAIN", "login"),
         login_url=env.get("SF_LOGIN_URL"),
         ca_bundle=Path(ca) if ca else None,
         api_version=env.get("SF_API_VERSION", "59.0"),
-        timeout_seconds=timeout,
+        timeout_seconds=parse_number("SF_TIMEOUT_SECONDS", env.get("SF_TIMEOUT_SECONDS"), 120.0, positive=True),
     )
+    if flow == "client_credentials" and credentials.login_base_url in _GENERIC_LOGIN_HOSTS:
+        msg = ("the client-credentials flow needs your My Domain in SF_DOMAIN (e.g. 'mycompany.my') or "
+               "SF_LOGIN_URL, not login/test")
+        raise ConfigError(msg)
+    return credentials

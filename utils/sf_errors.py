@@ -1,4 +1,4 @@
-"""Sort what the Salesforce client raises into retry decisions (transient / renew session / restart / fatal),
+"""Sort what the Salesforce client raises into decisions (retry / renew the session / restart / fatal / quota),
 and the one backoff policy every retry uses (extract requests, the run-start /limits check, logins)."""
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ T = TypeVar("T")
 
 
 class Action(enum.Enum):
-    RETRY = "retry"            # same request again after a backoff
-    REAUTHENTICATE = "reauth"  # renew the session, then the same request again
-    RESTART = "restart"        # the cursor/job is gone: extract the object again from scratch
-    FATAL = "fatal"            # retrying cannot help
-    QUOTA = "quota"            # the daily API allowance is used up
+    RETRY = "retry"          # same request again after a backoff
+    RENEW_SESSION = "renew"  # renew the session, then the same request again
+    RESTART = "restart"      # the cursor/job is gone: extract the object again from scratch
+    FATAL = "fatal"          # retrying cannot help
+    QUOTA = "quota"          # an allowance is used up (daily API requests, logins): retrying now adds to it
 
 
 def error_code_of(err: BaseException) -> str:
@@ -64,7 +64,7 @@ def classify(err: BaseException) -> Action:
     if isinstance(err, json.JSONDecodeError):  # a body cut short by a dropped connection
         return Action.RETRY
     if isinstance(err, SalesforceExpiredSession):
-        return Action.REAUTHENTICATE
+        return Action.RENEW_SESSION
     code = error_code_of(err)
     if isinstance(err, SalesforceRefusedRequest):
         if code == "REQUEST_LIMIT_EXCEEDED":
@@ -86,26 +86,38 @@ def classify(err: BaseException) -> Action:
 
 # A SOAP login fault always comes with HTTP 500, so the status alone cannot tell an outage from a rejection:
 # these codes (SOAP exceptionCode, or OAuth error in any case) are Salesforce saying it cannot serve the login now.
-_LOGIN_OUTAGE_CODES = frozenset({"SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
+_LOGIN_OUTAGE_CODES = frozenset({"SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION", "UNKNOWN_ERROR"})
+# ... and these that this user or app logged in too often: more attempts now only extend the lockout.
+_LOGIN_RATE_CODES = frozenset({"RATE_LIMIT_EXCEEDED", "LOGIN_RATE_EXCEEDED"})
+
+
+def login_fault_code(err: SalesforceAuthenticationFailed) -> str:
+    """The SOAP exceptionCode / OAuth error of a failed login, or '' when the answer was no login fault at all
+    (simple-salesforce then puts the HTTP status, or None, where the code goes)."""
+    code = str(err.code or "")
+    return "" if code.isdigit() else code
 
 
 def classify_login(err: BaseException, status: int | None) -> Action:
-    """RETRY for a login outage (network, 502-504, an outage code, a 5xx page that is no login answer), else FATAL.
+    """RETRY for a login outage (network, 502-504, an outage code, a 5xx without a login fault), QUOTA when
+    Salesforce is limiting logins (429, a rate-limit code), else FATAL (Salesforce rejected the credentials).
 
     ``status`` is the login response's HTTP status (SalesforceAuthenticationFailed itself always says 401).
     """
     if not isinstance(err, SalesforceAuthenticationFailed):
         return Action.RETRY if classify(err) is Action.RETRY else Action.FATAL
-    code = str(err.code or "")
-    if code.upper() in _LOGIN_OUTAGE_CODES or (status or 0) in (502, 503, 504):
+    code, status = login_fault_code(err).upper(), status or 0
+    if status == 429 or code in _LOGIN_RATE_CODES:
+        return Action.QUOTA
+    if code in _LOGIN_OUTAGE_CODES or status in (502, 503, 504) or (not code and status >= 500):
         return Action.RETRY
-    not_a_login_answer = code.isdigit()  # simple-salesforce puts the status there when the body was no fault
-    return Action.RETRY if not_a_login_answer and (status or 0) >= 500 else Action.FATAL
+    return Action.FATAL
 
 
-def describe_error(err: BaseException) -> str:
+def error_label_of(err: BaseException) -> str:
     """``SalesforceGeneralError SERVER_UNAVAILABLE``: the exception type and errorCode, for logs and messages."""
-    return f"{type(err).__name__} {error_code_of(err)}".strip()
+    code = login_fault_code(err) if isinstance(err, SalesforceAuthenticationFailed) else error_code_of(err)
+    return f"{type(err).__name__} {code}".strip()
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,8 @@ class RetryPolicy:
     """How often and how long a transient fault is retried: exponential backoff, capped."""
 
     max_attempts: int = 6
-    backoff_base_seconds: float = field(default_factory=lambda: env_number("SF_RETRY_BASE_SECONDS", 1.0))
+    backoff_base_seconds: float = field(
+        default_factory=lambda: env_number("SF_RETRY_BASE_SECONDS", 1.0, non_negative=True))
     backoff_max_seconds: float = 30.0
 
     def delay(self, attempt: int) -> float:
@@ -146,7 +159,7 @@ def retry_transient(request: Callable[[], T], policy: RetryPolicy, *, what: str,
                     outage_message(what, err, attempt))
                 raise failure from (err if keep_cause else None)
             delay = policy.delay(attempt)
-            log_event("retry", **(log_fields or {}), during=what, error=describe_error(err), attempt=attempt,
+            log_event("retry", **(log_fields or {}), during=what, error=error_label_of(err), attempt=attempt,
                       wait_seconds=delay)
             time.sleep(delay)
 
@@ -158,5 +171,5 @@ def quota_message(err: BaseException) -> str:
 
 def outage_message(what: str, err: BaseException, attempts: int) -> str:
     """What to say when a transient fault outlasted the retries: it is an outage, not a mistake to fix."""
-    return (f"{what} still failing after {attempts} attempts ({describe_error(err)}); "
+    return (f"{what} still failing after {attempts} attempts ({error_label_of(err)}); "
             "Salesforce or the network is unavailable, the next run will try again")

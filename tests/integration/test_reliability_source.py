@@ -7,20 +7,22 @@ Everything runs the real client over HTTPS against the emulator; faults are inje
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import replace
 
 import pytest
-from simple_salesforce.exceptions import SalesforceGeneralError
+from simple_salesforce.exceptions import SalesforceExpiredSession, SalesforceGeneralError
 
 import configs.salesforce_objects as registry
 from configs.salesforce_objects import ObjectSpec
 from emulator import get_state, set_faults
 from tasks.extract import Caller, ExtractOptions, extract_object
 from tasks.extract_plan import ExtractPlanItem, resolve_extract_plan
-from utils.connection import SalesforceConnection
-from utils.errors import AuthError, ConfigError, FatalSourceError, RetriableSourceError
+from utils.connection import SalesforceConnection, SharedSession
+from utils.errors import AuthError, ConfigError, FatalSourceError, QuotaExceededError, RetriableSourceError
 from utils.settings import load_credentials
+from utils.sf_errors import RetryPolicy
 from utils.source import get_connection, pipeline_source
 
 pytestmark = [pytest.mark.integration]
@@ -80,7 +82,7 @@ def test_a_limits_outage_that_persists_says_so_after_the_retries(faulty_org):
         pass
     message = str(err.value)
     assert "the /limits check" in message and "SERVER_UNAVAILABLE" in message and "next run" in message
-    assert _requests(faulty_org, "rest.limits") == 6  # ExtractOptions.max_attempts
+    assert _requests(faulty_org, "rest.limits") == 6  # RetryPolicy.max_attempts
 
 
 def test_a_rejected_token_at_run_start_fails_at_once(faulty_org):
@@ -172,6 +174,52 @@ def test_one_run_logs_in_once_for_all_threads_and_renews_once(login_org, fast_op
         assert _logins(login_org) == before + 2
 
 
+def test_a_failed_renewal_is_one_login_attempt_sequence_for_all_threads(emulator_reset, fast_options):
+    """During a login outage (or after a password rotation) the threads that saw the session expire share one
+    renewal: its failure is theirs too, not one more sequence of logins per thread."""
+    creds = _login_credentials(emulator_reset, "password")
+    shared = SharedSession(creds)
+    first = SalesforceConnection(creds, shared=shared)
+    set_faults(emulator_reset, "rest.limits:expire:times=1")  # the run's session is revoked ...
+    with pytest.raises(SalesforceExpiredSession):
+        first.sf.limits()
+    set_faults(emulator_reset, "auth:503:times=0")  # ... and the login host is down from now on
+    before = _requests(emulator_reset, "auth")
+
+    def read_limits() -> None:
+        conn = SalesforceConnection(creds, shared=shared)
+        Caller(conn, "Account", fast_options)(lambda: conn.sf.limits(), "the /limits read")
+
+    errors = _in_threads(8, read_limits)
+    assert len(errors) == 8 and all(isinstance(e, RetriableSourceError) for e in errors), errors
+    assert all(str(e).startswith("Salesforce login host ") and "after 6 attempts" in str(e) for e in errors)
+    assert _requests(emulator_reset, "auth") - before == 6  # one sequence (RetryPolicy.max_attempts), not 8 x 6
+
+
+def test_a_session_that_expires_again_after_each_renewal_is_not_blamed_on_the_flow(emulator_reset, fast_options):
+    conn = SalesforceConnection(_login_credentials(emulator_reset, "password"))
+    set_faults(emulator_reset, "rest.limits:expire:times=0")  # every session ends at its first request
+    with pytest.raises(AuthError) as err:
+        Caller(conn, "Account", fast_options)(lambda: conn.sf.limits(), "the /limits read")
+    message = str(err.value)
+    assert message.startswith("Account: the Salesforce session expired during the /limits read again right after "
+                              "each of 2 renewals ('password' login)"), message
+    assert "session settings" in message and "IP" in message and "revokes" in message
+    assert "cannot renew" not in message and "use a login flow" not in message
+
+
+def test_a_rate_limited_login_is_neither_retried_nor_blamed_on_the_credentials(emulator_reset, monkeypatch):
+    monkeypatch.setenv("SF_RETRY_BASE_SECONDS", "0.01")
+    creds = _login_credentials(emulator_reset, "client_credentials")
+    set_faults(emulator_reset, "auth:503:status=429")
+    with pytest.raises(QuotaExceededError) as err:
+        SalesforceConnection(creds)
+    message = str(err.value)
+    assert message.startswith(f"Salesforce is limiting logins at {emulator_reset.instance_url} (HTTP 429 "), message
+    assert "credentials" not in message
+    assert _requests(emulator_reset, "auth") == 1  # another login now would only extend the limit
+
+
 # ----------------------------------------------------------------------------- 5. a stuck Bulk job
 
 
@@ -187,7 +235,7 @@ def _events(caplog, event: str) -> list[str]:
 def test_a_stuck_bulk_job_is_aborted_after_the_timeout(emulator_reset, monkeypatch, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="sf_pipeline")
     monkeypatch.setenv("SF_BULK_JOB_TIMEOUT_SECONDS", "1")
-    options = ExtractOptions(backoff_base_seconds=0.01, bulk_progress_log_seconds=0.2)
+    options = ExtractOptions(retry=RetryPolicy(backoff_base_seconds=0.01), bulk_progress_log_seconds=0.2)
     conn = SalesforceConnection(load_credentials({
         "SF_INSTANCE_URL": emulator_reset.instance_url, "SF_ACCESS_TOKEN": emulator_reset.access_token,
         "SF_CA_BUNDLE": emulator_reset.ca_bundle}))
@@ -213,6 +261,19 @@ def test_a_bulk_job_held_for_a_while_completes_normally(emulator_reset, tmp_path
     assert result.api_path == "bulk2" and result.rows > 0
     (rule,) = get_state(emulator_reset)["fault_rules"]
     assert rule["fired"] == 3  # the job really was held
+
+
+def test_api_usage_is_still_reported_after_a_renewal_during_a_bulk_job(emulator_reset, tmp_path, fast_options,
+                                                                       caplog):
+    caplog.set_level(logging.INFO, logger="sf_pipeline")
+    conn = SalesforceConnection(_login_credentials(emulator_reset, "password"))
+    set_faults(emulator_reset, "bulk.status:expire:times=1")  # renewed mid-job: a new client from here on
+    result = extract_object(_lead_bulk_item(), run_id="TUSAGE", connection=conn, options=fast_options,
+                            data_root=tmp_path)
+    assert result.api_path == "bulk2" and result.rows > 0
+    assert len(_events(caplog, "session_renewed")) == 1
+    (done,) = _events(caplog, "extract_done")
+    assert re.search(r" api_usage=\d+/\d+", done), done
 
 
 # ----------------------------------------------------------------------------- 11. configuration found by describe

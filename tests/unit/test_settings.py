@@ -98,3 +98,56 @@ def test_bad_numeric_setting_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("SF_RETRY_BASE_SECONDS", "soon")
     with pytest.raises(ConfigError, match="SF_RETRY_BASE_SECONDS must be a number, got 'soon'"):
         ExtractOptions()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-5"])
+def test_a_bulk_job_timeout_that_could_never_or_always_fire_is_a_clear_error(monkeypatch, value):
+    from tasks.extract import ExtractOptions
+
+    monkeypatch.setenv("SF_BULK_JOB_TIMEOUT_SECONDS", value)
+    with pytest.raises(ConfigError, match=f"SF_BULK_JOB_TIMEOUT_SECONDS must be a .*number, got '{value}'"):
+        ExtractOptions()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0])
+def test_a_bulk_job_timeout_given_in_code_is_checked_and_named_as_given(value):
+    from tasks.extract import ExtractOptions
+
+    with pytest.raises(ConfigError, match="ExtractOptions.bulk_job_timeout_seconds must be a positive number"):
+        ExtractOptions(bulk_job_timeout_seconds=value)
+
+
+@pytest.mark.parametrize(("name", "value"), [("SF_RETRY_BASE_SECONDS", "nan"), ("SF_RETRY_BASE_SECONDS", "-1"),
+                                             ("SF_API_RESERVE", "inf")])
+def test_other_numeric_settings_refuse_nan_inf_and_negatives(monkeypatch, name, value):
+    from tasks.extract import ExtractOptions
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"{name} must be .*, got '{value}'"):
+        ExtractOptions()
+
+
+@pytest.mark.parametrize("value", ["nan", "0", "-3"])
+def test_the_http_timeout_must_be_a_positive_number(value):
+    env = {"SF_USERNAME": "u", "SF_PASSWORD": "pw", "SF_TIMEOUT_SECONDS": value}
+    with pytest.raises(ConfigError, match=f"SF_TIMEOUT_SECONDS must be a .*number, got '{value}'"):
+        load_credentials(env)
+
+
+def test_client_credentials_refuse_the_generic_login_host_as_login_url_too():
+    env = {"SF_CONSUMER_KEY": "ck", "SF_CONSUMER_SECRET": "cs", "SF_LOGIN_URL": "https://login.salesforce.com"}
+    with pytest.raises(ConfigError, match="My Domain"):
+        load_credentials(env)
+
+
+def test_the_retry_policy_is_one_field_and_the_old_keyword_only_feeds_it():
+    from dataclasses import replace
+
+    from tasks.extract import ExtractOptions
+    from utils.sf_errors import RetryPolicy
+
+    options = ExtractOptions(retry=RetryPolicy(max_attempts=3, backoff_base_seconds=0.5))
+    assert (options.retry.max_attempts, options.retry.backoff_base_seconds) == (3, 0.5)
+    assert not hasattr(options, "max_attempts")
+    assert ExtractOptions(backoff_base_seconds=0.01).retry.backoff_base_seconds == 0.01
+    assert replace(options, include_deleted=True).retry == options.retry

@@ -9,7 +9,7 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed, Salesfo
 
 from configs.salesforce_objects import ObjectSpec
 from tasks.extract_schema import check_metric_types
-from utils.connection import login_outage_message, login_rejected_message
+from utils.connection import LoginAnswer, login_outage_message, login_rate_limited_message, login_rejected_message
 from utils.errors import ConfigError, RetriableSourceError
 from utils.raw_schema import RawColumn
 from utils.settings import Credentials
@@ -30,6 +30,13 @@ INVALID_LOGIN = "Invalid username, password, security token; or user locked out.
     (500, 500, Action.RETRY),
     ("INVALID_LOGIN", 502, Action.RETRY),           # a gateway error is an outage whatever the body says
     (400, 400, Action.FATAL),
+    ("UNKNOWN_ERROR", 500, Action.RETRY),           # Salesforce's "retry your request" for OAuth
+    ("unknown_error", 400, Action.RETRY),
+    (None, 500, Action.RETRY),                      # a JSON 5xx without an error field: simple-salesforce says None
+    (None, 400, Action.FATAL),
+    ("rate_limit_exceeded", 400, Action.QUOTA),     # logins are being limited: more attempts extend it
+    ("LOGIN_RATE_EXCEEDED", 500, Action.QUOTA),
+    (429, 429, Action.QUOTA),
 ])
 def test_login_failures_are_outages_or_rejections(code, status, action):
     assert classify_login(SalesforceAuthenticationFailed(code, "x"), status) is action
@@ -56,18 +63,47 @@ def test_a_rejection_says_check_the_credentials_with_salesforces_own_words():
 
 def test_an_outage_message_names_the_host_status_and_attempts_never_the_credentials():
     err = SalesforceAuthenticationFailed("SERVER_UNAVAILABLE", "Server temporarily unavailable; retry later.")
-    message = login_outage_message(CREDS, err, 503, 6)
+    message = login_outage_message(CREDS, err, LoginAnswer(503, "text/xml"), 6)
     assert message == ("Salesforce login host https://login.x unavailable (HTTP 503 SERVER_UNAVAILABLE: Server "
                        "temporarily unavailable; retry later.) after 6 attempts; the next run will try again")
-    unreachable = login_outage_message(CREDS, requests.ConnectionError("refused"), None, 6)
+    unreachable = login_outage_message(CREDS, requests.ConnectionError("refused"), LoginAnswer(), 6)
     assert "unavailable (ConnectionError) after 6 attempts" in unreachable
     assert "credentials" not in message + unreachable and "{content}" not in message + unreachable
 
 
-def test_a_whole_error_page_is_cut_short():
-    page = "<html>" + "x" * 5000 + "</html>"
-    message = login_outage_message(CREDS, SalesforceAuthenticationFailed(503, page), 503, 2)
-    assert "unavailable (HTTP 503: <html>" + "x" * 194 + "...) after 2 attempts" in message
+def test_a_long_salesforce_message_is_cut_short():
+    words = "Server temporarily unavailable " + "x" * 5000
+    err = SalesforceAuthenticationFailed("SERVER_UNAVAILABLE", words)
+    message = login_outage_message(CREDS, err, LoginAnswer(503, "text/xml"), 2)
+    assert f"unavailable (HTTP 503 SERVER_UNAVAILABLE: {words[:200]}...) after 2 attempts" in message
+
+
+# What a proxy or gateway might send back for a login: the request echoed, secrets included.
+ECHO = ("<html><body>Bad gateway. Request was: <password>Pw-SECRET-1TOKEN</password> "
+        "assertion=eyJhbGciOiJSUzI1NiJ9.SECRET-ASSERTION</body></html>")
+
+
+@pytest.mark.parametrize("code", [502, None])  # SOAP: no exceptionCode -> the status; OAuth JSON without error
+def test_a_page_that_is_no_login_fault_is_never_quoted(code):
+    """Only Salesforce's words under a recognised fault code are quoted: any other page may echo the request."""
+    err = SalesforceAuthenticationFailed(code, ECHO)
+    answer = LoginAnswer(502, "text/html; charset=utf-8")
+    outage = login_outage_message(CREDS, err, answer, 6)
+    rejected = login_rejected_message(CREDS, SalesforceAuthenticationFailed(code, ECHO), LoginAnswer(400, "text/html"))
+    for message in (outage, rejected):
+        assert "SECRET" not in message and "<html>" not in message, message
+    assert outage == ("Salesforce login host https://login.x unavailable (HTTP 502, text/html; charset=utf-8, not a "
+                      "Salesforce login answer) after 6 attempts; the next run will try again")
+    assert rejected == ("Salesforce rejected the 'password' login (HTTP 400, text/html, not a Salesforce login "
+                        "answer); check the SF_ credentials in .env")
+
+
+def test_a_login_rate_limit_says_so_and_never_blames_the_credentials():
+    err = SalesforceAuthenticationFailed("rate_limit_exceeded", "too many login attempts")
+    message = login_rate_limited_message(CREDS, err, LoginAnswer(429, "application/json"))
+    assert message.startswith("Salesforce is limiting logins at https://login.x (HTTP 429 rate_limit_exceeded: "
+                              "too many login attempts): this user or connected app logged in too often")
+    assert "credentials" not in message and "wait before the next run" in message
 
 
 def test_backoff_doubles_up_to_the_cap():
@@ -155,12 +191,3 @@ def test_the_describe_time_check_does_not_load_processing():
     code = "import sys, tasks.extract_schema; print('tasks.process' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-def test_the_hold_fault_is_a_bulk_status_fault():
-    from emulator.faults import FaultSpecError, parse_faults
-
-    (rule,) = parse_faults("bulk.status:hold:times=0")
-    assert (rule.action, rule.times) == ("hold", None)
-    with pytest.raises(FaultSpecError, match="its kind must be bulk.status"):
-        parse_faults("rest.query:hold")
