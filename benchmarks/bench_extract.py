@@ -56,10 +56,11 @@ def setup_extract(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     from tasks.extract import ExtractOptions, extract_object
     from tasks.extract_plan import resolve_extract_plan
     from utils.connection import SalesforceConnection
+    from utils.sf_errors import RetryPolicy
 
     item = replace(resolve_extract_plan([OBJECT])[0], api=params["api"])
     conn = SalesforceConnection(_credentials(), source="emulator")
-    options = ExtractOptions(backoff_base_seconds=0.05)
+    options = ExtractOptions(retry=RetryPolicy(backoff_base_seconds=0.05))
 
     def work() -> dict[str, Any]:
         result = extract_object(item, run_id=params["run_id"], connection=conn, options=options,

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import InitVar, asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -79,13 +79,8 @@ class ExtractOptions:
     bulk_progress_log_seconds: float = 30.0  # a `bulk_waiting` line at least this often while a job runs
     describe_cache_seconds: float = 3600.0  # field lists change rarely; a long-lived serve process re-reads hourly
     limits_cache_seconds: float = 60.0      # one /limits read per run, not one per object
-    # Deprecated spelling of retry=RetryPolicy(backoff_base_seconds=...), kept until the tests and benchmark
-    # that still pass it are moved over; it only feeds ``retry``.
-    backoff_base_seconds: InitVar[float | None] = None
 
-    def __post_init__(self, backoff_base_seconds: float | None) -> None:
-        if backoff_base_seconds is not None:
-            object.__setattr__(self, "retry", replace(self.retry, backoff_base_seconds=backoff_base_seconds))
+    def __post_init__(self) -> None:
         timeout = self.bulk_job_timeout_seconds
         if not (math.isfinite(timeout) and timeout > 0):  # nan/inf would never abort a stuck job, <= 0 abort all
             msg = f"ExtractOptions.bulk_job_timeout_seconds must be a positive number of seconds, got {timeout!r}"

@@ -22,7 +22,7 @@ for _name in [n for n in os.environ if n.startswith("SF_") and n != "SF_ENV_FILE
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["tests.emulator_fixtures"]
+pytest_plugins = ["tests.emulator_fixtures", "tests.sync_helpers"]
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,10 @@ from utils.errors import AuthError, ConfigError, FatalSourceError, QuotaExceeded
 from utils.raw_frame import scan_raw_csv
 from utils.raw_schema import read_raw_schema
 from utils.settings import Credentials, load_credentials
+from utils.sf_errors import RetryPolicy
 
 pytestmark = pytest.mark.integration
-FAST = ExtractOptions(backoff_base_seconds=0.01, describe_cache_seconds=0, limits_cache_seconds=0)
+FAST = ExtractOptions(retry=RetryPolicy(backoff_base_seconds=0.01), describe_cache_seconds=0, limits_cache_seconds=0)
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,44 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+from dataclasses import replace
 
-import polars as pl
 import pytest
 
 from emulator import freeze_clock, purge, undelete
-from tasks.extract import ExtractOptions, extract_object
-from tasks.extract_plan import resolve_extract_plan
 from tasks.sync import read_sync_state, sync_object
+from tests.sync_helpers import FAST, live_records, replica_of, sync
 from utils.connection import SalesforceConnection
 from utils.paths import build_sync_paths
-from utils.raw_frame import scan_raw_csv
-from utils.settings import Credentials
 
 pytestmark = pytest.mark.integration
-FAST = ExtractOptions(backoff_base_seconds=0.01)
-
-
-@pytest.fixture()
-def conn(emulator_reset):
-    creds = Credentials(flow="access_token", instance_url=emulator_reset.instance_url,
-                        access_token=emulator_reset.access_token, ca_bundle=emulator_reset.ca_bundle)
-    return SalesforceConnection(creds, source="emulator")
-
-
-def live_records(conn, name, tmp_path) -> pl.DataFrame:
-    """The org's current records, through a plain full extract (query, not queryAll)."""
-    (item,) = resolve_extract_plan([name])
-    result = extract_object(item, run_id="TRUTH", connection=conn, options=FAST, data_root=tmp_path / "truth")
-    return scan_raw_csv(Path(result.raw_csv)).collect().sort("Id")
-
-
-def replica_of(name, data_root) -> pl.DataFrame:
-    return pl.read_parquet(build_sync_paths(name, data_root=data_root).replica).sort("Id")
-
-
-def sync(conn, name, data_root, run_id, **kw):
-    return sync_object(name, run_id=run_id, connection=conn, options=FAST, data_root=data_root, **kw)
 
 
 def test_inserts_updates_deletes_undeletes_and_hard_deletes_keep_the_replica_exact(conn, emulator_reset, tmp_path):
@@ -203,7 +176,7 @@ def test_drop_missing_fields_works_for_incremental_objects(conn, emulator_reset,
 
     with pytest.raises(ConfigError, match=r"Lead\.Favourite_Colour__c: not found"):
         sync(conn, "Lead", root, "R1")
-    options = ExtractOptions(backoff_base_seconds=0.01, drop_missing_fields=True)
+    options = replace(FAST, drop_missing_fields=True)
     first = sync_object("Lead", run_id="R2", connection=conn, options=options, data_root=root)
     second = sync_object("Lead", run_id="R3", connection=conn, options=options, data_root=root)
     assert (first["mode"], second["mode"]) == ("backfill", "incremental")

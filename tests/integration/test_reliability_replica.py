@@ -8,46 +8,19 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 import tasks.sync
 from emulator import freeze_clock, get_state, purge, set_faults
-from tasks.extract import ExtractOptions, extract_object
-from tasks.extract_plan import resolve_extract_plan
 from tasks.process import process_object_data
-from tasks.sync import read_sync_state, sync_object
+from tasks.sync import read_sync_state
+from tests.sync_helpers import live_records, replica_of, sync
 from utils.connection import SalesforceConnection
 from utils.paths import build_sync_paths
-from utils.raw_frame import scan_raw_csv
-from utils.settings import Credentials
 
 pytestmark = pytest.mark.integration
-FAST = ExtractOptions(backoff_base_seconds=0.01)
-
-
-@pytest.fixture()
-def conn(emulator_reset):
-    creds = Credentials(flow="access_token", instance_url=emulator_reset.instance_url,
-                        access_token=emulator_reset.access_token, ca_bundle=emulator_reset.ca_bundle)
-    return SalesforceConnection(creds, source="emulator")
-
-
-def live_records(conn, name, tmp_path) -> pl.DataFrame:
-    """The org's current records, through a plain full extract (query, not queryAll)."""
-    (item,) = resolve_extract_plan([name])
-    result = extract_object(item, run_id="TRUTH", connection=conn, options=FAST, data_root=tmp_path / "truth")
-    return scan_raw_csv(Path(result.raw_csv)).collect().sort("Id")
-
-
-def replica_of(name, root) -> pl.DataFrame:
-    return pl.read_parquet(build_sync_paths(name, data_root=root).replica).sort("Id")
-
-
-def sync(conn, name, root, run_id, **kw):
-    return sync_object(name, run_id=run_id, connection=conn, options=FAST, data_root=root, **kw)
 
 
 def events(caplog, name: str) -> list[str]:

@@ -149,5 +149,4 @@ def test_the_retry_policy_is_one_field_and_the_old_keyword_only_feeds_it():
     options = ExtractOptions(retry=RetryPolicy(max_attempts=3, backoff_base_seconds=0.5))
     assert (options.retry.max_attempts, options.retry.backoff_base_seconds) == (3, 0.5)
     assert not hasattr(options, "max_attempts")
-    assert ExtractOptions(backoff_base_seconds=0.01).retry.backoff_base_seconds == 0.01
     assert replace(options, include_deleted=True).retry == options.retry

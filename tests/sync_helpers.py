@@ -1,0 +1,42 @@
+"""What the incremental-sync tests share: a client on the session emulator, the org's truth, the replica."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tasks.extract import ExtractOptions, extract_object
+from tasks.extract_plan import resolve_extract_plan
+from tasks.sync import sync_object
+from utils.connection import SalesforceConnection
+from utils.paths import build_sync_paths
+from utils.raw_frame import scan_raw_csv
+from utils.settings import Credentials
+from utils.sf_errors import RetryPolicy
+
+FAST = ExtractOptions(retry=RetryPolicy(backoff_base_seconds=0.01))
+
+
+@pytest.fixture()
+def conn(emulator_reset) -> SalesforceConnection:
+    """The real client on the session emulator, reset after the test."""
+    creds = Credentials(flow="access_token", instance_url=emulator_reset.instance_url,
+                        access_token=emulator_reset.access_token, ca_bundle=emulator_reset.ca_bundle)
+    return SalesforceConnection(creds, source="emulator")
+
+
+def live_records(conn: SalesforceConnection, name: str, tmp_path: Path) -> pl.DataFrame:
+    """The org's current records, through a plain full extract (query, not queryAll)."""
+    (item,) = resolve_extract_plan([name])
+    result = extract_object(item, run_id="TRUTH", connection=conn, options=FAST, data_root=tmp_path / "truth")
+    return scan_raw_csv(Path(result.raw_csv)).collect().sort("Id")
+
+
+def replica_of(name: str, data_root: Path) -> pl.DataFrame:
+    return pl.read_parquet(build_sync_paths(name, data_root=data_root).replica).sort("Id")
+
+
+def sync(conn: SalesforceConnection, name: str, data_root: Path, run_id: str, **kw):
+    return sync_object(name, run_id=run_id, connection=conn, options=FAST, data_root=data_root, **kw)
