@@ -47,7 +47,7 @@ def summary_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 def output_json_path(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> Path:
     # The output path does not depend on the run; utils/paths owns the layout.
-    return build_summary_paths(object_name, data_root=data_root)[1]
+    return build_summary_paths(object_name, data_root=data_root).output_json
 
 
 def load_summary_file(

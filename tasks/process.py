@@ -41,8 +41,6 @@ from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_raw_csv
 from utils.raw_schema import RawSchema, read_raw_schema
 from utils.sf_types import DATETIME_DTYPE
 
-SUMMARY_SCHEMA_NAME = "summary.schema.json"
-
 # The only dtypes a summary can hold, by the names written to summary.schema.json.
 DTYPE_BY_NAME: dict[str, pl.DataType] = {
     "Int64": pl.Int64(),
@@ -186,7 +184,7 @@ def dtype_name(dtype: pl.DataType) -> str:
 
 
 def summary_schema_path_for(summary_csv: str | os.PathLike[str]) -> Path:
-    return Path(summary_csv).with_name(SUMMARY_SCHEMA_NAME)
+    return schema_sidecar_for(Path(summary_csv))
 
 
 def write_summary_schema(path: Path, object_name: str, schema: Mapping[str, pl.DataType]) -> Path:
@@ -213,7 +211,7 @@ def read_summary_schema(path: str | os.PathLike[str]) -> dict[str, pl.DataType]:
 
 def summary_csv_path(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> Path:
     # The processed path does not depend on the run; utils/paths owns the layout.
-    return build_summary_paths(object_name, data_root=data_root)[0]
+    return build_summary_paths(object_name, data_root=data_root).summary_csv
 
 
 def sink_summary_csv(summary: pl.LazyFrame, target: Path) -> Path:
