@@ -448,6 +448,7 @@ def _reset_future_watermark(target: _SyncTarget, count: OrgCount, watermark: dat
 
 def _reconcile_if_needed(target: _SyncTarget, count: OrgCount, landed: _Landed, watermark: datetime | None, *,
                          due: bool, forced: str | None) -> _Outcome:
+    """Compare Ids with the org when the counts disagree, a check is due or forced; back-fill when that is cheaper."""
     reason = _reconcile_reason(count, landed.merged, due=due, forced=forced)
     if reason is None:
         return _Outcome(landed, landed.merged, watermark)
