@@ -13,12 +13,13 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from utils.timefmt import now_utc_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / ".work"
@@ -200,5 +201,5 @@ def machine_info() -> dict[str, Any]:
         "packages": package_versions(),
         "git": _git_commit(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started_at": now_utc_seconds(),
     }

@@ -10,10 +10,9 @@ from configs.salesforce_objects import ObjectSpec
 from utils.aggregations import find_misfit_metrics
 from utils.errors import ConfigError
 from utils.raw_schema import RawColumn
-from utils.sf_types import UnknownSalesforceTypeError, polars_dtype_for
+from utils.sf_types import BULK_UNSUPPORTED_TYPES, UnknownSalesforceTypeError, polars_dtype_for
 
 Describe = Callable[[str], dict[str, Any]]
-BULK_UNSUPPORTED_TYPES = {"address", "location", "base64"}
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from utils.paths import QcPaths, build_qc_paths, schema_sidecar_for
 from utils.raw_files import run_id_of
 from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_raw_csv
 from utils.raw_schema import RawSchema, read_raw_schema
+from utils.timefmt import utc_seconds
 
 ROWCOUNT_HISTORY_LIMIT = 500  # lines kept in rowcount.txt; enough for months of 15-minute runs
 
@@ -250,7 +251,7 @@ def update_rowcount_history(
             entries, note = [], f"previous {path.name} was corrupt ({err}) and has been replaced"
         run_id = re.sub(r"\s+", "_", run_id) or "unknown"
         others = [e for e in entries if e.run_id != run_id]  # a rerun of the same run compares with the run before
-        stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = utc_seconds(now or datetime.now(timezone.utc))
         history = [*others, RowcountEntry(stamp, run_id, rows)][-ROWCOUNT_HISTORY_LIMIT:]
         write_text_atomic(path, format_rowcount_history(object_name, history))
     return (others[-1] if others else None), note

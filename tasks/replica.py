@@ -14,6 +14,8 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
+from utils.timefmt import utc_millis
+
 DELETED_FLAG = "IsDeleted"
 STAMP_KEY = "sf_pipeline.replica"  # Parquet key-value metadata written with the rows, so it is atomic with them
 
@@ -176,8 +178,7 @@ def next_watermark(delta: pl.DataFrame, cursor_field: str, previous: datetime | 
 
 def soql_datetime(moment: datetime) -> str:
     """A SOQL datetime literal (unquoted, UTC, milliseconds)."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return utc_millis(moment)
 
 
 def delta_filter(cursor_field: str, watermark: datetime, overlap_minutes: float) -> str:

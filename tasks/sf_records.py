@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
+
+from utils.sf_types import COMPOUND_TYPES, NUMERIC_TYPES
+from utils.timefmt import utc_millis
 
 
 def format_datetime(value: Any) -> str:
@@ -26,11 +29,7 @@ def format_datetime(value: Any) -> str:
         return text[:-5] + "Z"
     if text.endswith("Z") and len(text) == 24:
         return text
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    parsed = parsed.astimezone(timezone.utc)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
+    return utc_millis(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def format_boolean(value: Any) -> str:
@@ -85,13 +84,13 @@ def _format_column(values: list[Any], sf_type: str) -> list[str]:
     if t == "datetime":
         return ["" if v is None else (v[:-5] + "Z" if len(v) == 28 and v.endswith("+0000") else format_datetime(v))
                 for v in values]
-    if t in ("int", "long", "double", "currency", "percent"):
+    if t in NUMERIC_TYPES:
         # repr(float) is exactly the text json.dumps gives a finite float
         return ["" if v is None else (repr(v) if v.__class__ is float else format_number(v)) for v in values]
     if t == "boolean":
         return ["" if v is None else ("true" if v is True else "false" if v is False else format_boolean(v))
                 for v in values]
-    if t in ("address", "location"):
+    if t in COMPOUND_TYPES:
         return [format_compound(v) for v in values]
     return ["" if v is None else (v if v.__class__ is str else str(v)) for v in values]
 

@@ -51,6 +51,7 @@ from utils.raw_frame import scan_raw_csv
 from utils.raw_schema import RawSchema, read_raw_schema, write_raw_schema
 from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
 from utils.source import get_connection
+from utils.timefmt import now_utc_seconds, utc_iso
 
 STATE_VERSION = 2  # 2 adds column_types and clock_offset_seconds; a version-1 state reads as one with them unset
 CREATED_FIELD = "CreatedDate"
@@ -64,7 +65,7 @@ RECONCILE_FETCH_SHARE = 0.02  # ...or up to this share of the object, when that 
 
 
 def _utc_text(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if moment else None
+    return utc_iso(moment) if moment else None
 
 
 @dataclass(frozen=True)
@@ -473,7 +474,7 @@ def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: s
         runs_since_reconcile=0 if outcome.reconciled or not outcome.watermark else runs_since_reconcile,
         replica_rows=merged.height,
         clock_offset_seconds=round(count.clock_offset_seconds, 3), last_run_id=target.run_id,
-        updated_at=_utc_text(datetime.now(timezone.utc).replace(microsecond=0))))
+        updated_at=now_utc_seconds()))
     stats = replace(landed.stats, hard_deletes=outcome.hard_deletes, recovered=outcome.recovered,
                     replica_rows=merged.height)
     return mode, stats

@@ -1,7 +1,7 @@
 """Which registry aggregation suits which column type: the one rule processing and the describe-time check share.
 
 Written on Salesforce describe types, not Polars dtypes, so the extract can apply it to a describe before any
-query (and without importing Polars); processing applies it to the raw extract's schema sidecar, which carries
+query; processing applies it to the raw extract's schema sidecar, which carries
 the same types. Semantics of each aggregation are documented in ``tasks/process.py``.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-# Salesforce types read as numbers, Boolean, Date or Datetime (utils/sf_types.polars_dtype_for); every other
-# known type is read as text. tests/unit/test_process.py checks the two mappings agree.
+from utils.sf_types import NUMERIC_TYPES
+
+# Salesforce types read as numbers, Boolean, Date or Datetime (utils/sf_types); every other known type is text.
 _KIND_BY_SF_TYPE: dict[str, str] = {
-    "int": "numeric", "long": "numeric", "double": "numeric", "currency": "numeric", "percent": "numeric",
-    "boolean": "boolean", "date": "date", "datetime": "datetime",
+    **dict.fromkeys(NUMERIC_TYPES, "numeric"), "boolean": "boolean", "date": "date", "datetime": "datetime",
 }
 _EVERY_TYPE = frozenset({"count", "n_unique", "null_count", "min", "max"})
 # Which aggregations each kind of column accepts; everything else is a configuration mistake.

@@ -21,7 +21,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,21 +30,14 @@ import numpy as np
 import polars as pl
 
 from utils.atomic import write_text_atomic
+from utils.timefmt import utc_json
 
 
 def _float_or_null(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def format_datetime_utc(value: datetime) -> str:
-    """ISO 8601 UTC with ``Z``; naive means UTC."""
-    utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond % 1000 == 0 and utc.microsecond:
-        text += f".{utc.microsecond // 1000:03d}"
-    elif utc.microsecond:
-        text += f".{utc.microsecond:06d}"
-    return text + "Z"
+format_datetime_utc = utc_json  # ISO 8601 UTC with ``Z``; naive means UTC (the rule lives in utils/timefmt)
 
 
 def _decimal_to_number(value: Decimal) -> int | float | None:

@@ -15,9 +15,10 @@ import polars as pl
 from utils.paths import schema_sidecar_for
 from utils.raw_schema import RawSchema, read_raw_schema
 from utils.sf_types import DATETIME_DTYPE, csv_read_dtype_for
+from utils.timefmt import POLARS_UTC_MILLIS
 
 DATE_FORMAT = "%Y-%m-%d"
-DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
+DATETIME_FORMAT = POLARS_UTC_MILLIS
 # Polars' streaming CSV reader reads ahead in large chunks: ~290 MB held per scan of a big file (measured on
 # Polars 2.1). 4 MiB chunks hold ~100 MB and were as fast or faster on 2 cores. Read at query time; a value
 # set in the environment wins.

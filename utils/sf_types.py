@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import polars as pl
 
-# Salesforce text-like types (ids, lookups, picklists, ...) are strings.
-_STRING_TYPES = {
+# The Salesforce describe type sets, here and nowhere else. Text-like types (ids, lookups, picklists, ...) are read
+# as strings.
+STRING_TYPES = frozenset({
     "id", "reference", "string", "textarea", "email", "phone", "url", "picklist", "multipicklist",
     "combobox", "encryptedstring", "time", "base64", "anytype",
     # compound fields are written as JSON text in the raw CSV
     "address", "location",
-}
-_INT_TYPES = {"int", "long"}
-_FLOAT_TYPES = {"double", "currency", "percent"}
+})
+INT_TYPES = frozenset({"int", "long"})
+FLOAT_TYPES = frozenset({"double", "currency", "percent"})
+NUMERIC_TYPES = INT_TYPES | FLOAT_TYPES
+# compound fields: REST returns them as JSON objects (written as compact JSON text); Bulk 2.0 cannot select them
+COMPOUND_TYPES = frozenset({"address", "location"})
+BULK_UNSUPPORTED_TYPES = COMPOUND_TYPES | {"base64"}
 
 DATETIME_DTYPE = pl.Datetime("ms", "UTC")
 
@@ -24,11 +29,11 @@ class UnknownSalesforceTypeError(ValueError):
 def polars_dtype_for(sf_type: str) -> pl.DataType:
     """The Polars dtype a raw CSV column of Salesforce type ``sf_type`` is read as."""
     t = sf_type.lower()
-    if t in _STRING_TYPES:
+    if t in STRING_TYPES:
         return pl.Utf8()
-    if t in _INT_TYPES:
+    if t in INT_TYPES:
         return pl.Int64()
-    if t in _FLOAT_TYPES:
+    if t in FLOAT_TYPES:
         return pl.Float64()
     if t == "boolean":
         return pl.Boolean()

@@ -298,7 +298,7 @@ def test_the_aggregation_rule_sees_each_salesforce_type_as_processing_reads_it()
 
     kind_of_dtype = {pl.Int64(): "numeric", pl.Float64(): "numeric", pl.Boolean(): "boolean", pl.Date(): "date",
                      sf_types.DATETIME_DTYPE: "datetime", pl.Utf8(): "text"}
-    known = {*sf_types._STRING_TYPES, *sf_types._INT_TYPES, *sf_types._FLOAT_TYPES, "boolean", "date", "datetime"}
+    known = {*sf_types.STRING_TYPES, *sf_types.NUMERIC_TYPES, "boolean", "date", "datetime"}
     for sf_type in sorted(known):
         assert column_kind(sf_type) == kind_of_dtype[sf_types.polars_dtype_for(sf_type)], sf_type
         assert column_kind(sf_type.upper()) == column_kind(sf_type)
