@@ -1,17 +1,33 @@
-"""Small pieces the flows share: per-object outcome records, failure summaries and stale-output removal."""
+"""Small pieces the flows share: per-object outcome records, bounded landing, failure summaries and stale-output
+removal."""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
+import inspect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar, cast, get_type_hints
 
 from prefect.states import State
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from utils.errors import PipelineError
+from tasks.extract_plan import ExtractPlanItem
+from tasks.land import LandingResult, land_object, uses_incremental_sync
+from utils.errors import ConfigError, PipelineError
+
+V = TypeVar("V")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# uses_incremental_sync is re-exported for benchmarks/bench_e2e.py, which imports it from here
+__all__ = ["StepOutcome", "checked_parameters", "dataset_of", "error_line", "land_objects", "one_line",
+           "outcome_from_state", "outcome_of", "parameters_model", "remove_files", "uses_incremental_sync"]
 
 
 def one_line(err: object) -> str:
@@ -23,14 +39,15 @@ def one_line(err: object) -> str:
 
 
 @dataclass
-class StepOutcome:
-    """What happened to one object in one step (extract, process, load, qa)."""
+class StepOutcome(Generic[V]):
+    """What happened to one object in one step (extract, process, load, qa); ``value`` is the step's result
+    (a ``LandingResult`` for extract, the file written for process and load)."""
 
     object_name: str
     step: str
     ok: bool
     seconds: float
-    value: Any = None
+    value: V | None = None
     error: str | None = None
     error_type: str | None = None
     removed_stale: tuple[str, ...] = ()  # outputs a failed step could not rewrite, deleted so none looks current
@@ -39,7 +56,35 @@ class StepOutcome:
         return asdict(self)
 
 
-def outcome_of(object_name: str, step: str, run: Callable[[], State]) -> StepOutcome:
+def parameters_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
+    """A pydantic model of ``fn``'s parameters: their annotations (``Annotated`` constraints included) and defaults."""
+    hints = get_type_hints(fn, include_extras=True)
+    fields: dict[str, Any] = {n: (hints[n], p.default) for n, p in inspect.signature(fn).parameters.items()}
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def checked_parameters(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Validate a flow's arguments against its own signature before its body runs, so each parameter is declared
+    once; a bad value is a ConfigError "invalid <what> parameters: ...". Use under ``@flow(validate_parameters=False)``:
+    Prefect would otherwise reject a constraint first, with its own error type."""
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        model = parameters_model(fn, f"{what.title()}Params")
+
+        @functools.wraps(fn)
+        def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                params = model(**inspect.signature(fn).bind(*args, **kwargs).arguments)
+            except ValidationError as err:
+                msg = f"invalid {what} parameters: {err}"
+                raise ConfigError(msg) from None
+            call = cast(Callable[..., R], fn)  # called by name with every parameter, validated
+            return call(**{name: getattr(params, name) for name in model.model_fields})
+
+        return checked
+    return decorate
+
+
+def outcome_of(object_name: str, step: str, run: Callable[[], State[V]]) -> StepOutcome[V]:
     """Run a task with ``return_state=True`` and turn its final state into a StepOutcome (never raises)."""
     started = time.monotonic()
     state = run()
@@ -52,7 +97,7 @@ def error_line(err: BaseException) -> str:
     return one_line(err) if isinstance(err, PipelineError) else f"{type(err).__name__}: {one_line(err)}"
 
 
-def outcome_from_state(object_name: str, step: str, state: State, seconds: float) -> StepOutcome:
+def outcome_from_state(object_name: str, step: str, state: State[V], seconds: float) -> StepOutcome[V]:
     """A task's final state as a StepOutcome: its value, or its error on one line."""
     if state.is_completed():
         return StepOutcome(object_name, step, True, seconds, value=state.result())
@@ -76,30 +121,27 @@ def remove_files(paths: Iterable[Path]) -> list[Path]:
     return removed
 
 
-def uses_incremental_sync(item, full_refresh: bool) -> bool:
-    """Registry objects sync incrementally unless set to full or queried with custom SOQL."""
-    from configs.salesforce_objects import SALESFORCE_OBJECTS
+def land_objects(plan: Sequence[ExtractPlanItem], run_id: str, *, max_concurrent: int, full_refresh: bool,
+                 data_root: str | None, api: str | None,
+                 drop_missing_fields: bool) -> dict[str, StepOutcome[LandingResult]]:
+    """Land every planned object with ``land_object``, at most ``max_concurrent`` at a time; outcomes in plan order.
 
-    return SALESFORCE_OBJECTS[item.object_name].effective_sync_mode == "incremental" and not item.custom_soql
-
-
-def landing_task(item, run_id: str, *, full_refresh: bool, data_root: str | None, api: str | None,
-                 drop_missing_fields: bool) -> tuple[Any, tuple, dict[str, Any]]:
-    """The task that lands one planned object (incremental sync or full extract) with its arguments.
-
-    Callers run it as they need: ``task(*args, **kwargs, return_state=True)`` or ``task.submit(*args, **kwargs)``.
+    The bound is a pool of ``max_concurrent`` threads, each submitting one landing task and waiting for its final
+    state (retries included) before taking the next object, so a task run is only created once a slot is free.
+    Each thread runs in a copy of the flow's context: Prefect needs it to attach the task run to this flow run.
     """
-    from tasks.extract import extract_salesforce_to_csv
-    from tasks.sync import sync_salesforce_object
+    def land(item: ExtractPlanItem) -> StepOutcome[LandingResult]:
+        started = time.monotonic()
+        state = land_object.submit(item, run_id, full_refresh=full_refresh, data_root=data_root, api=api,
+                                   drop_missing_fields=drop_missing_fields).wait()
+        return outcome_from_state(item.object_name, "extract", state, time.monotonic() - started)
 
-    if uses_incremental_sync(item, full_refresh):
-        return sync_salesforce_object, (item.object_name, run_id), {
-            "full_refresh": full_refresh, "data_root": data_root, "api": api,
-            "drop_missing_fields": drop_missing_fields}
-    return extract_salesforce_to_csv, (item, run_id), {"data_root": data_root,
-                                                       "drop_missing_fields": drop_missing_fields}
+    with ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="land") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, land, item) for item in plan]
+        return {item.object_name: future.result() for item, future in zip(plan, futures, strict=True)}
 
 
 def dataset_of(extract_value: dict[str, Any]) -> str:
-    """The file Phase 1 and 2 read: the replica after an incremental sync, else the raw extract."""
+    """The dataset of a thin task's dict (``extract_salesforce_to_csv`` / ``sync_salesforce_object``): the replica
+    after an incremental sync, else the raw extract. The flows read ``LandingResult.dataset`` instead."""
     return extract_value.get("dataset") or extract_value["raw_csv"]

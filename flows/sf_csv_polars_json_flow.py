@@ -10,8 +10,9 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import SequentialTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import StepOutcome, dataset_of, landing_task, outcome_of, remove_files
-from tasks.extract_plan import resolve_extract_plan
+from flows.common import StepOutcome, land_objects, outcome_of, remove_files
+from tasks.extract_plan import ExtractPlanItem, resolve_extract_plan
+from tasks.land import LandingResult
 from tasks.load import load_csv_to_json
 from tasks.process import process_object_data
 from utils.errors import ConfigError, PipelineError
@@ -26,7 +27,7 @@ class Phase1Error(PipelineError):
     """One or more objects failed in Phase 1; the message lists them."""
 
 
-def process_and_load(object_name: str, raw_csv: str, data_root: str | None) -> list[StepOutcome]:
+def process_and_load(object_name: str, dataset: str, data_root: str | None) -> list[StepOutcome]:
     """Process then load one object; a processing failure skips its load.
 
     A failed step removes the outputs it (and the load after it) would have rewritten, listed in its
@@ -34,7 +35,7 @@ def process_and_load(object_name: str, raw_csv: str, data_root: str | None) -> l
     """
     paths = build_summary_paths(object_name, data_root=data_root)
     processed = outcome_of(object_name, "process", lambda: process_object_data(
-        object_name, raw_csv, data_root=data_root, return_state=True))
+        object_name, dataset, data_root=data_root, return_state=True))
     if not processed.ok:
         return [_with_stale_removed(processed, paths.process_outputs + paths.load_outputs)]
     loaded = outcome_of(object_name, "load", lambda: load_csv_to_json(
@@ -46,12 +47,12 @@ def _with_stale_removed(failed: StepOutcome, outputs: tuple[Path, ...]) -> StepO
     return replace(failed, removed_stale=tuple(str(p) for p in remove_files(outputs)))
 
 
-def run_phase1(raw_files: dict[str, str], data_root: str | None, run_id: str) -> dict[str, list[StepOutcome]]:
-    """Process + load every given raw file, sequentially (the ETL branch of the orchestrator)."""
+def run_phase1(datasets: dict[str, str], data_root: str | None, run_id: str) -> dict[str, list[StepOutcome]]:
+    """Process + load every given dataset, sequentially (the Phase 1 branch of the orchestrator)."""
     logger = get_run_logger()
     results: dict[str, list[StepOutcome]] = {}
-    for object_name, raw_csv in raw_files.items():
-        results[object_name] = process_and_load(object_name, raw_csv, data_root)
+    for object_name, dataset in datasets.items():
+        results[object_name] = process_and_load(object_name, dataset, data_root)
         for step in results[object_name]:
             logger.info(kv(f"{step.step}_{'done' if step.ok else 'failed'}", run_id=run_id, object=object_name,
                            seconds=round(step.seconds, 3), file=step.value, error=step.error,
@@ -59,29 +60,25 @@ def run_phase1(raw_files: dict[str, str], data_root: str | None, run_id: str) ->
     return results
 
 
-def extract_sequentially(plan, *, run_id: str, data_root: str | None, api: str | None,
-                         drop_missing_fields: bool, full_refresh: bool) -> tuple[dict, dict[str, str]]:
-    """Extract (or sync) each planned object in turn; returns the outcomes and object -> dataset to process."""
+def land_one_at_a_time(
+    plan: list[ExtractPlanItem], *, run_id: str, data_root: str | None, api: str | None, drop_missing_fields: bool,
+    full_refresh: bool,
+) -> tuple[dict[str, list[StepOutcome]], dict[str, str]]:
+    """Land (sync or extract) each planned object in turn; returns the outcomes and object -> dataset to process."""
     logger = get_run_logger()
     ensure_data_root(data_root)
     sweep_temp_files(data_root, run_id, logger)
-    results: dict[str, list[StepOutcome]] = {}
-    todo: dict[str, str] = {}
     with pipeline_source(logger):
-        for item in plan:
-            land, args, kwargs = landing_task(item, run_id, full_refresh=full_refresh, data_root=data_root, api=api,
-                                              drop_missing_fields=drop_missing_fields)
-            step = outcome_of(item.object_name, "extract", lambda land=land, args=args, kwargs=kwargs: land(
-                *args, **kwargs, return_state=True))
-            results[item.object_name] = [step]
-            if step.ok:
-                todo[item.object_name] = dataset_of(step.value)
-            else:
-                logger.error(kv("extract_failed", run_id=run_id, object=item.object_name, error=step.error))
-    extracted = {n: steps[0].value["raw_csv"] for n, steps in results.items() if steps[0].ok}
-    apply_retention(extracted, keep_counts={n: SALESFORCE_OBJECTS[n].raw_retention_count for n in extracted},
+        landed = land_objects(plan, run_id, max_concurrent=1, full_refresh=full_refresh, data_root=data_root, api=api,
+                              drop_missing_fields=drop_missing_fields)
+    for step in landed.values():
+        if not step.ok:
+            logger.error(kv("extract_failed", run_id=run_id, object=step.object_name, error=step.error))
+    extracted = {n: step.value for n, step in landed.items() if step.ok and step.value is not None}
+    apply_retention({n: v.raw_csv for n, v in extracted.items()},
+                    keep_counts={n: SALESFORCE_OBJECTS[n].raw_retention_count for n in extracted},
                     max_age_days=None, data_root=data_root, run_id=run_id, logger=logger)
-    return results, todo
+    return {n: [step] for n, step in landed.items()}, {n: v.dataset for n, v in extracted.items()}
 
 
 def _failures(results: dict[str, list[StepOutcome]]) -> list[str]:
@@ -96,11 +93,16 @@ def _checked_raw_files(raw_files: dict[str, str]) -> dict[str, str]:
     return dict(raw_files)
 
 
+def _json_value(value: object) -> object:
+    """A step's value as the flow returns it: a landing result as the extract task's dict, a path as is."""
+    return value.as_dict() if isinstance(value, LandingResult) else value
+
+
 def summarise_phase1(run_id: str, results: dict[str, list[StepOutcome]]) -> dict[str, Any]:
     """The flow's JSON-able return value: per object and step, the file written or the error, and the seconds."""
     return {
         "run_id": run_id,
-        "objects": {name: {s.step: (s.value if s.ok else {"error": s.error}) for s in steps}
+        "objects": {name: {s.step: (_json_value(s.value) if s.ok else {"error": s.error}) for s in steps}
                     for name, steps in results.items()},
         "seconds": {name: {s.step: round(s.seconds, 3) for s in steps} for name, steps in results.items()},
     }
@@ -119,10 +121,10 @@ def sf_csv_polars_json_flow(
 ) -> dict[str, Any]:
     """Phase 1 for the chosen objects (default: the whole registry).
 
-    With ``raw_files`` (object -> raw CSV path) it starts from extracts that already exist, as the orchestrator
-    does; otherwise it extracts first (incremental objects: delta + replica, see tasks/sync.py).
-    Returns, per object, the files it wrote; fails at the end, after every
-    object had its turn, if any object failed.
+    With ``raw_files`` (object -> dataset: raw CSV or replica) it starts from datasets that already exist, as
+    the orchestrator does; otherwise it lands them first (incremental objects: delta + replica, see tasks/land.py).
+    Returns, per object, the files it wrote; fails at the end, after every object had its turn, if any object
+    failed.
     """
     run_id = run_id or new_run_id()
     results: dict[str, list[StepOutcome]] = {}
@@ -130,8 +132,8 @@ def sf_csv_polars_json_flow(
         todo = _checked_raw_files(raw_files)
     else:
         plan = resolve_extract_plan(objects, soql, api=api)
-        results, todo = extract_sequentially(plan, run_id=run_id, data_root=data_root, api=api,
-                                             drop_missing_fields=drop_missing_fields, full_refresh=full_refresh)
+        results, todo = land_one_at_a_time(plan, run_id=run_id, data_root=data_root, api=api,
+                                           drop_missing_fields=drop_missing_fields, full_refresh=full_refresh)
     for object_name, steps in run_phase1(todo, data_root, run_id).items():
         results.setdefault(object_name, []).extend(steps)
     summary = summarise_phase1(run_id, results)
