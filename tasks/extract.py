@@ -512,15 +512,21 @@ def retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 - Prefe
     return False
 
 
-@task(task_run_name="extract-{item.object_name}", retries=1, retry_delay_seconds=5,
-      retry_condition_fn=retry_only_transient)
+# Prefect retries of a task that lands an object (this one, sync_salesforce_object, tasks.land.land_object): one
+# more attempt, 5 s later, for a transient source fault only; pages and lost cursors are retried inside extract_object.
+LANDING_TASK_RETRIES: dict[str, Any] = {"retries": 1, "retry_delay_seconds": 5,
+                                        "retry_condition_fn": retry_only_transient}
+
+
+@task(task_run_name="extract-{item.object_name}", **LANDING_TASK_RETRIES)
 def extract_salesforce_to_csv(
     item: ExtractPlanItem,
     run_id: str,
     data_root: str | None = None,
     drop_missing_fields: bool = False,
 ) -> dict[str, Any]:
-    """Prefect task: extract one planned object; returns the ExtractResult as a dict (paths as strings)."""
+    """Prefect task: extract one planned object; returns the ExtractResult as a dict (paths as strings).
+    The flows land objects with ``tasks.land.land_object`` instead; this stays for direct use."""
     options = ExtractOptions(drop_missing_fields=drop_missing_fields)
     return extract_object(item, run_id=run_id, options=options, data_root=data_root,
                           bulk_threshold_rows=spec_for(item.object_name).bulk_threshold_rows).as_dict()

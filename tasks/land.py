@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 from prefect import task
 from prefect.runtime import task_run
 
-from tasks.extract import ExtractOptions, ExtractResult, extract_object, retry_only_transient
+from tasks.extract import LANDING_TASK_RETRIES, ExtractOptions, ExtractResult, extract_object
 from tasks.extract_plan import ExtractPlanItem
 from tasks.replica import MergeStats
 from tasks.sync import sync_object
@@ -80,7 +80,7 @@ def _landing_run_name() -> str:
     return f"{verb}-{item.object_name}"
 
 
-@task(task_run_name=_landing_run_name, retries=1, retry_delay_seconds=5, retry_condition_fn=retry_only_transient)
+@task(task_run_name=_landing_run_name, **LANDING_TASK_RETRIES)
 def land_object(item: ExtractPlanItem, run_id: str, *, full_refresh: bool = False, data_root: str | None = None,
                 api: str | None = None, drop_missing_fields: bool = False) -> LandingResult:
     """Prefect task: land one planned object by incremental sync (delta + replica) or full extract (raw CSV)."""

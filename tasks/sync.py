@@ -528,7 +528,8 @@ def sync_object(
 @task(task_run_name="sync-{object_name}", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_only_transient)
 def sync_salesforce_object(object_name: str, run_id: str, full_refresh: bool = False, data_root: str | None = None,
                            api: str | None = None, drop_missing_fields: bool = False) -> dict[str, Any]:
-    """Prefect task: incremental sync of one object (delta CSV in data/raw, replica in data/replica)."""
+    """Prefect task: incremental sync of one object (delta CSV in data/raw, replica in data/replica).
+    The flows land objects with ``tasks.land.land_object`` instead; this stays for direct use."""
     return sync_object(object_name, run_id=run_id, full_refresh=full_refresh, data_root=data_root, api=api,
                        options=ExtractOptions(drop_missing_fields=drop_missing_fields))
 

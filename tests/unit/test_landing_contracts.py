@@ -110,3 +110,13 @@ def test_a_run_with_nothing_extracted_reports_why_phase1_did_not_run():
     lead = StepOutcome("Lead", "extract", True, 1.0, value=LandingResult.from_extract(EXTRACTED))
     (row,) = build_run_summary("R1", SOURCE, {"Lead": lead}, nothing, nothing, "t", 1.0)["objects"]
     assert row["status"] == "failed" and row["error"] == "phase1: no object was extracted"
+
+
+def test_the_landing_task_retries_a_transient_fault_once_like_the_thin_tasks():
+    from tasks.extract import extract_salesforce_to_csv, retry_only_transient
+    from tasks.land import land_object
+    from tasks.sync import sync_salesforce_object
+
+    for landing in (land_object, extract_salesforce_to_csv, sync_salesforce_object):
+        assert (landing.retries, landing.retry_delay_seconds, landing.retry_condition_fn) == (
+            1, 5, retry_only_transient), landing.name
