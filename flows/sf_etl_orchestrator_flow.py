@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -16,11 +15,11 @@ from prefect.task_runners import ConcurrentTaskRunner
 from pydantic import AfterValidator, Field
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import StepOutcome, checked_parameters, land_objects, one_line
+from flows.common import checked_parameters, land_objects
 from flows.object_parallel_flow import object_parallel_flow
+from flows.run_summary import BranchOutcome, RunSummary, build_run_summary
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
 from tasks.extract_plan import resolve_extract_plan
-from tasks.land import LandingResult
 from utils.atomic import write_text_atomic
 from utils.errors import PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
@@ -28,8 +27,6 @@ from utils.logs import kv
 from utils.paths import resolve_data_root
 from utils.run_ids import new_run_id
 from utils.source import pipeline_source
-
-SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "recovered", "replica_rows")
 
 
 class PipelineRunError(PipelineError):
@@ -41,26 +38,6 @@ def _not_empty(objects: list[str] | None) -> list[str] | None:
         msg = "objects is an empty list; pass None for every registry object"
         raise ValueError(msg)
     return objects
-
-
-@dataclass(frozen=True)
-class BranchOutcome:
-    """How a branch subflow (Phase 1 or QA) ended; a failed branch still hands over its summary if it made one."""
-
-    ok: bool
-    result: dict[str, Any] | None = None
-    error: str | None = None
-
-    @classmethod
-    def from_state(cls, state: State) -> BranchOutcome:
-        if state.is_completed():
-            return cls(True, state.result())
-        err = state.result(raise_on_failure=False)
-        return cls(False, getattr(err, "summary", None) or None, one_line(err))
-
-    def part(self, key: str) -> dict[str, Any]:
-        """One part of the branch summary (``objects``, ``seconds``); empty when there is none."""
-        return (self.result or {}).get(key, {})
 
 
 @task(task_run_name="branch-phase1-etl")
@@ -78,72 +55,10 @@ def run_qa_branch(datasets: dict[str, str], run_id: str, data_root: str | None,
     return BranchOutcome.from_state(state)
 
 
-def _qa_status(qa_objects: dict[str, Any], name: str) -> str:
-    checks = (qa_objects.get(name) or {}).get("results", [])
-    if not checks:
-        return "n/a"
-    failed = [f"{c['check']}({c['severity']})" for c in checks if not c.get("passed") and not c.get("skipped")]
-    skipped = [c["check"] for c in checks if c.get("skipped")]
-    ran = len(checks) - len(skipped)
-    text = f"{ran - len(failed)}/{ran} passed" + (f", {len(skipped)} skipped" if skipped else "")
-    return text + (": " + ", ".join(failed) if failed else "")
-
-
-def _object_errors(ext: StepOutcome[LandingResult], etl_steps: dict[str, Any], qa_entry: dict[str, Any],
-                   etl: BranchOutcome) -> list[str | None]:
-    """Why one object's row is failed: its extract, process or load failed, a QA task crashed, or Phase 1 died
-    before reaching it. Empty when every step it ran succeeded (a QA finding is not an error here)."""
-    errors = [ext.error] if not ext.ok else []
-    for label in ("process", "load"):
-        step = etl_steps.get(label)
-        if isinstance(step, dict) and "error" in step:
-            errors.append(f"{label}: {step['error']}")
-    errors += [f"qa: {crash}" for crash in qa_entry.get("crashed", [])]
-    if ext.ok and not etl.ok and not etl_steps:
-        errors.append(f"phase1: {etl.error}")
-    return errors
-
-
-def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, StepOutcome[LandingResult]],
-                      etl: BranchOutcome, qa: BranchOutcome, started_at: str, seconds: float) -> dict[str, Any]:
-    """One row per object: rows, API path, durations, QA result and the files written.
-
-    A row is ``ok`` only if every step it ran succeeded: a failed extract, process or load, or a crashed QA
-    task, makes it ``failed`` with the reason in ``error`` (a QA finding stays in ``qa``).
-    """
-    etl_objects, etl_seconds, qa_objects = etl.part("objects"), etl.part("seconds"), qa.part("objects")
-    rows = []
-    for name, ext in extracts.items():
-        steps = etl_objects.get(name, {})
-        load = steps.get("load")
-        landed = ext.value if ext.ok else None
-        stats = landed.sync.as_dict() if landed and landed.sync else {}
-        errors = _object_errors(ext, steps, qa_objects.get(name) or {}, etl)
-        rows.append({
-            "object": name,
-            "status": "ok" if not errors else "failed",
-            "mode": landed.mode if landed else None,
-            "rows": landed.rows if landed else None,
-            "api": landed.api_path if landed else None,
-            **{k: stats.get(k) for k in SYNC_COLUMNS},
-            "dataset": landed.dataset if landed else None,
-            "extract_s": round(ext.seconds, 2),
-            "process_s": etl_seconds.get(name, {}).get("process"),
-            "load_s": etl_seconds.get(name, {}).get("load"),
-            "qa": _qa_status(qa_objects, name) if ext.ok else "skipped (no extract)",
-            "raw_csv": landed.raw_csv if landed else None,
-            "summary_json": load if isinstance(load, str) else None,
-            "error": "; ".join(e for e in errors if e) or None,
-        })
-    return {"run_id": run_id, "source": source, "started_at": started_at, "seconds": round(seconds, 2),
-            "objects": rows, "phase1_ok": etl.ok, "qa_ok": qa.ok, "qa_error": None if qa.ok else qa.error}
-
-
-def _log_table(logger, summary: dict[str, Any]) -> None:
-    for row in summary["objects"]:
-        logger.info(kv("object_summary", run_id=summary["run_id"], object=row["object"], status=row["status"],
-                       rows=row["rows"], api=row["api"], extract_seconds=row["extract_s"], qa=row["qa"],
-                       error=row["error"]))
+def _log_table(logger, summary: RunSummary) -> None:
+    for row in summary.objects:
+        logger.info(kv("object_summary", run_id=summary.run_id, object=row.object, status=row.status, rows=row.rows,
+                       api=row.api, extract_seconds=row.extract_s, qa=row.qa, error=row.error))
 
 
 def _publish(summary: dict[str, Any], data_root: str | None) -> None:
@@ -199,12 +114,12 @@ def sf_etl_orchestrator_flow(
                                          "auth_flow": source.auth_flow},
                                 extracts, etl, qa, started_at, time.monotonic() - started)
     _log_table(logger, summary)
-    _publish(summary, data_root)
-    failed = [r["object"] for r in summary["objects"] if r["status"] != "ok"]
+    _publish(summary.as_dict(), data_root)
+    failed = summary.failed_objects
     if failed or not qa.ok:
         reasons = [f"object(s) failed: {', '.join(failed)}"] if failed else []
         if not qa.ok:
             reasons.append(f"QA: {qa.error}")
         message = "; ".join(reasons)
-        return Failed(message=message, data=PipelineRunError(message, summary))
-    return summary
+        return Failed(message=message, data=PipelineRunError(message, summary.as_dict()))
+    return summary.as_dict()

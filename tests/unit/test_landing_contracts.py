@@ -10,7 +10,7 @@ import pytest
 from pydantic import AfterValidator, Field
 
 from flows.common import StepOutcome, checked_parameters
-from flows.sf_etl_orchestrator_flow import SYNC_COLUMNS, BranchOutcome, build_run_summary
+from flows.run_summary import SYNC_COLUMNS, BranchOutcome, build_run_summary
 from tasks.extract import ExtractResult
 from tasks.extract_plan import resolve_extract_plan
 from tasks.land import LandingResult, uses_incremental_sync
@@ -90,7 +90,8 @@ def test_run_summary_rows_keep_their_keys_and_read_the_landing_result():
     etl = BranchOutcome(True, {"objects": {"Lead": {"process": "p/Lead.csv", "load": "o/Lead.json"}},
                                "seconds": {"Lead": {"process": 0.1, "load": 0.2}}})
     qa = BranchOutcome(False, None, "QA task(s) crashed")
-    summary = build_run_summary("R1", SOURCE, extracts, etl, qa, "2026-01-01T00:00:00Z", 3.456)
+    summary = build_run_summary("R1", SOURCE, extracts, etl, qa, "2026-01-01T00:00:00Z", 3.456).as_dict()
+    assert list(summary) == ["run_id", "source", "started_at", "seconds", "objects", "phase1_ok", "qa_ok", "qa_error"]
     lead, account, case = summary["objects"]
     assert all(list(row) == ROW_KEYS for row in summary["objects"])
     assert {k: lead[k] for k in ("status", "mode", "rows", "api", "updates", "replica_rows", "dataset", "raw_csv",
@@ -108,7 +109,7 @@ def test_run_summary_rows_keep_their_keys_and_read_the_landing_result():
 def test_a_run_with_nothing_extracted_reports_why_phase1_did_not_run():
     nothing = BranchOutcome(False, error="no object was extracted")
     lead = StepOutcome("Lead", "extract", True, 1.0, value=LandingResult.from_extract(EXTRACTED))
-    (row,) = build_run_summary("R1", SOURCE, {"Lead": lead}, nothing, nothing, "t", 1.0)["objects"]
+    (row,) = build_run_summary("R1", SOURCE, {"Lead": lead}, nothing, nothing, "t", 1.0).as_dict()["objects"]
     assert row["status"] == "failed" and row["error"] == "phase1: no object was extracted"
 
 
