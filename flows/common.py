@@ -128,7 +128,9 @@ def land_objects(plan: Sequence[ExtractPlanItem], run_id: str, *, max_concurrent
 
     The bound is a pool of ``max_concurrent`` threads, each submitting one landing task and waiting for its final
     state (retries included) before taking the next object, so a task run is only created once a slot is free.
-    Each thread runs in a copy of the flow's context: Prefect needs it to attach the task run to this flow run.
+    Each thread runs in a copy of the flow's context: Prefect needs it to attach the task run to this flow run
+    (prefect2-notes §1 C1/C2). Not a Prefect tag concurrency limit: that is a row on the server shared by every
+    run, and a task it blocks waits 30 s before asking again (§2).
     """
     def land(item: ExtractPlanItem) -> StepOutcome[LandingResult]:
         started = time.monotonic()

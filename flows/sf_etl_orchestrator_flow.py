@@ -41,15 +41,16 @@ def _not_empty(objects: list[str] | None) -> list[str] | None:
 
 
 @task(task_run_name="branch-phase1-etl")
-def run_etl_branch(datasets: dict[str, str], run_id: str, data_root: str | None) -> BranchOutcome:
-    """Phase 1 as a subflow inside a task, so it runs concurrently with the QA branch (prefect2-notes §1 B)."""
+def run_phase1_branch(datasets: dict[str, str], run_id: str, data_root: str | None) -> BranchOutcome:
+    """Phase 1 as a subflow inside a task, so it runs concurrently with Phase 2 (prefect2-notes §1 B)."""
     state = sf_csv_polars_json_flow(raw_files=datasets, run_id=run_id, data_root=data_root, return_state=True)
     return BranchOutcome.from_state(state)
 
 
 @task(task_run_name="branch-phase2-qa")
-def run_qa_branch(datasets: dict[str, str], run_id: str, data_root: str | None,
-                  fail_on_qa_error: bool) -> BranchOutcome:
+def run_phase2_branch(datasets: dict[str, str], run_id: str, data_root: str | None,
+                      fail_on_qa_error: bool) -> BranchOutcome:
+    """Phase 2 (QA) as a subflow inside a task, beside Phase 1."""
     state = object_parallel_flow(raw_files=datasets, fail_on_qa_error=fail_on_qa_error, run_id=run_id,
                                  data_root=data_root, return_state=True)
     return BranchOutcome.from_state(state)
@@ -87,7 +88,8 @@ def sf_etl_orchestrator_flow(
     raw_retention_days: Annotated[float | None, Field(gt=0)] = None,
     data_root: str | None = None,
 ) -> dict[str, Any] | State:
-    """Extract once, then Phase 1 and Phase 2 concurrently; returns the run summary (fails if anything failed)."""
+    """Land each object once, then Phase 1 and Phase 2 concurrently; returns the run summary (fails if anything
+    failed)."""
     logger = get_run_logger()
     plan = resolve_extract_plan(objects, soql, api=api, strict_qa=fail_on_qa_error)
     run_id = new_run_id()
@@ -102,9 +104,9 @@ def sf_etl_orchestrator_flow(
     landed = {n: o.value for n, o in extracts.items() if o.ok and o.value is not None}
     datasets = {n: v.dataset for n, v in landed.items()}
     if datasets:
-        etl_future = run_etl_branch.submit(datasets, run_id, data_root)
-        qa_future = run_qa_branch.submit(datasets, run_id, data_root, fail_on_qa_error)
-        etl, qa = etl_future.result(), qa_future.result()
+        phase1 = run_phase1_branch.submit(datasets, run_id, data_root)
+        phase2 = run_phase2_branch.submit(datasets, run_id, data_root, fail_on_qa_error)
+        etl, qa = phase1.result(), phase2.result()
     else:
         etl = qa = BranchOutcome(False, error="no object was extracted")
     keep = {n: raw_retention_count or SALESFORCE_OBJECTS[n].raw_retention_count for n in extracts}
