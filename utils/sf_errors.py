@@ -1,14 +1,14 @@
 """Sort what the Salesforce client raises into decisions (retry / renew the session / restart / fatal / quota),
-and the one backoff policy every retry uses (extract requests, the run-start /limits check, logins)."""
+and the one backoff policy every retry uses (extract requests, the run-start /limits check, logins), run by
+tenacity (layers: docs/reliability.md, "Retry layers")."""
 
 from __future__ import annotations
 
 import enum
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import requests
 from simple_salesforce.exceptions import (
@@ -19,6 +19,8 @@ from simple_salesforce.exceptions import (
     SalesforceOperationError,
     SalesforceRefusedRequest,
 )
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity.wait import wait_base
 
 from utils.errors import PipelineError, RetriableSourceError
 from utils.logs import log_event
@@ -122,46 +124,61 @@ def error_label_of(err: BaseException) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long a transient fault is retried: exponential backoff, capped."""
+    """How often and how long a transient fault is retried: exponential backoff with full jitter, capped.
+
+    The wait after failed attempt ``n`` is drawn uniformly from ``[0, max_wait_seconds(n)]`` (tenacity's
+    ``wait_random_exponential``), so threads and runs that failed together do not all retry at the same instant.
+    """
 
     max_attempts: int = 6
     backoff_base_seconds: float = field(
         default_factory=lambda: env_number("SF_RETRY_BASE_SECONDS", 1.0, non_negative=True))
     backoff_max_seconds: float = 30.0
 
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    def max_wait_seconds(self, attempt: int) -> float:
+        """The longest wait after failed attempt number ``attempt`` (1-based): base * 2**(attempt - 1), capped."""
         return min(self.backoff_base_seconds * 2 ** (attempt - 1), self.backoff_max_seconds)
+
+    def wait(self) -> wait_base:
+        """The tenacity wait strategy: a uniform draw between 0 and ``max_wait_seconds(attempt)``."""
+        return wait_random_exponential(multiplier=self.backoff_base_seconds, max=self.backoff_max_seconds)
 
 
 def retry_transient(request: Callable[[], T], policy: RetryPolicy, *, what: str,
                     classify_error: Callable[[BaseException], Action] = classify,
                     exhausted: Callable[[BaseException, int], PipelineError] | None = None,
                     log_fields: Mapping[str, Any] | None = None, keep_cause: bool = True) -> T:
-    """``request()``, again after a backoff while ``classify_error`` calls its error RETRY.
+    """``request()``, again after a backoff while ``classify_error`` calls its error RETRY (at most
+    ``policy.max_attempts`` attempts in all).
 
     Any other error is raised unchanged for the caller to judge; when the attempts run out, ``exhausted(err,
     attempts)`` (default: a RetriableSourceError naming ``what``) is raised instead, chained to the last error
     unless ``keep_cause`` is False (a login error's cause may echo request data).
     """
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return request()
-        except PipelineError:
-            raise  # already ours, with its message
-        except Exception as err:
-            if classify_error(err) is not Action.RETRY:
-                raise
-            if attempt >= policy.max_attempts:
-                failure = exhausted(err, attempt) if exhausted else RetriableSourceError(
-                    outage_message(what, err, attempt))
-                raise failure from (err if keep_cause else None)
-            delay = policy.delay(attempt)
-            log_event("retry", **(log_fields or {}), during=what, error=error_label_of(err), attempt=attempt,
-                      wait_seconds=delay)
-            time.sleep(delay)
+    def is_transient(err: BaseException) -> bool:
+        if isinstance(err, PipelineError) or not isinstance(err, Exception):
+            return False  # already ours (with its message), or an interrupt
+        return classify_error(err) is Action.RETRY
+
+    def log_retry(state: RetryCallState) -> None:
+        log_event("retry", **(log_fields or {}), during=what, error=error_label_of(_error_of(state)),
+                  attempt=state.attempt_number, wait_seconds=state.upcoming_sleep)
+
+    def give_up(state: RetryCallState) -> NoReturn:
+        err, attempts = _error_of(state), state.attempt_number
+        failure = exhausted(err, attempts) if exhausted else RetriableSourceError(outage_message(what, err, attempts))
+        raise failure from (err if keep_cause else None)
+
+    retrying = Retrying(stop=stop_after_attempt(policy.max_attempts), wait=policy.wait(),
+                        retry=retry_if_exception(is_transient), before_sleep=log_retry, retry_error_callback=give_up)
+    return retrying(request)
+
+
+def _error_of(state: RetryCallState) -> BaseException:
+    """The exception the attempt that ``state`` describes failed with (only asked of failed attempts)."""
+    err = state.outcome.exception() if state.outcome else None
+    assert err is not None, "tenacity calls before_sleep and retry_error_callback only after a failed attempt"
+    return err
 
 
 def quota_message(err: BaseException) -> str:

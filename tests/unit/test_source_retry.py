@@ -1,7 +1,10 @@
 """Pure pieces behind the source's reliability: login-failure classification and messages, the shared backoff
-policy and retry loop, and the describe-time metric/type check."""
+policy (jittered) and retry loop, and the describe-time metric/type check."""
 
 from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -106,9 +109,18 @@ def test_a_login_rate_limit_says_so_and_never_blames_the_credentials():
     assert "credentials" not in message and "wait before the next run" in message
 
 
-def test_backoff_doubles_up_to_the_cap():
+def test_the_longest_wait_doubles_up_to_the_cap():
     policy = RetryPolicy(max_attempts=8, backoff_base_seconds=1.0, backoff_max_seconds=30.0)
-    assert [policy.delay(a) for a in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert [policy.max_wait_seconds(a) for a in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_each_wait_is_jittered_between_zero_and_the_longest_wait():
+    policy = RetryPolicy(max_attempts=8, backoff_base_seconds=1.0, backoff_max_seconds=30.0)
+    wait = policy.wait()
+    for attempt in range(1, 8):
+        waits = [wait(SimpleNamespace(attempt_number=attempt)) for _ in range(200)]
+        assert all(0 <= w <= policy.max_wait_seconds(attempt) for w in waits), attempt
+        assert len(set(waits)) > 1, attempt  # jitter: threads that failed together do not retry together
 
 
 NO_WAIT = RetryPolicy(max_attempts=4, backoff_base_seconds=0.0)
@@ -143,6 +155,27 @@ def test_an_outage_outlasting_the_attempts_is_a_retriable_error_saying_so():
     with pytest.raises(RetriableSourceError, match=r"^the check still failing after 4 attempts \(ConnectionError\)"):
         retry_transient(request, NO_WAIT, what="the check")
     assert len(calls) == 4
+
+
+def test_each_retry_is_logged_with_its_attempt_and_a_wait_within_the_bounds(caplog):
+    policy = RetryPolicy(max_attempts=4, backoff_base_seconds=0.001)
+    request, calls = _flaky([requests.ConnectionError("reset"), requests.Timeout("slow")])
+    with caplog.at_level(logging.INFO, logger="sf_pipeline"):
+        assert retry_transient(request, policy, what="the check", log_fields={"object": "Account"}) == "ok"
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=retry ")]
+    assert [line.split(" wait_seconds=")[0] for line in lines] == [
+        'event=retry object=Account during="the check" error=ConnectionError attempt=1',
+        'event=retry object=Account during="the check" error=Timeout attempt=2',
+    ]
+    waits = [float(line.split(" wait_seconds=")[1]) for line in lines]
+    assert all(0 <= w <= policy.max_wait_seconds(n) + 0.0005 for n, w in enumerate(waits, 1)), waits  # 3 decimals
+
+
+def test_an_error_that_is_already_ours_is_not_retried():
+    request, calls = _flaky([RetriableSourceError("Account: still failing")])
+    with pytest.raises(RetriableSourceError, match="^Account: still failing$"):
+        retry_transient(request, NO_WAIT, what="the check")
+    assert len(calls) == 1
 
 
 def _columns(**types: str) -> tuple[RawColumn, ...]:
