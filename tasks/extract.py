@@ -3,7 +3,8 @@
 Never loses a row: pages are streamed into a temp file that is renamed into place only when complete and its
 row count matches what Salesforce reported; transient faults retry the same page (idempotent), a lost cursor
 restarts the object from scratch, fatal errors fail at once with a message saying what to do.
-Memory is bounded by one page.
+Memory is bounded by one page. Retry layers (request, object restart, Prefect task), their limits and worst-case
+budgets: docs/reliability.md, "Retry layers".
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from utils.sf_errors import (
     retry_transient,
 )
 from utils.source import get_connection
+from utils.timefmt import utc_seconds
 
 __all__ = ["ExtractOptions", "ExtractResult", "extract_object", "extract_salesforce_to_csv"]
 
@@ -107,8 +109,10 @@ class _RestartObject(Exception):
     """The server lost our cursor or job: extract this object again from the beginning."""
 
 
-class Caller:
-    """Runs one Salesforce request with the retry policy: backoff for transient faults, session renewal."""
+class RequestRunner:
+    """Runs one Salesforce request of an object's extract: a transient fault is retried with the policy's jittered
+    backoff (``retry_transient``), an expired session is renewed and the same request sent again, and any other
+    fault becomes the pipeline's error (restart the object, quota, fatal)."""
 
     max_renewals = 2  # a session that expires again right after each renewal is not a transient fault
 
@@ -164,7 +168,7 @@ class Caller:
 # ----------------------------------------------------------------------------------------------- REST path
 
 
-def _stream_rest(call: Caller, soql: str, columns: Sequence[str], types: Sequence[str], target: Path,
+def _stream_rest(call: RequestRunner, soql: str, columns: Sequence[str], types: Sequence[str], target: Path,
                  options: ExtractOptions, progress: Callable[[int, int], None]) -> tuple[int, int]:
     """All REST pages -> CSV rows. Returns (rows written, totalSize reported)."""
     headers = {"Sforce-Query-Options": f"batchSize={options.rest_batch_size}"}
@@ -189,7 +193,7 @@ def _stream_rest(call: Caller, soql: str, columns: Sequence[str], types: Sequenc
 # ----------------------------------------------------------------------------------------------- Bulk 2.0 path
 
 
-def _bulk_wait(call: Caller, job_id: str, options: ExtractOptions) -> dict[str, Any]:
+def _bulk_wait(call: RequestRunner, job_id: str, options: ExtractOptions) -> dict[str, Any]:
     """Poll the job until it completes, saying so every ``bulk_progress_log_seconds``; abort it at the timeout."""
     delay = 0.05
     started = last_logged = time.monotonic()
@@ -215,11 +219,12 @@ def _bulk_wait(call: Caller, job_id: str, options: ExtractOptions) -> dict[str, 
         delay = min(delay * 1.5, options.bulk_poll_max_seconds)  # short jobs are noticed quickly
 
 
-def _abort_stuck_job(call: Caller, job_id: str, state: str | None, waited: float, options: ExtractOptions) -> NoReturn:
+def _abort_stuck_job(call: RequestRunner, job_id: str, state: str | None, waited: float,
+                     options: ExtractOptions) -> NoReturn:
     """Abort a job that outlived ``bulk_job_timeout_seconds`` (as Salesforce does: PATCH state=Aborted) and fail."""
     try:
         answer = call(lambda: call.conn.request("PATCH", f"jobs/query/{job_id}",
-                                            json={"state": "Aborted"}).json(), "the Bulk job abort")
+                                                json={"state": "Aborted"}).json(), "the Bulk job abort")
         after, outcome = answer.get("state"), "it was aborted"
     except (PipelineError, _RestartObject) as err:  # the timeout is the news; the abort is best effort
         after, outcome = "unknown", f"aborting it failed too ({err})"
@@ -299,7 +304,7 @@ def _check_bulk_header(object_name: str, header: bytes, columns: Sequence[str]) 
         raise FatalSourceError(msg)
 
 
-def _stream_bulk(call: Caller, soql: str, columns: Sequence[str], target: Path, options: ExtractOptions,
+def _stream_bulk(call: RequestRunner, soql: str, columns: Sequence[str], target: Path, options: ExtractOptions,
                  progress: Callable[[int, int], None]) -> tuple[int, int]:
     """Bulk 2.0 query job -> the same CSV the REST path writes. Returns (rows written, rows reported)."""
     body = {"operation": "queryAll" if options.include_deleted else "query", "query": soql,
@@ -352,7 +357,7 @@ class _TtlCache:
 _METADATA = _TtlCache()
 
 
-def _check_api_budget(call: Caller, options: ExtractOptions) -> None:
+def _check_api_budget(call: RequestRunner, options: ExtractOptions) -> None:
     limits = _METADATA.get(("limits", call.conn.instance_url), options.limits_cache_seconds,
                            lambda: call(lambda: call.conn.sf.limits(), "the /limits read"))
     daily = limits.get("DailyApiRequests", {})
@@ -364,7 +369,7 @@ def _check_api_budget(call: Caller, options: ExtractOptions) -> None:
         raise QuotaExceededError(msg)
 
 
-def _choose_api(call: Caller, item: ExtractPlanItem, bulk_ok: bool, threshold: int) -> tuple[str, int | None]:
+def _choose_api(call: RequestRunner, item: ExtractPlanItem, bulk_ok: bool, threshold: int) -> tuple[str, int | None]:
     if item.api == "rest" or not bulk_ok:
         if item.api == "bulk2" and not bulk_ok:
             log_event("api_override", run_id=call.run_id, object=item.object_name, chosen="rest",
@@ -391,7 +396,7 @@ def _describe(conn: SalesforceConnection, object_name: str, name: str) -> dict:
         raise ConfigError(msg) from None
 
 
-def _resolve_schema(call: Caller, item: ExtractPlanItem, options: ExtractOptions):
+def _resolve_schema(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptions):
     def describe(name: str) -> dict:
         return _METADATA.get(("describe", call.conn.instance_url, name), options.describe_cache_seconds,
                              lambda: call(lambda: _describe(call.conn, item.object_name, name),
@@ -412,7 +417,7 @@ def _resolve_schema(call: Caller, item: ExtractPlanItem, options: ExtractOptions
     return replace(item, columns=tuple(kept), soql=build_soql(item.object_name, kept)), resolved
 
 
-def _preflight(call: Caller, item: ExtractPlanItem, options: ExtractOptions):
+def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptions):
     """Everything checked before the first query: API budget, columns against describe, metrics against types.
 
     A metric that cannot fit its column's type would otherwise fail processing only after the whole extract.
@@ -437,7 +442,7 @@ class _ProgressLog:
                       expected_rows=total)
 
 
-def _land_raw(call: Caller, item: ExtractPlanItem, resolved, api: str, raw_csv: Path, raw_schema: Path,
+def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: str, raw_csv: Path, raw_schema: Path,
               moment: datetime, options: ExtractOptions) -> int:
     """Stream the object into ``raw_csv`` (+ sidecar), again from scratch after a lost cursor; rows written."""
     columns, types = [c.name for c in resolved.columns], [c.type for c in resolved.columns]
@@ -457,7 +462,7 @@ def _land_raw(call: Caller, item: ExtractPlanItem, resolved, api: str, raw_csv: 
                 schema = RawSchema(
                     object=item.object_name, columns=resolved.columns, row_count=written, api_path=api,
                     source=call.conn.source, soql=item.soql, run_id=call.run_id or "",
-                    extracted_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    extracted_at=utc_seconds(moment),
                 )
                 # the sidecar lands first: whoever sees the CSV can rely on its schema being there
                 write_raw_schema(raw_schema, schema)
@@ -484,7 +489,7 @@ def extract_object(
     """Extract one object to its raw CSV + schema sidecar; see the module docstring for the guarantees."""
     options = options or ExtractOptions()
     conn = connection or get_connection()
-    call = Caller(conn, item.object_name, options, run_id)
+    call = RequestRunner(conn, item.object_name, options, run_id)
     started = time.monotonic()
     moment = moment or datetime.now(timezone.utc)
     item, resolved = _preflight(call, item, options)

@@ -25,7 +25,7 @@ import polars as pl
 from prefect import task
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
-from tasks.extract import Caller, ExtractOptions, ExtractResult, extract_object, retry_only_transient
+from tasks.extract import LANDING_TASK_RETRIES, ExtractOptions, ExtractResult, RequestRunner, extract_object
 from tasks.extract_plan import ExtractPlanItem, build_soql
 from tasks.replica import (
     DELETED_FLAG,
@@ -306,7 +306,7 @@ class OrgCount:
     clock_offset_seconds: float  # org_now minus our clock when the answer came (0 when the org sent no Date)
 
 
-def _count_live(call: Caller, object_name: str, created_before: datetime | None) -> OrgCount:
+def _count_live(call: RequestRunner, object_name: str, created_before: datetime | None) -> OrgCount:
     """One COUNT() request; its HTTP ``Date`` header is the org's clock, at no extra API cost."""
     soql = f"SELECT COUNT() FROM {object_name}"
     if created_before is not None:
@@ -512,7 +512,7 @@ def sync_object(
             watermark, replica = None, None
             landed = _land(target, None, None)
         offset = state.clock_offset_seconds if state else 0.0
-        count = _count_live(Caller(conn, object_name, target.options, run_id), object_name,
+        count = _count_live(RequestRunner(conn, object_name, target.options, run_id), object_name,
                             _count_bound(landed, delta_started, spec, offset))
         watermark, landed, forced = _reset_future_watermark(target, count, watermark, replica, landed)
         runs_since = state.runs_since_reconcile + 1 if watermark and state else 0
@@ -525,7 +525,7 @@ def sync_object(
             "sync": stats.as_dict()}
 
 
-@task(task_run_name="sync-{object_name}", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_only_transient)
+@task(task_run_name="sync-{object_name}", **LANDING_TASK_RETRIES)
 def sync_salesforce_object(object_name: str, run_id: str, full_refresh: bool = False, data_root: str | None = None,
                            api: str | None = None, drop_missing_fields: bool = False) -> dict[str, Any]:
     """Prefect task: incremental sync of one object (delta CSV in data/raw, replica in data/replica).

@@ -17,7 +17,7 @@ from simple_salesforce.exceptions import SalesforceExpiredSession, SalesforceGen
 import configs.salesforce_objects as registry
 from configs.salesforce_objects import ObjectSpec
 from emulator import get_state, set_faults
-from tasks.extract import Caller, ExtractOptions, extract_object
+from tasks.extract import ExtractOptions, RequestRunner, extract_object
 from tasks.extract_plan import ExtractPlanItem, resolve_extract_plan
 from utils.connection import SalesforceConnection, SharedSession
 from utils.errors import AuthError, ConfigError, FatalSourceError, QuotaExceededError, RetriableSourceError
@@ -168,7 +168,7 @@ def test_one_run_logs_in_once_for_all_threads_and_renews_once(login_org, fast_op
 
         def read_limits() -> None:
             conn = get_connection()
-            Caller(conn, "Account", fast_options)(lambda: conn.sf.limits(), "the /limits read")
+            RequestRunner(conn, "Account", fast_options)(lambda: conn.sf.limits(), "the /limits read")
 
         assert _in_threads(8, read_limits) == []
         assert _logins(login_org) == before + 2
@@ -188,7 +188,7 @@ def test_a_failed_renewal_is_one_login_attempt_sequence_for_all_threads(emulator
 
     def read_limits() -> None:
         conn = SalesforceConnection(creds, shared=shared)
-        Caller(conn, "Account", fast_options)(lambda: conn.sf.limits(), "the /limits read")
+        RequestRunner(conn, "Account", fast_options)(lambda: conn.sf.limits(), "the /limits read")
 
     errors = _in_threads(8, read_limits)
     assert len(errors) == 8 and all(isinstance(e, RetriableSourceError) for e in errors), errors
@@ -200,7 +200,7 @@ def test_a_session_that_expires_again_after_each_renewal_is_not_blamed_on_the_fl
     conn = SalesforceConnection(_login_credentials(emulator_reset, "password"))
     set_faults(emulator_reset, "rest.limits:expire:times=0")  # every session ends at its first request
     with pytest.raises(AuthError) as err:
-        Caller(conn, "Account", fast_options)(lambda: conn.sf.limits(), "the /limits read")
+        RequestRunner(conn, "Account", fast_options)(lambda: conn.sf.limits(), "the /limits read")
     message = str(err.value)
     assert message.startswith("Account: the Salesforce session expired during the /limits read again right after "
                               "each of 2 renewals ('password' login)"), message
