@@ -26,9 +26,9 @@ RUN_ID = "BENCHQA"
 
 def _gate(raw_csv: str, data_root: str):
     from tasks.quality_parallel import inspect_raw_extract, spec_for
-    from utils.paths import build_qc_paths
+    from utils.paths import build_qa_paths
 
-    return inspect_raw_extract(OBJECT, raw_csv, spec_for(OBJECT), build_qc_paths(OBJECT, data_root=data_root))
+    return inspect_raw_extract(OBJECT, raw_csv, spec_for(OBJECT), build_qa_paths(OBJECT, data_root=data_root))
 
 
 def _checks_after_gate(gate, data_root: str) -> dict[str, Callable[[], Any]]:
@@ -37,9 +37,9 @@ def _checks_after_gate(gate, data_root: str) -> dict[str, Callable[[], Any]]:
     The gate itself writes the Parquet snapshot; these read it (``typed_rows_of``), as the flow's tasks do.
     """
     from tasks import quality_parallel as qp
-    from utils.paths import build_qc_paths
+    from utils.paths import build_qa_paths
 
-    spec, qc, raw = qp.spec_for(OBJECT), build_qc_paths(OBJECT, data_root=data_root), Path(gate.raw_csv)
+    spec, qc, raw = qp.spec_for(OBJECT), build_qa_paths(OBJECT, data_root=data_root), Path(gate.raw_csv)
     checks: dict[str, Callable[[], Any]] = {
         "completeness": lambda: qp.check_completeness(OBJECT, qp.typed_rows_of(gate), spec),
         "dedup": lambda: qp.write_dedup(OBJECT, qp.typed_rows_of(gate), spec, qc),

@@ -26,7 +26,7 @@ from tasks.quality_parallel import (
     qa_validator,
 )
 from utils.errors import ConfigError, DataQualityError, PipelineError, QaTaskError
-from utils.paths import QcPaths, build_qc_paths, resolve_data_root
+from utils.paths import QaPaths, build_qa_paths, resolve_data_root
 from utils.raw_files import find_latest_dataset
 
 ARTIFACT_KEY = "qa-summary"
@@ -45,7 +45,8 @@ def resolve_targets(
     given = dict(raw_files or {})
     targets: dict[str, str | None] = {}
     for name in names:
-        latest = None if given.get(name) else find_latest_dataset(name, data_root)
+        incremental = SALESFORCE_OBJECTS[name].effective_sync_mode == "incremental"
+        latest = None if given.get(name) else find_latest_dataset(name, data_root, incremental=incremental)
         targets[name] = given.get(name) or (str(latest) if latest else None)
     return targets
 
@@ -123,7 +124,7 @@ class ObjectQa:
         }
 
 
-def remove_stale_outputs(dataset: str | None, reports: Iterable[QaReport], qc: QcPaths) -> tuple[str, ...]:
+def remove_stale_outputs(dataset: str | None, reports: Iterable[QaReport], qc: QaPaths) -> tuple[str, ...]:
     """Delete the object's QA outputs that QA of ``dataset`` did not rewrite (a crashed, skipped or blocked
     task), so no reader takes an earlier run's dedup.csv, profile or snapshot for this run's."""
     if dataset is None:  # nothing was checked: the files still describe the dataset they name
@@ -135,7 +136,7 @@ def remove_stale_outputs(dataset: str | None, reports: Iterable[QaReport], qc: Q
 def collect_object_qa(object_name: str, dataset: str | None, futures: list[PrefectFuture], data_root: str) -> ObjectQa:
     """Wait for every QA task of one object, then remove the outputs they left stale."""
     reports = tuple(_report_of(object_name, f) for f in futures)
-    removed = remove_stale_outputs(dataset, reports, build_qc_paths(object_name, data_root=data_root))
+    removed = remove_stale_outputs(dataset, reports, build_qa_paths(object_name, data_root=data_root))
     return ObjectQa(str(Path(dataset)) if dataset else None, reports, removed)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
@@ -24,9 +23,10 @@ from utils.atomic import write_text_atomic
 from utils.errors import PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
-from utils.paths import resolve_data_root
+from utils.paths import build_run_summary_path
 from utils.run_ids import new_run_id
 from utils.source import pipeline_source
+from utils.timefmt import now_utc_seconds
 
 
 class PipelineRunError(PipelineError):
@@ -69,8 +69,7 @@ def _publish(summary: dict[str, Any], data_root: str | None) -> None:
                               description=f"run {summary['run_id']} on {summary['source']['kind']}")
     except Exception as err:  # noqa: BLE001 - the artifact is a view; never fail the run for it
         get_run_logger().warning(kv("artifact_failed", run_id=summary["run_id"], error=type(err).__name__))
-    runs_dir = resolve_data_root(data_root) / "runs"
-    write_text_atomic(runs_dir / f"{summary['started_at'].replace(':', '')}_{summary['run_id']}.json",
+    write_text_atomic(build_run_summary_path(summary["started_at"], summary["run_id"], data_root=data_root),
                       json.dumps(summary, indent=2, default=str) + "\n")
 
 
@@ -93,7 +92,7 @@ def sf_etl_orchestrator_flow(
     logger = get_run_logger()
     plan = resolve_extract_plan(objects, soql, api=api, strict_qa=fail_on_qa_error)
     run_id = new_run_id()
-    started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    started_at = now_utc_seconds()
     started = time.monotonic()
     ensure_data_root(data_root)
     sweep_temp_files(data_root, run_id, logger)

@@ -37,7 +37,7 @@ from utils.aggregations import find_misfit_metrics
 from utils.atomic import atomic_path, write_text_atomic
 from utils.errors import ConfigError
 from utils.paths import build_summary_paths, schema_sidecar_for
-from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_raw_csv
+from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_dataset
 from utils.raw_schema import RawSchema, read_raw_schema
 from utils.sf_types import DATETIME_DTYPE
 
@@ -232,7 +232,7 @@ def process_object_file(
     if raw_schema.object != object_name:
         msg = f"{raw_csv.name} holds {raw_schema.object!r} rows, not {object_name!r}: pass its own raw file"
         raise ConfigError(msg)
-    summary = build_summary(scan_raw_csv(raw_csv, raw_schema), spec, raw_schema, object_name=object_name)
+    summary = build_summary(scan_dataset(raw_csv, raw_schema), spec, raw_schema, object_name=object_name)
     target = summary_csv_path(object_name, data_root=data_root)
     sink_summary_csv(summary, target)
     write_summary_schema(summary_schema_path_for(target), object_name, summary_schema(spec, raw_schema))

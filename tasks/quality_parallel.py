@@ -39,9 +39,9 @@ from tasks.quality_checks import (
 from utils.atomic import atomic_path, write_text_atomic
 from utils.errors import ConfigError
 from utils.locks import exclusive_lock
-from utils.paths import QcPaths, build_qc_paths, schema_sidecar_for
+from utils.paths import QaPaths, build_qa_paths, schema_sidecar_for
 from utils.raw_files import run_id_of
-from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_raw_csv
+from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_dataset
 from utils.raw_schema import RawSchema, read_raw_schema
 from utils.timefmt import utc_seconds
 
@@ -76,12 +76,12 @@ def typed_rows_of(gate: GateOutcome) -> pl.LazyFrame:
 # ------------------------------------------------------------------------------------------------ gates
 
 
-def read_csv_header(raw_csv: Path) -> list[str]:
+def read_dataset_columns(dataset: Path) -> list[str]:
     """The header row of a raw CSV (empty list for an empty file); the column names of a replica Parquet file."""
-    if Path(raw_csv).suffix == ".parquet":
-        return list(pl.read_parquet_schema(raw_csv))
+    if Path(dataset).suffix == ".parquet":
+        return list(pl.read_parquet_schema(dataset))
     # utf-8-sig: a byte-order mark (Excel, some exports) is not part of the first column's name; Polars agrees
-    with open(raw_csv, newline="", encoding="utf-8-sig") as fh:
+    with open(dataset, newline="", encoding="utf-8-sig") as fh:
         return next(csv.reader(fh), [])
 
 
@@ -90,9 +90,9 @@ def _snapshot_and_count(raw_csv: Path, schema: RawSchema, snapshot: Path) -> tup
 
     Returns (rows, [], None), or on a parse failure (None, the columns that do not parse, the reader's error).
     A failed parse writes no snapshot and the checks after the gate are skipped; the QA flow then deletes the
-    previous run's snapshot (one of ``QcPaths.rewritable``), so none is left looking current.
+    previous run's snapshot (one of ``QaPaths.rewritable``), so none is left looking current.
     """
-    frame = scan_raw_csv(raw_csv, schema)
+    frame = scan_dataset(raw_csv, schema)
     try:
         with atomic_path(snapshot) as tmp:
             frame.sink_parquet(tmp, compression="zstd")
@@ -112,7 +112,7 @@ def _column_parses(frame: pl.LazyFrame, column: str) -> bool:
 
 
 def inspect_raw_extract(
-    object_name: str, raw_csv: str | Path | None, spec: ObjectSpec, qc: QcPaths
+    object_name: str, raw_csv: str | Path | None, spec: ObjectSpec, qc: QaPaths
 ) -> GateOutcome:
     """Schema, row-count and non-empty gates; writes ``schema_report.json`` whenever there is a file to inspect,
     and the Parquet snapshot when every value parses."""
@@ -124,7 +124,7 @@ def inspect_raw_extract(
     report: dict[str, Any] = {"object": object_name, "raw_csv": str(raw)}
     try:
         schema = read_raw_schema(schema_sidecar_for(raw))
-        header = read_csv_header(raw)
+        header = read_dataset_columns(raw)
     except (OSError, ValueError) as err:
         message = f"{object_name}: cannot read the raw extract: {err}"
         result = CheckResult(object_name, "schema_conformance", False, "error", message=message)
@@ -160,7 +160,7 @@ def inspect_raw_extract(
 # ------------------------------------------------------------------------------------------ file writers
 
 
-def write_dedup(object_name: str, frame: pl.LazyFrame, spec: ObjectSpec, qc: QcPaths) -> QaReport:
+def write_dedup(object_name: str, frame: pl.LazyFrame, spec: ObjectSpec, qc: QaPaths) -> QaReport:
     """Uniqueness check plus ``dedup.csv``: the latest row per key, in the raw CSV conventions."""
     result = uniqueness_primary_key(object_name, frame, primary_key=spec.primary_key)
     deduped = deduplicate_latest(frame, primary_key=spec.primary_key, cursor_field=spec.cursor_field)
@@ -171,7 +171,7 @@ def write_dedup(object_name: str, frame: pl.LazyFrame, spec: ObjectSpec, qc: QcP
     return QaReport((result,), (str(qc.dedup),))
 
 
-def write_profile(object_name: str, frame: pl.LazyFrame, raw_csv: Path, qc: QcPaths) -> QaReport:
+def write_profile(object_name: str, frame: pl.LazyFrame, raw_csv: Path, qc: QaPaths) -> QaReport:
     """``profile.json`` with per-column statistics of ``frame`` (the typed rows of ``raw_csv``)."""
     schema = read_raw_schema(schema_sidecar_for(raw_csv))
     profile = profile_frame(frame, {c.name: c.type for c in schema.columns})
@@ -257,7 +257,7 @@ def update_rowcount_history(
     return (others[-1] if others else None), note
 
 
-def record_rowcount(object_name: str, rows: int, run_id: str, spec: ObjectSpec, qc: QcPaths) -> QaReport:
+def record_rowcount(object_name: str, rows: int, run_id: str, spec: ObjectSpec, qc: QaPaths) -> QaReport:
     """Row-count drift against the previous run, recorded in ``rowcount.txt``."""
     previous, note = update_rowcount_history(qc.rowcount, object_name=object_name, run_id=run_id, rows=rows)
     result = rowcount_drift(object_name, current=rows, previous=previous.rows if previous else None,
@@ -278,7 +278,7 @@ def _skipped(gate: GateOutcome, *checks: str) -> QaReport | None:
 @task(task_run_name="qa-gate-{object_name}")
 def qa_gate(object_name: str, raw_csv: str | None, data_root: str) -> GateOutcome:
     return inspect_raw_extract(object_name, raw_csv, spec_for(object_name),
-                               build_qc_paths(object_name, data_root=data_root))
+                               build_qa_paths(object_name, data_root=data_root))
 
 
 @task(task_run_name="qa-completeness-{object_name}")
@@ -290,13 +290,13 @@ def qa_completeness(object_name: str, gate: GateOutcome) -> QaReport:
 @task(task_run_name="qa-dedup-{object_name}")
 def qa_dedup(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
     return _skipped(gate, "uniqueness_primary_key") or write_dedup(
-        object_name, typed_rows_of(gate), spec_for(object_name), build_qc_paths(object_name, data_root=data_root))
+        object_name, typed_rows_of(gate), spec_for(object_name), build_qa_paths(object_name, data_root=data_root))
 
 
 @task(task_run_name="qa-profile-{object_name}")
 def qa_profile(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
     return _skipped(gate, "profile") or write_profile(
-        object_name, typed_rows_of(gate), Path(gate.raw_csv), build_qc_paths(object_name, data_root=data_root))
+        object_name, typed_rows_of(gate), Path(gate.raw_csv), build_qa_paths(object_name, data_root=data_root))
 
 
 @task(task_run_name="qa-rowcount-{object_name}")
@@ -304,7 +304,7 @@ def qa_rowcount(object_name: str, gate: GateOutcome, run_id: str | None, data_ro
     # An unblocked gate always counted the rows (any unread file fails schema_conformance with an error).
     return _skipped(gate, "rowcount_drift") or record_rowcount(
         object_name, gate.row_count, run_id or run_id_of(gate.raw_csv) or "unknown", spec_for(object_name),
-        build_qc_paths(object_name, data_root=data_root))
+        build_qa_paths(object_name, data_root=data_root))
 
 
 @task(task_run_name="qa-validator-{object_name}-{validator}")

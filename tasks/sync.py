@@ -47,7 +47,7 @@ from utils.connection import SalesforceConnection
 from utils.locks import exclusive_lock
 from utils.logs import log_event
 from utils.paths import SyncPaths, build_sync_paths
-from utils.raw_frame import scan_raw_csv
+from utils.raw_frame import scan_dataset
 from utils.raw_schema import RawSchema, read_raw_schema, write_raw_schema
 from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
 from utils.source import get_connection
@@ -169,7 +169,7 @@ def _land(target: _SyncTarget, since: datetime | None, base: pl.DataFrame | None
                                bulk_threshold_rows=spec.bulk_threshold_rows)
     raw_schema = read_raw_schema(Path(extracted.raw_schema))
     columns = [c for c in raw_schema.column_names if c != DELETED_FLAG or DELETED_FLAG in spec.fields]
-    delta = scan_raw_csv(Path(extracted.raw_csv), raw_schema).collect()
+    delta = scan_dataset(Path(extracted.raw_csv), raw_schema).collect()
     merged, stats = merge_delta(base if since else None, delta, columns=columns, primary_key=spec.primary_key,
                                 cursor_field=spec.cursor_field)
     return _Landed(extracted, raw_schema, columns, delta, merged, stats)
@@ -340,7 +340,7 @@ def _extract_to_frame(target: _SyncTarget, item: ExtractPlanItem, options: Extra
     with tempfile.TemporaryDirectory(prefix="sf-reconcile-") as tmp:
         result = extract_object(item, run_id=target.run_id, connection=target.conn, options=options, data_root=tmp,
                                 bulk_threshold_rows=target.spec.bulk_threshold_rows)
-        return scan_raw_csv(Path(result.raw_csv)).collect()
+        return scan_dataset(Path(result.raw_csv)).collect()
 
 
 def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.DataFrame:

@@ -12,7 +12,7 @@ from tasks.extract_plan import resolve_extract_plan
 from tasks.sync import sync_object
 from utils.connection import SalesforceConnection
 from utils.paths import build_sync_paths
-from utils.raw_frame import scan_raw_csv
+from utils.raw_frame import scan_dataset
 from utils.settings import Credentials
 from utils.sf_errors import RetryPolicy
 
@@ -31,7 +31,7 @@ def live_records(conn: SalesforceConnection, name: str, tmp_path: Path) -> pl.Da
     """The org's current records, through a plain full extract (query, not queryAll)."""
     (item,) = resolve_extract_plan([name])
     result = extract_object(item, run_id="TRUTH", connection=conn, options=FAST, data_root=tmp_path / "truth")
-    return scan_raw_csv(Path(result.raw_csv)).collect().sort("Id")
+    return scan_dataset(Path(result.raw_csv)).collect().sort("Id")
 
 
 def replica_of(name: str, data_root: Path) -> pl.DataFrame:

@@ -34,7 +34,7 @@ class ObjectPaths:
 
 
 @dataclass(frozen=True)
-class QcPaths:
+class QaPaths:
     """The files the QA branch writes for one object (stable names: each run replaces them)."""
 
     directory: Path
@@ -149,11 +149,17 @@ def build_summary_paths(object_name: str, *, data_root: str | os.PathLike[str] |
                         summary_schema=schema_sidecar_for(summary_csv))
 
 
-def build_qc_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> QcPaths:
+def build_run_summary_path(started_at: str, run_id: str, *,
+                           data_root: str | os.PathLike[str] | None = None) -> Path:
+    """``runs/<started_at without colons>_<RUNID>.json``: one run's summary (sorts by time in a listing)."""
+    return resolve_data_root(data_root) / "runs" / f"{started_at.replace(':', '')}_{run_id}.json"
+
+
+def build_qa_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> QaPaths:
     """Paths of one object's QA reports."""
     _check_object(object_name)
     qa = resolve_data_root(data_root) / "processed" / "qa" / object_name
-    return QcPaths(
+    return QaPaths(
         directory=qa,
         dedup=qa / "dedup.csv",
         profile=qa / "profile.json",
@@ -161,3 +167,6 @@ def build_qc_paths(object_name: str, *, data_root: str | os.PathLike[str] | None
         snapshot=qa / "snapshot.parquet",
         rowcount=qa / "rowcount.txt",
     )
+
+
+build_qc_paths = build_qa_paths  # the seed's name (README, user code)

@@ -41,12 +41,10 @@ def run_id_of(raw_csv: str | os.PathLike[str]) -> str | None:
     return match["run_id"] if match else None
 
 
-def find_latest_dataset(object_name: str, data_root: str | os.PathLike[str] | None = None) -> Path | None:
+def find_latest_dataset(object_name: str, data_root: str | os.PathLike[str] | None = None, *,
+                        incremental: bool) -> Path | None:
     """What Phase 1/2 should read: the replica of an incrementally synced object, else its newest raw CSV."""
-    from configs.salesforce_objects import SALESFORCE_OBJECTS
-
-    spec = SALESFORCE_OBJECTS.get(object_name)
     replica = build_sync_paths(object_name, data_root=data_root).replica
-    if spec is not None and spec.effective_sync_mode == "incremental" and replica.is_file():
+    if incremental and replica.is_file():
         return replica
     return find_latest_raw_csv(object_name, data_root)

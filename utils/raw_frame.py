@@ -1,4 +1,5 @@
-"""Read a raw extract as a typed Polars LazyFrame, using its schema sidecar (never type inference).
+"""Read a dataset (a raw extract, or a replica) as a typed Polars LazyFrame from its schema sidecar, never by
+inference.
 
 Raw CSV conventions (both extract paths write exactly this): UTF-8, every value double-quoted, null = empty,
 dates ``YYYY-MM-DD``, datetimes ``YYYY-MM-DDTHH:MM:SS.fffZ`` (UTC), booleans ``true``/``false``.
@@ -37,15 +38,13 @@ def parse_temporal(dtypes: Mapping[str, pl.DataType]) -> list[pl.Expr]:
     return exprs
 
 
-def scan_raw_csv(raw_csv: Path, schema: RawSchema | None = None) -> pl.LazyFrame:
-    """Lazy, typed scan of a raw extract; ``schema`` defaults to the sidecar beside the file.
-
-    A ``.parquet`` path (an incremental-sync replica) is already typed and is scanned as such.
-    """
-    schema = schema or read_raw_schema(schema_sidecar_for(Path(raw_csv)))
-    if Path(raw_csv).suffix == ".parquet":
-        return pl.scan_parquet(raw_csv).select(schema.column_names)
+def scan_dataset(dataset: Path, schema: RawSchema | None = None) -> pl.LazyFrame:
+    """Lazy, typed scan of a dataset (a raw CSV extract, or an incremental-sync replica in Parquet, which is already
+    typed); ``schema`` defaults to the sidecar beside the file."""
+    schema = schema or read_raw_schema(schema_sidecar_for(Path(dataset)))
+    if Path(dataset).suffix == ".parquet":
+        return pl.scan_parquet(dataset).select(schema.column_names)
     read_schema = {c.name: csv_read_dtype_for(c.type) for c in schema.columns}
-    lf = pl.scan_csv(raw_csv, schema=read_schema, null_values=[""], has_header=True, encoding="utf8")
+    lf = pl.scan_csv(dataset, schema=read_schema, null_values=[""], has_header=True, encoding="utf8")
     temporal = parse_temporal(schema.polars_schema())
     return lf.with_columns(temporal) if temporal else lf

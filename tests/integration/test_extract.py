@@ -15,7 +15,7 @@ from tasks.extract import ExtractOptions, extract_object
 from tasks.extract_plan import resolve_extract_plan
 from utils.connection import SalesforceConnection
 from utils.errors import AuthError, ConfigError, FatalSourceError, QuotaExceededError
-from utils.raw_frame import scan_raw_csv
+from utils.raw_frame import scan_dataset
 from utils.raw_schema import read_raw_schema
 from utils.settings import Credentials, load_credentials
 from utils.sf_errors import RetryPolicy
@@ -56,7 +56,7 @@ def test_every_registry_object_rest_and_bulk_are_identical_and_exact(conn, tmp_p
     rest = _extract(conn, tmp_path, name, "rest")
     bulk = _extract(conn, tmp_path, name, "bulk2")
     assert Path(rest.raw_csv).read_bytes() == Path(bulk.raw_csv).read_bytes()
-    frame = scan_raw_csv(Path(rest.raw_csv)).collect()
+    frame = scan_dataset(Path(rest.raw_csv)).collect()
     assert set(frame["Id"].to_list()) == live_ids(name) and frame.height == rest.rows == bulk.rows
     schema = read_raw_schema(Path(rest.raw_schema))
     assert schema.row_count == rest.rows and schema.source == "emulator"
@@ -66,7 +66,7 @@ def test_every_registry_object_rest_and_bulk_are_identical_and_exact(conn, tmp_p
 def test_csv_text_round_trips_exactly(conn, tmp_path):
     """Commas, quotes, newlines and unicode in Account names/types survive the CSV exactly."""
     result = _extract(conn, tmp_path, "Account", "bulk2")
-    got = dict(scan_raw_csv(Path(result.raw_csv)).select("Id", "Name").collect().iter_rows())
+    got = dict(scan_dataset(Path(result.raw_csv)).select("Id", "Name").collect().iter_rows())
     org = _default_org().frame("Account").filter(~pl.col("IsDeleted"))
     expected = dict(org.select("Id", "Name").iter_rows())
     assert got == expected
@@ -84,7 +84,7 @@ def test_empty_result_writes_headers_only(conn, tmp_path, api):
 def test_custom_soql_filters_and_canonicalises_columns(conn, tmp_path):
     soql = "select id, stagename, amount, probability, owner.name from Opportunity where IsWon = true"
     result = _extract(conn, tmp_path, "Opportunity", "rest", soql=soql)
-    frame = scan_raw_csv(Path(result.raw_csv)).collect()
+    frame = scan_dataset(Path(result.raw_csv)).collect()
     assert frame.columns == ["Id", "StageName", "Amount", "Probability", "Owner.Name"]
     org = _default_org().frame("Opportunity").filter(~pl.col("IsDeleted") & pl.col("IsWon"))
     assert set(frame["Id"]) == set(org["Id"]) and frame.height > 0
@@ -137,7 +137,7 @@ def test_transient_faults_recover_with_exact_row_parity(conn, tmp_path, emulator
     set_faults(emulator_reset, faults)
     options = replace(FAST, rest_batch_size=500, bulk_page_size=1000)
     result = _extract(conn, tmp_path, "Contact", api, options=options)
-    frame = scan_raw_csv(Path(result.raw_csv)).collect()
+    frame = scan_dataset(Path(result.raw_csv)).collect()
     assert frame["Id"].n_unique() == frame.height == len(live_ids("Contact"))
     assert set(frame["Id"]) == live_ids("Contact")
     leftovers = [p.name for p in (tmp_path / "raw").iterdir() if p.name.startswith(".")]

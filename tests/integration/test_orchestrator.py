@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import (
 from configs.salesforce_objects import SALESFORCE_OBJECTS
 from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow
 from utils.errors import ConfigError
-from utils.paths import build_qc_paths
+from utils.paths import build_qa_paths
 
 pytestmark = [pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def test_all_objects_end_to_end_and_branches_overlap(prefect_harness, org_env, d
         assert raw.height == row["rows"]
         records = json.loads(Path(row["summary_json"]).read_text(encoding="utf-8"))
         assert records and list(records[0]) == SALESFORCE_OBJECTS[name].summary_columns()
-        qc = build_qc_paths(name, data_root=data_root)
+        qc = build_qa_paths(name, data_root=data_root)
         for path in (qc.dedup, qc.profile, qc.schema_report, qc.snapshot, qc.rowcount):
             assert path.is_file(), path
         expected_rows = row["replica_rows"] if row["mode"] != "full" else row["rows"]
@@ -95,7 +95,7 @@ def test_retention_keeps_the_newest_raw_files(prefect_harness, org_env, data_roo
         assert state.is_completed(), state.message
     raws = sorted((data_root / "raw").glob("Lead_*.csv"))
     assert len(raws) == 2 and len(list((data_root / "raw").glob("Lead_*.schema.json"))) == 2
-    history = build_qc_paths("Lead", data_root=data_root).rowcount.read_text().splitlines()
+    history = build_qa_paths("Lead", data_root=data_root).rowcount.read_text().splitlines()
     assert len([line for line in history if not line.startswith("#")]) == 3  # drift history keeps every run
 
 

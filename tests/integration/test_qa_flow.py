@@ -24,9 +24,9 @@ from tasks.quality_parallel import (
 )
 from tests.fixtures_raw import write_raw_fixture
 from utils.errors import ConfigError, DataQualityError, QaTaskError
-from utils.paths import build_qc_paths, raw_csv_name, schema_sidecar_for
+from utils.paths import build_qa_paths, raw_csv_name, schema_sidecar_for
 from utils.raw_files import find_latest_raw_csv, list_raw_csvs, run_id_of
-from utils.raw_frame import scan_raw_csv
+from utils.raw_frame import scan_dataset
 from utils.raw_schema import read_raw_schema
 
 OPPORTUNITY_COLUMNS = [
@@ -101,30 +101,30 @@ def test_list_raw_csvs_orders_by_timestamp_then_run_id_and_ignores_temp_and_othe
 
 def test_dedup_csv_keeps_latest_row_in_raw_conventions(data_root):
     raw = write_opportunities(data_root, DEFECT_OPPORTUNITIES)
-    qc = build_qc_paths("Opportunity")
+    qc = build_qa_paths("Opportunity")
 
-    report = write_dedup("Opportunity", scan_raw_csv(raw), SALESFORCE_OBJECTS["Opportunity"], qc)
+    report = write_dedup("Opportunity", scan_dataset(raw), SALESFORCE_OBJECTS["Opportunity"], qc)
 
     (result,) = report.results
     assert (result.observed, result.sample_ids, result.severity) == (1, ("006001",), "warning")
     text = qc.dedup.read_text(encoding="utf-8")
     assert text.splitlines()[0] == ",".join(f'"{name}"' for name, _ in OPPORTUNITY_COLUMNS)
     assert '"2024-02-01T12:00:00.000Z"' in text and '"Acme, ""Intl"""' in text and '""' in text
-    deduped = scan_raw_csv(qc.dedup, read_raw_schema(schema_sidecar_for(raw)))
-    expected = scan_raw_csv(raw).collect()[[0, 2, 3, 4, 5]]
+    deduped = scan_dataset(qc.dedup, read_raw_schema(schema_sidecar_for(raw)))
+    expected = scan_dataset(raw).collect()[[0, 2, 3, 4, 5]]
     assert_frame_equal(deduped.collect(), expected)
     assert not [p for p in qc.directory.iterdir() if p.name.startswith(".")]
 
 
 def test_gate_writes_the_parquet_snapshot_with_types_for_pyarrow_and_polars(data_root):
     raw = write_opportunities(data_root, CLEAN_OPPORTUNITIES)
-    qc = build_qc_paths("Opportunity")
+    qc = build_qa_paths("Opportunity")
 
     gate = inspect_raw_extract("Opportunity", raw, SALESFORCE_OBJECTS["Opportunity"], qc)
 
     assert gate.blocked_reason is None and gate.typed_rows == str(qc.snapshot)
     assert str(qc.snapshot) in gate.report.files and gate.row_count == len(CLEAN_OPPORTUNITIES)
-    assert_frame_equal(pl.read_parquet(qc.snapshot), scan_raw_csv(raw).collect())
+    assert_frame_equal(pl.read_parquet(qc.snapshot), scan_dataset(raw).collect())
     arrow = pq.read_table(qc.snapshot).schema
     assert str(arrow.field("CloseDate").type) == "date32[day]"
     assert str(arrow.field("SystemModstamp").type) == "timestamp[ms, tz=UTC]"
@@ -135,7 +135,7 @@ def test_gate_writes_the_parquet_snapshot_with_types_for_pyarrow_and_polars(data
 def test_validator_that_cannot_be_imported_is_an_error_naming_object_and_validator(data_root):
     raw = write_opportunities(data_root, CLEAN_OPPORTUNITIES)
 
-    (result,) = run_custom_validator("Opportunity", "tasks.nope:rule", scan_raw_csv(raw),
+    (result,) = run_custom_validator("Opportunity", "tasks.nope:rule", scan_dataset(raw),
                                      SALESFORCE_OBJECTS["Opportunity"]).results
 
     assert (result.passed, result.severity, result.check) == (False, "error", "custom_rule")
@@ -146,22 +146,22 @@ def test_gate_names_columns_whose_values_do_not_parse(data_root):
     bad = [*CLEAN_OPPORTUNITIES[:2], opp("006009", amount="lots", close="2024-02-30")]  # defects: bad number, date
     raw = write_opportunities(data_root, bad)
 
-    gate = inspect_raw_extract("Opportunity", raw, SALESFORCE_OBJECTS["Opportunity"], build_qc_paths("Opportunity"))
+    gate = inspect_raw_extract("Opportunity", raw, SALESFORCE_OBJECTS["Opportunity"], build_qa_paths("Opportunity"))
 
     (result,) = gate.report.results
     assert (result.check, result.severity) == ("schema_conformance", "error")
     assert "do not parse as their type: Amount, CloseDate" in result.message
     assert gate.blocked_reason and gate.row_count is None and gate.typed_rows is None
-    report = json.loads(build_qc_paths("Opportunity").schema_report.read_text())
+    report = json.loads(build_qa_paths("Opportunity").schema_report.read_text())
     assert report["unparseable_columns"] == ["Amount", "CloseDate"]
-    assert not build_qc_paths("Opportunity").snapshot.exists()  # a failed parse publishes no snapshot
+    assert not build_qa_paths("Opportunity").snapshot.exists()  # a failed parse publishes no snapshot
 
 
 def test_gate_on_missing_sidecar_is_an_error_not_a_crash(data_root):
     raw = write_opportunities(data_root, CLEAN_OPPORTUNITIES)
     schema_sidecar_for(raw).unlink()  # defect: sidecar lost
 
-    gate = inspect_raw_extract("Opportunity", raw, SALESFORCE_OBJECTS["Opportunity"], build_qc_paths("Opportunity"))
+    gate = inspect_raw_extract("Opportunity", raw, SALESFORCE_OBJECTS["Opportunity"], build_qa_paths("Opportunity"))
 
     assert gate.report.results[0].severity == "error" and "sidecar" in gate.report.results[0].message
     assert gate.blocked_reason
@@ -228,7 +228,7 @@ def test_flow_on_clean_extracts_passes_and_writes_every_report(prefect_harness, 
     for name in ("Opportunity", "Account"):
         checks = results_by_check(summary, name)
         assert all(r["passed"] for r in checks.values()), checks
-        qc = build_qc_paths(name, data_root=data_root)
+        qc = build_qa_paths(name, data_root=data_root)
         for path in (qc.dedup, qc.profile, qc.schema_report, qc.snapshot, qc.rowcount):
             assert str(path) in summary["objects"][name]["files"] and path.exists()
     assert {"custom_amount_non_negative", "completeness_required", "uniqueness_primary_key", "schema_conformance",
@@ -259,14 +259,14 @@ def test_strict_mode_fails_after_every_report_is_written(prefect_harness, data_r
         object_parallel_flow(objects=["Opportunity"], fail_on_qa_error=True, data_root=str(data_root))
 
     assert "custom_amount_non_negative" in str(excinfo.value)
-    qc = build_qc_paths("Opportunity", data_root=data_root)
+    qc = build_qa_paths("Opportunity", data_root=data_root)
     assert all(p.exists() for p in (qc.dedup, qc.profile, qc.schema_report, qc.snapshot, qc.rowcount))
 
 
 @pytest.mark.integration
 def test_strict_mode_lists_a_crashed_task_and_a_data_finding_each_under_its_own_heading(prefect_harness, data_root):
     write_opportunities(data_root, DEFECT_OPPORTUNITIES)
-    qc = build_qc_paths("Opportunity", data_root=data_root)
+    qc = build_qa_paths("Opportunity", data_root=data_root)
     qc.dedup.mkdir(parents=True)  # a directory where dedup.csv must go: the dedup task crashes
     (qc.dedup / "keep").write_text("not the pipeline's\n")
 
@@ -334,7 +334,7 @@ def test_failed_gates_skip_downstream_checks_and_other_objects_carry_on(prefect_
     lead_checks = results_by_check(summary, "Lead")  # missing optional fields: a warning, checks still run
     assert lead_checks["schema_conformance"]["severity"] == "warning"
     assert lead_checks["profile"]["passed"] and lead_checks["completeness_required"]["passed"]
-    report = json.loads(build_qc_paths("Opportunity", data_root=data_root).schema_report.read_text())
+    report = json.loads(build_qa_paths("Opportunity", data_root=data_root).schema_report.read_text())
     assert report["missing_required"] == ["StageName"]
 
 
@@ -344,7 +344,7 @@ def test_rowcount_drift_beyond_tolerance_warns_and_corrupt_baseline_is_replaced(
     first = object_parallel_flow(objects=["Opportunity"], data_root=str(data_root))
     shrunk = write_opportunities(data_root, CLEAN_OPPORTUNITIES[:2], run_id="RUN2")  # defect: 6 -> 2 rows (-67%)
     second = object_parallel_flow(raw_files={"Opportunity": str(shrunk)}, data_root=str(data_root))
-    rowcount = build_qc_paths("Opportunity", data_root=data_root).rowcount
+    rowcount = build_qa_paths("Opportunity", data_root=data_root).rowcount
     rowcount.write_text("garbage\n")  # defect: corrupt history
     third = object_parallel_flow(raw_files={"Opportunity": str(shrunk)}, data_root=str(data_root))
 

@@ -21,7 +21,7 @@ from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator
 from tests.reliability_helpers import base_env, emulator_env, fresh_prefect_home, run_orchestrator
 from utils.atomic import write_bytes_atomic
 from utils.errors import DataQualityError
-from utils.paths import build_qc_paths, schema_sidecar_for
+from utils.paths import build_qa_paths, schema_sidecar_for
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def test_a_crashed_qa_gate_fails_the_run_and_removes_every_output_it_left_stale(
                                                                                 data_root):
     """Advisory mode: a crash is not a data finding, so it fails the object and the run all the same."""
     _first_run("Account", data_root)
-    qc = build_qc_paths("Account", data_root=data_root)
+    qc = build_qa_paths("Account", data_root=data_root)
     assert qc.dedup.is_file() and qc.profile.is_file()
     _obstruct(qc.snapshot)  # the gate writes the snapshot first; every other QA task waits on the gate
 
@@ -82,7 +82,7 @@ def test_a_crashed_qa_gate_fails_the_run_and_removes_every_output_it_left_stale(
 @pytest.mark.slow  # a subprocess run: the exit code is what a scheduler or a shell sees
 def test_a_crashed_dedup_task_fails_the_run_with_exit_code_1(prefect_harness, emulator, data_root, tmp_path):
     _first_run("Account", data_root)
-    qc = build_qc_paths("Account", data_root=data_root)
+    qc = build_qa_paths("Account", data_root=data_root)
     _obstruct(qc.dedup)  # e.g. a full disk: dedup.csv cannot be rewritten
 
     env = base_env(data_root=data_root, prefect_home=fresh_prefect_home(tmp_path / "prefect"),
@@ -163,7 +163,7 @@ def test_a_truncated_raw_csv_fails_the_gate_and_an_intact_one_passes(prefect_har
         "edited after it was written; re-run the extract (full_refresh=True rebuilds a replica)")
     assert checks["completeness_required"]["skipped"] and checks["rowcount_drift"]["skipped"]
     assert "rowcount_sidecar" in str(excinfo.value)
-    qc = build_qc_paths("Lead", data_root=data_root)
+    qc = build_qa_paths("Lead", data_root=data_root)
     assert not qc.dedup.exists() and not qc.profile.exists()  # the intact run's files do not describe this one
 
 

@@ -10,7 +10,7 @@ import pytest
 from utils.paths import (
     RAW_NAME_RE,
     build_paths,
-    build_qc_paths,
+    build_qa_paths,
     build_summary_paths,
     resolve_data_root,
     schema_sidecar_for,
@@ -36,13 +36,13 @@ def test_build_paths_layout(tmp_path, obj):
      ("snapshot", "snapshot.parquet"), ("rowcount", "rowcount.txt")],
 )
 def test_build_qc_paths_layout(tmp_path, attr, name):
-    q = build_qc_paths("Lead", data_root=tmp_path)
+    q = build_qa_paths("Lead", data_root=tmp_path)
     assert getattr(q, attr) == tmp_path / "processed" / "qa" / "Lead" / name
     assert not (tmp_path / "processed").exists()
 
 
 def test_a_qa_run_rewrites_every_qa_output_but_the_rowcount_history(tmp_path):
-    q = build_qc_paths("Lead", data_root=tmp_path)
+    q = build_qa_paths("Lead", data_root=tmp_path)
     assert set(q.rewritable) == {q.dedup, q.profile, q.schema_report, q.snapshot}
     assert q.rowcount not in q.rewritable and q.directory not in q.rewritable
 
@@ -67,7 +67,7 @@ def test_timestamps_are_utc():
 def test_data_root_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv("SF_PIPELINE_DATA_DIR", str(tmp_path / "elsewhere"))
     assert resolve_data_root() == tmp_path / "elsewhere"
-    assert build_qc_paths("Case").directory == tmp_path / "elsewhere" / "processed" / "qa" / "Case"
+    assert build_qa_paths("Case").directory == tmp_path / "elsewhere" / "processed" / "qa" / "Case"
     monkeypatch.delenv("SF_PIPELINE_DATA_DIR")
     assert resolve_data_root() == Path("data").absolute()
 
@@ -75,7 +75,7 @@ def test_data_root_env_override(monkeypatch, tmp_path):
 @pytest.mark.parametrize("bad", ["", "1Account", "Acc ount", "../etc", "Account.csv"])
 def test_bad_object_names_are_rejected(bad):
     with pytest.raises(ValueError, match="invalid Salesforce object name"):
-        build_qc_paths(bad, data_root="/x")
+        build_qa_paths(bad, data_root="/x")
 
 
 def test_bad_run_id_is_rejected():

@@ -27,7 +27,7 @@ from tasks.process import (
 from tests.fixtures_raw import write_raw_fixture
 from utils.atomic import is_temp_path
 from utils.errors import ConfigError
-from utils.raw_frame import scan_raw_csv
+from utils.raw_frame import scan_dataset
 from utils.raw_schema import RawColumn, RawSchema
 
 # Describe types of every field the registry uses (what a real describe call returns).
@@ -55,7 +55,7 @@ def _schema(object_name: str, columns: list[tuple[str, str]]) -> RawSchema:
 def _summarise(tmp_path, spec, columns, rows, object_name="Thing") -> pl.DataFrame:
     raw = write_raw_fixture(tmp_path, object_name, columns, rows)
     raw_schema = _schema(object_name, columns)
-    return build_summary(scan_raw_csv(raw, raw_schema), spec, raw_schema, object_name=object_name).collect()
+    return build_summary(scan_dataset(raw, raw_schema), spec, raw_schema, object_name=object_name).collect()
 
 
 def _spec(fields, group_by=(), metrics=None) -> ObjectSpec:
@@ -237,7 +237,7 @@ def test_process_writes_csv_and_schema_that_read_back_identically(tmp_path):
     assert summary_csv == tmp_path / "data" / "processed" / "Case" / "summary.csv"
     raw_schema = _schema("Case", columns)
     spec = SALESFORCE_OBJECTS["Case"]
-    expected = build_summary(scan_raw_csv(raw, raw_schema), spec, raw_schema, object_name="Case").collect()
+    expected = build_summary(scan_dataset(raw, raw_schema), spec, raw_schema, object_name="Case").collect()
     assert read_summary_schema(summary_schema_path_for(summary_csv)) == summary_schema(spec, raw_schema)
     assert read_summary_csv(summary_csv).equals(expected)
     assert [p for p in summary_csv.parent.iterdir() if is_temp_path(p)] == []
@@ -441,7 +441,7 @@ def test_10k_rows_match_an_independent_python_computation(tmp_path):
     raw = write_raw_fixture(tmp_path / "raw", "Widget", BIG_COLUMNS, rows)
     raw_schema = _schema("Widget", BIG_COLUMNS)
     summary_csv = tmp_path / "processed" / "summary.csv"
-    sink_summary_csv(build_summary(scan_raw_csv(raw, raw_schema), BIG_SPEC, raw_schema, object_name="Widget"),
+    sink_summary_csv(build_summary(scan_dataset(raw, raw_schema), BIG_SPEC, raw_schema, object_name="Widget"),
                      summary_csv)
     write_summary_schema(summary_schema_path_for(summary_csv), "Widget", summary_schema(BIG_SPEC, raw_schema))
     got = read_summary_csv(summary_csv).rows(named=True)  # through the CSV: checks its round trip too
