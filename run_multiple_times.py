@@ -14,10 +14,10 @@ import warnings
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # keep the console readable; see README to change
 
-from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow  # noqa: E402
-from utils.logs import kv  # noqa: E402
-from utils.prefect_home import prepare_prefect_database  # noqa: E402
-from utils.source import pipeline_source  # noqa: E402
+from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow
+from utils.logs import kv
+from utils.prefect_home import prepare_prefect_database
+from utils.source import pipeline_source
 
 
 def _print_run(n: int, total: int, summary: dict, ok: bool, seconds: float) -> None:

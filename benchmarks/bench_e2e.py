@@ -178,7 +178,7 @@ def run_plain_pipeline(data_root: str, objects: list[str] | None = None) -> dict
     plan, run_id = resolve_extract_plan(objects), new_run_id()
 
     def extract(item) -> dict[str, Any]:
-        if uses_incremental_sync(item, False):
+        if uses_incremental_sync(item):
             return sync_salesforce_object.fn(item.object_name, run_id, data_root=data_root)
         return extract_salesforce_to_csv.fn(item, run_id, data_root=data_root)
 

@@ -155,7 +155,7 @@ def _names(d: _Draw) -> tuple[pl.Series, pl.Series, pl.Series]:
             d.pick("Name", full, first_idx * len(LAST_NAMES) + last_idx))
 
 
-def _users(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:
+def _users(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:  # noqa: ARG001 - every builder's signature
     first, last, name = _names(d)
     num = pl.Series(np.arange(1, d.n + 1)).cast(pl.String).str.zfill(4)
     sys_cols = d.system_columns("005", None)

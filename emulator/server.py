@@ -166,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         req = self._request()
         try:
             response, fault = dispatch(self.server.state, req)
-        except Exception:  # a bug in the emulator must still answer like Salesforce does
+        except Exception:  # noqa: BLE001 - a bug in the emulator must still answer like Salesforce does
             traceback.print_exc(file=sys.stderr)
             response, fault = error_response(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred."), None
         self._send(response, cut=fault is not None)
@@ -235,7 +235,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         finally:
             tls.close()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002 - socketserver's signature
         traceback.print_exc(file=sys.stderr)
 
 

@@ -70,7 +70,7 @@ def _task_run_name(future: PrefectFuture) -> str:
     try:
         with get_client(sync_client=True) as client:
             return client.read_task_run(future.task_run.id).name
-    except Exception:  # only used to word an error message; the provisional name will do
+    except Exception:  # noqa: BLE001 - only used to word an error message; the provisional name will do
         return future.name
 
 
@@ -202,7 +202,7 @@ def publish_artifact(summary: Mapping[str, Any]) -> None:
     """The markdown artifact; a failure here is logged and never fails QA."""
     try:
         create_markdown_artifact(render_markdown(summary), key=ARTIFACT_KEY, description="QA checks per object")
-    except Exception as err:  # advisory by design: reporting must not change the QA outcome
+    except Exception as err:  # noqa: BLE001 - advisory by design: reporting must not change the QA outcome
         get_run_logger().warning("QA summary artifact not created: %s", err)
 
 

@@ -62,7 +62,7 @@ class LandingResult:
         return {**extracted, "mode": self.mode, "dataset": self.dataset, "sync": self.sync.as_dict()}
 
 
-def uses_incremental_sync(item: ExtractPlanItem, full_refresh: bool) -> bool:
+def uses_incremental_sync(item: ExtractPlanItem) -> bool:
     """Registry objects sync incrementally unless set to full or queried with custom SOQL.
 
     ``full_refresh`` does not switch to a full extract: it makes the sync start again with a backfill.
@@ -76,7 +76,7 @@ def _landing_run_name() -> str:
     """``sync-Account`` or ``extract-Account`` in the UI: the name says which way the object was landed."""
     params = task_run.parameters
     item = params["item"]
-    verb = "sync" if uses_incremental_sync(item, params.get("full_refresh", False)) else "extract"
+    verb = "sync" if uses_incremental_sync(item) else "extract"
     return f"{verb}-{item.object_name}"
 
 
@@ -87,7 +87,7 @@ def land_object(item: ExtractPlanItem, run_id: str, *, full_refresh: bool = Fals
     from configs.salesforce_objects import spec_for
 
     options = ExtractOptions(drop_missing_fields=drop_missing_fields)
-    if uses_incremental_sync(item, full_refresh):
+    if uses_incremental_sync(item):
         return LandingResult.from_sync(sync_object(item.object_name, run_id=run_id, full_refresh=full_refresh,
                                                    data_root=data_root, api=api, options=options))
     return LandingResult.from_extract(extract_object(item, run_id=run_id, options=options, data_root=data_root,

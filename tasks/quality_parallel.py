@@ -195,7 +195,7 @@ def run_custom_validator(object_name: str, dotted: str, frame: pl.LazyFrame, spe
                                     primary_key=spec.primary_key)
     except ConfigError as err:
         result = CheckResult(object_name, validator_check_name(dotted), False, "error", message=str(err))
-    except Exception as err:  # a bug in user code must not hide the other checks' results
+    except Exception as err:  # noqa: BLE001 - a bug in user code must not hide the other checks' results
         message = f"{object_name}: validator {dotted!r} raised {type(err).__name__}: {err}; fix the validator"
         result = CheckResult(object_name, validator_check_name(dotted), False, "error", message=message)
     return QaReport((result,))

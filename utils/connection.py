@@ -294,7 +294,7 @@ class SalesforceConnection:
             raise AuthError(msg) from None
         except PipelineError:
             raise
-        except Exception as err:  # noqa: BLE001 - not transient (those were retried): say what Salesforce said
+        except Exception as err:  # not transient (those were retried): say what Salesforce said
             if classify(err) is Action.QUOTA:
                 raise QuotaExceededError(quota_message(err)) from None
             msg = (f"Salesforce rejected the /limits check at run start ({error_label_of(err)}: "

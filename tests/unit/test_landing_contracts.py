@@ -49,7 +49,7 @@ def test_registry_objects_sync_unless_queried_with_custom_soql():
     (lead,) = resolve_extract_plan(["Lead"])
     soql = "SELECT Id, Status, IsConverted, AnnualRevenue, Company FROM Lead"
     (custom,) = resolve_extract_plan(["Lead"], {"Lead": soql})
-    assert uses_incremental_sync(lead, False) and not uses_incremental_sync(custom, False)
+    assert uses_incremental_sync(lead) and not uses_incremental_sync(custom)
 
 
 def _not_empty(names: list[str] | None) -> list[str] | None:
