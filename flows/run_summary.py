@@ -91,26 +91,26 @@ def _qa_status(qa_objects: dict[str, Any], name: str) -> str:
     return text + (": " + ", ".join(failed) if failed else "")
 
 
-def _object_errors(ext: StepOutcome[LandingResult], etl_steps: dict[str, Any], qa_entry: dict[str, Any],
-                   etl: BranchOutcome) -> list[str | None]:
+def _object_errors(ext: StepOutcome[LandingResult], phase1_steps: dict[str, Any], qa_entry: dict[str, Any],
+                   phase1: BranchOutcome) -> list[str | None]:
     """Why one object's row is failed: its extract, process or load failed, a QA task crashed, or Phase 1 died
     before reaching it. Empty when every step it ran succeeded (a QA finding is not an error here)."""
     errors = [ext.error] if not ext.ok else []
     for label in ("process", "load"):
-        step = etl_steps.get(label)
+        step = phase1_steps.get(label)
         if isinstance(step, dict) and "error" in step:
             errors.append(f"{label}: {step['error']}")
     errors += [f"qa: {crash}" for crash in qa_entry.get("crashed", [])]
-    if ext.ok and not etl.ok and not etl_steps:
-        errors.append(f"phase1: {etl.error}")
+    if ext.ok and not phase1.ok and not phase1_steps:
+        errors.append(f"phase1: {phase1.error}")
     return errors
 
 
-def _summary_row(name: str, ext: StepOutcome[LandingResult], etl: BranchOutcome, qa: BranchOutcome) -> SummaryRow:
-    steps, seconds = etl.part("objects").get(name, {}), etl.part("seconds").get(name, {})
+def _summary_row(name: str, ext: StepOutcome[LandingResult], phase1: BranchOutcome, qa: BranchOutcome) -> SummaryRow:
+    steps, seconds = phase1.part("objects").get(name, {}), phase1.part("seconds").get(name, {})
     load = steps.get("load")
     landed = ext.value if ext.ok else None
-    errors = _object_errors(ext, steps, qa.part("objects").get(name) or {}, etl)
+    errors = _object_errors(ext, steps, qa.part("objects").get(name) or {}, phase1)
     return SummaryRow(
         object=name,
         status="ok" if not errors else "failed",
@@ -130,12 +130,12 @@ def _summary_row(name: str, ext: StepOutcome[LandingResult], etl: BranchOutcome,
 
 
 def build_run_summary(run_id: str, source: dict[str, str], extracts: dict[str, StepOutcome[LandingResult]],
-                      etl: BranchOutcome, qa: BranchOutcome, started_at: str, seconds: float) -> RunSummary:
+                      phase1: BranchOutcome, qa: BranchOutcome, started_at: str, seconds: float) -> RunSummary:
     """One row per object, in plan order.
 
     A row is ``ok`` only if every step it ran succeeded: a failed extract, process or load, or a crashed QA
     task, makes it ``failed`` with the reason in ``error`` (a QA finding stays in ``qa``).
     """
     return RunSummary(run_id, source, started_at, round(seconds, 2),
-                      tuple(_summary_row(name, ext, etl, qa) for name, ext in extracts.items()),
-                      etl.ok, qa.ok, None if qa.ok else qa.error)
+                      tuple(_summary_row(name, ext, phase1, qa) for name, ext in extracts.items()),
+                      phase1.ok, qa.ok, None if qa.ok else qa.error)

@@ -27,7 +27,7 @@ from prefect import task
 from simple_salesforce.exceptions import SalesforceResourceNotFound
 
 from configs.salesforce_objects import spec_for
-from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql
+from tasks.extract_plan import ApiPath, ExtractPlanItem, build_soql, count_soql
 from tasks.extract_schema import check_metric_types, resolve_columns
 from tasks.sf_records import build_page_converter
 from utils.atomic import atomic_path
@@ -95,7 +95,7 @@ class ExtractResult:
     raw_csv: str
     raw_schema: str
     rows: int
-    api_path: str
+    api_path: ApiPath
     seconds: float
     source: str
     run_id: str
@@ -369,7 +369,8 @@ def _check_api_budget(call: RequestRunner, options: ExtractOptions) -> None:
         raise QuotaExceededError(msg)
 
 
-def _choose_api(call: RequestRunner, item: ExtractPlanItem, bulk_ok: bool, threshold: int) -> tuple[str, int | None]:
+def _choose_api(call: RequestRunner, item: ExtractPlanItem, bulk_ok: bool,
+                threshold: int) -> tuple[ApiPath, int | None]:
     if item.api == "rest" or not bulk_ok:
         if item.api == "bulk2" and not bulk_ok:
             log_event("api_override", run_id=call.run_id, object=item.object_name, chosen="rest",
@@ -442,7 +443,7 @@ class _ProgressLog:
                       expected_rows=total)
 
 
-def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: str, raw_csv: Path, raw_schema: Path,
+def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: ApiPath, raw_csv: Path, raw_schema: Path,
               moment: datetime, options: ExtractOptions) -> int:
     """Stream the object into ``raw_csv`` (+ sidecar), again from scratch after a lost cursor; rows written."""
     columns, types = [c.name for c in resolved.columns], [c.type for c in resolved.columns]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
 from utils.errors import ConfigError
@@ -14,6 +15,10 @@ _FROM_RE = re.compile(r"\sFROM\s+(?P<object>[A-Za-z][A-Za-z0-9_]*)\b", re.IGNORE
 _TAIL_RE = re.compile(r"\b(ORDER\s+BY|LIMIT|OFFSET)\b", re.IGNORECASE)
 
 
+ApiPath = Literal["rest", "bulk2"]            # the API an extract actually used
+ApiChoice = Literal["auto", "rest", "bulk2"]   # what the registry or a parameter asks for (auto: by row count)
+
+
 @dataclass(frozen=True)
 class ExtractPlanItem:
     """One object to extract: the SOQL to run and the columns it yields, in order."""
@@ -21,7 +26,7 @@ class ExtractPlanItem:
     object_name: str
     soql: str
     columns: tuple[str, ...]
-    api: str  # "auto" | "rest" | "bulk2"
+    api: ApiChoice
     custom_soql: bool
 
 

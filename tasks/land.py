@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from prefect import task
 from prefect.runtime import task_run
 
 from tasks.extract import LANDING_TASK_RETRIES, ExtractOptions, ExtractResult, extract_object
-from tasks.extract_plan import ExtractPlanItem
+from tasks.extract_plan import ApiPath, ExtractPlanItem
 from tasks.replica import MergeStats
 from tasks.sync import sync_object
 
-ApiPath = Literal["rest", "bulk2"]
 LandingMode = Literal["backfill", "incremental", "full"]
 
 __all__ = ["ApiPath", "LandingMode", "LandingResult", "land_object", "uses_incremental_sync"]
@@ -41,7 +40,7 @@ class LandingResult:
     @classmethod
     def from_extract(cls, extracted: ExtractResult) -> LandingResult:
         return cls(extracted.object_name, extracted.raw_csv, extracted.raw_csv, extracted.raw_schema, extracted.rows,
-                   cast(ApiPath, extracted.api_path), extracted.seconds, extracted.source, extracted.run_id, "full",
+                   extracted.api_path, extracted.seconds, extracted.source, extracted.run_id, "full",
                    dropped_fields=tuple(extracted.dropped_fields))
 
     @classmethod

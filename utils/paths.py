@@ -25,7 +25,7 @@ RAW_NAME_RE = re.compile(r"^(?P<object>[A-Za-z][A-Za-z0-9_]*)_(?P<ts>\d{8}-\d{6}
 
 @dataclass(frozen=True)
 class ObjectPaths:
-    """The files one run writes for one object in the ETL branch."""
+    """The files one run writes for one object: its raw extract and Phase 1's summary outputs."""
 
     raw_csv: Path
     raw_schema: Path
