@@ -34,7 +34,7 @@ from tests.prefect_server import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # one xdist worker runs them all: tests/conftest.py
 
 CRON = "*/15 * * * *"
 ONE_OBJECT = {"objects": ["Account"]}
