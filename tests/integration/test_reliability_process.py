@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from emulator import EmulatorInfo, emulator_session
-from tests.reliability_helpers import PYTHON, ROOT, base_env, emulator_env, kill_group, start_orchestrator
+from tests.reliability_helpers import (
+    PYTHON,
+    ROOT,
+    base_env,
+    emulator_env,
+    fresh_prefect_home,
+    kill_group,
+    start_orchestrator,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -60,10 +68,12 @@ def _emulator_child(pid: int) -> int | None:
     return next((kid for kid in _children(pid) if "emulator serve" in _cmdline(kid)), None)
 
 
+@pytest.mark.slow  # a real run started and killed
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the child through /proc")
 def test_emulator_exits_when_the_run_is_killed(tmp_path):
     """``kill -9`` of the run: no finally block runs, yet the emulator it started does not stay behind."""
-    env = base_env(data_root=tmp_path / "data", prefect_home=tmp_path / "prefect")
+    # an already migrated home: the run reaches its emulator without first spending ~5 s creating a database
+    env = base_env(data_root=tmp_path / "data", prefect_home=fresh_prefect_home(tmp_path / "prefect"))
     log = tmp_path / "run.log"
     proc = start_orchestrator(env, "--objects", "Lead", log_file=log)
     emulator_pid = None
