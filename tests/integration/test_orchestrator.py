@@ -74,6 +74,7 @@ def test_all_objects_end_to_end_and_branches_overlap(prefect_harness, org_env, d
     assert max(a.start_time, b.start_time) < min(a.end_time, b.end_time), "Phase 1 and Phase 2 did not overlap"
 
 
+@pytest.mark.slow
 def test_one_failing_object_does_not_stop_the_others(prefect_harness, org_env, data_root):
     bad = {"Opportunity": "SELECT Id, StageName, Amount, Probability FROM Opportunity WHERE Amount >> 5"}
     state = sf_etl_orchestrator_flow(objects=["Lead", "Opportunity", "Case"], soql=bad, return_state=True)
@@ -89,6 +90,7 @@ def test_one_failing_object_does_not_stop_the_others(prefect_harness, org_env, d
     assert not (data_root / "output" / "Opportunity").exists()
 
 
+@pytest.mark.slow
 def test_retention_keeps_the_newest_raw_files(prefect_harness, org_env, data_root):
     for _ in range(3):
         state = sf_etl_orchestrator_flow(objects=["Lead"], raw_retention_count=2, return_state=True)
@@ -99,6 +101,7 @@ def test_retention_keeps_the_newest_raw_files(prefect_harness, org_env, data_roo
     assert len([line for line in history if not line.startswith("#")]) == 3  # drift history keeps every run
 
 
+@pytest.mark.slow
 def test_extract_concurrency_limit_is_respected(prefect_harness, org_env, data_root):
     state = sf_etl_orchestrator_flow(objects=["Account", "Lead", "Case"], max_concurrent_extracts=1,
                                      return_state=True)

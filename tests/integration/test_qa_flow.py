@@ -307,6 +307,7 @@ def test_strict_mode_passes_on_clean_data(prefect_harness, data_root):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_failed_gates_skip_downstream_checks_and_other_objects_carry_on(prefect_harness, data_root):
     no_stage = [c for c in OPPORTUNITY_COLUMNS if c[0] != "StageName"]  # defect: required column missing
     row = [v for v, c in zip(opp("006000"), OPPORTUNITY_COLUMNS, strict=True) if c[0] != "StageName"]
@@ -339,6 +340,7 @@ def test_failed_gates_skip_downstream_checks_and_other_objects_carry_on(prefect_
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_rowcount_drift_beyond_tolerance_warns_and_corrupt_baseline_is_replaced(prefect_harness, data_root):
     write_opportunities(data_root, CLEAN_OPPORTUNITIES, run_id="RUN1")
     first = object_parallel_flow(objects=["Opportunity"], data_root=str(data_root))
@@ -363,6 +365,7 @@ def test_unknown_object_is_a_config_error(prefect_harness, data_root):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_quality_tasks_really_run_concurrently(prefect_harness, data_root):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId

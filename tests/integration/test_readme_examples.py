@@ -20,6 +20,7 @@ def python_blocks(section: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", match.group(1), re.MULTILINE | re.DOTALL)
 
 
+@pytest.mark.slow
 def test_the_running_section_custom_soql_example_passes_strict_qa(prefect_harness, org_env, data_root):
     (example,) = python_blocks("Running")
     assert "soql=" in example and "fail_on_qa_error=True" in example  # the example this test is about

@@ -81,6 +81,7 @@ RECOVERABLE = [
 
 @pytest.mark.parametrize(("name", "api", "faults", "extra_env"), [r[1:] for r in RECOVERABLE],
                          ids=[r[0] for r in RECOVERABLE])
+@pytest.mark.slow
 def test_run_recovers_with_exact_row_parity(prefect_harness, faulty_org, data_root, monkeypatch, name, api, faults,
                                             extra_env):
     if extra_env is LOGIN:  # a login flow instead of the pasted token: it can renew the session

@@ -64,6 +64,7 @@ def test_bad_registry_stops_the_run_before_any_file_is_written(tmp_path):
 # ------------------------------------------------------------------------------------------------ queries
 
 
+@pytest.mark.slow
 def test_unknown_field_and_malformed_soql_fail_their_object_and_keep_earlier_outputs(prefect_harness, faulty_org,
                                                                                      tmp_path):
     root = tmp_path / "missing" / "data-root"  # does not exist yet: the first run creates it
@@ -216,6 +217,7 @@ def test_data_root_that_cannot_be_a_directory_is_a_clear_error(prefect_harness, 
 # ------------------------------------------------------------------------------------------------ earlier files
 
 
+@pytest.mark.slow
 def test_corrupt_files_left_by_an_earlier_run_are_replaced(prefect_harness, faulty_org, data_root):
     assert sf_etl_orchestrator_flow(objects=["Lead"], return_state=True).is_completed()
     qa = data_root / "processed" / "qa" / "Lead"
@@ -236,6 +238,7 @@ def test_corrupt_files_left_by_an_earlier_run_are_replaced(prefect_harness, faul
     assert "garbage" not in history and len([x for x in history.splitlines() if not x.startswith("#")]) == 1
 
 
+@pytest.mark.slow
 def test_corrupt_replica_recovers_or_says_what_to_do(prefect_harness, faulty_org, data_root):
     assert sf_etl_orchestrator_flow(objects=["Lead"], return_state=True).is_completed()
     replica = data_root / "replica" / "Lead.parquet"

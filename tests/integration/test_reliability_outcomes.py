@@ -57,6 +57,7 @@ def _failed_row(state) -> tuple[dict, PipelineRunError]:
 # --------------------------------------------------------------------------------- item 6: crashed steps
 
 
+@pytest.mark.slow
 def test_a_crashed_qa_gate_fails_the_run_and_removes_every_output_it_left_stale(prefect_harness, org_env,
                                                                                 data_root):
     """Advisory mode: a crash is not a data finding, so it fails the object and the run all the same."""
@@ -101,6 +102,7 @@ def test_a_crashed_dedup_task_fails_the_run_with_exit_code_1(prefect_harness, em
     assert qc.dedup.is_dir() and (qc.dedup / "keep").is_file()  # not ours to delete
 
 
+@pytest.mark.slow
 def test_a_crashed_process_step_fails_the_run_and_removes_the_stale_summary(prefect_harness, org_env, data_root):
     _first_run("Lead", data_root)
     output_json = data_root / "output" / "Lead" / "summary.json"
@@ -141,6 +143,7 @@ def _checks(summary: dict, object_name: str) -> dict[str, dict]:
     return {r["check"]: r for r in summary["objects"][object_name]["results"]}
 
 
+@pytest.mark.slow
 def test_a_truncated_raw_csv_fails_the_gate_and_an_intact_one_passes(prefect_harness, org_env, data_root):
     row = _first_run("Lead", data_root)
     raw = Path(row["raw_csv"])
@@ -167,6 +170,7 @@ def test_a_truncated_raw_csv_fails_the_gate_and_an_intact_one_passes(prefect_har
     assert not qc.dedup.exists() and not qc.profile.exists()  # the intact run's files do not describe this one
 
 
+@pytest.mark.slow
 def test_a_truncated_replica_fails_the_gate(prefect_harness, org_env, data_root):
     row = _first_run("Lead", data_root)
     replica = Path(row["dataset"])
@@ -183,6 +187,7 @@ def test_a_truncated_replica_fails_the_gate(prefect_harness, org_env, data_root)
     assert summary["blocking_failures"] and not summary["crashed"]
 
 
+@pytest.mark.slow
 def test_phase1_alone_does_not_recount_a_dataset(prefect_harness, org_env, data_root):
     """The chosen split: the QA gate owns the sidecar comparison; Phase 1 aggregates what it is given."""
     row = _first_run("Lead", data_root)

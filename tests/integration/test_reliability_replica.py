@@ -139,6 +139,7 @@ def _during_the_count(emulator, action) -> None:
     action()
 
 
+@pytest.mark.slow
 def test_a_hard_delete_racing_an_insert_between_delta_and_count_is_caught(conn, emulator_reset, tmp_path):
     """Between the delta query and COUNT(), one record is purged and one inserted: plain counts cancel out; the
     creation-bounded count does not, so the purged record leaves the replica in the same run."""
