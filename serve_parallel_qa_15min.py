@@ -1,10 +1,8 @@
 """Serve the object_parallel_flow flow on a 15-minute cron. Needs a Prefect server: see README "Scheduling"."""
 
 from flows.object_parallel_flow import object_parallel_flow
-from utils.prefect_home import prepare_prefect_database
 
 CRON = "*/15 * * * *"
 
 if __name__ == "__main__":
-    prepare_prefect_database()  # without a server: created once, even if several scripts start together
     object_parallel_flow.serve(name="sf-parallel-qa-15min", cron=CRON)

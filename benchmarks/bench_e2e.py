@@ -165,26 +165,19 @@ def run_plain_pipeline(data_root: str, objects: list[str] | None = None) -> dict
     Extracts (or syncs) at most three at a time; then Phase 1 (process + load, object after object) beside
     QA (each object's gate, then every check of every object at once), as the flows do; no Prefect engine.
     """
-    from flows.common import dataset_of, uses_incremental_sync
     from tasks import quality_parallel as qp
-    from tasks.extract import extract_salesforce_to_csv
     from tasks.extract_plan import resolve_extract_plan
+    from tasks.land import land_object
     from tasks.load import load_csv_to_json
     from tasks.process import process_object_data
-    from tasks.sync import sync_salesforce_object
     from utils.run_ids import new_run_id
     from utils.source import pipeline_source
 
     plan, run_id = resolve_extract_plan(objects), new_run_id()
 
-    def extract(item) -> dict[str, Any]:
-        if uses_incremental_sync(item):
-            return sync_salesforce_object.fn(item.object_name, run_id, data_root=data_root)
-        return extract_salesforce_to_csv.fn(item, run_id, data_root=data_root)
-
     with pipeline_source(), ThreadPoolExecutor(MAX_CONCURRENT_EXTRACTS) as pool:
-        values = list(pool.map(extract, plan))
-    raw_files = {item.object_name: dataset_of(value) for item, value in zip(plan, values, strict=True)}
+        landed = list(pool.map(lambda item: land_object.fn(item, run_id, data_root=data_root), plan))
+    raw_files = {result.object_name: result.dataset for result in landed}
 
     def phase1() -> None:
         for name, raw in raw_files.items():
@@ -204,7 +197,7 @@ def run_plain_pipeline(data_root: str, objects: list[str] | None = None) -> dict
         futures = [f for name, raw in raw_files.items() for f in qa_object(pool, name, raw)]
         for future in [etl, *futures]:
             future.result()
-    return {"rows": {item.object_name: v.get("rows") for item, v in zip(plan, values, strict=True)}}
+    return {"rows": {result.object_name: result.rows for result in landed}}
 
 
 def setup_plain_pipeline(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:

@@ -18,16 +18,15 @@ from prefect.states import State
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from tasks.extract_plan import ExtractPlanItem
-from tasks.land import LandingResult, land_object, uses_incremental_sync
+from tasks.land import LandingResult, land_object
 from utils.errors import ConfigError, PipelineError
 
 V = TypeVar("V")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# uses_incremental_sync is re-exported for benchmarks/bench_e2e.py, which imports it from here
-__all__ = ["StepOutcome", "checked_parameters", "dataset_of", "error_line", "land_objects", "one_line",
-           "outcome_from_state", "outcome_of", "parameters_model", "remove_files", "uses_incremental_sync"]
+__all__ = ["StepOutcome", "checked_parameters", "error_line", "land_objects", "one_line", "outcome_from_state",
+           "outcome_of", "remove_files"]
 
 
 def one_line(err: object) -> str:
@@ -56,10 +55,10 @@ class StepOutcome(Generic[V]):
         return asdict(self)
 
 
-def parameters_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
+def _parameters_model(signature: inspect.Signature, fn: Callable[..., Any], name: str) -> type[BaseModel]:
     """A pydantic model of ``fn``'s parameters: their annotations (``Annotated`` constraints included) and defaults."""
     hints = get_type_hints(fn, include_extras=True)
-    fields: dict[str, Any] = {n: (hints[n], p.default) for n, p in inspect.signature(fn).parameters.items()}
+    fields: dict[str, Any] = {n: (hints[n], p.default) for n, p in signature.parameters.items()}
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
@@ -68,12 +67,13 @@ def checked_parameters(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     once; a bad value is a ConfigError "invalid <what> parameters: ...". Use under ``@flow(validate_parameters=False)``:
     Prefect would otherwise reject a constraint first, with its own error type."""
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        model = parameters_model(fn, f"{what.title()}Params")
+        signature = inspect.signature(fn)
+        model = _parameters_model(signature, fn, f"{what.title()}Params")
 
         @functools.wraps(fn)
         def checked(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
-                params = model(**inspect.signature(fn).bind(*args, **kwargs).arguments)
+                params = model(**signature.bind(*args, **kwargs).arguments)
             except ValidationError as err:
                 msg = f"invalid {what} parameters: {err}"
                 raise ConfigError(msg) from None
@@ -141,9 +141,3 @@ def land_objects(plan: Sequence[ExtractPlanItem], run_id: str, *, max_concurrent
     with ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="land") as pool:
         futures = [pool.submit(contextvars.copy_context().run, land, item) for item in plan]
         return {item.object_name: future.result() for item, future in zip(plan, futures, strict=True)}
-
-
-def dataset_of(extract_value: dict[str, Any]) -> str:
-    """The dataset of a thin task's dict (``extract_salesforce_to_csv`` / ``sync_salesforce_object``): the replica
-    after an incremental sync, else the raw extract. The flows read ``LandingResult.dataset`` instead."""
-    return extract_value.get("dataset") or extract_value["raw_csv"]

@@ -10,7 +10,7 @@ from configs.salesforce_objects import ObjectSpec
 from utils.aggregations import find_misfit_metrics
 from utils.errors import ConfigError
 from utils.raw_schema import RawColumn
-from utils.sf_types import BULK_UNSUPPORTED_TYPES, UnknownSalesforceTypeError, polars_dtype_for
+from utils.sf_types import BULK_UNSUPPORTED_TYPES, is_known_type
 
 Describe = Callable[[str], dict[str, Any]]
 
@@ -71,14 +71,6 @@ def resolve_columns(object_name: str, columns: Sequence[str], describe: Describe
     return ResolvedColumns(tuple(resolved), tuple(missing))
 
 
-def _known_type(sf_type: str) -> bool:
-    try:
-        polars_dtype_for(sf_type)
-    except UnknownSalesforceTypeError:
-        return False
-    return True
-
-
 def check_metric_types(object_name: str, spec: ObjectSpec, columns: Sequence[RawColumn]) -> None:
     """Raise a ConfigError when a registry metric cannot fit its column's described type (``sum`` of text).
 
@@ -87,7 +79,7 @@ def check_metric_types(object_name: str, spec: ObjectSpec, columns: Sequence[Raw
     """
     described = {c.name.lower(): c.type for c in columns}
     sf_types = {column: described[column.lower()] for column in spec.metrics
-                if _known_type(described.get(column.lower(), "?"))}
+                if is_known_type(described.get(column.lower(), "?"))}
     problems = find_misfit_metrics(object_name, spec.metrics, sf_types)
     if problems:
         msg = (f"cannot summarise {'; '.join(problems)}; fix the metrics in configs/salesforce_objects.py "

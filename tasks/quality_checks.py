@@ -16,7 +16,7 @@ import polars as pl
 
 from configs.salesforce_objects import ObjectSpec
 from utils.errors import ConfigError
-from utils.sf_types import UnknownSalesforceTypeError, polars_dtype_for
+from utils.sf_types import is_known_type, polars_dtype_for
 
 Severity = Literal["info", "warning", "error"]
 SAMPLE_SIZE = 5
@@ -96,12 +96,7 @@ def compare_schema(
 ) -> dict[str, Any]:
     """Registry fields vs sidecar (names, known types) vs CSV header, as a JSON-able schema report."""
     sidecar_names = [name for name, _ in sidecar_columns]
-    unknown_types = {}
-    for name, sf_type in sidecar_columns:
-        try:
-            polars_dtype_for(sf_type)
-        except UnknownSalesforceTypeError:
-            unknown_types[name] = sf_type
+    unknown_types = {name: sf_type for name, sf_type in sidecar_columns if not is_known_type(sf_type)}
     present = set(header)
     required = list(spec.qa_required_columns())
     return {

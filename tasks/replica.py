@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import polars as pl
 
-from utils.timefmt import utc_millis
+from utils.timefmt import as_utc, utc_iso, utc_millis
 
 DELETED_FLAG = "IsDeleted"
 STAMP_KEY = "sf_pipeline.replica"  # Parquet key-value metadata written with the rows, so it is atomic with them
@@ -35,7 +35,7 @@ class ReplicaStamp:
     column_types: dict[str, str]
 
     def to_metadata(self) -> dict[str, str]:
-        watermark = self.watermark.astimezone(timezone.utc).isoformat() if self.watermark else None
+        watermark = utc_iso(self.watermark) if self.watermark else None
         return {STAMP_KEY: json.dumps({"run_id": self.run_id, "rows": self.rows, "watermark": watermark,
                                        "column_types": self.column_types})}
 
@@ -163,7 +163,7 @@ def fallback_watermark(replica: pl.DataFrame, cursor_field: str, org_now: dateti
     seen = replica[cursor_field].max() if replica.height else None
     if seen is None:
         return None
-    seen = seen if seen.tzinfo else seen.replace(tzinfo=timezone.utc)
+    seen = as_utc(seen)
     return min(seen, org_now)
 
 
@@ -172,7 +172,7 @@ def next_watermark(delta: pl.DataFrame, cursor_field: str, previous: datetime | 
     seen = delta[cursor_field].max() if delta.height else None
     if seen is None:
         return previous
-    seen = seen if seen.tzinfo else seen.replace(tzinfo=timezone.utc)
+    seen = as_utc(seen)
     return max(seen, previous) if previous else seen
 
 

@@ -190,15 +190,11 @@ def _recorded_types(state: SyncState, paths: SyncPaths) -> dict[str, str] | None
     return {c: types[c] for c in columns} if columns and all(c in types for c in columns) else None
 
 
-def _replica_problem(replica: pl.DataFrame, stamp: ReplicaStamp | None, state: SyncState, paths: SyncPaths,
+def _replica_problem(replica: pl.DataFrame, types: dict[str, str] | None, rows: int | None,
                      primary_key: str) -> str | None:
-    """Why this replica cannot be resumed, or None. Checked against its own stamp, or (no stamp) the state."""
-    if stamp is not None:
-        types, rows = stamp.column_types, stamp.rows
-    else:
-        types, rows = _recorded_types(state, paths), state.replica_rows
-        if types is None:
-            return "neither the replica nor the state records its columns and types"
+    """Why this replica cannot be resumed, or None, given the column types and rows it was written with."""
+    if types is None:
+        return "neither the replica nor the state records its columns and types"
     try:
         expected = {c: polars_dtype_for(t) for c, t in types.items()}
     except ValueError as err:
@@ -249,13 +245,15 @@ def _load_replica(state: SyncState, paths: SyncPaths, spec: ObjectSpec, *, objec
         log_event("sync_replica_corrupt", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
                   error=type(err).__name__, action="full backfill")
         return _Start()
-    problem = _replica_problem(replica, stamp, state, paths, spec.primary_key)
+    # the replica's own stamp, or (no stamp: an older version wrote it) what the state recorded
+    types = stamp.column_types if stamp else _recorded_types(state, paths)
+    rows = stamp.rows if stamp else state.replica_rows
+    problem = _replica_problem(replica, types, rows, spec.primary_key)
     if problem is not None:
         log_event("sync_replica_mismatch", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
                   reason=problem, action="full backfill (the replica is rebuilt, never written back)")
         return _Start()
     watermark = _resume_watermark(state, stamp, object_name=object_name, run_id=run_id)
-    types = stamp.column_types if stamp else _recorded_types(state, paths)
     return _Start(watermark, replica, types) if watermark else _Start()
 
 

@@ -26,6 +26,11 @@ class UnknownSalesforceTypeError(ValueError):
     """A describe type we do not know how to read; we refuse to guess."""
 
 
+def is_known_type(sf_type: str) -> bool:
+    """Whether ``polars_dtype_for`` can read this Salesforce type (an unknown one is reported, never guessed)."""
+    return sf_type.lower() in STRING_TYPES | NUMERIC_TYPES | {"boolean", "date", "datetime"}
+
+
 def polars_dtype_for(sf_type: str) -> pl.DataType:
     """The Polars dtype a raw CSV column of Salesforce type ``sf_type`` is read as."""
     t = sf_type.lower()
