@@ -35,8 +35,9 @@ test: $(STAMP)  ## run the whole test suite (unit + integration against the emul
 test-fast: $(STAMP)  ## unit tests and quick integration tests only
 	$(BIN)/python -m pytest $(XDIST) -m "not slow" $(ARGS)
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff and mypy (the type checker; config in pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP)  ## benchmarks (installs the bench extra: pandas, duckdb)
 	$(BIN)/python -m pip install --quiet -r requirements-bench.lock
