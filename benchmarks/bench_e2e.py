@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from benchmarks.harness import WORK, Case, measure_interleaved, median, ratio
 
@@ -32,16 +32,17 @@ MAX_CONCURRENT_EXTRACTS = 3      # the orchestrator's default
 
 def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
     """Length of the union of ``(start, end)`` intervals: time during which at least one of them was running."""
-    total, current_start, current_end = 0.0, None, None
+    total = 0.0
+    span: tuple[float, float] | None = None  # the union of the overlapping intervals since the last gap
     for start, end in sorted((s, e) for s, e in intervals if e > s):
-        if current_end is None or start > current_end:
-            if current_end is not None:
-                total += current_end - current_start
-            current_start, current_end = start, end
+        if span is None or start > span[1]:
+            if span is not None:
+                total += span[1] - span[0]
+            span = (start, end)
         else:
-            current_end = max(current_end, end)
-    if current_end is not None:
-        total += current_end - current_start
+            span = (span[0], max(span[1], end))
+    if span is not None:
+        total += span[1] - span[0]
     return total
 
 
@@ -144,6 +145,7 @@ def setup_orchestrator(params: dict[str, Any]) -> tuple[Callable[[], dict[str, A
         summary = state.result(raise_on_failure=False)
         if not state.is_completed():
             raise RuntimeError(f"the orchestrator ended {state.type.value}: {state.message}")
+        assert isinstance(summary, dict)  # the flow returns a State only when it fails
         return {"rows": {r["object"]: r["rows"] for r in summary["objects"]},
                 "api": {r["object"]: r["api"] for r in summary["objects"]}}
 
@@ -185,11 +187,16 @@ def run_plain_pipeline(data_root: str, objects: list[str] | None = None) -> dict
 
     def qa_object(pool: ThreadPoolExecutor, name: str, raw: str) -> list[Future]:
         gate = pool.submit(qp.qa_gate.fn, name, raw, data_root)
+
+        def validator_check(validator: str) -> Callable[[], qp.QaReport]:
+            """One validator's check; a function so each lambda holds its own validator, not the loop's last."""
+            return lambda: qp.qa_validator.fn(name, validator, gate.result())
+
         checks = [lambda: qp.qa_completeness.fn(name, gate.result()),
                   lambda: qp.qa_dedup.fn(name, gate.result(), data_root),
                   lambda: qp.qa_profile.fn(name, gate.result(), data_root),
                   lambda: qp.qa_rowcount.fn(name, gate.result(), run_id, data_root)]
-        checks += [lambda v=v: qp.qa_validator.fn(name, v, gate.result()) for v in qp.spec_for(name).validators]
+        checks += [validator_check(v) for v in qp.spec_for(name).validators]
         return [gate, *(pool.submit(c) for c in checks)]
 
     with ThreadPoolExecutor(max_workers=64) as pool:
@@ -221,6 +228,7 @@ def engine_floor_flow(objects: Sequence[str], checks_per_object: Mapping[str, in
     Phase 1 (process + load per object, one after another) and QA (each object's gate, then its checks at once).
     """
     from prefect import flow, task
+    from prefect.futures import PrefectFuture
     from prefect.task_runners import ConcurrentTaskRunner, SequentialTaskRunner
 
     @task
@@ -234,7 +242,7 @@ def engine_floor_flow(objects: Sequence[str], checks_per_object: Mapping[str, in
 
     @flow(name="floor-qa", task_runner=ConcurrentTaskRunner())
     def qa() -> None:
-        futures = []
+        futures: list[PrefectFuture[None, Literal[False]]] = []
         for name in objects:
             gate = empty.submit()
             futures += [gate, *(empty.submit(gate) for _ in range(checks_per_object[name]))]

@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.bench_extract import ensure_raw_extract
 from benchmarks.harness import WORK, Case, measure_interleaved, ratio
+
+if TYPE_CHECKING:  # annotations only: importing it loads Polars into the pandas child, inflating its peak RSS
+    from utils.raw_schema import RawSchema
 
 OBJECT = "Opportunity"
 VARIANTS = ("bare_polars", "process", "duckdb", "pandas")
@@ -50,7 +53,7 @@ def compare_summaries(expected: Mapping[str, Sequence[float | None]], got: Mappi
 # --- inside a child -------------------------------------------------------------------------------------------
 
 
-def _read_schema(raw_csv: str) -> dict[str, Any]:
+def _read_schema(raw_csv: str) -> RawSchema:
     from utils.paths import schema_sidecar_for
     from utils.raw_schema import read_raw_schema
 

@@ -40,6 +40,11 @@ def _checks_after_gate(gate, data_root: str) -> dict[str, Callable[[], Any]]:
     from utils.paths import build_qa_paths
 
     spec, qc, raw = qp.spec_for(OBJECT), build_qa_paths(OBJECT, data_root=data_root), Path(gate.raw_csv)
+
+    def validator_check(dotted: str) -> Callable[[], Any]:
+        """One validator's check; a function so each lambda holds its own validator, not the loop's last."""
+        return lambda: qp.run_custom_validator(OBJECT, dotted, qp.typed_rows_of(gate), spec)
+
     checks: dict[str, Callable[[], Any]] = {
         "completeness": lambda: qp.check_completeness(OBJECT, qp.typed_rows_of(gate), spec),
         "dedup": lambda: qp.write_dedup(OBJECT, qp.typed_rows_of(gate), spec, qc),
@@ -47,8 +52,7 @@ def _checks_after_gate(gate, data_root: str) -> dict[str, Callable[[], Any]]:
         "rowcount": lambda: qp.record_rowcount(OBJECT, gate.row_count, RUN_ID, spec, qc),
     }
     for dotted in spec.validators:
-        checks[f"validator:{dotted.rpartition(':')[2]}"] = lambda d=dotted: qp.run_custom_validator(
-            OBJECT, d, qp.typed_rows_of(gate), spec)
+        checks[f"validator:{dotted.rpartition(':')[2]}"] = validator_check(dotted)
     return checks
 
 

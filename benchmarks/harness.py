@@ -53,7 +53,7 @@ def interleaved_order(variants: Sequence[str], repeat: int) -> list[tuple[int, s
 
 def summarize_runs(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Median seconds, every run's seconds, and the highest peak RSS over the runs of one variant."""
-    peaks = [r.get("peak_rss_mb") for r in runs if r.get("peak_rss_mb") is not None]
+    peaks = [peak for r in runs if (peak := r.get("peak_rss_mb")) is not None]
     return {
         "median_s": median(r["seconds"] for r in runs),
         "runs_s": [round(r["seconds"], 3) for r in runs],

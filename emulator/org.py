@@ -132,7 +132,7 @@ class Org:
             number = self._next_number[object_name]
             self._next_number[object_name] = number + 1
             record_id = make_id(obj.key_prefix, number)
-            row = {f.name: None for f in obj.fields if not f.is_compound}
+            row: dict[str, Any] = {f.name: None for f in obj.fields if not f.is_compound}
             row.update(IsDeleted=False, CreatedDate=now, LastModifiedDate=now, SystemModstamp=now)
             row.update(_create_defaults(obj, number, self._frames["User"]))
             row.update(typed)

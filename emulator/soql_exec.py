@@ -156,9 +156,9 @@ def _output_columns(query: SoqlQuery) -> list[pl.Expr]:
 
 def _compound(item: FieldPath) -> pl.Expr:
     """A compound field (address) as a struct of its components; null when every component is null."""
-    parts = {c: pl.col(".".join((*item.prefix, c))) for c in item.components}
-    return (pl.when(pl.any_horizontal(*(p.is_not_null() for p in parts.values())))
-            .then(pl.struct(**parts)).otherwise(None).alias(item.column))
+    parts = [pl.col(".".join((*item.prefix, c))).alias(c) for c in item.components]
+    return (pl.when(pl.any_horizontal(*(p.is_not_null() for p in parts)))
+            .then(pl.struct(parts)).otherwise(None).alias(item.column))
 
 
 # ----------------------------------------------------------------------------------------------------- ORDER BY
@@ -192,10 +192,12 @@ def _comparison(node: Comparison, dtype: pl.DataType, today: date) -> pl.Expr:
     if op == "LIKE":
         return col.str.contains(str(value)).fill_null(False)
     if op in ("INCLUDES", "EXCLUDES"):
-        hit = _includes(col, value)  # type: ignore[arg-type]
+        assert isinstance(value, tuple)  # list operators carry a tuple (see Comparison)
+        hit = _includes(col, value)
         return hit if op == "INCLUDES" else hit.not_()
     if op in ("IN", "NOT_IN"):
-        hit = pl.any_horizontal([_equals(node.field, col, v, dtype, today) for v in value])  # type: ignore[union-attr]
+        assert isinstance(value, tuple)
+        hit = pl.any_horizontal([_equals(node.field, col, v, dtype, today) for v in value])
         return hit if op == "IN" else hit.not_()
     if op in ("=", "!="):
         hit = _equals(node.field, col, value, dtype, today)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
@@ -28,15 +29,30 @@ _SUPPORTED_SUBSET = ("the emulator supports SELECT <fields | COUNT() | FIELDS()>
 
 
 class FieldInfo(Protocol):
-    """What the SOQL engine needs to know about one field (a subset of its describe)."""
+    """What the SOQL engine needs to know about one field (a subset of its describe).
 
-    name: str
-    type: str
-    reference_to: tuple[str, ...]
-    relationship_name: str | None
-    compound_field_name: str | None
-    filterable: bool
-    sortable: bool
+    Read-only properties: the engine never writes them, so frozen dataclasses and computed properties qualify."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def reference_to(self) -> tuple[str, ...]: ...
+
+    @property
+    def relationship_name(self) -> str | None: ...
+
+    @property
+    def compound_field_name(self) -> str | None: ...
+
+    @property
+    def filterable(self) -> bool: ...
+
+    @property
+    def sortable(self) -> bool: ...
 
 
 class Catalog(Protocol):
@@ -44,7 +60,8 @@ class Catalog(Protocol):
 
     def object_names(self) -> list[str]: ...
 
-    def fields(self, object_name: str) -> list[FieldInfo]: ...
+    # Sequence, not list: a list of the org's own field type must qualify (list is invariant)
+    def fields(self, object_name: str) -> Sequence[FieldInfo]: ...
 
     def frame(self, object_name: str) -> pl.DataFrame: ...
 
@@ -315,9 +332,12 @@ class _RawOrder:
     nulls_last: bool | None
 
 
+_RawSelectItem = _RawPath | _RawCount | _RawFields
+
+
 @dataclass
 class _RawQuery:
-    items: list[object]
+    items: list[_RawSelectItem]
     object_name: str = ""
     object_pos: int = 0
     where: object | None = None
@@ -408,14 +428,14 @@ class _SyntaxParser:
         if tok.kind == "ident" and tok.upper in _UNSUPPORTED_CLAUSES:
             raise self.unsupported(tok, _UNSUPPORTED_CLAUSES[tok.upper])
 
-    def parse_select_list(self) -> list[object]:
+    def parse_select_list(self) -> list[_RawSelectItem]:
         items = [self.parse_select_item()]
         while self.at_punct(","):
             self.advance()
             items.append(self.parse_select_item())
         return items
 
-    def parse_select_item(self) -> object:
+    def parse_select_item(self) -> _RawSelectItem:
         tok = self.peek()
         if self.at_punct("("):
             raise self.unsupported(tok, "a parent-to-child subquery")
@@ -427,7 +447,7 @@ class _SyntaxParser:
             return self.parse_select_function()
         return self.parse_path()
 
-    def parse_select_function(self) -> object:
+    def parse_select_function(self) -> _RawCount | _RawFields:
         name = self.advance()
         self.expect_punct("(")
         if name.upper == "COUNT" and self.at_punct(")"):
@@ -652,7 +672,7 @@ class _Binder:
         obj, canonical = root, []
         for name in raw.names[:-1]:
             ref = self.index(obj)[1].get(name.lower())
-            target = ref and self._objects.get(ref.reference_to[0].lower())
+            target = self._objects.get(ref.reference_to[0].lower()) if ref is not None else None
             if ref is None or target is None:
                 raise self.fail("INVALID_FIELD", raw.pos, (
                     f"Didn't understand relationship '{name}' in field path. If you are attempting to use a custom "
@@ -689,7 +709,7 @@ class _Binder:
                 items.append(item)
         return tuple(items), any(isinstance(i, _RawFields) for i in raw.items), False
 
-    def expand_item(self, root: str, raw_item: object) -> list[tuple[SelectItem, int]]:
+    def expand_item(self, root: str, raw_item: _RawSelectItem) -> list[tuple[SelectItem, int]]:
         if isinstance(raw_item, _RawFields):
             fields = [f for f in self.index(root)[2] if f.type not in COMPOUND_TYPES]
             if raw_item.scope == "CUSTOM":
