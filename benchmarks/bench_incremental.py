@@ -34,8 +34,8 @@ def _timed_sync(conn, info, root, run_id, **kw) -> dict:
     result = sync_object("Opportunity", run_id=run_id, connection=conn, data_root=root,
                          options=ExtractOptions(), **kw)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "api_requests": _used(info) - before, "mode": result["mode"],
-            "api_path": result["api_path"], "delta_rows": result["rows"], **result["sync"]}
+    return {"seconds": seconds, "api_requests": _used(info) - before, "mode": result.mode,
+            "api_path": result.extracted.api_path, "delta_rows": result.extracted.rows, **result.sync.as_dict()}
 
 
 def _touch(info, ids: list[str], stamp: int) -> None:
