@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,6 +19,15 @@ API_PATHS: tuple[str, ...] = ("auto", "rest", "bulk2")
 
 class RegistryError(ValueError):
     """The object registry has one or more mistakes; the message lists each of them."""
+
+
+ApiPath = Literal["rest", "bulk2"]            # the API an extract actually used
+ApiChoice = Literal["auto", "rest", "bulk2"]   # what the registry or a parameter asks for (auto: by row count)
+
+
+def is_api_choice(value: str) -> TypeGuard[ApiChoice]:
+    """Whether a parameter's string names an API choice (flow parameters arrive as plain strings)."""
+    return value in get_args(ApiChoice)
 
 
 class ObjectSpec(BaseModel):
@@ -32,7 +41,7 @@ class ObjectSpec(BaseModel):
     metrics: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
     primary_key: str = "Id"
     cursor_field: str = "SystemModstamp"
-    api: Literal["auto", "rest", "bulk2"] = "auto"
+    api: ApiChoice = "auto"
     bulk_threshold_rows: int = Field(default=50_000, ge=0)
     rowcount_drift_tolerance_pct: float = Field(default=50.0, ge=0)
     validators: tuple[str, ...] = ()  # dotted paths "package.module:function", see README "Custom validators"

@@ -22,6 +22,7 @@ from prefect.deployments import Deployment  # noqa: E402
 from prefect.infrastructure import Process  # noqa: E402
 
 from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow  # noqa: E402
+from utils.prefect_sync import blocking  # noqa: E402
 
 NAME = "sf-etl-orchestrator-15min"
 CRON = "*/15 * * * *"
@@ -31,7 +32,7 @@ def build_deployment(*, work_queue: str = "default", cron: str | None = CRON) ->
     os.chdir(PROJECT_ROOT)  # build_from_flow records cwd as the code location and a cwd-relative entrypoint
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return Deployment.build_from_flow(
+        return blocking(Deployment.build_from_flow(
             flow=sf_etl_orchestrator_flow,
             name=NAME,
             work_queue_name=work_queue,
@@ -43,7 +44,7 @@ def build_deployment(*, work_queue: str = "default", cron: str | None = CRON) ->
             # sync state land in that temp dir and are deleted with it.
             infrastructure=Process(working_dir=str(PROJECT_ROOT)),
             skip_upload=True,
-        )
+        ))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-queue", default="default")
     parser.add_argument("--no-schedule", action="store_true", help="register without the cron (manual runs only)")
     args = parser.parse_args(argv)
-    deployment_id = build_deployment(work_queue=args.work_queue, cron=None if args.no_schedule else CRON).apply()
+    deployment = build_deployment(work_queue=args.work_queue, cron=None if args.no_schedule else CRON)
+    deployment_id = blocking(deployment.apply())
     print(f"deployment sf-etl-orchestrator/{NAME} applied (id {deployment_id}); "
           f"start an agent: prefect agent start -q {args.work_queue}")
     return 0

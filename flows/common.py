@@ -17,6 +17,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, get_type_hints
 from prefect.states import State
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from configs.salesforce_objects import ApiChoice
 from tasks.extract_plan import ExtractPlanItem
 from tasks.land import LandingResult, land_object
 from utils.errors import ConfigError, PipelineError
@@ -122,7 +123,7 @@ def remove_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def land_objects(plan: Sequence[ExtractPlanItem], run_id: str, *, max_concurrent: int, full_refresh: bool,
-                 data_root: str | None, api: str | None,
+                 data_root: str | None, api: ApiChoice | None,
                  drop_missing_fields: bool) -> dict[str, StepOutcome[LandingResult]]:
     """Land every planned object with ``land_object``, at most ``max_concurrent`` at a time; outcomes in plan order.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -17,6 +17,7 @@ from configs.salesforce_objects import SALESFORCE_OBJECTS
 from flows.common import error_line, one_line, remove_files
 from tasks.quality_checks import CheckResult, crashed_result, not_run_result
 from tasks.quality_parallel import (
+    GateOutcome,
     QaReport,
     qa_completeness,
     qa_dedup,
@@ -27,6 +28,7 @@ from tasks.quality_parallel import (
 )
 from utils.errors import ConfigError, DataQualityError, PipelineError, QaTaskError
 from utils.paths import QaPaths, build_qa_paths, resolve_data_root
+from utils.prefect_sync import blocking
 from utils.raw_files import find_latest_dataset
 
 ARTIFACT_KEY = "qa-summary"
@@ -53,9 +55,11 @@ def resolve_targets(
 
 def submit_object_checks(object_name: str, raw_csv: str | None, run_id: str | None, data_root: str) -> list:
     """Gate first (it also writes the Parquet snapshot the others read); the rest wait on it and run side by side."""
-    gate = qa_gate.submit(object_name, raw_csv, data_root)
+    gate_future = qa_gate.submit(object_name, raw_csv, data_root)
+    # Prefect hands each check the gate's value and starts it once the gate is done (the future is the argument)
+    gate = cast(GateOutcome, gate_future)
     futures: list[PrefectFuture] = [
-        gate,
+        gate_future,
         qa_completeness.submit(object_name, gate),
         qa_dedup.submit(object_name, gate, data_root),
         qa_profile.submit(object_name, gate, data_root),
@@ -67,6 +71,8 @@ def submit_object_checks(object_name: str, raw_csv: str | None, run_id: str | No
 
 def _task_run_name(future: PrefectFuture) -> str:
     """The rendered run name (``qa-dedup-Account``); the future only knows the provisional one."""
+    if future.task_run is None:
+        return future.name
     try:
         with get_client(sync_client=True) as client:
             return client.read_task_run(future.task_run.id).name
@@ -77,7 +83,7 @@ def _task_run_name(future: PrefectFuture) -> str:
 def _report_of(object_name: str, future: PrefectFuture) -> QaReport:
     """A task's report; a task that raised becomes a crash result instead of a lost one (and a task that never
     ran because the gate raised, a skipped one)."""
-    state = future.wait()
+    state = blocking(future.wait())
     if state.is_completed():
         value = state.result()
         return getattr(value, "report", value)  # a gate carries its report inside its outcome
@@ -201,7 +207,8 @@ def log_summary(summary: Mapping[str, Any]) -> None:
 def publish_artifact(summary: Mapping[str, Any]) -> None:
     """The markdown artifact; a failure here is logged and never fails QA."""
     try:
-        create_markdown_artifact(render_markdown(summary), key=ARTIFACT_KEY, description="QA checks per object")
+        blocking(create_markdown_artifact(render_markdown(summary), key=ARTIFACT_KEY,
+                                          description="QA checks per object"))
     except Exception as err:  # noqa: BLE001 - advisory by design: reporting must not change the QA outcome
         get_run_logger().warning("QA summary artifact not created: %s", err)
 

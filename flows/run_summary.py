@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from prefect.states import State
 
+from configs.salesforce_objects import ApiPath
 from flows.common import StepOutcome, one_line
-from tasks.land import ApiPath, LandingMode, LandingResult
+from tasks.land import LandingMode, LandingResult
 
 SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "recovered", "replica_rows")
 

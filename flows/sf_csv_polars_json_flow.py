@@ -9,9 +9,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import SequentialTaskRunner
 
-from configs.salesforce_objects import SALESFORCE_OBJECTS
+from configs.salesforce_objects import SALESFORCE_OBJECTS, ApiChoice
 from flows.common import StepOutcome, land_objects, outcome_of, remove_files
-from tasks.extract_plan import ExtractPlanItem, resolve_extract_plan
+from tasks.extract_plan import ExtractPlanItem, api_choice, resolve_extract_plan
 from tasks.land import LandingResult
 from tasks.load import load_csv_to_json
 from tasks.process import process_object_data
@@ -61,8 +61,8 @@ def run_phase1(datasets: dict[str, str], data_root: str | None, run_id: str) -> 
 
 
 def land_one_at_a_time(
-    plan: list[ExtractPlanItem], *, run_id: str, data_root: str | None, api: str | None, drop_missing_fields: bool,
-    full_refresh: bool,
+    plan: list[ExtractPlanItem], *, run_id: str, data_root: str | None, api: ApiChoice | None,
+    drop_missing_fields: bool, full_refresh: bool,
 ) -> tuple[dict[str, list[StepOutcome]], dict[str, str]]:
     """Land (sync or extract) each planned object in turn; returns the outcomes and object -> dataset to process."""
     logger = get_run_logger()
@@ -132,7 +132,7 @@ def sf_csv_polars_json_flow(
         todo = _checked_raw_files(raw_files)
     else:
         plan = resolve_extract_plan(objects, soql, api=api)
-        results, todo = land_one_at_a_time(plan, run_id=run_id, data_root=data_root, api=api,
+        results, todo = land_one_at_a_time(plan, run_id=run_id, data_root=data_root, api=api_choice(api),
                                            drop_missing_fields=drop_missing_fields, full_refresh=full_refresh)
     for object_name, steps in run_phase1(todo, data_root, run_id).items():
         results.setdefault(object_name, []).extend(steps)

@@ -18,12 +18,13 @@ from flows.common import checked_parameters, land_objects
 from flows.object_parallel_flow import object_parallel_flow
 from flows.run_summary import BranchOutcome, RunSummary, build_run_summary
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
-from tasks.extract_plan import resolve_extract_plan
+from tasks.extract_plan import api_choice, resolve_extract_plan
 from utils.atomic import write_text_atomic
 from utils.errors import PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
 from utils.paths import build_run_summary_path
+from utils.prefect_sync import blocking
 from utils.run_ids import new_run_id
 from utils.source import pipeline_source
 from utils.timefmt import now_utc_seconds
@@ -65,8 +66,8 @@ def _log_table(logger, summary: RunSummary) -> None:
 def _publish(summary: dict[str, Any], data_root: str | None) -> None:
     table = [{k: v for k, v in row.items() if k != "raw_csv"} for row in summary["objects"]]
     try:
-        create_table_artifact(key="sf-etl-run-summary", table=json.loads(json.dumps(table, default=str)),
-                              description=f"run {summary['run_id']} on {summary['source']['kind']}")
+        blocking(create_table_artifact(key="sf-etl-run-summary", table=json.loads(json.dumps(table, default=str)),
+                                       description=f"run {summary['run_id']} on {summary['source']['kind']}"))
     except Exception as err:  # noqa: BLE001 - the artifact is a view; never fail the run for it
         get_run_logger().warning(kv("artifact_failed", run_id=summary["run_id"], error=type(err).__name__))
     write_text_atomic(build_run_summary_path(summary["started_at"], summary["run_id"], data_root=data_root),
@@ -99,7 +100,7 @@ def sf_etl_orchestrator_flow(
     with pipeline_source(logger) as source:
         logger.info(kv("run_start", run_id=run_id, source=source.kind, objects=",".join(i.object_name for i in plan)))
         extracts = land_objects(plan, run_id, max_concurrent=max_concurrent_extracts, full_refresh=full_refresh,
-                                data_root=data_root, api=api, drop_missing_fields=drop_missing_fields)
+                                data_root=data_root, api=api_choice(api), drop_missing_fields=drop_missing_fields)
     landed = {n: o.value for n, o in extracts.items() if o.ok and o.value is not None}
     datasets = {n: v.dataset for n, v in landed.items()}
     if datasets:

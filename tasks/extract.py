@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import logging
 import math
 import os
@@ -26,8 +27,8 @@ import numpy as np
 from prefect import task
 from simple_salesforce.exceptions import SalesforceResourceNotFound
 
-from configs.salesforce_objects import spec_for
-from tasks.extract_plan import ApiPath, ExtractPlanItem, build_soql, count_soql
+from configs.salesforce_objects import ApiPath, spec_for
+from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql
 from tasks.extract_schema import check_metric_types, resolve_columns
 from tasks.sf_records import build_page_converter
 from utils.atomic import atomic_path
@@ -168,6 +169,11 @@ class RequestRunner:
 # ----------------------------------------------------------------------------------------------- REST path
 
 
+def _query_more(conn: SalesforceConnection, next_url: str, headers: dict[str, str]) -> dict[str, Any]:
+    """The next REST page; ``conn.sf`` is read at call time, so a retry after a session renewal uses the new one."""
+    return conn.sf.query_more(next_url, identifier_is_url=True, headers=headers)
+
+
 def _stream_rest(call: RequestRunner, soql: str, columns: Sequence[str], types: Sequence[str], target: Path,
                  options: ExtractOptions, progress: Callable[[int, int], None]) -> tuple[int, int]:
     """All REST pages -> CSV rows. Returns (rows written, totalSize reported)."""
@@ -186,8 +192,7 @@ def _stream_rest(call: RequestRunner, soql: str, columns: Sequence[str], types: 
             if page.get("done", True):
                 return written, total
             next_url = page["nextRecordsUrl"]
-            page = call(lambda url=next_url: call.conn.sf.query_more(url, identifier_is_url=True, headers=headers),
-                        "the next query page")
+            page = call(functools.partial(_query_more, call.conn, next_url, headers), "the next query page")
 
 
 # ----------------------------------------------------------------------------------------------- Bulk 2.0 path
@@ -244,7 +249,7 @@ def _stream_bulk_page(conn: SalesforceConnection, job_id: str, locator: str, pag
     No page is held in memory. If the transfer breaks, the file is cut back to where the page started, so a
     retry of the same locator never duplicates rows.
     """
-    params = {"maxRecords": page_size}
+    params: dict[str, int | str] = {"maxRecords": page_size}
     if locator:
         params["locator"] = locator
     start = fh.tell()
@@ -254,7 +259,8 @@ def _stream_bulk_page(conn: SalesforceConnection, job_id: str, locator: str, pag
         with response:
             reported = int(response.headers["Sforce-NumberOfRecords"])
             next_locator = response.headers.get("Sforce-Locator", "")
-            header, last, records, in_quotes = b"", b"\n", 0, False
+            header: bytes | None = b""
+            last, records, in_quotes = b"\n", 0, False
             for chunk in response.iter_content(chunk_size=1 << 20):
                 if header is not None:  # still inside the page's header line
                     header += chunk
@@ -319,8 +325,8 @@ def _stream_bulk(call: RequestRunner, soql: str, columns: Sequence[str], target:
             fh.write((",".join(f'"{c}"' for c in columns) + "\n").encode("utf-8"))
             while True:
                 reported, locator = call(
-                    lambda loc=locator: _stream_bulk_page(call.conn, job_id, loc, options.bulk_page_size, fh,
-                                                          columns, call.object_name),
+                    functools.partial(_stream_bulk_page, call.conn, job_id, locator, options.bulk_page_size, fh,
+                                      columns, call.object_name),
                     "a Bulk result page")
                 reported_total += reported
                 progress(reported_total, expected)

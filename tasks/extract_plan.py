@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
+from configs.salesforce_objects import SALESFORCE_OBJECTS, ApiChoice, ObjectSpec, is_api_choice
 from utils.errors import ConfigError
 
 _HEAD_RE = re.compile(r"^\s*SELECT\s", re.IGNORECASE)
@@ -15,8 +14,6 @@ _FROM_RE = re.compile(r"\sFROM\s+(?P<object>[A-Za-z][A-Za-z0-9_]*)\b", re.IGNORE
 _TAIL_RE = re.compile(r"\b(ORDER\s+BY|LIMIT|OFFSET)\b", re.IGNORECASE)
 
 
-ApiPath = Literal["rest", "bulk2"]            # the API an extract actually used
-ApiChoice = Literal["auto", "rest", "bulk2"]   # what the registry or a parameter asks for (auto: by row count)
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,9 @@ def _split_soql(soql: str) -> _SoqlParts | None:
 
 def split_select_list(select: str) -> list[str]:
     """Top-level comma split of a SELECT list (commas inside parentheses belong to functions/subqueries)."""
-    items, depth, current = [], 0, []
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in select:
         if ch == "(":
             depth += 1
@@ -138,6 +137,14 @@ def check_custom_columns(name: str, columns: Sequence[str], spec: ObjectSpec, *,
         raise ConfigError(msg)
 
 
+def api_choice(api: str | None) -> ApiChoice | None:
+    """A flow's ``api`` parameter (a plain string) checked against the API choices; None keeps the registry's."""
+    if api is None or is_api_choice(api):
+        return api
+    msg = f"api must be one of auto, rest, bulk2; got {api!r}"
+    raise ConfigError(msg)
+
+
 def resolve_extract_plan(
     objects: Sequence[str] | None = None,
     soql: Mapping[str, str] | None = None,
@@ -159,16 +166,14 @@ def resolve_extract_plan(
         msg = (f"unknown object(s) {', '.join(sorted(set(unknown)))}: not in configs/salesforce_objects.py "
                f"(known: {', '.join(registry)}); add an entry there first")
         raise ConfigError(msg)
-    if api is not None and api not in ("auto", "rest", "bulk2"):
-        msg = f"api must be one of auto, rest, bulk2; got {api!r}"
-        raise ConfigError(msg)
+    choice = api_choice(api)
     plan = []
     for name in dict.fromkeys(chosen):
         spec = registry[name]
         if name in soql:
             columns = parse_custom_soql(name, soql[name])
             check_custom_columns(name, columns, spec, strict_qa=strict_qa)
-            plan.append(ExtractPlanItem(name, soql[name].strip(), columns, api or spec.api, True))
+            plan.append(ExtractPlanItem(name, soql[name].strip(), columns, choice or spec.api, True))
         else:
-            plan.append(ExtractPlanItem(name, build_soql(name, spec.fields), spec.fields, api or spec.api, False))
+            plan.append(ExtractPlanItem(name, build_soql(name, spec.fields), spec.fields, choice or spec.api, False))
     return plan

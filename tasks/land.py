@@ -3,21 +3,21 @@ to a raw CSV, chosen from the registry; the outcome is a typed, frozen ``Landing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from prefect import task
 from prefect.runtime import task_run
 
+from configs.salesforce_objects import ApiChoice, ApiPath
 from tasks.extract import LANDING_TASK_RETRIES, ExtractOptions, ExtractResult, extract_object
-from tasks.extract_plan import ApiPath, ExtractPlanItem
+from tasks.extract_plan import ExtractPlanItem
 from tasks.replica import MergeStats
-from tasks.sync import sync_object
+from tasks.sync import SyncResult, sync_object
 
 LandingMode = Literal["backfill", "incremental", "full"]
 
-__all__ = ["ApiPath", "LandingMode", "LandingResult", "land_object", "uses_incremental_sync"]
+__all__ = ["LandingMode", "LandingResult", "land_object", "uses_incremental_sync"]
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,10 @@ class LandingResult:
                    dropped_fields=tuple(extracted.dropped_fields))
 
     @classmethod
-    def from_sync(cls, synced: Mapping[str, Any]) -> LandingResult:
-        """From ``sync_object``'s return value (its extract fields plus ``mode``, ``dataset`` and ``sync``)."""
-        return cls(synced["object_name"], synced["dataset"], synced["raw_csv"], synced["raw_schema"], synced["rows"],
-                   synced["api_path"], synced["seconds"], synced["source"], synced["run_id"], synced["mode"],
-                   MergeStats(**synced["sync"]), tuple(synced["dropped_fields"]))
+    def from_sync(cls, synced: SyncResult) -> LandingResult:
+        e = synced.extracted
+        return cls(e.object_name, synced.dataset, e.raw_csv, e.raw_schema, e.rows, e.api_path, e.seconds, e.source,
+                   e.run_id, synced.mode, synced.sync, tuple(e.dropped_fields))
 
     def as_dict(self) -> dict[str, Any]:
         """The dict the thin tasks return (``extract_salesforce_to_csv``; ``sync_salesforce_object`` adds
@@ -81,7 +80,7 @@ def _landing_run_name() -> str:
 
 @task(task_run_name=_landing_run_name, **LANDING_TASK_RETRIES)
 def land_object(item: ExtractPlanItem, run_id: str, *, full_refresh: bool = False, data_root: str | None = None,
-                api: str | None = None, drop_missing_fields: bool = False) -> LandingResult:
+                api: ApiChoice | None = None, drop_missing_fields: bool = False) -> LandingResult:
     """Prefect task: land one planned object by incremental sync (delta + replica) or full extract (raw CSV)."""
     from configs.salesforce_objects import spec_for
 

@@ -67,10 +67,27 @@ class GateOutcome:
     blocked_reason: str | None = None
     typed_rows: str | None = None  # the Parquet snapshot the gate wrote; set whenever the gate passed
 
+    def opened(self) -> OpenGate:
+        """What an unblocked gate always has; the checks after the gate only read it when it did not block."""
+        if self.blocked_reason is not None or self.raw_csv is None or self.row_count is None \
+                or self.typed_rows is None:
+            msg = f"QA gate of {self.object_name} blocked or incomplete: {self.blocked_reason or self}"
+            raise RuntimeError(msg)
+        return OpenGate(self.raw_csv, self.row_count, self.typed_rows)
+
+
+@dataclass(frozen=True)
+class OpenGate:
+    """An unblocked gate: the dataset it read, its row count and the typed Parquet snapshot it wrote."""
+
+    dataset: str
+    row_count: int
+    typed_rows: str
+
 
 def typed_rows_of(gate: GateOutcome) -> pl.LazyFrame:
     """The gate's typed Parquet copy of the extract, which the checks after the gate read."""
-    return pl.scan_parquet(gate.typed_rows)
+    return pl.scan_parquet(gate.opened().typed_rows)
 
 
 # ------------------------------------------------------------------------------------------------ gates
@@ -296,15 +313,14 @@ def qa_dedup(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
 @task(task_run_name="qa-profile-{object_name}")
 def qa_profile(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
     return _skipped(gate, "profile") or write_profile(
-        object_name, typed_rows_of(gate), Path(gate.raw_csv), build_qa_paths(object_name, data_root=data_root))
+        object_name, typed_rows_of(gate), Path(gate.opened().dataset), build_qa_paths(object_name, data_root=data_root))
 
 
 @task(task_run_name="qa-rowcount-{object_name}")
 def qa_rowcount(object_name: str, gate: GateOutcome, run_id: str | None, data_root: str) -> QaReport:
-    # An unblocked gate always counted the rows (any unread file fails schema_conformance with an error).
     return _skipped(gate, "rowcount_drift") or record_rowcount(
-        object_name, gate.row_count, run_id or run_id_of(gate.raw_csv) or "unknown", spec_for(object_name),
-        build_qa_paths(object_name, data_root=data_root))
+        object_name, gate.opened().row_count, run_id or run_id_of(gate.opened().dataset) or "unknown",
+        spec_for(object_name), build_qa_paths(object_name, data_root=data_root))
 
 
 @task(task_run_name="qa-validator-{object_name}-{validator}")

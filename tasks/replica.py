@@ -87,7 +87,7 @@ def merge_delta(
     upserts = latest.filter(~is_deleted).select(columns)
     if replica is None:
         replica = upserts.clear()
-    upserts = upserts.cast(dict(replica.schema))
+    upserts = upserts.cast(replica.schema)
     keys = replica.select(primary_key)
     inserts = upserts.join(keys, on=primary_key, how="anti").height
     existing = upserts.join(keys, on=primary_key, how="semi")
@@ -160,20 +160,27 @@ def is_watermark_ahead(watermark: datetime | None, org_now: datetime | None, *,
 def fallback_watermark(replica: pl.DataFrame, cursor_field: str, org_now: datetime) -> datetime | None:
     """Where to resume when the saved watermark cannot be trusted: the newest change the replica holds, never later
     than the org's clock (None: nothing to resume from, backfill)."""
-    seen = replica[cursor_field].max() if replica.height else None
-    if seen is None:
-        return None
-    seen = as_utc(seen)
-    return min(seen, org_now)
+    seen = _newest(replica, cursor_field)
+    return min(seen, org_now) if seen else None
 
 
 def next_watermark(delta: pl.DataFrame, cursor_field: str, previous: datetime | None) -> datetime | None:
     """The highest cursor seen (never moves backwards); an empty delta keeps the previous watermark."""
-    seen = delta[cursor_field].max() if delta.height else None
+    seen = _newest(delta, cursor_field)
     if seen is None:
         return previous
-    seen = as_utc(seen)
     return max(seen, previous) if previous else seen
+
+
+def _newest(frame: pl.DataFrame, cursor_field: str) -> datetime | None:
+    """The highest cursor value in UTC (None for an empty frame or an all-null column)."""
+    seen = frame[cursor_field].max() if frame.height else None
+    if seen is None:
+        return None
+    if not isinstance(seen, datetime):
+        msg = f"cursor field {cursor_field} holds {type(seen).__name__} values, not datetimes"
+        raise TypeError(msg)
+    return as_utc(seen)
 
 
 def soql_datetime(moment: datetime) -> str:

@@ -19,14 +19,14 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from prefect import task
 
-from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
+from configs.salesforce_objects import SALESFORCE_OBJECTS, ApiChoice, ObjectSpec
 from tasks.extract import LANDING_TASK_RETRIES, ExtractOptions, ExtractResult, RequestRunner, extract_object
-from tasks.extract_plan import ExtractPlanItem, build_soql
+from tasks.extract_plan import ExtractPlanItem, api_choice, build_soql
 from tasks.replica import (
     DELETED_FLAG,
     MergeStats,
@@ -122,7 +122,7 @@ def write_sync_state(path: Path, state: SyncState) -> None:
 # ------------------------------------------------------------------------------------------- one extract
 
 
-def _delta_item(object_name: str, spec: ObjectSpec, watermark: datetime | None, api: str) -> ExtractPlanItem:
+def _delta_item(object_name: str, spec: ObjectSpec, watermark: datetime | None, api: ApiChoice) -> ExtractPlanItem:
     columns = list(spec.fields) + ([DELETED_FLAG] if DELETED_FLAG not in spec.fields else [])
     soql = build_soql(object_name, columns)
     if watermark is not None:
@@ -140,7 +140,7 @@ class _SyncTarget:
     options: ExtractOptions
     run_id: str
     data_root: str | os.PathLike[str] | None
-    api: str | None
+    api: ApiChoice | None
 
 
 @dataclass(frozen=True)
@@ -434,7 +434,7 @@ def _reset_future_watermark(target: _SyncTarget, count: OrgCount, watermark: dat
                             landed: _Landed) -> tuple[datetime | None, _Landed, str | None]:
     """A watermark later than the org's clock (a damaged or foreign state) gives empty deltas forever: reset it to
     the newest change the replica holds and take the delta again. Returns (watermark, landed, forced reason)."""
-    if not is_watermark_ahead(watermark, count.org_now) or replica is None:
+    if count.org_now is None or not is_watermark_ahead(watermark, count.org_now) or replica is None:
         return watermark, landed, None
     reset_to = fallback_watermark(replica, target.spec.cursor_field, count.org_now)
     log_event("sync_watermark_ahead", level=30, object=target.object_name, run_id=target.run_id,
@@ -459,11 +459,11 @@ def _reconcile_if_needed(target: _SyncTarget, count: OrgCount, landed: _Landed, 
 
 
 def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: str, runs_since_reconcile: int,
-          count: OrgCount) -> tuple[str, MergeStats]:
+          count: OrgCount) -> tuple[SyncMode, MergeStats]:
     """Replica first, then the state: the watermark moves only once the replica is in place, and only by what the
     delta saw (records fetched by Id never move it)."""
     landed, merged = outcome.landed, outcome.replica
-    mode = "incremental" if outcome.watermark else "backfill"
+    mode: SyncMode = "incremental" if outcome.watermark else "backfill"
     new_watermark = next_watermark(landed.delta, target.spec.cursor_field, outcome.watermark)
     _write_replica(paths, merged, landed, target.run_id, mode, new_watermark)
     write_sync_state(paths.state, SyncState(
@@ -478,6 +478,23 @@ def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: s
     return mode, stats
 
 
+SyncMode = Literal["backfill", "incremental"]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """One sync: the delta's (or backfill's) extract, how it ran, the replica it left and the merge counts."""
+
+    extracted: ExtractResult
+    mode: SyncMode
+    dataset: str  # the replica: what Phase 1 and QA read
+    sync: MergeStats
+
+    def as_dict(self) -> dict[str, Any]:
+        """The extract's dict plus ``mode``, ``dataset`` and ``sync`` (what ``sync_salesforce_object`` returns)."""
+        return {**self.extracted.as_dict(), "mode": self.mode, "dataset": self.dataset, "sync": self.sync.as_dict()}
+
+
 def sync_object(
     object_name: str,
     *,
@@ -486,9 +503,9 @@ def sync_object(
     connection: SalesforceConnection | None = None,
     options: ExtractOptions | None = None,
     data_root: str | os.PathLike[str] | None = None,
-    api: str | None = None,
-) -> dict[str, Any]:
-    """One incremental run for ``object_name``; returns the extract result plus mode, stats and the replica path."""
+    api: ApiChoice | None = None,
+) -> SyncResult:
+    """One incremental run for ``object_name``: the delta's extract, the mode, the merge counts and the replica."""
     spec = SALESFORCE_OBJECTS[object_name]
     conn = connection or get_connection()
     target = _SyncTarget(object_name, spec, conn, replace(options or ExtractOptions(), include_deleted=True), run_id,
@@ -519,8 +536,7 @@ def sync_object(
         mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=runs_since, count=count)
     log_event("sync_done", object=object_name, run_id=run_id, mode=mode, seconds=round(time.monotonic() - started, 3),
               **stats.as_dict())
-    return {**outcome.landed.extracted.as_dict(), "mode": mode, "dataset": str(paths.replica),
-            "sync": stats.as_dict()}
+    return SyncResult(outcome.landed.extracted, mode, str(paths.replica), stats)
 
 
 @task(task_run_name="sync-{object_name}", **LANDING_TASK_RETRIES)
@@ -528,9 +544,9 @@ def sync_salesforce_object(object_name: str, run_id: str, full_refresh: bool = F
                            api: str | None = None, drop_missing_fields: bool = False) -> dict[str, Any]:
     """Prefect task: incremental sync of one object (delta CSV in data/raw, replica in data/replica).
     The flows land objects with ``tasks.land.land_object`` instead; this stays for direct use."""
-    return sync_object(object_name, run_id=run_id, full_refresh=full_refresh, data_root=data_root, api=api,
-                       options=ExtractOptions(drop_missing_fields=drop_missing_fields))
+    return sync_object(object_name, run_id=run_id, full_refresh=full_refresh, data_root=data_root,
+                       api=api_choice(api), options=ExtractOptions(drop_missing_fields=drop_missing_fields)).as_dict()
 
 
-__all__ = ["MergeStats", "SyncState", "read_sync_state", "sync_object", "sync_salesforce_object",
+__all__ = ["MergeStats", "SyncResult", "SyncState", "read_sync_state", "sync_object", "sync_salesforce_object",
            "write_sync_state"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -38,5 +39,6 @@ def replica_of(name: str, data_root: Path) -> pl.DataFrame:
     return pl.read_parquet(build_sync_paths(name, data_root=data_root).replica).sort("Id")
 
 
-def sync(conn: SalesforceConnection, name: str, data_root: Path, run_id: str, **kw):
-    return sync_object(name, run_id=run_id, connection=conn, options=FAST, data_root=data_root, **kw)
+def sync(conn: SalesforceConnection, name: str, data_root: Path, run_id: str, **kw) -> dict[str, Any]:
+    """One sync, as the dict ``sync_salesforce_object`` returns (the extract's fields, mode, dataset, sync)."""
+    return sync_object(name, run_id=run_id, connection=conn, options=FAST, data_root=data_root, **kw).as_dict()

@@ -43,7 +43,7 @@ def find_misfit_metrics(object_name: str, metrics: Mapping[str, Sequence[str]],
 
     ``sf_types`` maps column -> Salesforce type; a metric on a column it lacks is left to the caller to report.
     """
-    problems = []
+    problems: list[str] = []
     for column, aggregations in metrics.items():
         if column not in sf_types:
             continue

@@ -46,7 +46,7 @@ class TimeoutSession(requests.Session):
         super().__init__()
         self.timeout_seconds = timeout_seconds
 
-    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+    def request(self, method, url, *args, **kwargs):
         kwargs.setdefault("timeout", self.timeout_seconds)
         return super().request(method, url, *args, **kwargs)
 
@@ -61,7 +61,10 @@ def build_http_session(credentials: Credentials) -> requests.Session:
 
 
 def _jwt_assertion(credentials: Credentials) -> str:
-    key = credentials.private_key_file.read_bytes()  # type: ignore[union-attr]
+    if credentials.private_key_file is None:  # the settings require it for this flow; a hand-built one may not
+        msg = "the jwt auth flow needs SF_PRIVATE_KEY_FILE; set it in .env or the environment"
+        raise AuthError(msg)
+    key = credentials.private_key_file.read_bytes()
     claims = {
         "iss": credentials.consumer_key,
         "sub": credentials.username,
@@ -83,16 +86,19 @@ def _login(credentials: Credentials, http: Any) -> tuple[str, str]:
             domain=c.domain, sf_version=c.api_version, session=http,
             scratch_url=c.login_base_url if c.login_url else None,
         )
+    if c.flow not in ("client_credentials", "jwt"):
+        msg = f"auth flow {c.flow!r} has no login step"
+        raise AuthError(msg)
+    if c.consumer_key is None:  # the settings require it for both OAuth flows; a hand-built Credentials may not
+        msg = f"the {c.flow} auth flow needs SF_CONSUMER_KEY; set it in .env or the environment"
+        raise AuthError(msg)
     if c.flow == "client_credentials":
         secret = c.consumer_secret.get_secret_value() if c.consumer_secret else ""
         basic = base64.b64encode(f"{c.consumer_key}:{secret}".encode()).decode()
         return token_login(token_url, {"grant_type": "client_credentials"}, c.domain, c.consumer_key,
                            {"Authorization": f"Basic {basic}"}, None, http)
-    if c.flow == "jwt":
-        data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": _jwt_assertion(c)}
-        return token_login(token_url, data, c.domain, c.consumer_key, None, None, http)
-    msg = f"auth flow {c.flow!r} has no login step"
-    raise AuthError(msg)
+    data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": _jwt_assertion(c)}
+    return token_login(token_url, data, c.domain, c.consumer_key, None, None, http)
 
 
 @dataclass(frozen=True)

@@ -177,8 +177,8 @@ def test_drop_missing_fields_works_for_incremental_objects(conn, emulator_reset,
     with pytest.raises(ConfigError, match=r"Lead\.Favourite_Colour__c: not found"):
         sync(conn, "Lead", root, "R1")
     options = replace(FAST, drop_missing_fields=True)
-    first = sync_object("Lead", run_id="R2", connection=conn, options=options, data_root=root)
-    second = sync_object("Lead", run_id="R3", connection=conn, options=options, data_root=root)
+    first = sync_object("Lead", run_id="R2", connection=conn, options=options, data_root=root).as_dict()
+    second = sync_object("Lead", run_id="R3", connection=conn, options=options, data_root=root).as_dict()
     assert (first["mode"], second["mode"]) == ("backfill", "incremental")
     assert "Favourite_Colour__c" not in replica_of("Lead", root).columns
     assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))

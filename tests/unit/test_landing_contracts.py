@@ -15,12 +15,14 @@ from tasks.extract import ExtractResult
 from tasks.extract_plan import resolve_extract_plan
 from tasks.land import LandingResult, uses_incremental_sync
 from tasks.replica import MergeStats
+from tasks.sync import SyncResult
 from utils.errors import ConfigError
 
 EXTRACTED = ExtractResult("Lead", "raw/Lead_1.csv", "raw/Lead_1.schema.json", 12, "rest", 0.5, "emulator", "R1",
                           ("Fax",))
-SYNCED = {**EXTRACTED.as_dict(), "mode": "incremental", "dataset": "replica/Lead.parquet",
-          "sync": MergeStats(12, 2, 3, 1, 0, 40, 0).as_dict()}
+SYNCED = SyncResult(EXTRACTED, "incremental", "replica/Lead.parquet", MergeStats(12, 2, 3, 1, 0, 40, 0))
+SYNC_TASK_DICT = {**EXTRACTED.as_dict(), "mode": "incremental", "dataset": "replica/Lead.parquet",
+                  "sync": MergeStats(12, 2, 3, 1, 0, 40, 0).as_dict()}
 SOURCE = {"kind": "emulator", "instance_url": "https://127.0.0.1", "auth_flow": "access_token"}
 ROW_KEYS = ["object", "status", "mode", "rows", "api", *SYNC_COLUMNS, "dataset", "extract_s", "process_s", "load_s",
             "qa", "raw_csv", "summary_json", "error"]
@@ -37,7 +39,8 @@ def test_a_sync_lands_its_replica_as_the_dataset_and_keeps_the_sync_task_dict():
     landed = LandingResult.from_sync(SYNCED)
     assert (landed.mode, landed.dataset, landed.raw_csv) == ("incremental", "replica/Lead.parquet", "raw/Lead_1.csv")
     assert landed.sync == MergeStats(12, 2, 3, 1, 0, 40, 0)
-    assert landed.as_dict() == SYNCED and list(landed.as_dict()) == list(SYNCED)
+    assert SYNCED.as_dict() == SYNC_TASK_DICT and list(SYNCED.as_dict()) == list(SYNC_TASK_DICT)
+    assert landed.as_dict() == SYNC_TASK_DICT and list(landed.as_dict()) == list(SYNC_TASK_DICT)
 
 
 def test_landing_result_is_frozen():
