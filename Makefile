@@ -11,11 +11,15 @@ help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # The venv is rebuilt only when the pins or the package metadata change.
+# requirements.lock pins every package, pip and setuptools too, each with the sha256 of every file pip may pick
+# for it (make lock), so pip installs it in hash-checking mode: a download whose hash is not listed is refused.
+# The venv's bundled pip installs the locked pip along with the rest (no unpinned `pip install --upgrade pip`).
+# The project itself goes in by a second call: an editable install has no hash, and in hash-checking mode every
+# requirement must have one. --no-build-isolation builds it with the locked setuptools instead of fetching one.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## create/refresh .venv from requirements.lock (no-op when up to date)
@@ -40,18 +44,28 @@ lint: $(STAMP)  ## ruff and mypy (the type checker; config in pyproject.toml)
 	$(BIN)/mypy
 
 bench: $(STAMP)  ## benchmarks (installs the bench extra: pandas, duckdb)
-	$(BIN)/python -m pip install --quiet -r requirements-bench.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bench.lock
 	$(BIN)/python -m benchmarks $(ARGS)
 
 emulator: $(STAMP)  ## serve the embedded Salesforce emulator in the foreground
 	$(BIN)/python -m emulator serve $(ARGS)
 
-lock:  ## re-resolve requirements.lock from pyproject.toml (needs network)
-	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
-	.lockvenv/bin/pip install --quiet -e '.[dev]'
-	(echo "# Exact pins for runtime + dev (make run / make test install from this file)."; \
-	 echo "# Regenerate: make lock"; .lockvenv/bin/pip freeze --exclude-editable) > requirements.lock
-	rm -rf .lockvenv
+# The locks are made by pip-compile (pip-tools, itself pinned in the dev extra) with --generate-hashes: for each pin
+# it lists the hash of every file of that version it finds on PyPI and in the wheel dirs and local indexes that
+# pip.conf names, so whichever of them pip picks here, on another developer's machine or in CI, the hash matches.
+# pip freeze gave no hashes, and `name @ file:///...` lines for wheels installed from a local dir.
+# pip-compile keeps the versions the lock already pins (it reads the output file first) and only resolves what is
+# new; to move pins: make lock ARGS="--upgrade-package NAME" (or ARGS=--upgrade for everything).
+# --allow-unsafe pins pip and setuptools as well; the index URLs stay in pip.conf, not in the lock.
+# requirements-bench.lock is the bench extra of pyproject.toml alone, constrained to requirements.lock (numpy etc.).
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links $(ARGS)
+BENCH_EXTRA := $(BIN)/python -c 'import tomllib; \
+	print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'
+
+lock: $(STAMP)  ## re-resolve the hashed locks from pyproject.toml, keeping current pins (needs network)
+	$(PIP_COMPILE) --extra dev -o requirements.lock pyproject.toml
+	$(BENCH_EXTRA) | $(PIP_COMPILE) -c requirements.lock -o requirements-bench.lock -
 
 clean:  ## remove the venv and everything the pipeline wrote under data/
 	rm -rf $(VENV)
