@@ -17,6 +17,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # keep the console re
 from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow
 from utils.logs import kv
 from utils.prefect_home import prepare_prefect_database
+from utils.progress import progress_display
 from utils.source import pipeline_source
 
 
@@ -40,11 +41,21 @@ def _print_run(n: int, total: int, summary: dict, ok: bool, seconds: float) -> N
         print(f"  QA: {summary['qa_error']}")
 
 
+def _positive_seconds(text: str) -> float:
+    seconds = float(text)
+    if not (0 < seconds < float("inf")):
+        msg = f"must be a positive number of seconds, got {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
     parser.add_argument("--objects", nargs="*", help="registry objects to run (default: all)")
     parser.add_argument("--fail-on-qa-error", action="store_true", help="strict QA: error-severity checks fail")
+    parser.add_argument("--progress-seconds", type=_positive_seconds, default=5.0,
+                        help="when stdout is not a terminal: seconds between plain progress lines (default 5)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     # Prefect 2's SQLite migrations warn about index reflection on every fresh start; it is harmless noise
@@ -59,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             print(f"\nrun {n}/{args.runs}: extracting, then Phase 1 (Polars -> JSON) and Phase 2 (QA) in parallel ...",
                   flush=True)
-            state = sf_etl_orchestrator_flow(objects=args.objects or None, fail_on_qa_error=args.fail_on_qa_error,
-                                             return_state=True)
+            # a live table on a terminal, plain `progress ...` lines otherwise; gone before the run's table prints
+            with progress_display(interval_seconds=args.progress_seconds):
+                state = sf_etl_orchestrator_flow(objects=args.objects or None,
+                                                 fail_on_qa_error=args.fail_on_qa_error, return_state=True)
             result = state.result(raise_on_failure=False)
             if isinstance(result, PipelineRunError):
                 summary, ok = result.summary, False

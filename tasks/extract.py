@@ -43,6 +43,7 @@ from utils.errors import (
 )
 from utils.logs import log_event
 from utils.paths import build_paths
+from utils.progress import report_progress
 from utils.raw_schema import RawSchema, write_raw_schema
 from utils.settings import env_number
 from utils.sf_errors import (
@@ -436,17 +437,26 @@ def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptio
 
 
 class _ProgressLog:
-    """``extract_progress`` lines: at most one every 2 s, and always the last."""
+    """``extract_progress`` lines: at most one every 2 s, and always the last. Every call also updates the run's
+    progress display (``utils.progress``: a no-op when none is attached), from the moment the extract starts."""
 
     def __init__(self, object_name: str, run_id: str) -> None:
         self.object_name, self.run_id, self.last = object_name, run_id, 0.0
+        report_progress(object_name, "extract", rows=0)  # shown while the first page or a Bulk job is on its way
 
     def __call__(self, done: int, total: int) -> None:
+        # a Bulk job that did not say how many records it processed reports -1: expected unknown
+        report_progress(self.object_name, "extract", rows=done, expected=total if total >= 0 else None)
         now = time.monotonic()
         if now - self.last >= 2.0 or done >= total:
             self.last = now
             log_event("extract_progress", object=self.object_name, run_id=self.run_id, rows=done,
                       expected_rows=total)
+
+    def finished(self, rows: int) -> None:
+        """The raw CSV and its sidecar are in place: the display marks the extract done (a failure is marked by
+        whoever catches it, which also sees failures before the first page)."""
+        report_progress(self.object_name, "extract", rows=rows, status="done")
 
 
 def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: ApiPath, raw_csv: Path, raw_schema: Path,
@@ -473,6 +483,7 @@ def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: ApiPath
                 )
                 # the sidecar lands first: whoever sees the CSV can rely on its schema being there
                 write_raw_schema(raw_schema, schema)
+            progress.finished(written)
             return written
         except _RestartObject as why:
             if restarts >= options.max_restarts:
