@@ -13,6 +13,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -147,22 +148,27 @@ def _chromium_with_pipe(binary: Path, profile_dir: Path) -> Iterator[_DevToolsPi
 
     args = [str(binary), *HEADLESS_FLAGS, *OFFLINE_FLAGS, "--remote-debugging-pipe",
             f"--user-data-dir={profile_dir}", "about:blank"]
+    # its own session (process group), so the renderer and zygote children end with it
     proc = subprocess.Popen(args, preexec_fn=_wire_fds, pass_fds=(3, 4), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.close(cmd_read)
     os.close(reply_write)
     try:
         yield _DevToolsPipe(cmd_write, reply_read)
     finally:
-        os.close(cmd_write)
+        os.close(cmd_write)  # Chromium exits when its command pipe closes
         os.close(reply_read)
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _signal_group(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        _signal_group(proc.pid, signal.SIGKILL)  # any child left behind
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
 
 def _page_load_from(events: list[dict[str, Any]], dom: str) -> PageLoad:
@@ -185,7 +191,7 @@ def _page_load_from(events: list[dict[str, Any]], dom: str) -> PageLoad:
 def load_page_offline(page: Path, *, binary: Path | None = None, settle_s: float = 0.5) -> PageLoad:
     """Open ``page`` (a local file) in headless Chromium with networking disabled; return what it showed."""
     binary = binary or ensure_chromium()
-    with tempfile.TemporaryDirectory(prefix="sfpp-chromium-") as profile, \
+    with tempfile.TemporaryDirectory(prefix="sfpp-chromium-", ignore_cleanup_errors=True) as profile, \
             _chromium_with_pipe(binary, Path(profile)) as devtools:
         target = devtools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = devtools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]

@@ -170,3 +170,24 @@ def build_qa_paths(object_name: str, *, data_root: str | os.PathLike[str] | None
 
 
 build_qc_paths = build_qa_paths  # the seed's name (README, user code)
+
+
+REPORT_NAME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{6}Z_[A-Za-z0-9]+\.html$")  # a run's report, not latest.html
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """One run's HTML report and ``latest.html`` beside it (a copy of the newest report)."""
+
+    directory: Path
+    report: Path
+    latest: Path
+
+
+def build_report_paths(started_at: str, run_id: str, *,
+                       data_root: str | os.PathLike[str] | None = None) -> ReportPaths:
+    """``reports/<started_at without colons>_<RUNID>.html``: named like the run's summary under ``runs/``."""
+    root = resolve_data_root(data_root)
+    stem = build_run_summary_path(started_at, run_id, data_root=root).stem
+    directory = root / "reports"
+    return ReportPaths(directory=directory, report=directory / f"{stem}.html", latest=directory / "latest.html")
