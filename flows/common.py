@@ -15,19 +15,21 @@ from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, cast, get_type_hints
 
 from prefect.states import State
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from configs.salesforce_objects import ApiChoice
+from flows.naming import for_object
 from tasks.extract_plan import ExtractPlanItem
-from tasks.land import LandingResult, land_object
+from tasks.land import LandingResult, land_object, landing_step
 from utils.errors import ConfigError, PipelineError
 
 V = TypeVar("V")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["StepOutcome", "checked_parameters", "error_line", "land_objects", "one_line", "outcome_from_state",
-           "outcome_of", "remove_files"]
+__all__ = ["StepOutcome", "checked_parameters", "error_line", "in_flow_threads", "land_objects", "one_line",
+           "outcome_from_state", "outcome_of", "plain", "remove_files"]
 
 
 def one_line(err: object) -> str:
@@ -122,6 +124,16 @@ def remove_files(paths: Iterable[Path]) -> list[Path]:
     return removed
 
 
+_quoted = cast(Callable[[object], object], quote)  # a namedtuple subclass: mypy cannot see its one field
+
+
+def plain(value: V) -> V:
+    """``value`` handed to a task as data only. Prefect 2 links every argument whose ``id()`` equals a part of an
+    earlier task's result to that task, so the run id string inside one object's landing result drew the next
+    object's landing as depending on it (a false arrow in the graph); a quoted argument is not inspected."""
+    return cast(V, _quoted(value))
+
+
 def land_objects(plan: Sequence[ExtractPlanItem], run_id: str, *, max_concurrent: int, full_refresh: bool,
                  data_root: str | None, api: ApiChoice | None,
                  drop_missing_fields: bool) -> dict[str, StepOutcome[LandingResult]]:
@@ -135,10 +147,21 @@ def land_objects(plan: Sequence[ExtractPlanItem], run_id: str, *, max_concurrent
     """
     def land(item: ExtractPlanItem) -> StepOutcome[LandingResult]:
         started = time.monotonic()
-        state = land_object.submit(item, run_id, full_refresh=full_refresh, data_root=data_root, api=api,
-                                   drop_missing_fields=drop_missing_fields).wait()
+        named = for_object(land_object, landing_step(item), item.object_name)
+        future = named.submit(plain(item), plain(run_id), full_refresh=full_refresh, data_root=plain(data_root),
+                              api=api, drop_missing_fields=drop_missing_fields)
+        state = future.wait()
         return outcome_from_state(item.object_name, "extract", state, time.monotonic() - started)
 
-    with ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="land") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, land, item) for item in plan]
-        return {item.object_name: future.result() for item, future in zip(plan, futures, strict=True)}
+    outcomes = in_flow_threads([functools.partial(land, item) for item in plan], max_workers=max_concurrent,
+                               name="land")
+    return {item.object_name: outcome for item, outcome in zip(plan, outcomes, strict=True)}
+
+
+def in_flow_threads(calls: Sequence[Callable[[], R]], *, max_workers: int, name: str) -> list[R]:
+    """Run ``calls`` on at most ``max_workers`` threads and return their results in order. Each thread runs in a
+    copy of the caller's context: Prefect needs it to attach a task or subflow run to this flow run (prefect2-notes
+    §1 C1/C2: without it a subflow becomes a root run and the process hangs)."""
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+        return [future.result() for future in futures]

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
+from prefect.states import State
 from prefect.task_runners import ConcurrentTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import error_line, one_line, remove_files
-from tasks.quality_checks import CheckResult, crashed_result, not_run_result
+from flows.common import error_line, one_line, plain, remove_files
+from flows.naming import flow_run_namer, for_object
+from flows.run_artifacts import QA_SUMMARY_KEY, check_status, publish_markdown, qa_markdown
+from tasks.quality_checks import CheckResult, crashed_result, not_run_result, validator_check_name
 from tasks.quality_parallel import (
     GateOutcome,
     QaReport,
@@ -25,13 +29,12 @@ from tasks.quality_parallel import (
     qa_profile,
     qa_rowcount,
     qa_validator,
+    read_rowcount_counts,
 )
 from utils.errors import ConfigError, DataQualityError, PipelineError, QaTaskError
 from utils.paths import QaPaths, build_qa_paths, resolve_data_root
 from utils.prefect_sync import blocking
 from utils.raw_files import find_latest_dataset
-
-ARTIFACT_KEY = "qa-summary"
 
 
 def resolve_targets(
@@ -53,20 +56,36 @@ def resolve_targets(
     return targets
 
 
-def submit_object_checks(object_name: str, raw_csv: str | None, run_id: str | None, data_root: str) -> list:
-    """Gate first (it also writes the Parquet snapshot the others read); the rest wait on it and run side by side."""
-    gate_future = qa_gate.submit(object_name, raw_csv, data_root)
+@dataclass(frozen=True)
+class SubmittedQa:
+    """One object's QA tasks in flight: the dataset they check, their futures (the gate first), and when."""
+
+    dataset: str | None
+    futures: list[PrefectFuture]
+    submitted_at: datetime
+
+
+def submit_object_checks(object_name: str, raw_csv: str | None, run_id: str | None, data_root: str) -> SubmittedQa:
+    """Gate first (it also writes the Parquet snapshot the others read); the rest wait on it and run side by side.
+
+    Each task is named ``qa-<check>-<object>`` from its creation on; plain values are passed quoted (``plain``)
+    so that only the gate is drawn as their upstream."""
+    submitted_at = datetime.now(timezone.utc)
+    gate_future = for_object(qa_gate, "qa-gate", object_name).submit(
+        plain(object_name), plain(raw_csv), plain(data_root))
     # Prefect hands each check the gate's value and starts it once the gate is done (the future is the argument)
     gate = cast(GateOutcome, gate_future)
+    name, root = plain(object_name), plain(data_root)
     futures: list[PrefectFuture] = [
         gate_future,
-        qa_completeness.submit(object_name, gate),
-        qa_dedup.submit(object_name, gate, data_root),
-        qa_profile.submit(object_name, gate, data_root),
-        qa_rowcount.submit(object_name, gate, run_id, data_root),
+        for_object(qa_completeness, "qa-completeness", object_name).submit(name, gate),
+        for_object(qa_dedup, "qa-dedup", object_name).submit(name, gate, root),
+        for_object(qa_profile, "qa-profile", object_name).submit(name, gate, root),
+        for_object(qa_rowcount, "qa-rowcount", object_name).submit(name, gate, plain(run_id), root),
     ]
-    futures += [qa_validator.submit(object_name, v, gate) for v in SALESFORCE_OBJECTS[object_name].validators]
-    return futures
+    futures += [for_object(qa_validator, f"qa-{validator_check_name(v)}", object_name).submit(
+        name, plain(v), gate) for v in SALESFORCE_OBJECTS[object_name].validators]
+    return SubmittedQa(raw_csv, futures, submitted_at)
 
 
 def _task_run_name(future: PrefectFuture) -> str:
@@ -102,6 +121,7 @@ class ObjectQa:
     dataset: str | None
     reports: tuple[QaReport, ...]
     removed_stale: tuple[str, ...] = ()
+    seconds: float | None = None  # from submitting its gate to its last task ending
 
     @property
     def results(self) -> list[CheckResult]:
@@ -127,6 +147,7 @@ class ObjectQa:
             "results": [r.to_dict() for r in results],
             "files": self.files,
             "removed_stale": list(self.removed_stale),
+            "seconds": self.seconds,
         }
 
 
@@ -139,11 +160,15 @@ def remove_stale_outputs(dataset: str | None, reports: Iterable[QaReport], qc: Q
     return tuple(str(p) for p in remove_files(p for p in qc.rewritable if str(p) not in written))
 
 
-def collect_object_qa(object_name: str, dataset: str | None, futures: list[PrefectFuture], data_root: str) -> ObjectQa:
+def collect_object_qa(object_name: str, submitted: SubmittedQa, data_root: str) -> ObjectQa:
     """Wait for every QA task of one object, then remove the outputs they left stale."""
-    reports = tuple(_report_of(object_name, f) for f in futures)
+    reports = tuple(_report_of(object_name, f) for f in submitted.futures)
+    states: list[State] = [blocking(f.wait()) for f in submitted.futures]  # final by now: no waiting
+    dataset = submitted.dataset
     removed = remove_stale_outputs(dataset, reports, build_qa_paths(object_name, data_root=data_root))
-    return ObjectQa(str(Path(dataset)) if dataset else None, reports, removed)
+    ended = [s.timestamp for s in states if s.is_final()]
+    seconds = round((max(ended) - submitted.submitted_at).total_seconds(), 2) if ended else None
+    return ObjectQa(str(Path(dataset)) if dataset else None, reports, removed, seconds)
 
 
 def summarise(run_id: str | None, checked: Mapping[str, ObjectQa]) -> dict:
@@ -177,43 +202,22 @@ def qa_failure(summary: Mapping[str, Any], *, strict: bool) -> PipelineError | N
     return error(qa_failure_message(crashed, failing), dict(summary))
 
 
-def _status(result: Mapping[str, Any]) -> str:
-    if result["skipped"]:
-        return "skipped"
-    return "pass" if result["passed"] else f"FAIL ({result['severity']})"
-
-
-def render_markdown(summary: Mapping[str, Any]) -> str:
-    """One table row per object and check."""
-    lines = ["# QA summary", "", "| object | check | status | observed | message |", "|---|---|---|---|---|"]
-    for name, entry in summary["objects"].items():
-        for r in entry["results"]:
-            cells = [name, r["check"], _status(r), str(r["observed"] if r["observed"] is not None else ""),
-                     r["message"]]
-            lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def log_summary(summary: Mapping[str, Any]) -> None:
     logger = get_run_logger()
     for name, entry in summary["objects"].items():
-        statuses = [_status(r) for r in entry["results"]]
+        statuses = [check_status(r) for r in entry["results"]]
         counts = {s: statuses.count(s) for s in sorted(set(statuses))}
         logger.info("QA %s: %s", name, ", ".join(f"{n} {s}" for s, n in counts.items()))
         if entry["removed_stale"]:
             logger.warning("QA %s: removed %s, not rewritten by this run", name, ", ".join(entry["removed_stale"]))
 
 
-def publish_artifact(summary: Mapping[str, Any]) -> None:
-    """The markdown artifact; a failure here is logged and never fails QA."""
-    try:
-        blocking(create_markdown_artifact(render_markdown(summary), key=ARTIFACT_KEY,
-                                          description="QA checks per object"))
-    except Exception as err:  # noqa: BLE001 - advisory by design: reporting must not change the QA outcome
-        get_run_logger().warning("QA summary artifact not created: %s", err)
+def rowcount_histories(object_names: Iterable[str], data_root: str) -> dict[str, list[int]]:
+    """Each object's recorded row counts, oldest first (empty when its history is missing or unreadable)."""
+    return {name: read_rowcount_counts(build_qa_paths(name, data_root=data_root).rowcount) for name in object_names}
 
 
-@flow(name="object-parallel-qa", task_runner=ConcurrentTaskRunner())
+@flow(name="object-parallel-qa", flow_run_name=flow_run_namer("qa"), task_runner=ConcurrentTaskRunner())
 def object_parallel_flow(
     raw_files: dict[str, str] | None = None,
     objects: list[str] | None = None,
@@ -225,11 +229,13 @@ def object_parallel_flow(
     error-severity check failed."""
     root = str(resolve_data_root(data_root))
     targets = resolve_targets(raw_files, objects, root)
-    futures = {name: submit_object_checks(name, raw, run_id, root) for name, raw in targets.items()}
-    checked = {name: collect_object_qa(name, targets[name], futs, root) for name, futs in futures.items()}
+    submitted = {name: submit_object_checks(name, raw, run_id, root) for name, raw in targets.items()}
+    checked = {name: collect_object_qa(name, qa, root) for name, qa in submitted.items()}
     summary = summarise(run_id, checked)
     log_summary(summary)
-    publish_artifact(summary)
+    if not flow_run.parent_flow_run_id:  # under the orchestrator, it publishes QA with the run's other artifacts
+        publish_markdown(QA_SUMMARY_KEY, qa_markdown(summary, history=rowcount_histories(checked, root)),
+                         "QA checks per object")
     failure = qa_failure(summary, strict=fail_on_qa_error)
     if failure is not None:
         raise failure

@@ -12,7 +12,8 @@ from configs.salesforce_objects import ApiPath
 from flows.common import StepOutcome, one_line
 from tasks.land import LandingMode, LandingResult
 
-SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "recovered", "replica_rows")
+SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "recovered", "unchanged", "deleted_absent",
+                "replica_rows")
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,14 @@ class SummaryRow:
     deletes: int | None
     hard_deletes: int | None
     recovered: int | None
+    unchanged: int | None       # delta records identical to the replica's (rows = inserts + updates + unchanged
+    deleted_absent: int | None  # + deletes + deleted_absent, each delta record counted once)
     replica_rows: int | None
     dataset: str | None
     extract_s: float
     process_s: float | None
     load_s: float | None
+    qa_s: float | None  # from the object's first QA task starting to its last one ending
     qa: str
     raw_csv: str | None
     summary_json: str | None
@@ -123,6 +127,7 @@ def _summary_row(name: str, ext: StepOutcome[LandingResult], phase1: BranchOutco
         extract_s=round(ext.seconds, 2),
         process_s=seconds.get("process"),
         load_s=seconds.get("load"),
+        qa_s=(qa.part("objects").get(name) or {}).get("seconds"),
         qa=_qa_status(qa.part("objects"), name) if ext.ok else "skipped (no extract)",
         raw_csv=landed.raw_csv if landed else None,
         summary_json=load if isinstance(load, str) else None,

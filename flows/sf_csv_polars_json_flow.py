@@ -11,6 +11,7 @@ from prefect.task_runners import SequentialTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ApiChoice
 from flows.common import StepOutcome, land_objects, outcome_of, remove_files
+from flows.naming import current_run_id, flow_run_namer, for_object
 from tasks.extract_plan import ExtractPlanItem, api_choice, resolve_extract_plan
 from tasks.land import LandingResult
 from tasks.load import load_csv_to_json
@@ -19,7 +20,6 @@ from utils.errors import ConfigError, PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
 from utils.paths import build_summary_paths
-from utils.run_ids import new_run_id
 from utils.source import pipeline_source
 
 
@@ -34,11 +34,11 @@ def process_and_load(object_name: str, dataset: str, data_root: str | None) -> l
     ``removed_stale``: the previous run's summary must never be taken for a summary of this dataset.
     """
     paths = build_summary_paths(object_name, data_root=data_root)
-    processed = outcome_of(object_name, "process", lambda: process_object_data(
+    processed = outcome_of(object_name, "process", lambda: for_object(process_object_data, "process", object_name)(
         object_name, dataset, data_root=data_root, return_state=True))
     if not processed.ok:
         return [_with_stale_removed(processed, paths.process_outputs + paths.load_outputs)]
-    loaded = outcome_of(object_name, "load", lambda: load_csv_to_json(
+    loaded = outcome_of(object_name, "load", lambda: for_object(load_csv_to_json, "load", object_name)(
         object_name, processed.value, data_root=data_root, return_state=True))
     return [processed, loaded if loaded.ok else _with_stale_removed(loaded, paths.load_outputs)]
 
@@ -108,7 +108,8 @@ def summarise_phase1(run_id: str, results: dict[str, list[StepOutcome]]) -> dict
     }
 
 
-@flow(name="sf-csv-polars-json", task_runner=SequentialTaskRunner(), log_prints=True)
+@flow(name="sf-csv-polars-json", flow_run_name=flow_run_namer("phase1"), task_runner=SequentialTaskRunner(),
+      log_prints=True)
 def sf_csv_polars_json_flow(
     objects: list[str] | None = None,
     soql: dict[str, str] | None = None,
@@ -126,7 +127,7 @@ def sf_csv_polars_json_flow(
     Returns, per object, the files it wrote; fails at the end, after every object had its turn, if any object
     failed.
     """
-    run_id = run_id or new_run_id()
+    run_id = current_run_id(run_id)
     results: dict[str, list[StepOutcome]] = {}
     if raw_files:
         todo = _checked_raw_files(raw_files)

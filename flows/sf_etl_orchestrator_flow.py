@@ -7,15 +7,25 @@ import json
 import time
 from typing import Annotated, Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect import flow, get_run_logger
 from prefect.states import Failed, State
 from prefect.task_runners import ConcurrentTaskRunner
 from pydantic import AfterValidator, Field
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import checked_parameters, land_objects
-from flows.object_parallel_flow import object_parallel_flow
+from flows.common import checked_parameters, in_flow_threads, land_objects, plain
+from flows.naming import current_run_id, flow_run_namer
+from flows.object_parallel_flow import object_parallel_flow, rowcount_histories
+from flows.run_artifacts import (
+    FILES_KEY,
+    QA_SUMMARY_KEY,
+    RUN_SUMMARY_KEY,
+    compact_summary_rows,
+    files_markdown,
+    publish_markdown,
+    publish_table,
+    qa_markdown,
+)
 from flows.run_summary import BranchOutcome, RunSummary, build_run_summary
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
 from tasks.extract_plan import api_choice, resolve_extract_plan
@@ -23,9 +33,7 @@ from utils.atomic import write_text_atomic
 from utils.errors import PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
-from utils.paths import build_run_summary_path
-from utils.prefect_sync import blocking
-from utils.run_ids import new_run_id
+from utils.paths import build_run_summary_path, resolve_data_root
 from utils.source import pipeline_source
 from utils.timefmt import now_utc_seconds
 
@@ -41,20 +49,23 @@ def _not_empty(objects: list[str] | None) -> list[str] | None:
     return objects
 
 
-@task(task_run_name="branch-phase1-etl")
-def run_phase1_branch(datasets: dict[str, str], run_id: str, data_root: str | None) -> BranchOutcome:
-    """Phase 1 as a subflow inside a task, so it runs concurrently with Phase 2 (prefect2-notes §1 B)."""
-    state = sf_csv_polars_json_flow(raw_files=datasets, run_id=run_id, data_root=data_root, return_state=True)
-    return BranchOutcome.from_state(state)
+def run_branches(datasets: dict[str, str], run_id: str, data_root: str | None,
+                 fail_on_qa_error: bool) -> tuple[BranchOutcome, BranchOutcome]:
+    """Phase 1 and QA as two subflows at the same time, each called from a thread carrying this flow's context
+    (prefect2-notes §1 C2): each shows once in the graph, under this run, with its own logs on its own page.
+    The datasets are what the landings returned, so the graph draws each branch after every landing; the run id
+    and data root are quoted (``plain``), so they draw nothing."""
+    def phase1() -> BranchOutcome:
+        return BranchOutcome.from_state(sf_csv_polars_json_flow(
+            raw_files=datasets, run_id=plain(run_id), data_root=plain(data_root), return_state=True))
 
+    def qa() -> BranchOutcome:
+        return BranchOutcome.from_state(object_parallel_flow(
+            raw_files=datasets, fail_on_qa_error=fail_on_qa_error, run_id=plain(run_id),
+            data_root=plain(data_root), return_state=True))
 
-@task(task_run_name="branch-phase2-qa")
-def run_phase2_branch(datasets: dict[str, str], run_id: str, data_root: str | None,
-                      fail_on_qa_error: bool) -> BranchOutcome:
-    """Phase 2 (QA) as a subflow inside a task, beside Phase 1."""
-    state = object_parallel_flow(raw_files=datasets, fail_on_qa_error=fail_on_qa_error, run_id=run_id,
-                                 data_root=data_root, return_state=True)
-    return BranchOutcome.from_state(state)
+    etl, checked = in_flow_threads([phase1, qa], max_workers=2, name="branch")
+    return etl, checked
 
 
 def _log_table(logger, summary: RunSummary) -> None:
@@ -63,18 +74,26 @@ def _log_table(logger, summary: RunSummary) -> None:
                        api=row.api, extract_seconds=row.extract_s, qa=row.qa, error=row.error))
 
 
-def _publish(summary: dict[str, Any], data_root: str | None) -> None:
-    table = [{k: v for k, v in row.items() if k != "raw_csv"} for row in summary["objects"]]
-    try:
-        blocking(create_table_artifact(key="sf-etl-run-summary", table=json.loads(json.dumps(table, default=str)),
-                                       description=f"run {summary['run_id']} on {summary['source']['kind']}"))
-    except Exception as err:  # noqa: BLE001 - the artifact is a view; never fail the run for it
-        get_run_logger().warning(kv("artifact_failed", run_id=summary["run_id"], error=type(err).__name__))
-    write_text_atomic(build_run_summary_path(summary["started_at"], summary["run_id"], data_root=data_root),
-                      json.dumps(summary, indent=2, default=str) + "\n")
+def _publish(summary: RunSummary, qa: BranchOutcome, data_root: str | None) -> None:
+    """The run's JSON summary under ``runs/``, then its artifacts on this flow run: the compact run summary, the
+    QA checks, and where the files are."""
+    root = resolve_data_root(data_root)
+    summary_file = build_run_summary_path(summary.started_at, summary.run_id, data_root=data_root)
+    write_text_atomic(summary_file, json.dumps(summary.as_dict(), indent=2, default=str) + "\n")
+    publish_table(RUN_SUMMARY_KEY, compact_summary_rows(summary),
+                  f"run {summary.run_id} on {summary.source['kind']}: rows, changes, QA and seconds per object")
+    qa_objects = qa.part("objects")
+    if qa_objects:
+        publish_markdown(QA_SUMMARY_KEY, qa_markdown({"objects": qa_objects},
+                                                     history=rowcount_histories(qa_objects, str(root))),
+                         f"QA checks of run {summary.run_id}")
+    qa_files = {name: entry.get("files", []) for name, entry in qa_objects.items()}
+    publish_markdown(FILES_KEY, files_markdown(summary, root, run_summary_file=summary_file, qa_files=qa_files),
+                     f"files written by run {summary.run_id}")
 
 
-@flow(name="sf-etl-orchestrator", task_runner=ConcurrentTaskRunner(), validate_parameters=False)
+@flow(name="sf-etl-orchestrator", flow_run_name=flow_run_namer("sf-etl"), task_runner=ConcurrentTaskRunner(),
+      validate_parameters=False)
 @checked_parameters("orchestrator")
 def sf_etl_orchestrator_flow(
     objects: Annotated[list[str] | None, AfterValidator(_not_empty)] = None,
@@ -92,7 +111,7 @@ def sf_etl_orchestrator_flow(
     failed)."""
     logger = get_run_logger()
     plan = resolve_extract_plan(objects, soql, api=api, strict_qa=fail_on_qa_error)
-    run_id = new_run_id()
+    run_id = current_run_id()
     started_at = now_utc_seconds()
     started = time.monotonic()
     ensure_data_root(data_root)
@@ -104,9 +123,7 @@ def sf_etl_orchestrator_flow(
     landed = {n: o.value for n, o in extracts.items() if o.ok and o.value is not None}
     datasets = {n: v.dataset for n, v in landed.items()}
     if datasets:
-        phase1 = run_phase1_branch.submit(datasets, run_id, data_root)
-        phase2 = run_phase2_branch.submit(datasets, run_id, data_root, fail_on_qa_error)
-        etl, qa = phase1.result(), phase2.result()
+        etl, qa = run_branches(datasets, run_id, data_root, fail_on_qa_error)
     else:
         etl = qa = BranchOutcome(False, error="no object was extracted")
     keep = {n: raw_retention_count or SALESFORCE_OBJECTS[n].raw_retention_count for n in extracts}
@@ -116,7 +133,7 @@ def sf_etl_orchestrator_flow(
                                          "auth_flow": source.auth_flow},
                                 extracts, etl, qa, started_at, time.monotonic() - started)
     _log_table(logger, summary)
-    _publish(summary.as_dict(), data_root)
+    _publish(summary, qa, data_root)
     failed = summary.failed_objects
     if failed or not qa.ok:
         reasons = [f"object(s) failed: {', '.join(failed)}"] if failed else []

@@ -17,7 +17,7 @@ from tasks.sync import SyncResult, sync_object
 
 LandingMode = Literal["backfill", "incremental", "full"]
 
-__all__ = ["LandingMode", "LandingResult", "land_object", "uses_incremental_sync"]
+__all__ = ["LandingMode", "LandingResult", "land_object", "landing_step", "uses_incremental_sync"]
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,15 @@ def uses_incremental_sync(item: ExtractPlanItem) -> bool:
     return registry.SALESFORCE_OBJECTS[item.object_name].effective_sync_mode == "incremental" and not item.custom_soql
 
 
+def landing_step(item: ExtractPlanItem) -> Literal["sync", "extract"]:
+    """What landing the object is called in the UI and the logs: ``sync`` (delta + replica) or ``extract``."""
+    return "sync" if uses_incremental_sync(item) else "extract"
+
+
 def _landing_run_name() -> str:
-    """``sync-Account`` or ``extract-Account`` in the UI: the name says which way the object was landed."""
-    params = task_run.parameters
-    item = params["item"]
-    verb = "sync" if uses_incremental_sync(item) else "extract"
-    return f"{verb}-{item.object_name}"
+    """``sync-Account`` or ``extract-Account`` for a direct call (the flows name the run at creation instead)."""
+    item = task_run.parameters["item"]
+    return f"{landing_step(item)}-{item.object_name}"
 
 
 @task(task_run_name=_landing_run_name, **LANDING_TASK_RETRIES)

@@ -245,6 +245,15 @@ def parse_rowcount_history(text: str) -> list[RowcountEntry]:
     return entries
 
 
+def read_rowcount_counts(path: Path) -> list[int]:
+    """The row counts recorded in ``rowcount.txt``, oldest first; empty when there is none or it is unreadable
+    (a corrupt history is reported, and replaced, by the rowcount check)."""
+    try:
+        return [e.rows for e in parse_rowcount_history(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError):
+        return []
+
+
 def format_rowcount_history(object_name: str, entries: list[RowcountEntry]) -> str:
     lines = [f"# row counts of {object_name}'s raw extracts, oldest first: <recorded_at UTC> <run_id> <rows>"]
     lines += [f"{e.recorded_at} {e.run_id} {e.rows}" for e in entries]

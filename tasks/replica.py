@@ -59,6 +59,8 @@ class MergeStats:
     hard_deletes: int = 0
     replica_rows: int = 0
     recovered: int = 0  # live records the replica lacked, found by Id-level reconciliation and merged back
+    unchanged: int = 0  # existing records the delta repeated with the same values (the overlap window)
+    deleted_absent: int = 0  # soft-deleted records the replica never held (a backfill's recycle bin)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -92,10 +94,13 @@ def merge_delta(
     inserts = upserts.join(keys, on=primary_key, how="anti").height
     existing = upserts.join(keys, on=primary_key, how="semi")
     updates = existing.join(replica, on=columns, how="anti", nulls_equal=True).height
-    deletes = latest.filter(is_deleted).select(primary_key).join(keys, on=primary_key, how="semi").height
+    soft_deleted = latest.filter(is_deleted).select(primary_key)
+    deletes = soft_deleted.join(keys, on=primary_key, how="semi").height
     untouched = replica.join(latest.select(primary_key), on=primary_key, how="anti")
     merged = pl.concat([untouched, upserts], how="vertical").sort(primary_key)
-    return merged, MergeStats(latest.height, inserts, updates, deletes, 0, merged.height)
+    # every delta record is counted once: latest.height == inserts + updates + unchanged + deletes + deleted_absent
+    return merged, MergeStats(latest.height, inserts, updates, deletes, 0, merged.height,
+                              unchanged=existing.height - updates, deleted_absent=soft_deleted.height - deletes)
 
 
 def drop_missing_keys(replica: pl.DataFrame, live_keys: pl.DataFrame, *, primary_key: str) -> tuple[pl.DataFrame, int]:
