@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ class PageLoad:
     """What loading one page showed: the rendered DOM, console errors, and every URL the page requested."""
 
     dom: str = ""
+    probes: dict[str, Any] = field(default_factory=dict)  # name -> value of each JavaScript probe asked for
     console_errors: list[str] = field(default_factory=list)
     requested_urls: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
@@ -188,8 +189,10 @@ def _page_load_from(events: list[dict[str, Any]], dom: str) -> PageLoad:
     return load
 
 
-def load_page_offline(page: Path, *, binary: Path | None = None, settle_s: float = 0.5) -> PageLoad:
-    """Open ``page`` (a local file) in headless Chromium with networking disabled; return what it showed."""
+def load_page_offline(page: Path, *, probes: Mapping[str, str] | None = None, viewport_width: int = 1000,
+                      binary: Path | None = None, settle_s: float = 0.5) -> PageLoad:
+    """Open ``page`` (a local file) in headless Chromium, offline, in a ``viewport_width`` px wide window; return
+    what it showed, with the value of each JavaScript expression in ``probes`` evaluated once it has loaded."""
     binary = binary or ensure_chromium()
     with tempfile.TemporaryDirectory(prefix="sfpp-chromium-", ignore_cleanup_errors=True) as profile, \
             _chromium_with_pipe(binary, Path(profile)) as devtools:
@@ -197,11 +200,21 @@ def load_page_offline(page: Path, *, binary: Path | None = None, settle_s: float
         session = devtools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Network", "Runtime", "Log", "Page"):
             devtools.send(f"{domain}.enable", session=session)
+        devtools.send("Emulation.setDeviceMetricsOverride", {"width": viewport_width, "height": 900,
+                                                             "deviceScaleFactor": 1, "mobile": False}, session=session)
         devtools.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
         devtools.wait_event("Page.loadEventFired", timeout=30)
         devtools.drain(settle_s)
-        dom = devtools.send("Runtime.evaluate", {"expression": "document.documentElement.outerHTML",
-                                                 "returnByValue": True}, session=session)["result"]["value"]
+
+        def evaluate(expression: str) -> Any:
+            reply = devtools.send("Runtime.evaluate", {"expression": expression, "returnByValue": True},
+                                  session=session)
+            return reply["result"].get("value")
+
+        dom = evaluate("document.documentElement.outerHTML")
+        values = {name: evaluate(expression) for name, expression in (probes or {}).items()}
         with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             devtools.send("Browser.close", timeout=5)
-        return _page_load_from(devtools.events, dom)
+        load = _page_load_from(devtools.events, dom)
+        load.probes = values
+        return load
