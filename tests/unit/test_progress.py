@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 import timeit
 
 import pytest
+from prefect.logging.handlers import PrefectConsoleHandler
 from rich.console import Console
 from rich.text import Text
 
@@ -121,19 +123,44 @@ def test_a_note_keeps_its_first_line_without_escape_codes():
 
 
 def test_the_live_table_in_a_fake_terminal_shows_each_object_with_its_counts():
-    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
     with progress_display(console=console):
         report_progress("Account", "extract", rows=12_000, expected=50_000)
         report_progress("Lead", "extract", rows=5_000, expected=5_000, status="done")
         report_progress("Case", "qa", status="failed", note="uniqueness_id failed")
         time.sleep(0.4)  # at least one refresh at 4/s
-    out = console.file.getvalue()
+    out = screen.getvalue()
     seen = Text.from_ansi(out).plain  # what the terminal showed, without the styles
     for text in ("Account", "12,000/50,000", "Lead", "5,000/5,000", "✓ done", "Case", "✗ failed",
                  "uniqueness_id failed"):
         assert text in seen
     assert "\x1b[" in out  # a terminal: the table is drawn and erased with cursor codes
     assert progress_snapshot() == ()  # detached: the board is clean for the next run
+
+
+class _Tty(io.StringIO):
+    """A terminal the live table shares with log handlers (Prefect's console handler writes to stderr)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("handler_class", [logging.StreamHandler, PrefectConsoleHandler])
+def test_log_lines_meanwhile_go_above_the_live_table_not_through_it(handler_class):
+    screen, terminal = io.StringIO(), _Tty()
+    console = Console(file=screen, force_terminal=True, width=100)
+    logger, handler = logging.getLogger("test_progress.logs_above"), handler_class(terminal)
+    logger.addHandler(handler)
+    try:
+        with progress_display(console=console):
+            report_progress("Account", "extract", rows=1)
+            logger.warning("fields_dropped object=Account")
+        logger.warning("after the run")
+    finally:
+        logger.removeHandler(handler)
+    assert "fields_dropped object=Account" in Text.from_ansi(screen.getvalue()).plain
+    assert "fields_dropped" not in terminal.getvalue() and "after the run" in terminal.getvalue()
 
 
 def test_plain_lines_into_a_pipe_come_every_interval_and_never_carry_escape_codes():
