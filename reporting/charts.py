@@ -131,7 +131,10 @@ def histogram_chart(edges: Sequence[float], counts: Sequence[int], *, title: str
         tip = f"{format_compact(edges[i])} to {format_compact(edges[i + 1])}: {count:,} rows"
         body.append(f'<rect x="{_LEFT + i * width + 0.5:.1f}" y="{y(count):.1f}" width="{max(width - 1, 1):.1f}" '
                     f'height="{bottom - y(count):.1f}" class="bar"><title>{escape(tip)}</title></rect>')
-    for edge_index, anchor in ((0, "start"), (len(counts) // 2, "middle"), (len(counts), "end")):
-        body.append(_text(_LEFT + edge_index * width, height - 8, format_compact(edges[edge_index]), anchor=anchor,
-                          cls="axis"))
+    if len(counts) == 1:  # one value: one label under its bar
+        ticks = [((_LEFT + right) / 2, edges[0], "middle")]
+    else:
+        ticks = [(_LEFT + i * width, edges[i], anchor)
+                 for i, anchor in ((0, "start"), (len(counts) // 2, "middle"), (len(counts), "end"))]
+    body += [_text(x, height - 8, format_compact(value), anchor=anchor, cls="axis") for x, value, anchor in ticks]
     return _svg(height, title, body)

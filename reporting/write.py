@@ -16,16 +16,18 @@ from reporting.html_report import render_report
 from reporting.model import HasAsDict, RunReport, parse_qa_checks, parse_run_summary
 from reporting.read import read_object_report
 from utils.atomic import write_text_atomic
+from utils.locks import exclusive_lock
 from utils.paths import REPORT_NAME_RE, build_report_paths
 from utils.timefmt import utc_seconds
 
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """What ``write_run_report`` wrote and removed."""
+    """What ``write_run_report`` wrote and removed; ``latest`` is left alone when a newer run's report exists."""
 
     report: Path
     latest: Path
+    latest_updated: bool
     size_bytes: int
     removed: tuple[Path, ...]
 
@@ -59,11 +61,19 @@ def write_run_report(run_summary: HasAsDict | Mapping[str, Any], qa_summary: Map
     report = build_run_report(run_summary, qa_summary, data_root=data_root)
     paths = build_report_paths(report.run.started_at, report.run.run_id, data_root=data_root)
     page = render_report(report)
-    write_text_atomic(paths.report, page)
-    write_text_atomic(paths.latest, page)  # a copy, not a link: opens anywhere, survives pruning of its origin
-    removed = prune_reports(paths.directory, keep_count=keep_count or default_keep_count(),
-                            max_age_days=max_age_days, protect=(paths.report,))
-    return ReportFiles(paths.report, paths.latest, len(page.encode("utf-8")), tuple(removed))
+    with exclusive_lock(paths.lock, what="run reports", run_id=report.run.run_id):  # overlapping runs
+        write_text_atomic(paths.report, page)
+        newest = _is_newest(paths.report)
+        if newest:  # a copy, not a link: it opens anywhere and outlives the pruning of its original
+            write_text_atomic(paths.latest, page)
+        removed = prune_reports(paths.directory, keep_count=default_keep_count() if keep_count is None else keep_count,
+                                max_age_days=max_age_days, protect=(paths.report,))
+    return ReportFiles(paths.report, paths.latest, newest, len(page.encode("utf-8")), tuple(removed))
+
+
+def _is_newest(report: Path) -> bool:
+    """Whether no run that started later has a report (a run that ends after a later one must not take latest)."""
+    return not any(REPORT_NAME_RE.match(p.name) and p.name > report.name for p in report.parent.glob("*.html"))
 
 
 def _report_moment(report: Path) -> datetime:

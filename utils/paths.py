@@ -172,16 +172,29 @@ def build_qa_paths(object_name: str, *, data_root: str | os.PathLike[str] | None
 build_qc_paths = build_qa_paths  # the seed's name (README, user code)
 
 
+def display_path(path: str | os.PathLike[str] | None, data_root: str | os.PathLike[str] | None = None) -> str:
+    """``path`` relative to the data root, as logs and the Prefect UI show it; a path outside stays absolute."""
+    if not path:
+        return ""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(resolve_data_root(data_root).resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
 REPORT_NAME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{6}Z_[A-Za-z0-9]+\.html$")  # a run's report, not latest.html
 
 
 @dataclass(frozen=True)
 class ReportPaths:
-    """One run's HTML report and ``latest.html`` beside it (a copy of the newest report)."""
+    """One run's HTML report, ``latest.html`` beside it (a copy of the newest report), and the lock writers of
+    either hold."""
 
     directory: Path
     report: Path
     latest: Path
+    lock: Path
 
 
 def build_report_paths(started_at: str, run_id: str, *,
@@ -190,4 +203,5 @@ def build_report_paths(started_at: str, run_id: str, *,
     root = resolve_data_root(data_root)
     stem = build_run_summary_path(started_at, run_id, data_root=root).stem
     directory = root / "reports"
-    return ReportPaths(directory=directory, report=directory / f"{stem}.html", latest=directory / "latest.html")
+    return ReportPaths(directory=directory, report=directory / f"{stem}.html", latest=directory / "latest.html",
+                       lock=directory / "latest.html.lock")

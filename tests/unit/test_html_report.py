@@ -238,7 +238,20 @@ def test_write_run_report_writes_the_report_and_latest_atomically(defects_run, d
     assert (files.report, files.latest) == (paths.report, paths.latest)
     assert files.report.name == "2024-01-02T030405Z_RUN2.html"
     assert files.report.read_bytes() == files.latest.read_bytes() and files.size_bytes == files.report.stat().st_size
-    assert sorted(p.name for p in paths.directory.iterdir()) == ["2024-01-02T030405Z_RUN2.html", "latest.html"]
+    assert sorted(p.name for p in paths.directory.iterdir()) == ["2024-01-02T030405Z_RUN2.html", "latest.html",
+                                                                 "latest.html.lock"]
+
+
+def test_a_run_that_ends_after_a_later_one_does_not_take_latest(defects_run, data_root):
+    run_summary, qa_summary = defects_run
+    later = write_run_report({**run_summary, "run_id": "LATER", "started_at": "2024-01-02T04:00:00Z"}, qa_summary,
+                             data_root=data_root)
+
+    earlier = write_run_report(run_summary, qa_summary, data_root=data_root, keep_count=1)
+
+    assert later.latest_updated and not earlier.latest_updated
+    assert "Run LATER" in earlier.latest.read_text(encoding="utf-8")
+    assert earlier.report.exists() and later.report.exists() and earlier.removed == ()  # its own report is kept
 
 
 # ------------------------------------------------------------------------------------------- retention
