@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint bench emulator lock clean
+.PHONY: help setup run test test-fast lint bench emulator ui ui-stop lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ lint: $(STAMP)  ## ruff and mypy (the type checker; config in pyproject.toml)
 bench: $(STAMP)  ## benchmarks (installs the bench extra: pandas, duckdb)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bench.lock
 	$(BIN)/python -m benchmarks $(ARGS)
+
+ui: $(STAMP)  ## start a local Prefect server + UI in the background (make run reports to it); prints its URL
+	$(BIN)/python deployments/prefect_ui.py start
+
+ui-stop:  ## stop the server make ui started
+	@test -x $(BIN)/python && $(BIN)/python deployments/prefect_ui.py stop || echo "no venv: nothing was started"
 
 emulator: $(STAMP)  ## serve the embedded Salesforce emulator in the foreground
 	$(BIN)/python -m emulator serve $(ARGS)

@@ -6,7 +6,6 @@ The orchestrator publishes all three on its own run; the QA flow publishes its Q
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,9 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.run_summary import RunSummary, SummaryRow
+from tasks.quality_checks import CheckResult, readable
 from utils.logs import kv
+from utils.paths import display_path
 from utils.prefect_sync import blocking
 
 RUN_SUMMARY_KEY = "sf-etl-run-summary"
@@ -23,23 +24,6 @@ QA_SUMMARY_KEY = "qa-summary"
 FILES_KEY = "sf-etl-files"
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 ERROR_WIDTH = 90  # characters of an error kept in the table; the full text is in the run's JSON summary and logs
-
-
-def readable(value: Any) -> str:
-    """A check's observed value or threshold as a person reads it: ``rows 1,980, missing 0``, not a Python repr."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.4g}"
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k} {readable(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return ", ".join(readable(v) for v in value)
-    return str(value)
 
 
 def _changes(row: SummaryRow) -> str:
@@ -96,10 +80,8 @@ def sparkline(values: Sequence[int]) -> str:
 
 
 def check_status(result: Mapping[str, Any]) -> str:
-    """``pass``, ``FAIL (error)``, ``FAIL (warning)`` or ``skipped``."""
-    if result["skipped"]:
-        return "skipped"
-    return "pass" if result["passed"] else f"FAIL ({result['severity']})"
+    """A check result's status (``CheckResult.status``) from its JSON form."""
+    return CheckResult.from_dict(result).status
 
 
 def _cell(text: str) -> str:
@@ -127,29 +109,18 @@ def qa_markdown(qa_summary: Mapping[str, Any], *, history: Mapping[str, Sequence
     return "\n".join(lines) + "\n"
 
 
-def relative_to(path: str | os.PathLike[str] | None, root: Path) -> str:
-    """``path`` relative to the data root (as the files artifact shows it); an outside path stays absolute."""
-    if not path:
-        return ""
-    p = Path(path)
-    try:
-        return p.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(p)
-
-
 def files_markdown(summary: RunSummary, root: Path, *, run_summary_file: Path, qa_files: Mapping[str, Sequence[str]],
                    report: Path | None = None) -> str:
     """Where this run's outputs are, relative to the data root: per object its dataset, summary and QA files."""
     lines = [f"# Files of run {summary.run_id}", "", f"Data root: `{root}`", "",
-             f"- run summary: `{relative_to(run_summary_file, root)}`"]
+             f"- run summary: `{display_path(run_summary_file, root)}`"]
     if report is not None:
-        lines.append(f"- QA report (HTML, charts): `{relative_to(report, root)}`")
+        lines.append(f"- QA report (HTML, charts): `{display_path(report, root)}`")
     lines += ["", "| object | dataset | summary.json | QA files |", "|---|---|---|---|"]
     for row in summary.objects:
-        qa = ", ".join(f"`{relative_to(f, root)}`" for f in qa_files.get(row.object, ()))
-        cells = [row.object, f"`{relative_to(row.dataset, root)}`" if row.dataset else "-",
-                 f"`{relative_to(row.summary_json, root)}`" if row.summary_json else "-", qa or "-"]
+        qa = ", ".join(f"`{display_path(f, root)}`" for f in qa_files.get(row.object, ()))
+        cells = [row.object, f"`{display_path(row.dataset, root)}`" if row.dataset else "-",
+                 f"`{display_path(row.summary_json, root)}`" if row.summary_json else "-", qa or "-"]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -48,15 +48,17 @@ def _with_stale_removed(failed: StepOutcome, outputs: tuple[Path, ...]) -> StepO
 
 
 def run_phase1(datasets: dict[str, str], data_root: str | None, run_id: str) -> dict[str, list[StepOutcome]]:
-    """Process + load every given dataset, sequentially (the Phase 1 branch of the orchestrator)."""
+    """Process + load every given dataset, sequentially (the Phase 1 branch of the orchestrator). Each task logs
+    what it wrote on its own page; a failed step is also logged here, with the stale outputs it removed."""
     logger = get_run_logger()
     results: dict[str, list[StepOutcome]] = {}
     for object_name, dataset in datasets.items():
         results[object_name] = process_and_load(object_name, dataset, data_root)
         for step in results[object_name]:
-            logger.info(kv(f"{step.step}_{'done' if step.ok else 'failed'}", run_id=run_id, object=object_name,
-                           seconds=round(step.seconds, 3), file=step.value, error=step.error,
-                           removed_stale=",".join(step.removed_stale) or None))
+            if not step.ok:
+                logger.error(kv(f"{step.step}_failed", run_id=run_id, object=object_name,
+                                seconds=round(step.seconds, 3), error=step.error,
+                                removed_stale=",".join(step.removed_stale) or None))
     return results
 
 

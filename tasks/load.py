@@ -7,15 +7,17 @@ values become JSON only through utils/jsonio.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from prefect import task
 
-from tasks.process import read_summary_schema, summary_schema_path_for
+from tasks.process import read_summary_schema, summary_groups, summary_schema_path_for
 from utils.jsonio import write_json_atomic
-from utils.paths import build_summary_paths
+from utils.logs import log_event
+from utils.paths import build_summary_paths, display_path
 from utils.raw_frame import parse_temporal
 from utils.sf_types import read_dtype
 
@@ -69,4 +71,8 @@ def load_csv_to_json(
     object_name: str, summary_csv: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None
 ) -> str:
     """Prefect task: load one object's summary CSV into summary.json; returns its path as str."""
-    return str(load_summary_file(object_name, summary_csv, data_root=data_root))
+    started = time.monotonic()
+    target = load_summary_file(object_name, summary_csv, data_root=data_root)
+    log_event("load_done", object=object_name, groups=summary_groups(summary_csv),
+              file=display_path(target, data_root), seconds=round(time.monotonic() - started, 3))
+    return str(target)

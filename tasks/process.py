@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from configs.salesforce_objects import ObjectSpec, spec_for
 from utils.aggregations import find_misfit_metrics
 from utils.atomic import atomic_path, write_text_atomic
 from utils.errors import ConfigError
-from utils.paths import build_summary_paths, schema_sidecar_for
+from utils.logs import log_event
+from utils.paths import build_summary_paths, display_path, schema_sidecar_for
 from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_dataset
 from utils.raw_schema import RawSchema, read_raw_schema
 from utils.sf_types import DATETIME_DTYPE
@@ -239,6 +241,11 @@ def process_object_file(
     return target
 
 
+def summary_groups(summary_csv: str | os.PathLike[str]) -> int:
+    """Rows of a summary CSV: one per group (small by construction; read for the task's log line)."""
+    return int(pl.scan_csv(Path(summary_csv), infer_schema=False).select(pl.len()).collect().item())
+
+
 # --- Prefect task -------------------------------------------------------------------------------------------
 
 
@@ -247,4 +254,10 @@ def process_object_data(
     object_name: str, raw_csv: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None
 ) -> str:
     """Prefect task: summarise one object's raw extract; returns the summary.csv path as str."""
-    return str(process_object_file(object_name, raw_csv, data_root=data_root))
+    started = time.monotonic()
+    target = process_object_file(object_name, raw_csv, data_root=data_root)
+    rows_read = read_raw_schema(schema_sidecar_for(Path(raw_csv))).row_count
+    log_event("process_done", object=object_name, rows_read=rows_read, groups=summary_groups(target),
+              file=display_path(target, data_root),
+              seconds=round(time.monotonic() - started, 3))
+    return str(target)

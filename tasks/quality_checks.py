@@ -30,6 +30,23 @@ TASK_CRASHED = "task_crashed"
 TASK_NOT_RUN = "task_not_run"
 
 
+def readable(value: Any) -> str:
+    """A check's observed value or threshold as a person reads it: ``rows 1,980, missing 0``, not a Python repr."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {readable(v) or '-'}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(readable(v) for v in value)
+    return str(value)
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """The outcome of one check on one object; every field is JSON-native."""
@@ -53,6 +70,13 @@ class CheckResult:
     def is_crash(self) -> bool:
         """A QA task that raised: not a finding about the data, so it fails the run in every mode."""
         return self.check == TASK_CRASHED
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``FAIL (error)``, ``FAIL (warning)`` or ``skipped``, as logs and the QA summary show it."""
+        if self.skipped:
+            return "skipped"
+        return "pass" if self.passed else f"FAIL ({self.severity})"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ from tasks.quality_checks import (
     load_validator,
     non_empty,
     profile_frame,
+    readable,
     rowcount_drift,
     rowcount_sidecar,
     schema_conformance,
@@ -39,7 +41,8 @@ from tasks.quality_checks import (
 from utils.atomic import atomic_path, write_text_atomic
 from utils.errors import ConfigError
 from utils.locks import exclusive_lock
-from utils.paths import QaPaths, build_qa_paths, schema_sidecar_for
+from utils.logs import log_event
+from utils.paths import QaPaths, build_qa_paths, display_path, schema_sidecar_for
 from utils.raw_files import run_id_of
 from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_dataset
 from utils.raw_schema import RawSchema, read_raw_schema
@@ -301,38 +304,53 @@ def _skipped(gate: GateOutcome, *checks: str) -> QaReport | None:
     return QaReport(tuple(skipped_result(gate.object_name, c, gate.blocked_reason) for c in checks))
 
 
+def logged(report: QaReport, data_root: str | None = None) -> QaReport:
+    """``report``, after logging each check's outcome and each file written: on the task's own page in the UI."""
+    for r in report.results:
+        log_event("qa_check", level=logging.WARNING if r.status.startswith("FAIL") else logging.INFO,
+                  object=r.object_name, check=r.check, status=r.status, observed=readable(r.observed) or None,
+                  threshold=readable(r.threshold) or None, message=r.message)
+    if report.files:
+        log_event("qa_files", files=",".join(display_path(f, data_root) for f in report.files))
+    return report
+
+
 @task(task_run_name="qa-gate-{object_name}")
 def qa_gate(object_name: str, raw_csv: str | None, data_root: str) -> GateOutcome:
-    return inspect_raw_extract(object_name, raw_csv, spec_for(object_name),
+    gate = inspect_raw_extract(object_name, raw_csv, spec_for(object_name),
                                build_qa_paths(object_name, data_root=data_root))
+    logged(gate.report, data_root)
+    return gate
 
 
 @task(task_run_name="qa-completeness-{object_name}")
 def qa_completeness(object_name: str, gate: GateOutcome) -> QaReport:
-    return _skipped(gate, "completeness_required") or check_completeness(
-        object_name, typed_rows_of(gate), spec_for(object_name))
+    return logged(_skipped(gate, "completeness_required") or check_completeness(
+        object_name, typed_rows_of(gate), spec_for(object_name)))
 
 
 @task(task_run_name="qa-dedup-{object_name}")
 def qa_dedup(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
-    return _skipped(gate, "uniqueness_primary_key") or write_dedup(
-        object_name, typed_rows_of(gate), spec_for(object_name), build_qa_paths(object_name, data_root=data_root))
+    return logged(_skipped(gate, "uniqueness_primary_key") or write_dedup(
+        object_name, typed_rows_of(gate), spec_for(object_name), build_qa_paths(object_name, data_root=data_root)),
+        data_root)
 
 
 @task(task_run_name="qa-profile-{object_name}")
 def qa_profile(object_name: str, gate: GateOutcome, data_root: str) -> QaReport:
-    return _skipped(gate, "profile") or write_profile(
-        object_name, typed_rows_of(gate), Path(gate.opened().dataset), build_qa_paths(object_name, data_root=data_root))
+    return logged(_skipped(gate, "profile") or write_profile(
+        object_name, typed_rows_of(gate), Path(gate.opened().dataset),
+        build_qa_paths(object_name, data_root=data_root)), data_root)
 
 
 @task(task_run_name="qa-rowcount-{object_name}")
 def qa_rowcount(object_name: str, gate: GateOutcome, run_id: str | None, data_root: str) -> QaReport:
-    return _skipped(gate, "rowcount_drift") or record_rowcount(
+    return logged(_skipped(gate, "rowcount_drift") or record_rowcount(
         object_name, gate.opened().row_count, run_id or run_id_of(gate.opened().dataset) or "unknown",
-        spec_for(object_name), build_qa_paths(object_name, data_root=data_root))
+        spec_for(object_name), build_qa_paths(object_name, data_root=data_root)), data_root)
 
 
 @task(task_run_name="qa-validator-{object_name}-{validator}")
 def qa_validator(object_name: str, validator: str, gate: GateOutcome) -> QaReport:
-    return _skipped(gate, validator_check_name(validator)) or run_custom_validator(
-        object_name, validator, typed_rows_of(gate), spec_for(object_name))
+    return logged(_skipped(gate, validator_check_name(validator)) or run_custom_validator(
+        object_name, validator, typed_rows_of(gate), spec_for(object_name)))

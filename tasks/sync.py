@@ -12,6 +12,7 @@ found by comparing counts, then Ids, with the org.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -230,6 +231,7 @@ class _Start:
     watermark: datetime | None = None
     replica: pl.DataFrame | None = None
     column_types: dict[str, str] | None = None
+    backfill_reason: str | None = None  # why there is nothing to resume from (set whenever watermark is None)
 
 
 def _load_replica(state: SyncState, paths: SyncPaths, spec: ObjectSpec, *, object_name: str, run_id: str) -> _Start:
@@ -244,7 +246,7 @@ def _load_replica(state: SyncState, paths: SyncPaths, spec: ObjectSpec, *, objec
     except Exception as err:  # noqa: BLE001 - any unreadable replica means the same thing: rebuild it
         log_event("sync_replica_corrupt", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
                   error=type(err).__name__, action="full backfill")
-        return _Start()
+        return _Start(backfill_reason=f"the replica file is unreadable ({type(err).__name__})")
     # the replica's own stamp, or (no stamp: an older version wrote it) what the state recorded
     types = stamp.column_types if stamp else _recorded_types(state, paths)
     rows = stamp.rows if stamp else state.replica_rows
@@ -252,19 +254,40 @@ def _load_replica(state: SyncState, paths: SyncPaths, spec: ObjectSpec, *, objec
     if problem is not None:
         log_event("sync_replica_mismatch", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
                   reason=problem, action="full backfill (the replica is rebuilt, never written back)")
-        return _Start()
+        return _Start(backfill_reason=f"the replica does not match its stamp ({problem})")
     watermark = _resume_watermark(state, stamp, object_name=object_name, run_id=run_id)
-    return _Start(watermark, replica, types) if watermark else _Start()
+    return _Start(watermark, replica, types) if watermark else _Start(backfill_reason="no usable watermark")
+
+
+def _backfill_reason(state: SyncState | None, paths: SyncPaths, target: _SyncTarget, source: str,
+                     full_refresh: bool) -> str | None:
+    """Why this sync cannot resume from the saved state (None: it can, if the replica checks out)."""
+    if full_refresh:
+        return "full_refresh was asked for"
+    if state is None:
+        return ("the sync state file is unreadable (see sync_state_corrupt)" if paths.state.is_file()
+                else "first run: no sync state yet")
+    if state.source != source:  # a replica of another org (or another emulator) is not resumable
+        return f"the state is from another source ({state.source}; this run reads {source})"
+    if list(state.fields) != list(target.spec.fields):
+        added = [f for f in target.spec.fields if f not in state.fields]
+        removed = [f for f in state.fields if f not in target.spec.fields]
+        return ("the registry's field list changed" + (f" (+{', +'.join(added)})" if added else "")
+                + (f" (-{', -'.join(removed)})" if removed else ""))
+    if not paths.replica.is_file():
+        return "the replica file is missing"
+    if state.watermark is None:
+        return "the state has no watermark"
+    return None
 
 
 def _starting_point(state: SyncState | None, paths: SyncPaths, target: _SyncTarget, source: str,
                     full_refresh: bool) -> _Start:
     """Where to resume, or an empty ``_Start`` for a backfill (first run, new org, changed fields, forced, or a
     replica that cannot be trusted)."""
-    if state is None or full_refresh or not paths.replica.is_file() or state.watermark is None:
-        return _Start()
-    if list(state.fields) != list(target.spec.fields) or state.source != source:
-        return _Start()  # a replica of another org (e.g. the emulator) or of another field list is not resumable
+    reason = _backfill_reason(state, paths, target, source, full_refresh)
+    if reason is not None or state is None:
+        return _Start(backfill_reason=reason)
     return _load_replica(state, paths, target.spec, object_name=target.object_name, run_id=target.run_id)
 
 
@@ -518,6 +541,10 @@ def sync_object(
         state = read_sync_state(paths.state, object_name)
         start = _starting_point(state, paths, target, source, full_refresh)
         watermark, replica = start.watermark, start.replica
+        if watermark is None:  # routine on a first run or when asked for; otherwise worth a look
+            routine = state is None and not paths.state.is_file() or full_refresh
+            log_event("sync_backfill", level=logging.INFO if routine else logging.WARNING, object=object_name,
+                      run_id=run_id, reason=start.backfill_reason)
         delta_started = datetime.now(timezone.utc)
         landed = _land(target, watermark, replica)
         change = _schema_change(start.column_types, landed) if watermark else None

@@ -1,0 +1,51 @@
+"""The local Prefect server that ``make ui`` starts: where it is, whether it is up, and the UI link of a run.
+
+Entry points a person runs (``make run``, the serve scripts) report to it when it is up and no other server is
+configured, so each run shows in the UI at http://127.0.0.1:4200 without exporting anything.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+
+DEFAULT_PORT = 4200
+PORT_ENV = "SF_UI_PORT"  # another port for `make ui` and the detection below
+
+
+def local_ui_url() -> str:
+    """``http://127.0.0.1:<port>``: where ``make ui`` serves the Prefect UI."""
+    return f"http://127.0.0.1:{os.environ.get(PORT_ENV) or DEFAULT_PORT}"
+
+
+def is_up(api_url: str, timeout: float = 0.5) -> bool:
+    """Whether a Prefect API answers ``/health`` at ``api_url`` (``.../api``)."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return bool(response.status == 200 and response.read().strip() == b"true")
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def use_local_server_if_up() -> str | None:
+    """Point this process at the local UI's server when it is up and no server is configured; returns the UI URL
+    runs show in, or None (no server: Prefect runs its API in this process and nothing shows in a UI).
+
+    Call before the first flow: Prefect reads ``PREFECT_API_URL`` when a flow starts.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        return PREFECT_UI_URL.value() or configured.removesuffix("/api")
+    ui = local_ui_url()
+    if not is_up(f"{ui}/api"):
+        return None
+    os.environ["PREFECT_API_URL"] = f"{ui}/api"
+    return ui
+
+
+def flow_run_link(ui_url: str, flow_run_id: object) -> str:
+    """The page of one flow run in the Prefect UI."""
+    return f"{ui_url.rstrip('/')}/flow-runs/flow-run/{flow_run_id}"
