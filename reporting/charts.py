@@ -8,7 +8,7 @@ of SVG per chart (glyphs as paths). The three charts here (a line with a band, h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -51,7 +51,8 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", cls: str = ""
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}"{css}>{escape(text)}</text>'
 
 
-def _y_scale(low: float, high: float, top: float, bottom: float):
+def _y_scale(low: float, high: float, top: float, bottom: float) -> Callable[[float], float]:
+    """Value -> y pixel (SVG's y grows downwards)."""
     span = (high - low) or 1.0
     return lambda v: bottom - (v - low) / span * (bottom - top)
 

@@ -201,7 +201,11 @@ def _charts(obj: ObjectReport) -> str:
 # ---------------------------------------------------------------------------------------- checks, schema
 
 
-_CHECK_ORDER = {"error": 0, "warning": 1}
+def _check_rank(check: CheckResult) -> int:
+    """Failed errors first, then failed warnings, skipped checks, and passes last."""
+    if check.skipped:
+        return 2
+    return 3 if check.passed else {"error": 0, "warning": 1}.get(check.severity, 2)
 
 
 def _check_class(check: CheckResult) -> str:
@@ -230,10 +234,9 @@ def _checks(obj: ObjectReport) -> str:
         why = "QA reported no checks for this object in this run" if obj.checked_this_run else \
             "QA did not check this object in this run"
         return f'<h3>QA checks</h3><p class="meta">{why}.</p>'
-    failing_first = sorted(obj.checks, key=lambda c: (_CHECK_ORDER.get(c.severity, 2) if not c.passed
-                                                      and not c.skipped else 3 + c.skipped))
     headers = ("Check", "Result", "Observed", "Threshold", "Message")
-    return "<h3>QA checks</h3>" + _table(headers, (_check_row(c) for c in failing_first), cls="checks")
+    return "<h3>QA checks</h3>" + _table(headers, (_check_row(c) for c in sorted(obj.checks, key=_check_rank)),
+                                         cls="checks")
 
 
 def _schema(schema: SchemaReport | None) -> str:

@@ -14,82 +14,7 @@ from tasks.quality_parallel import RowcountEntry
 ROWCOUNT_POINTS_SHOWN = 60  # the newest runs in the history chart (the file keeps up to 500)
 
 
-@dataclass(frozen=True)
-class ColumnProfile:
-    """One column of ``profile.json``: ``low``/``high`` are min/max (earliest/latest for dates)."""
-
-    name: str
-    sf_type: str
-    polars_type: str
-    nulls: int
-    null_rate: float | None
-    distinct: int
-    low: Any = None
-    high: Any = None
-    mean: float | None = None
-    std: float | None = None
-
-
-@dataclass(frozen=True)
-class Profile:
-    dataset: str | None
-    rows: int
-    columns: tuple[ColumnProfile, ...]
-
-
-@dataclass(frozen=True)
-class SchemaColumn:
-    name: str
-    sf_type: str
-    polars_type: str | None
-
-
-@dataclass(frozen=True)
-class SchemaReport:
-    """``schema_report.json`` reduced to what a reader needs: the columns and every difference found."""
-
-    dataset: str | None
-    columns: tuple[SchemaColumn, ...]
-    differences: tuple[tuple[str, tuple[str, ...]], ...]  # (what differs, the columns or values concerned)
-    severity: str  # of the schema check: "info" when nothing differs
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """Row counts of one numeric column over equal-width bins; ``edges`` has one more value than ``counts``."""
-
-    column: str
-    edges: tuple[float, ...]
-    counts: tuple[int, ...]
-    missing: int  # null, NaN or infinite: counted, not drawn
-
-
-@dataclass(frozen=True)
-class DriftPoint:
-    """One run in the row-count history, with the band the drift check allowed it (None for the first)."""
-
-    entry: RowcountEntry
-    low: float | None
-    high: float | None
-    within: bool
-    change_pct: float | None
-
-
-@dataclass(frozen=True)
-class ObjectReport:
-    """Everything the report says about one object; ``notes`` are files that were missing or unreadable."""
-
-    name: str
-    row: ObjectRun | None
-    checked_this_run: bool
-    checks: tuple[CheckResult, ...]
-    history: tuple[DriftPoint, ...]
-    tolerance_pct: float
-    profile: Profile | None
-    schema: SchemaReport | None
-    histograms: tuple[Histogram, ...]
-    required: tuple[str, ...]
-    notes: tuple[str, ...] = ()
+# ------------------------------------------------------------------------------------- the run summary
 
 
 @dataclass(frozen=True)
@@ -137,8 +62,93 @@ class RunFacts:
         return [row.object for row in self.objects if row.status != "ok"]
 
 
+# ---------------------------------------------------------------------------------------- the QA files
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """One column of ``profile.json``: ``low``/``high`` are min/max (earliest/latest for dates)."""
+
+    name: str
+    sf_type: str
+    polars_type: str
+    nulls: int
+    null_rate: float | None
+    distinct: int
+    low: Any = None
+    high: Any = None
+    mean: float | None = None
+    std: float | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    dataset: str | None
+    rows: int
+    columns: tuple[ColumnProfile, ...]
+
+
+@dataclass(frozen=True)
+class SchemaColumn:
+    name: str
+    sf_type: str
+    polars_type: str | None
+
+
+@dataclass(frozen=True)
+class SchemaReport:
+    """``schema_report.json`` reduced to what a reader needs: the columns and every difference found."""
+
+    columns: tuple[SchemaColumn, ...]
+    differences: tuple[tuple[str, tuple[str, ...]], ...]  # (what differs, the columns or values concerned)
+    severity: str  # of the schema check: "info" when nothing differs
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Row counts of one numeric column over equal-width bins; ``edges`` has one more value than ``counts``."""
+
+    column: str
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+    missing: int  # null, NaN or infinite: counted, not drawn
+
+
+@dataclass(frozen=True)
+class DriftPoint:
+    """One run in the row-count history, with the band the drift check allowed it (None for the first)."""
+
+    entry: RowcountEntry
+    low: float | None
+    high: float | None
+    within: bool
+    change_pct: float | None
+
+
+# ------------------------------------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class ObjectReport:
+    """Everything the report says about one object; ``notes`` are files that were missing or unreadable."""
+
+    name: str
+    row: ObjectRun | None
+    checked_this_run: bool
+    checks: tuple[CheckResult, ...]
+    history: tuple[DriftPoint, ...]
+    tolerance_pct: float
+    profile: Profile | None
+    schema: SchemaReport | None
+    histograms: tuple[Histogram, ...]
+    required: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class RunReport:
+    """The whole page: the run, whether QA handed over a summary, and one section per object."""
+
     run: RunFacts
     qa_summary_present: bool
     objects: tuple[ObjectReport, ...]
@@ -181,6 +191,7 @@ def parse_qa_checks(qa_summary: Mapping[str, Any] | None) -> dict[str, tuple[Che
 
 
 def parse_profile(document: Mapping[str, Any]) -> Profile:
+    """``profile.json``; dates have earliest/latest where numbers and text have min/max."""
     columns = []
     for name, c in document["columns"].items():
         columns.append(ColumnProfile(
@@ -202,8 +213,8 @@ def parse_schema_report(document: Mapping[str, Any]) -> SchemaReport:
         if document.get(key) and not found:
             found[label] = [str(document[key])]
     severity = (result or {}).get("severity", "error" if found else "info")
-    return SchemaReport(document.get("raw_csv"), columns,
-                        tuple((label, tuple(str(i) for i in items)) for label, items in found.items()), severity)
+    differences = tuple((label, tuple(str(i) for i in items)) for label, items in found.items())
+    return SchemaReport(columns, differences, severity)
 
 
 def drift_points(object_name: str, history: list[RowcountEntry], tolerance_pct: float) -> tuple[DriftPoint, ...]:
@@ -213,8 +224,8 @@ def drift_points(object_name: str, history: list[RowcountEntry], tolerance_pct: 
     for i in range(start, len(history)):
         entry, previous = history[i], history[i - 1].rows if i else None
         verdict = rowcount_drift(object_name, current=entry.rows, previous=previous, tolerance_pct=tolerance_pct)
-        band = None if previous is None else (max(previous * (1 - tolerance_pct / 100), 0.0),
-                                             previous * (1 + tolerance_pct / 100))
+        low, high = (None, None) if previous is None else (  # the tolerance drawn; the verdict is the check's
+            max(previous * (1 - tolerance_pct / 100), 0.0), previous * (1 + tolerance_pct / 100))
         change = verdict.observed.get("change_pct") if isinstance(verdict.observed, dict) else None
-        points.append(DriftPoint(entry, band[0] if band else None, band[1] if band else None, verdict.passed, change))
+        points.append(DriftPoint(entry, low, high, verdict.passed, change))
     return tuple(points)

@@ -105,3 +105,17 @@ def test_latest_report_renders_offline_in_headless_chromium_without_errors_or_re
     assert len([t for t, _ in dom.found if t == "svg"]) == CHARTS
     for name in OBJECTS:
         assert f'<section class="object" id="object-{name}" data-object="{name}">' in load.dom
+
+
+@pytest.mark.slow
+def test_the_offline_browser_sees_a_request_leaving_and_a_console_error(tmp_path):
+    """The check above would catch a page that fetched something or logged an error (it is not vacuous)."""
+    page = tmp_path / "leaky.html"
+    page.write_text('<!doctype html><html><head><meta charset="utf-8"><title>x</title></head><body>'
+                    '<img src="https://fonts.example.com/logo.png"><script>console.error("boom")</script></body></html>')
+
+    load = load_page_offline(page)
+
+    assert load.external_requests == ["https://fonts.example.com/logo.png"]
+    assert load.failed_requests  # it never left: the proxy is a dead port
+    assert "boom" in load.console_errors
