@@ -12,9 +12,14 @@ import sys
 import time
 import warnings
 
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # keep the console readable; see README to change
+# keep the console readable (warnings and errors only) while every INFO line still reaches the Prefect UI; see README
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
+from flows.common import one_line
+from flows.run_artifacts import changes_text
+from flows.run_summary import SummaryRow
 from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow
+from utils.local_ui import flow_run_link, use_local_server_if_up
 from utils.logs import kv
 from utils.prefect_home import prepare_prefect_database
 from utils.progress import progress_display
@@ -25,15 +30,14 @@ def _print_run(n: int, total: int, summary: dict, ok: bool, seconds: float) -> N
     source = summary.get("source", {}).get("kind", "?")
     print(f"\nrun {n}/{total}  id={summary.get('run_id')}  source={source}  "
           f"{'OK' if ok else 'FAILED'}  {seconds:.1f}s")
-    print(f"  {'object':<13}{'mode':<12}{'rows':>9}{'replica':>9}  {'+ins/~upd/-del':<16}{'api':<6}{'extract':>8}  qa")
+    print(f"  {'object':<13}{'mode':<12}{'rows':>9}{'replica':>9}  {'+ins ~upd =same -del':<26}{'api':<6}"
+          f"{'extract':>8}  qa")
     for row in summary.get("objects", []):
         rows = "-" if row["rows"] is None else f"{row['rows']:,}"
         replica = "-" if row.get("replica_rows") is None else f"{row['replica_rows']:,}"
-        changes = "-" if row.get("inserts") is None else (
-            f"+{row['inserts'] + (row.get('recovered') or 0)}/~{row['updates']}/"
-            f"-{row['deletes'] + (row['hard_deletes'] or 0)}")  # + and - include what reconciliation found
+        changes = changes_text(SummaryRow(**row)) or "-"  # adds up to rows; hard deletes and recoveries follow
         extract = f"{row['extract_s']:.1f}s"
-        print(f"  {row['object']:<13}{row.get('mode') or '-':<12}{rows:>9}{replica:>9}  {changes:<16}"
+        print(f"  {row['object']:<13}{row.get('mode') or '-':<12}{rows:>9}{replica:>9}  {changes:<26}"
               f"{row['api'] or '-':<6}{extract:>8}  {row['qa']}")
         if row.get("error"):
             print(f"      error: {row['error']}")
@@ -60,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     # Prefect 2's SQLite migrations warn about index reflection on every fresh start; it is harmless noise
     warnings.filterwarnings("ignore", message="Skipped unsupported reflection")
+    ui_url = use_local_server_if_up()  # `make ui` running: report to it (before any flow reads the API URL)
     prepare_prefect_database()  # before any flow: runs started together must not all create the database
     failures = 0
     started = time.monotonic()
     # one source for all runs: the emulator (when used) starts once
     with pipeline_source(logging.getLogger("sf_pipeline")) as source:
         print(f"source: {source.kind} ({source.instance_url})")
+        print(f"Prefect UI: {ui_url}" if ui_url else "Prefect UI: none (`make ui` starts one; runs then show there)")
         for n in range(1, args.runs + 1):
             t0 = time.monotonic()
             print(f"\nrun {n}/{args.runs}: extracting, then Phase 1 (Polars -> JSON) and Phase 2 (QA) in parallel ...",
@@ -75,16 +81,19 @@ def main(argv: list[str] | None = None) -> int:
                 state = sf_etl_orchestrator_flow(objects=args.objects or None,
                                                  fail_on_qa_error=args.fail_on_qa_error, return_state=True)
             result = state.result(raise_on_failure=False)
+            link = flow_run_link(ui_url, state.state_details.flow_run_id) if ui_url else None
             if isinstance(result, PipelineRunError):
                 summary, ok = result.summary, False
             elif isinstance(result, dict):
                 summary, ok = result, True
             else:
-                print(f"\nrun {n}/{args.runs} FAILED before producing a summary: {result}")
+                print(f"\nrun {n}/{args.runs} FAILED before producing a summary: {one_line(result)}")
                 failures += 1
                 continue
             failures += not ok
             _print_run(n, args.runs, summary, ok, time.monotonic() - t0)
+            if link:
+                print(f"  in the Prefect UI: {link}")
     print("\n" + kv("done", runs=args.runs, failed=failures, seconds=round(time.monotonic() - started, 1)))
     return 1 if failures else 0
 

@@ -1,9 +1,10 @@
-"""Serve the object_parallel_flow flow on a 15-minute cron. Needs a Prefect server: see README "Scheduling"."""
+"""Serve the object_parallel_flow flow on a 15-minute cron.
+Needs a Prefect server (`make ui`, or PREFECT_API_URL): see README "Scheduling"."""
 
 from flows.object_parallel_flow import object_parallel_flow
-from utils.prefect_sync import blocking
+from utils.local_ui import serve_every
 
 CRON = "*/15 * * * *"
 
 if __name__ == "__main__":
-    blocking(object_parallel_flow.serve(name="sf-parallel-qa-15min", cron=CRON))
+    serve_every(object_parallel_flow, "sf-parallel-qa-15min", CRON)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, cast, get_type_hints
 
-from prefect.states import State
+from prefect.states import Failed, State
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -23,13 +23,14 @@ from flows.naming import for_object
 from tasks.extract_plan import ExtractPlanItem
 from tasks.land import LandingResult, land_object, landing_step
 from utils.errors import ConfigError, PipelineError
+from utils.progress import report_progress
 
 V = TypeVar("V")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["StepOutcome", "checked_parameters", "error_line", "in_flow_threads", "land_objects", "one_line",
-           "outcome_from_state", "outcome_of", "plain", "remove_files"]
+__all__ = ["StepOutcome", "checked_parameters", "config_error_as_failed_state", "error_line", "in_flow_threads",
+           "land_objects", "one_line", "outcome_from_state", "outcome_of", "plain", "remove_files"]
 
 
 def one_line(err: object) -> str:
@@ -85,6 +86,20 @@ def checked_parameters(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
         return checked
     return decorate
+
+
+def config_error_as_failed_state(fn: Callable[P, R]) -> Callable[P, R | State]:
+    """A flow body that stops on a ConfigError (a bad parameter, an unknown object) ends in a Failed state carrying
+    the error, so the UI and the console show its one line instead of a traceback; calling the flow still raises
+    it. Use under ``@flow``."""
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R | State:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as err:
+            return Failed(message=one_line(err), data=err)
+
+    return run
 
 
 def outcome_of(object_name: str, step: str, run: Callable[[], State[V]]) -> StepOutcome[V]:
@@ -150,8 +165,10 @@ def land_objects(plan: Sequence[ExtractPlanItem], run_id: str, *, max_concurrent
         named = for_object(land_object, landing_step(item), item.object_name)
         future = named.submit(plain(item), plain(run_id), full_refresh=full_refresh, data_root=plain(data_root),
                               api=api, drop_missing_fields=drop_missing_fields)
-        state = future.wait()
-        return outcome_from_state(item.object_name, "extract", state, time.monotonic() - started)
+        outcome = outcome_from_state(item.object_name, "extract", future.wait(), time.monotonic() - started)
+        if not outcome.ok:  # a step marks itself done; a failure is marked by whoever catches it
+            report_progress(item.object_name, "extract", status="failed", note=outcome.error)
+        return outcome
 
     outcomes = in_flow_threads([functools.partial(land, item) for item in plan], max_workers=max_concurrent,
                                name="land")

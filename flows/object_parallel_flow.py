@@ -16,7 +16,7 @@ from prefect.states import State
 from prefect.task_runners import ConcurrentTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import error_line, one_line, plain, remove_files
+from flows.common import config_error_as_failed_state, error_line, one_line, plain, remove_files
 from flows.naming import flow_run_namer, for_object
 from flows.run_artifacts import QA_SUMMARY_KEY, check_status, publish_markdown, qa_markdown
 from tasks.quality_checks import CheckResult, crashed_result, not_run_result, validator_check_name
@@ -34,6 +34,7 @@ from tasks.quality_parallel import (
 from utils.errors import ConfigError, DataQualityError, PipelineError, QaTaskError
 from utils.paths import QaPaths, build_qa_paths, resolve_data_root
 from utils.prefect_sync import blocking
+from utils.progress import report_progress
 from utils.raw_files import find_latest_dataset
 
 
@@ -71,6 +72,7 @@ def submit_object_checks(object_name: str, raw_csv: str | None, run_id: str | No
     Each task is named ``qa-<check>-<object>`` from its creation on; plain values are passed quoted (``plain``)
     so that only the gate is drawn as their upstream."""
     submitted_at = datetime.now(timezone.utc)
+    report_progress(object_name, "qa")
     gate_future = for_object(qa_gate, "qa-gate", object_name).submit(
         plain(object_name), plain(raw_csv), plain(data_root))
     # Prefect hands each check the gate's value and starts it once the gate is done (the future is the argument)
@@ -168,7 +170,10 @@ def collect_object_qa(object_name: str, submitted: SubmittedQa, data_root: str) 
     removed = remove_stale_outputs(dataset, reports, build_qa_paths(object_name, data_root=data_root))
     ended = [s.timestamp for s in states if s.is_final()]
     seconds = round((max(ended) - submitted.submitted_at).total_seconds(), 2) if ended else None
-    return ObjectQa(str(Path(dataset)) if dataset else None, reports, removed, seconds)
+    checked = ObjectQa(str(Path(dataset)) if dataset else None, reports, removed, seconds)
+    report_progress(object_name, "qa", status="failed" if checked.crashed else "done",
+                    note=checked.crashed[0] if checked.crashed else None)
+    return checked
 
 
 def summarise(run_id: str | None, checked: Mapping[str, ObjectQa]) -> dict:
@@ -218,6 +223,7 @@ def rowcount_histories(object_names: Iterable[str], data_root: str) -> dict[str,
 
 
 @flow(name="object-parallel-qa", flow_run_name=flow_run_namer("qa"), task_runner=ConcurrentTaskRunner())
+@config_error_as_failed_state
 def object_parallel_flow(
     raw_files: dict[str, str] | None = None,
     objects: list[str] | None = None,

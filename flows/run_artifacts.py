@@ -26,7 +26,7 @@ SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 ERROR_WIDTH = 90  # characters of an error kept in the table; the full text is in the run's JSON summary and logs
 
 
-def _changes(row: SummaryRow) -> str:
+def changes_text(row: SummaryRow) -> str:
     """``+1,980 ~3 =12 -20`` (inserted, updated, unchanged, soft-deleted): together they are the delta's records, so
     they add up to ``rows``; hard deletes and records recovered by reconciliation follow when there are any."""
     if row.inserts is None:
@@ -57,7 +57,7 @@ def compact_summary_rows(summary: RunSummary) -> list[dict[str, str]]:
         "status": row.status,
         "mode": row.mode or "-",
         "rows": "-" if row.rows is None else f"{row.rows:,}",
-        "+ins ~upd =same -del": _changes(row),
+        "+ins ~upd =same -del": changes_text(row),
         "qa": _qa_cell(row.qa),
         "seconds (extract / process / qa)": _seconds(row.extract_s, row.process_s, row.qa_s),
         "error": _cut(row.error),

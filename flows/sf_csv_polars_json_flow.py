@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import SequentialTaskRunner
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ApiChoice
-from flows.common import StepOutcome, land_objects, outcome_of, remove_files
+from flows.common import StepOutcome, config_error_as_failed_state, land_objects, outcome_of, remove_files
 from flows.naming import current_run_id, flow_run_namer, for_object
 from tasks.extract_plan import ExtractPlanItem, api_choice, resolve_extract_plan
 from tasks.land import LandingResult
@@ -20,6 +20,7 @@ from utils.errors import ConfigError, PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
 from utils.paths import build_summary_paths
+from utils.progress import report_progress
 from utils.source import pipeline_source
 
 
@@ -27,12 +28,7 @@ class Phase1Error(PipelineError):
     """One or more objects failed in Phase 1; the message lists them."""
 
 
-def process_and_load(object_name: str, dataset: str, data_root: str | None) -> list[StepOutcome]:
-    """Process then load one object; a processing failure skips its load.
-
-    A failed step removes the outputs it (and the load after it) would have rewritten, listed in its
-    ``removed_stale``: the previous run's summary must never be taken for a summary of this dataset.
-    """
+def _process_and_load(object_name: str, dataset: str, data_root: str | None) -> list[StepOutcome]:
     paths = build_summary_paths(object_name, data_root=data_root)
     processed = outcome_of(object_name, "process", lambda: for_object(process_object_data, "process", object_name)(
         object_name, dataset, data_root=data_root, return_state=True))
@@ -45,6 +41,20 @@ def process_and_load(object_name: str, dataset: str, data_root: str | None) -> l
 
 def _with_stale_removed(failed: StepOutcome, outputs: tuple[Path, ...]) -> StepOutcome:
     return replace(failed, removed_stale=tuple(str(p) for p in remove_files(outputs)))
+
+
+def process_and_load(object_name: str, dataset: str, data_root: str | None) -> list[StepOutcome]:
+    """Process then load one object; a processing failure skips its load.
+
+    A failed step removes the outputs it (and the load after it) would have rewritten, listed in its
+    ``removed_stale``: the previous run's summary must never be taken for a summary of this dataset.
+    """
+    report_progress(object_name, "phase1")
+    steps = _process_and_load(object_name, dataset, data_root)
+    failed = [s for s in steps if not s.ok]
+    report_progress(object_name, "phase1", status="failed" if failed else "done",
+                    note=f"{failed[0].step}: {failed[0].error}" if failed else None)
+    return steps
 
 
 def run_phase1(datasets: dict[str, str], data_root: str | None, run_id: str) -> dict[str, list[StepOutcome]]:
@@ -112,6 +122,7 @@ def summarise_phase1(run_id: str, results: dict[str, list[StepOutcome]]) -> dict
 
 @flow(name="sf-csv-polars-json", flow_run_name=flow_run_namer("phase1"), task_runner=SequentialTaskRunner(),
       log_prints=True)
+@config_error_as_failed_state
 def sf_csv_polars_json_flow(
     objects: list[str] | None = None,
     soql: dict[str, str] | None = None,

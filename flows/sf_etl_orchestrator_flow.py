@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -13,7 +14,7 @@ from prefect.task_runners import ConcurrentTaskRunner
 from pydantic import AfterValidator, Field
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
-from flows.common import checked_parameters, in_flow_threads, land_objects, plain
+from flows.common import checked_parameters, config_error_as_failed_state, in_flow_threads, land_objects, plain
 from flows.naming import current_run_id, flow_run_namer
 from flows.object_parallel_flow import object_parallel_flow, rowcount_histories
 from flows.run_artifacts import (
@@ -28,12 +29,13 @@ from flows.run_artifacts import (
 )
 from flows.run_summary import BranchOutcome, RunSummary, build_run_summary
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
+from reporting import write_run_report
 from tasks.extract_plan import api_choice, resolve_extract_plan
 from utils.atomic import write_text_atomic
 from utils.errors import PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
 from utils.logs import kv
-from utils.paths import build_run_summary_path, resolve_data_root
+from utils.paths import build_run_summary_path, display_path, resolve_data_root
 from utils.source import pipeline_source
 from utils.timefmt import now_utc_seconds
 
@@ -74,7 +76,18 @@ def _log_table(logger, summary: RunSummary) -> None:
                        api=row.api, extract_seconds=row.extract_s, qa=row.qa, error=row.error))
 
 
-def _publish(summary: RunSummary, qa: BranchOutcome, data_root: str | None) -> None:
+def _write_report(summary: RunSummary, qa: BranchOutcome, data_root: str | None, keep_count: int | None,
+                  max_age_days: float | None) -> Path | None:
+    """The run's HTML QA report (reports/, kept like raw extracts); a view of the run, so it never fails it."""
+    try:
+        return write_run_report(summary, qa.result, data_root=data_root, keep_count=keep_count,
+                                max_age_days=max_age_days).report
+    except Exception as err:  # noqa: BLE001 - advisory by design: reporting must not change the run's outcome
+        get_run_logger().warning(kv("report_failed", run_id=summary.run_id, error=f"{type(err).__name__}: {err}"))
+        return None
+
+
+def _publish(summary: RunSummary, qa: BranchOutcome, data_root: str | None, report: Path | None) -> None:
     """The run's JSON summary under ``runs/``, then its artifacts on this flow run: the compact run summary, the
     QA checks, and where the files are."""
     root = resolve_data_root(data_root)
@@ -85,15 +98,18 @@ def _publish(summary: RunSummary, qa: BranchOutcome, data_root: str | None) -> N
     qa_objects = qa.part("objects")
     if qa_objects:
         publish_markdown(QA_SUMMARY_KEY, qa_markdown({"objects": qa_objects},
-                                                     history=rowcount_histories(qa_objects, str(root))),
+                                                     history=rowcount_histories(qa_objects, str(root)),
+                                                     report=display_path(report, root) if report else None),
                          f"QA checks of run {summary.run_id}")
     qa_files = {name: entry.get("files", []) for name, entry in qa_objects.items()}
-    publish_markdown(FILES_KEY, files_markdown(summary, root, run_summary_file=summary_file, qa_files=qa_files),
+    publish_markdown(FILES_KEY, files_markdown(summary, root, run_summary_file=summary_file, qa_files=qa_files,
+                                               report=report),
                      f"files written by run {summary.run_id}")
 
 
 @flow(name="sf-etl-orchestrator", flow_run_name=flow_run_namer("sf-etl"), task_runner=ConcurrentTaskRunner(),
       validate_parameters=False)
+@config_error_as_failed_state
 @checked_parameters("orchestrator")
 def sf_etl_orchestrator_flow(
     objects: Annotated[list[str] | None, AfterValidator(_not_empty)] = None,
@@ -133,7 +149,8 @@ def sf_etl_orchestrator_flow(
                                          "auth_flow": source.auth_flow},
                                 extracts, etl, qa, started_at, time.monotonic() - started)
     _log_table(logger, summary)
-    _publish(summary, qa, data_root)
+    report = _write_report(summary, qa, data_root, raw_retention_count, raw_retention_days)
+    _publish(summary, qa, data_root, report)
     failed = summary.failed_objects
     if failed or not qa.ok:
         reasons = [f"object(s) failed: {', '.join(failed)}"] if failed else []

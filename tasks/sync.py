@@ -48,6 +48,7 @@ from utils.connection import SalesforceConnection
 from utils.locks import exclusive_lock
 from utils.logs import log_event
 from utils.paths import SyncPaths, build_sync_paths
+from utils.progress import report_progress
 from utils.raw_frame import scan_dataset
 from utils.raw_schema import RawSchema, read_raw_schema, write_raw_schema
 from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
@@ -361,7 +362,9 @@ def _extract_to_frame(target: _SyncTarget, item: ExtractPlanItem, options: Extra
     with tempfile.TemporaryDirectory(prefix="sf-reconcile-") as tmp:
         result = extract_object(item, run_id=target.run_id, connection=target.conn, options=options, data_root=tmp,
                                 bulk_threshold_rows=target.spec.bulk_threshold_rows)
-        return scan_dataset(Path(result.raw_csv)).collect()
+        frame = scan_dataset(Path(result.raw_csv)).collect()
+    report_progress(target.object_name, "replica", note=f"reconciling: {len(frame):,} rows read by a side query")
+    return frame
 
 
 def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.DataFrame:
@@ -547,6 +550,7 @@ def sync_object(
                       run_id=run_id, reason=start.backfill_reason)
         delta_started = datetime.now(timezone.utc)
         landed = _land(target, watermark, replica)
+        report_progress(object_name, "replica", rows=landed.merged.height, note="merging the delta")
         change = _schema_change(start.column_types, landed) if watermark else None
         if change:  # a field appeared, vanished or changed type in describe since the replica was written
             log_event("sync_columns_changed", level=30, object=object_name, run_id=run_id, changes=change,
@@ -561,6 +565,7 @@ def sync_object(
         outcome = _reconcile_if_needed(target, count, landed, watermark, due=runs_since >= spec.reconcile_every_runs,
                                        forced=forced)
         mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=runs_since, count=count)
+    report_progress(object_name, "replica", rows=stats.replica_rows, status="done", note=mode)
     log_event("sync_done", object=object_name, run_id=run_id, mode=mode, seconds=round(time.monotonic() - started, 3),
               **stats.as_dict())
     return SyncResult(outcome.landed.extracted, mode, str(paths.replica), stats)

@@ -7,8 +7,12 @@ configured, so each run shows in the UI at http://127.0.0.1:4200 without exporti
 from __future__ import annotations
 
 import os
+import sys
 import urllib.error
 import urllib.request
+from typing import Any
+
+from utils.prefect_sync import blocking
 
 DEFAULT_PORT = 4200
 PORT_ENV = "SF_UI_PORT"  # another port for `make ui` and the detection below
@@ -49,3 +53,13 @@ def use_local_server_if_up() -> str | None:
 def flow_run_link(ui_url: str, flow_run_id: object) -> str:
     """The page of one flow run in the Prefect UI."""
     return f"{ui_url.rstrip('/')}/flow-runs/flow-run/{flow_run_id}"
+
+
+def serve_every(flow: Any, name: str, cron: str) -> None:
+    """``flow.serve`` on ``cron`` against a Prefect server (schedules fire only there): the configured one, else the
+    one ``make ui`` runs; without either, exit with what to do instead of serving schedules that never fire."""
+    ui = use_local_server_if_up()
+    if ui is None:
+        sys.exit("schedules need a Prefect server: run `make ui` first (or set PREFECT_API_URL to yours)")
+    print(f"serving {name} on cron '{cron}'; its runs show at {ui}", flush=True)
+    blocking(flow.serve(name=name, cron=cron))
