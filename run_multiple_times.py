@@ -19,7 +19,7 @@ from flows.common import one_line
 from flows.run_artifacts import changes_text
 from flows.run_summary import SummaryRow
 from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow
-from utils.local_ui import flow_run_link, use_local_server_if_up
+from utils.local_ui import flow_run_link, prefect_ui_server
 from utils.logs import kv
 from utils.prefect_home import prepare_prefect_database
 from utils.progress import progress_display
@@ -53,21 +53,9 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
-    parser.add_argument("--objects", nargs="*", help="registry objects to run (default: all)")
-    parser.add_argument("--fail-on-qa-error", action="store_true", help="strict QA: error-severity checks fail")
-    parser.add_argument("--progress-seconds", type=_positive_seconds, default=5.0,
-                        help="when stdout is not a terminal: seconds between plain progress lines (default 5)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    # Prefect 2's SQLite migrations warn about index reflection on every fresh start; it is harmless noise
-    warnings.filterwarnings("ignore", message="Skipped unsupported reflection")
-    ui_url = use_local_server_if_up()  # `make ui` running: report to it (before any flow reads the API URL)
-    prepare_prefect_database()  # before any flow: runs started together must not all create the database
+def _run_all(args: argparse.Namespace, ui_url: str | None) -> int:
+    """Run the orchestrator ``args.runs`` times on one source and print each run's table; returns the failures."""
     failures = 0
-    started = time.monotonic()
     # one source for all runs: the emulator (when used) starts once
     with pipeline_source(logging.getLogger("sf_pipeline")) as source:
         print(f"source: {source.kind} ({source.instance_url})")
@@ -81,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
                 state = sf_etl_orchestrator_flow(objects=args.objects or None,
                                                  fail_on_qa_error=args.fail_on_qa_error, return_state=True)
             result = state.result(raise_on_failure=False)
-            link = flow_run_link(ui_url, state.state_details.flow_run_id) if ui_url else None
             if isinstance(result, PipelineRunError):
                 summary, ok = result.summary, False
             elif isinstance(result, dict):
@@ -92,8 +79,26 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             failures += not ok
             _print_run(n, args.runs, summary, ok, time.monotonic() - t0)
-            if link:
-                print(f"  in the Prefect UI: {link}")
+            if ui_url:
+                print(f"  in the Prefect UI: {flow_run_link(ui_url, state.state_details.flow_run_id)}")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
+    parser.add_argument("--objects", nargs="*", help="registry objects to run (default: all)")
+    parser.add_argument("--fail-on-qa-error", action="store_true", help="strict QA: error-severity checks fail")
+    parser.add_argument("--progress-seconds", type=_positive_seconds, default=5.0,
+                        help="when stdout is not a terminal: seconds between plain progress lines (default 5)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    # Prefect 2's SQLite migrations warn about index reflection on every fresh start; it is harmless noise
+    warnings.filterwarnings("ignore", message="Skipped unsupported reflection")
+    started = time.monotonic()
+    with prefect_ui_server() as ui_url:  # `make ui` running: the runs report to it
+        prepare_prefect_database()  # before any flow: runs started together must not all create the database
+        failures = _run_all(args, ui_url)
     print("\n" + kv("done", runs=args.runs, failed=failures, seconds=round(time.monotonic() - started, 1)))
     return 1 if failures else 0
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from utils.local_ui import is_up, local_ui_url  # noqa: E402
 
-HOME = PROJECT_ROOT / ".prefect-ui"
+HOME = Path(os.environ.get("SF_UI_HOME") or PROJECT_ROOT / ".prefect-ui")  # SF_UI_HOME: elsewhere (tests)
 PID_FILE = HOME / "server.pid"
 LOG_FILE = HOME / "server.log"
 START_TIMEOUT_S = 120.0  # a first start migrates a new SQLite database: ~10-30 s on a small machine
@@ -66,7 +66,7 @@ def start() -> int:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if is_up(f"{ui}/api"):
-            print(f"Prefect UI at {ui}  (log: {LOG_FILE.relative_to(PROJECT_ROOT)}; stop: make ui-stop)")
+            print(f"Prefect UI at {ui}  (log: {LOG_FILE}; stop: make ui-stop)")
             print("make run and the serve scripts report to it while it runs.")
             return 0
         if proc.poll() is not None:

@@ -6,10 +6,12 @@ configured, so each run shows in the UI at http://127.0.0.1:4200 without exporti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from utils.prefect_sync import blocking
@@ -32,22 +34,26 @@ def is_up(api_url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-def use_local_server_if_up() -> str | None:
-    """Point this process at the local UI's server when it is up and no server is configured; returns the UI URL
-    runs show in, or None (no server: Prefect runs its API in this process and nothing shows in a UI).
+@contextlib.contextmanager
+def prefect_ui_server() -> Iterator[str | None]:
+    """Inside it, Prefect reports to the configured server, else to the one ``make ui`` runs when it is up; yields
+    the UI's URL runs show in, or None (no server: Prefect runs its API in this process, no UI shows the runs).
 
-    Call before the first flow: Prefect reads ``PREFECT_API_URL`` when a flow starts.
+    Prefect reads its settings when it is imported, so the local server is switched to through a settings
+    context rather than the environment.
     """
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     configured = PREFECT_API_URL.value()
     if configured:
-        return PREFECT_UI_URL.value() or configured.removesuffix("/api")
+        yield PREFECT_UI_URL.value() or configured.removesuffix("/api")
+        return
     ui = local_ui_url()
     if not is_up(f"{ui}/api"):
-        return None
-    os.environ["PREFECT_API_URL"] = f"{ui}/api"
-    return ui
+        yield None
+        return
+    with temporary_settings(updates={PREFECT_API_URL: f"{ui}/api"}):
+        yield ui
 
 
 def flow_run_link(ui_url: str, flow_run_id: object) -> str:
@@ -58,8 +64,8 @@ def flow_run_link(ui_url: str, flow_run_id: object) -> str:
 def serve_every(flow: Any, name: str, cron: str) -> None:
     """``flow.serve`` on ``cron`` against a Prefect server (schedules fire only there): the configured one, else the
     one ``make ui`` runs; without either, exit with what to do instead of serving schedules that never fire."""
-    ui = use_local_server_if_up()
-    if ui is None:
-        sys.exit("schedules need a Prefect server: run `make ui` first (or set PREFECT_API_URL to yours)")
-    print(f"serving {name} on cron '{cron}'; its runs show at {ui}", flush=True)
-    blocking(flow.serve(name=name, cron=cron))
+    with prefect_ui_server() as ui:
+        if ui is None:
+            sys.exit("schedules need a Prefect server: run `make ui` first (or set PREFECT_API_URL to yours)")
+        print(f"serving {name} on cron '{cron}'; its runs show at {ui}", flush=True)
+        blocking(flow.serve(name=name, cron=cron))
