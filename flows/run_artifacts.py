@@ -100,10 +100,11 @@ def qa_markdown(qa_summary: Mapping[str, Any], *, history: Mapping[str, Sequence
         lines += ["| object | row counts, oldest to newest | latest |", "|---|---|---|"]
         lines += [f"| {name} | {sparkline(counts)} | {counts[-1]:,} |" for name, counts in trends.items()]
         lines.append("")
-    lines += ["| object | check | status | observed | threshold | message |", "|---|---|---|---|---|---|"]
+    lines += ["| object | check | status | observed (threshold) | message |", "|---|---|---|---|---|"]
     for name, entry in qa_summary["objects"].items():
         for r in entry["results"]:
-            cells = [name, r["check"], check_status(r), readable(r["observed"]), readable(r.get("threshold")),
+            observed, threshold = readable(r["observed"]), readable(r.get("threshold"))
+            cells = [name, r["check"], check_status(r), f"{observed} ({threshold})" if threshold else observed,
                      r["message"]]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -51,7 +51,7 @@ def test_qa_markdown_has_one_row_per_check_with_its_threshold_and_the_trend():
         {"check": "uniqueness_primary_key", "passed": False, "severity": "error", "observed": 2, "threshold": 0,
          "message": "Lead: 2 duplicate | Ids", "skipped": False, "object_name": "Lead"}]}}}
     text = qa_markdown(qa, history={"Lead": [10, 20]}, report="reports/latest.html")
-    assert "| Lead | uniqueness_primary_key | FAIL (error) | 2 | 0 | Lead: 2 duplicate \\| Ids |" in text
+    assert "| Lead | uniqueness_primary_key | FAIL (error) | 2 (0) | Lead: 2 duplicate \\| Ids |" in text
     assert "| Lead | ▁█ | 20 |" in text and "`reports/latest.html`" in text
 
 
