@@ -6,6 +6,8 @@ Layout under the data root (``./data`` unless ``SF_PIPELINE_DATA_DIR`` is set)::
     processed/<object>/summary.csv                      (+ summary.schema.json: its column types)
     processed/qa/<object>/{dedup.csv, profile.json, schema_report.json, snapshot.parquet, rowcount.txt}
     output/<object>/summary.json
+    replica/<object>.parquet, state/<object>.json          (incremental objects)
+    runs/<timestamp>_<RUNID>.json, reports/<timestamp>_<RUNID>.html (+ latest.html)
 """
 
 from __future__ import annotations
