@@ -219,6 +219,7 @@ class ProgressBoard:
         self.now = clock
         self._lock = threading.Lock()
         self._entries: dict[str, ObjectProgress] = {}  # first report first: the display keeps objects in start order
+        self._finished: list[ObjectProgress] = []  # every step that ended, in order: the next step may replace it
         self._serial = 0
         # read without the lock by report_progress: a report racing an attach/detach is dropped, nothing is torn
         self.attached = False
@@ -228,12 +229,19 @@ class ProgressBoard:
             if not self.attached:
                 return
             self._serial += 1
-            self._entries[report.object_name] = merge_report(self._entries.get(report.object_name), report,
-                                                             now=self.now(), serial=self._serial)
+            entry = merge_report(self._entries.get(report.object_name), report, now=self.now(), serial=self._serial)
+            self._entries[report.object_name] = entry
+            if entry.status != "running":
+                self._finished.append(entry)
 
     def snapshot(self) -> tuple[ObjectProgress, ...]:
         with self._lock:
             return tuple(self._entries.values())
+
+    def finished_since(self, serial: int) -> tuple[ObjectProgress, ...]:
+        """The steps that ended after report number ``serial``, oldest first (also those a later step replaced)."""
+        with self._lock:
+            return tuple(e for e in self._finished if e.serial > serial)
 
     def attach(self) -> None:
         with self._lock:
@@ -241,6 +249,7 @@ class ProgressBoard:
                 msg = "a progress display is already attached: progress_display shows one run at a time, not nested"
                 raise RuntimeError(msg)
             self._entries.clear()
+            self._finished.clear()
             self._serial = 0
             self.attached = True
 
@@ -248,6 +257,7 @@ class ProgressBoard:
         with self._lock:
             self.attached = False
             self._entries.clear()
+            self._finished.clear()
 
 
 _BOARD = ProgressBoard()  # process-wide on purpose: Prefect task threads report to it without being handed anything
@@ -284,7 +294,7 @@ class PlainProgress:
 
     def __init__(self, board: ProgressBoard, stream: IO[str], interval_seconds: float) -> None:
         self._board, self._stream, self._interval = board, stream, interval_seconds
-        self._printed: dict[str, int] = {}  # object -> serial of the entry last written
+        self._printed_serial = 0  # the newest finished step already written
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="progress-lines", daemon=True)
 
@@ -302,11 +312,12 @@ class PlainProgress:
 
     def write_lines(self) -> None:
         now = self._board.now()
-        due = [e for e in self._board.snapshot()
-               if e.status == "running" or self._printed.get(e.object_name) != e.serial]
+        finished = self._board.finished_since(self._printed_serial)
+        due = [*finished, *(e for e in self._board.snapshot() if e.status == "running")]
         if not due:
             return
-        self._printed.update((e.object_name, e.serial) for e in due)
+        if finished:
+            self._printed_serial = finished[-1].serial
         text = "".join(f"progress {format_progress_line(progress_line(e, now))}\n" for e in due)
         try:
             self._stream.write(text)  # one write per batch: lines from this thread never interleave mid-line

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.prefect_template import seed_prefect_home  # a migrated database: the run is the subject
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_a_piped_run_prints_plain_progress_lines_and_its_table(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SF_", "PREFECT_"))}
-    env.update(SF_PIPELINE_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(tmp_path / "prefect"),
+    env.update(SF_PIPELINE_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(seed_prefect_home(tmp_path / "prefect")),
                SF_ENV_FILE="")
     proc = subprocess.run([sys.executable, "run_multiple_times.py", "--runs", "1", "--objects", "Lead",
                            "--progress-seconds", "0.5"],
