@@ -191,6 +191,18 @@ def test_a_finished_object_is_written_once_and_a_running_one_every_interval():
     assert sum("Case" in line for line in lines) >= 3
 
 
+def test_a_step_that_ended_between_two_ticks_is_still_written_once():
+    pipe = _Pipe()
+    with progress_display(pipe, interval_seconds=60):  # no tick during the run: only the final batch
+        report_progress("Lead", "extract", rows=5_000, expected=5_000, status="done")
+        report_progress("Lead", "replica", rows=4_948, note="merging the delta")  # replaces it on the board
+        report_progress("Lead", "replica", rows=4_948, status="done")
+        report_progress("Lead", "phase1")
+    lines = pipe.getvalue().splitlines()
+    assert [line.split(" rows")[0] for line in lines] == [
+        "progress Lead extract done 5,000/5,000", "progress Lead replica done 4,948", "progress Lead phase1 4,948"]
+
+
 def test_a_display_defaults_to_plain_lines_when_the_stream_is_not_a_terminal():
     pipe = _Pipe()
     with progress_display(pipe, interval_seconds=60):
