@@ -62,3 +62,19 @@ def write_raw_fixture(
     )
     write_raw_schema(schema_sidecar_for(target), schema)
     return target
+
+
+# The registry's Opportunity and Account columns with their describe types, as raw fixtures carry them
+OPPORTUNITY_COLUMNS = [
+    ("Id", "id"), ("Name", "string"), ("StageName", "picklist"), ("Amount", "currency"),
+    ("Probability", "percent"), ("CloseDate", "date"), ("IsClosed", "boolean"), ("IsWon", "boolean"),
+    ("ForecastCategory", "picklist"), ("LeadSource", "picklist"), ("AccountId", "reference"),
+    ("Account.Name", "string"), ("OwnerId", "reference"), ("Owner.Name", "string"),
+    ("CreatedDate", "datetime"), ("SystemModstamp", "datetime"),
+]
+ACCOUNT_COLUMNS = [
+    ("Id", "id"), ("Name", "string"), ("Type", "picklist"), ("Industry", "picklist"),
+    ("BillingCountry", "string"), ("AnnualRevenue", "currency"), ("NumberOfEmployees", "int"),
+    ("Rating", "picklist"), ("OwnerId", "reference"), ("Owner.Name", "string"), ("CreatedDate", "datetime"),
+    ("LastModifiedDate", "datetime"), ("SystemModstamp", "datetime"),
+]

@@ -22,26 +22,12 @@ from tasks.quality_parallel import (
     update_rowcount_history,
     write_dedup,
 )
-from tests.fixtures_raw import write_raw_fixture
+from tests.fixtures_raw import ACCOUNT_COLUMNS, OPPORTUNITY_COLUMNS, write_raw_fixture
 from utils.errors import ConfigError, DataQualityError, QaTaskError
 from utils.paths import build_qa_paths, raw_csv_name, schema_sidecar_for
 from utils.raw_files import find_latest_raw_csv, list_raw_csvs, run_id_of
 from utils.raw_frame import scan_dataset
 from utils.raw_schema import read_raw_schema
-
-OPPORTUNITY_COLUMNS = [
-    ("Id", "id"), ("Name", "string"), ("StageName", "picklist"), ("Amount", "currency"),
-    ("Probability", "percent"), ("CloseDate", "date"), ("IsClosed", "boolean"), ("IsWon", "boolean"),
-    ("ForecastCategory", "picklist"), ("LeadSource", "picklist"), ("AccountId", "reference"),
-    ("Account.Name", "string"), ("OwnerId", "reference"), ("Owner.Name", "string"),
-    ("CreatedDate", "datetime"), ("SystemModstamp", "datetime"),
-]
-ACCOUNT_COLUMNS = [
-    ("Id", "id"), ("Name", "string"), ("Type", "picklist"), ("Industry", "picklist"),
-    ("BillingCountry", "string"), ("AnnualRevenue", "currency"), ("NumberOfEmployees", "int"),
-    ("Rating", "picklist"), ("OwnerId", "reference"), ("Owner.Name", "string"), ("CreatedDate", "datetime"),
-    ("LastModifiedDate", "datetime"), ("SystemModstamp", "datetime"),
-]
 
 
 def opp(id_, *, name="Deal", stage="Prospecting", amount="1500.0", close="2024-03-01",

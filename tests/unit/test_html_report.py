@@ -34,24 +34,11 @@ from tasks.quality_parallel import (
     write_dedup,
     write_profile,
 )
-from tests.fixtures_raw import write_raw_fixture
+from tests.fixtures_raw import ACCOUNT_COLUMNS, OPPORTUNITY_COLUMNS, write_raw_fixture
 from utils.paths import build_qa_paths, build_report_paths
 
 RUN_ID = "RUN2"
 STARTED_AT = "2024-01-02T03:04:05Z"
-OPPORTUNITY_COLUMNS = [
-    ("Id", "id"), ("Name", "string"), ("StageName", "picklist"), ("Amount", "currency"),
-    ("Probability", "percent"), ("CloseDate", "date"), ("IsClosed", "boolean"), ("IsWon", "boolean"),
-    ("ForecastCategory", "picklist"), ("LeadSource", "picklist"), ("AccountId", "reference"),
-    ("Account.Name", "string"), ("OwnerId", "reference"), ("Owner.Name", "string"),
-    ("CreatedDate", "datetime"), ("SystemModstamp", "datetime"),
-]
-ACCOUNT_COLUMNS = [
-    ("Id", "id"), ("Name", "string"), ("Type", "picklist"), ("Industry", "picklist"),
-    ("BillingCountry", "string"), ("AnnualRevenue", "currency"), ("NumberOfEmployees", "int"),
-    ("Rating", "picklist"), ("OwnerId", "reference"), ("Owner.Name", "string"), ("CreatedDate", "datetime"),
-    ("LastModifiedDate", "datetime"), ("SystemModstamp", "datetime"),
-]
 
 
 def opp(id_, *, name="Deal", stage="Prospecting", amount="1500.0", modstamp="2024-01-01T12:00:00.000Z"):
