@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -148,3 +149,14 @@ def test_make_run_entry_point_uses_the_embedded_emulator(tmp_path):
     (run_file,) = (tmp_path / "data" / "runs").glob("*.json")
     assert json.loads(run_file.read_text())["source"]["kind"] == "emulator"
 
+
+
+def test_a_config_error_ends_the_run_failed_with_one_line_not_a_traceback(prefect_harness, data_root, caplog):
+    with caplog.at_level(logging.INFO):
+        state = sf_etl_orchestrator_flow(objects=["Widget__c"], return_state=True)
+    assert not [r for r in caplog.records if r.exc_info], "the run's log carries a traceback"
+    assert state.is_failed()
+    assert "\n" not in state.message and "unknown object(s) Widget__c" in state.message
+    assert "Traceback" not in state.message
+    with pytest.raises(ConfigError, match=r"unknown object\(s\) Widget__c"):
+        state.result()
