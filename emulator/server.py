@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,14 +22,28 @@ from urllib.parse import parse_qs, urlsplit
 
 from emulator import admin, auth, routes
 from emulator.faults import ERROR_ACTIONS, Fault
+from emulator.http_codec import (
+    HttpError,
+    RequestHead,
+    body_framing,
+    choose_encoding,
+    encode_body,
+    encode_stream,
+    read_body,
+    read_request_head,
+)
 from emulator.org import build_org
+from emulator.schema import lookup_object
 from emulator.state import API_VERSION, EmulatorConfig, EmulatorState
 from emulator.tls import TlsFiles, server_context, write_tls_files
-from emulator.web import ApiError, Request, Response, error_response
+from emulator.web import ApiError, Request, Response, compact_json, error_response
 
 Handler = Callable[..., Response]
 _DATA_RE = re.compile(r"^/services/data/v(\d+\.\d)(?:/(.*))?$")
 _SOAP_RE = re.compile(r"^/services/Soap/u/(\d+\.\d)")
+_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE", "PUT"})  # the rest (HEAD, OPTIONS, ...) get 501
+_ONE_WRITE_BYTES = 64 * 1024  # head and body in one write up to this size; larger bodies are not copied
+_LINGER_SECONDS, _LINGER_BYTES = 2.0, 1024 * 1024  # draining a rejected request before closing
 # (method, path under /services/data/vXX.X/, handler, fault kind); first match wins
 _ROUTES: list[tuple[str, re.Pattern[str], Handler, str]] = [(m, re.compile(p), h, k) for m, p, h, k in (
     ("GET", r"", routes.resources, "rest.describe"),
@@ -84,13 +98,23 @@ def _auth_route(state: EmulatorState, req: Request) -> tuple[Response, Fault | N
     else:
         result = auth.oauth_token(req.body, req.headers.get("authorization"), creds=state.credentials,
                                   tokens=state.tokens, instance_url=state.instance_url)
-    return Response(result.status, result.body, result.content_type), fault
+    body = compact_json(result.body) if result.content_type.startswith("application/json") else result.body
+    return Response(result.status, body, result.content_type), fault
 
 
 def _apply_job_fault(state: EmulatorState, fault: Fault, job_id: str) -> None:
     failed = fault.action == "job_failed"
     message = "InternalServerError : Failed to process query: UNKNOWN_EXCEPTION" if failed else None
     state.jobs.end(job_id, "Failed" if failed else "Aborted", message, state.now(), force=True)
+
+
+def _add_location(response: Response, version: str, object_name: str) -> None:
+    """A REST create's 201 names the new record's URL in ``Location``, as Salesforce's does."""
+    if response.status != 201 or not isinstance(response.body, bytes):
+        return
+    obj = lookup_object(object_name)
+    record_id = json.loads(response.body)["id"]
+    response.headers["Location"] = f"/services/data/v{version}/sobjects/{obj.name if obj else object_name}/{record_id}"
 
 
 def _data_route(state: EmulatorState, req: Request, version: str, rest: str) -> tuple[Response, Fault | None]:
@@ -119,6 +143,8 @@ def _data_route(state: EmulatorState, req: Request, version: str, rest: str) -> 
     if job_fault and kind == "bulk.status" and args:
         _apply_job_fault(state, fault, args[0])  # type: ignore[arg-type]
     response = handler(state, req, *args)
+    if kind == "sobject" and req.method == "POST":
+        _add_location(response, version, args[0])
     if job_fault and kind == "bulk.create":
         _apply_job_fault(state, fault, json.loads(response.body)["id"])  # type: ignore[arg-type]
     return response, fault if fault is not None and fault.action == "reset" else None
@@ -145,62 +171,141 @@ def dispatch(state: EmulatorState, req: Request) -> tuple[Response, Fault | None
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: every response has Content-Length or chunked encoding
+    """One connection's requests, read by ``http_codec`` (Content-Length or chunked bodies, ``100-continue``,
+    strict framing) and answered with one Date, gzip/deflate when asked, keep-alive unless something ends it."""
+
+    protocol_version = "HTTP/1.1"
     server_version = "SalesforceEmulator/1.0"
-    sys_version = ""
     server: EmulatorHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Silent: request lines could carry session ids in query strings; nothing is logged."""
 
-    def _request(self) -> Request:
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
+    def handle_one_request(self) -> None:
+        try:
+            head = read_request_head(self.rfile)
+            if head is None:  # the client closed the connection between requests
+                self.close_connection = True
+                return
+            self.command, self.path, self.request_version = head.method, head.target, head.version
+            framing = body_framing(head)
+            if framing.has_body and head.expects_continue:
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = read_body(self.rfile, framing)
+        except HttpError as err:
+            self._reject(err)
+            return
+        self.close_connection = not head.keep_alive
+        self._serve(head, body)
+
+    def _serve(self, head: RequestHead, body: bytes) -> None:
+        url = urlsplit(head.target)
+        headers = head.headers()
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         token = auth.bearer_token(headers.get("authorization"))
-        return Request(self.command, url.path, query, headers, body, token=token)
+        req = Request(head.method, url.path, query, headers, body, token=token)
+        fault = None
+        if head.method not in _METHODS:
+            response = error_response(501, "NOT_IMPLEMENTED", f"HTTP method '{head.method}' is not supported")
+        else:
+            try:
+                response, fault = dispatch(self.server.state, req)
+            except Exception:  # noqa: BLE001 - a bug in the emulator must still answer like Salesforce does
+                traceback.print_exc(file=sys.stderr)
+                response = error_response(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
+        self._send(response, encoding=choose_encoding(headers.get("accept-encoding")), cut=fault is not None,
+                   head_only=head.method == "HEAD")
 
-    def _serve(self) -> None:
-        req = self._request()
+    def _reject(self, err: HttpError) -> None:
+        """Answer an unreadable request, then close: what follows on the stream is not known to be a request."""
+        self.close_connection = True
         try:
-            response, fault = dispatch(self.server.state, req)
-        except Exception:  # noqa: BLE001 - a bug in the emulator must still answer like Salesforce does
-            traceback.print_exc(file=sys.stderr)
-            response, fault = error_response(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred."), None
-        self._send(response, cut=fault is not None)
+            self._send(error_response(err.status, err.error_code, err.message), encoding=None, cut=False)
+        except OSError:
+            return  # the client is gone (often the very reason the request was incomplete)
+        self._linger()
 
-    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+    def _linger(self) -> None:
+        """Half-close and drain what the client is still sending (up to a bound): closing with unread bytes makes
+        the kernel send a TCP RST, which can destroy the error response before the client reads it."""
+        deadline = time.monotonic() + _LINGER_SECONDS
+        drained = 0
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            while drained < _LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                data = self.connection.recv(65536)
+                if not data:
+                    return
+                drained += len(data)
+        except OSError:
+            return
 
     def date_time_string(self, timestamp: float | None = None) -> str:
-        """``Date`` (sent by ``send_response``) is the org's clock, frozen or not: clients read Salesforce's time
-        from it (the pipeline checks its watermark against it)."""
+        """``Date`` is the org's clock, frozen or not: clients read Salesforce's time from it (the pipeline checks
+        its watermark against it)."""
         return super().date_time_string(self.server.state.now().timestamp() if timestamp is None else timestamp)
 
-    def _send(self, response: Response, *, cut: bool) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        if isinstance(response.body, bytes | bytearray):
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if cut:
-                return self._cut(response.body[: len(response.body) // 2])
-            self.wfile.write(response.body)
+    def _head(self, status: int, fields: list[tuple[str, str]]) -> bytes:
+        reason = self.responses.get(status, ("Unknown",))[0]
+        lines = [f"HTTP/1.1 {status} {reason}", f"Date: {self.date_time_string()}", f"Server: {self.server_version}",
+                 *(f"{name}: {value}" for name, value in fields)]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _send(self, response: Response, *, encoding: str | None, cut: bool, head_only: bool = False) -> None:
+        fields = list(response.headers.items())
+        if self.close_connection:
+            fields.append(("Connection", "close"))
+        elif self.request_version == "HTTP/1.0":
+            fields.append(("Connection", "keep-alive"))
+        if response.status == 204:  # no content: no Content-Type or Content-Length either (RFC 9110 8.6)
+            self.wfile.write(self._head(204, fields))
             return None
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        for chunk in response.body:
+        fields[:0] = [("Content-Type", response.content_type), ("Vary", "Accept-Encoding")]
+        body = response.body
+        if encoding is not None:
+            fields.append(("Content-Encoding", encoding))
+        if isinstance(body, bytes | bytearray):
+            return self._send_bytes(response.status, fields, encode_body(body, encoding) if encoding else body,
+                                    cut=cut, head_only=head_only)
+        return self._send_stream(response.status, fields, encode_stream(body, encoding) if encoding else body,
+                                 cut=cut, head_only=head_only)
+
+    def _send_bytes(self, status: int, fields: list[tuple[str, str]], body: bytes, *, cut: bool,
+                    head_only: bool) -> None:
+        head = self._head(status, [*fields, ("Content-Length", str(len(body)))])
+        if head_only:
+            self.wfile.write(head)
+        elif cut:
+            self.wfile.write(head)
+            self._cut(body[: len(body) // 2])
+        elif len(body) <= _ONE_WRITE_BYTES:  # one TLS record and one send for a small answer
+            self.wfile.write(head + body)
+        else:
+            self.wfile.write(head)
+            self.wfile.write(body)
+
+    def _send_stream(self, status: int, fields: list[tuple[str, str]], chunks: Iterable[bytes], *, cut: bool,
+                     head_only: bool) -> None:
+        chunked = self.request_version == "HTTP/1.1"
+        if not chunked:  # an HTTP/1.0 client cannot read chunked encoding: the body ends when the connection does
+            self.close_connection = True
+            fields = [f for f in fields if f[0] != "Connection"] + [("Connection", "close")]
+        self.wfile.write(self._head(status, [*fields, ("Transfer-Encoding", "chunked")] if chunked else fields))
+        if head_only:
+            return None
+        for chunk in chunks:
             if not chunk:
                 continue
+            size_line = b"%x\r\n" % len(chunk) if chunked else b""
             if cut:
-                return self._cut(b"%x\r\n" % len(chunk) + chunk[: len(chunk) // 2])
-            self.wfile.write(b"%x\r\n" % len(chunk))
+                return self._cut(size_line + chunk[: len(chunk) // 2])
+            self.wfile.write(size_line)
             self.wfile.write(chunk)  # large CSV pieces: no concatenation copy
-            self.wfile.write(b"\r\n")
-        self.wfile.write(b"0\r\n\r\n")
+            if chunked:
+                self.wfile.write(b"\r\n")
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
         return None
 
     def _cut(self, partial: bytes) -> None:

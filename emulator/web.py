@@ -46,7 +46,14 @@ class ApiError(Exception):
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, json.dumps(payload, ensure_ascii=False).encode(), headers=headers or {})
+    """Compact JSON, as Salesforce writes it (``","`` and ``":"``, no spaces), UTF-8 rather than ``\\u`` escapes."""
+    return Response(status, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
+                    headers=headers or {})
+
+
+def compact_json(body: bytes) -> bytes:
+    """A JSON body written elsewhere with ``json.dumps``' default separators, rewritten compactly."""
+    return json.dumps(json.loads(body), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def error_response(status: int, error_code: str, message: str, fields: list[str] | None = None) -> Response:
