@@ -1,10 +1,11 @@
-"""Query results as Salesforce writes them: REST JSON records (nested relationships, ``+0000`` datetimes)
-and Bulk 2.0 CSV (everything quoted, ``Z`` datetimes). Pure functions over Polars frames."""
+"""Query results as Salesforce writes them: REST JSON records (nested relationships and subqueries, ``+0000``
+datetimes, AggregateResult rows) and Bulk 2.0 CSV (everything quoted, ``Z`` datetimes). Pure functions over Polars
+frames."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from emulator import schema as s
+from emulator.soql_parser import AGGREGATE_RESULT
 
 REST_DATETIME = "%Y-%m-%dT%H:%M:%S%.3f+0000"
 BULK_DATETIME = "%Y-%m-%dT%H:%M:%S%.3fZ"
@@ -22,13 +24,24 @@ _ADDRESS_KEYS = ("street", "city", "state", "postalCode", "country", "stateCode"
                  "longitude", "geocodeAccuracy")
 
 
+@dataclass(frozen=True)
+class _ChildRecords:
+    """A parent-to-child subquery's value: the column holding each parent's list of child records."""
+
+    column: str
+    object_name: str
+
+
 @dataclass
 class _Node:
-    """One JSON object of a record: the root or a parent reached through a relationship."""
+    """One JSON object of a record: the root or a parent reached through a relationship.
+
+    A leaf is (column, field); its field is None in an AggregateResult, whose values are formatted by dtype."""
 
     object_name: str
     id_column: str
-    children: dict[str, _Node | tuple[str, s.FieldDef]] = field(default_factory=dict)
+    children: dict[str, _Node | _ChildRecords | tuple[str, s.FieldDef | None]] = field(default_factory=dict)
+    has_url: bool = True  # attributes.url: every record but an AggregateResult
 
 
 @dataclass(frozen=True)
@@ -55,9 +68,20 @@ def resolve_path(object_name: str, path: Sequence[str]) -> tuple[list[str], s.Fi
 
 
 def record_plan(object_name: str, paths: Sequence[tuple[str, ...]], version: str) -> RecordPlan:
-    """The nesting of the selected paths (key order = first mention in SELECT, like Salesforce)."""
+    """The nesting of the selected paths (key order = first mention in SELECT, like Salesforce).
+
+    A one-name path that is a child relationship (``("Contacts",)``) is a subquery; ``object_name``
+    AggregateResult makes flat rows keyed by column name (grouped fields, aliases, expr0...) with no url."""
+    if object_name == AGGREGATE_RESULT:
+        flat = _Node(AGGREGATE_RESULT, ROOT_ID, has_url=False)
+        flat.children.update({path[-1]: (".".join(path), None) for path in paths})
+        return RecordPlan(flat, version)
     root = _Node(object_name, ROOT_ID)
     for path in paths:
+        child_object = _child_object(object_name, path)
+        if child_object is not None:
+            root.children[path[0]] = _ChildRecords(path[0], child_object)
+            continue
         objects, final = resolve_path(object_name, path)
         node = root
         for depth, rel in enumerate(path[:-1]):
@@ -70,18 +94,40 @@ def record_plan(object_name: str, paths: Sequence[tuple[str, ...]], version: str
     return RecordPlan(root, version)
 
 
-def _attributes(node: _Node, version: str) -> pl.Expr:
-    url = pl.concat_str([pl.lit(f"/services/data/v{version}/sobjects/{node.object_name}/"), pl.col(node.id_column)])
+def _child_object(object_name: str, path: tuple[str, ...]) -> str | None:
+    """The child object of a subquery path (a child relationship's name, not a field), else None."""
+    obj = s.OBJECTS[object_name]
+    if len(path) != 1 or obj.field(path[0]) is not None:
+        return None
+    return next((rel["childSObject"] for rel in s.child_relationships(obj) if rel["relationshipName"] == path[0]),
+                None)
+
+
+Column = Callable[[str], pl.Expr]  # a result column by name: a frame column, or a field of a child record struct
+
+
+def _frame_column(name: str) -> pl.Expr:
+    return pl.col(name)
+
+
+def _record_field(name: str) -> pl.Expr:
+    return pl.element().struct.field(name)
+
+
+def _attributes(node: _Node, version: str, column: Column) -> pl.Expr:
+    if not node.has_url:
+        return pl.struct(pl.lit(node.object_name).alias("type")).alias("attributes")
+    url = pl.concat_str([pl.lit(f"/services/data/v{version}/sobjects/{node.object_name}/"), column(node.id_column)])
     return pl.struct(pl.lit(node.object_name).alias("type"), url.alias("url")).alias("attributes")
 
 
-def _value(column: str, f: s.FieldDef, dtype: pl.DataType) -> pl.Expr:
-    col = pl.col(column)
-    if f.type == "datetime":
+def _value(col: pl.Expr, f: s.FieldDef | None, dtype: pl.DataType) -> pl.Expr:
+    kind = f.type if f is not None else _dtype_kind(dtype)
+    if kind == "datetime":
         return col.dt.strftime(REST_DATETIME)
-    if f.type == "date":
+    if kind == "date":
         return col.dt.strftime("%Y-%m-%d")
-    if f.is_compound and isinstance(dtype, pl.Struct):
+    if f is not None and f.is_compound and isinstance(dtype, pl.Struct):
         prefix = f.name[: -len("Address")]
         parts = {fld.name: fld for fld in dtype.fields}
         keys = []
@@ -93,25 +139,50 @@ def _value(column: str, f: s.FieldDef, dtype: pl.DataType) -> pl.Expr:
     return col
 
 
-def _node_expr(node: _Node, plan: RecordPlan, schema: pl.Schema, key: str) -> pl.Expr:
-    members = [_attributes(node, plan.version)]
+def _dtype_kind(dtype: pl.DataType) -> str:
+    """An AggregateResult value's type from its dtype (MIN/MAX of a date or datetime keep the field's type)."""
+    if isinstance(dtype, pl.Datetime):
+        return "datetime"
+    return "date" if isinstance(dtype, pl.Date) else ""
+
+
+def _node_expr(node: _Node, version: str, dtypes: Mapping[str, pl.DataType], key: str,
+               column: Column = _frame_column) -> pl.Expr:
+    members = [_attributes(node, version, column)]
     for child_key, child in node.children.items():
         if isinstance(child, _Node):
-            members.append(_node_expr(child, plan, schema, child_key))
+            members.append(_node_expr(child, version, dtypes, child_key, column))
+        elif isinstance(child, _ChildRecords):
+            members.append(_child_records(child, version, dtypes[child.column], column).alias(child_key))
         else:
-            column, f = child
-            members.append(_value(column, f, schema[column]).alias(child_key))
+            name, f = child
+            members.append(_value(column(name), f, dtypes[name]).alias(child_key))
     obj = pl.struct(members)
     if node.id_column != ROOT_ID:  # a null lookup is "Owner": null, not an object of nulls
-        obj = pl.when(pl.col(node.id_column).is_null()).then(None).otherwise(obj)
+        obj = pl.when(column(node.id_column).is_null()).then(None).otherwise(obj)
     return obj.alias(key)
+
+
+def _child_records(child: _ChildRecords, version: str, dtype: pl.DataType, column: Column) -> pl.Expr:
+    """A subquery's value: ``{"totalSize": n, "done": true, "records": [...]}``, or null when there are no children.
+
+    Each list element is a struct of the child's selected columns, its ``__ref__`` columns and its Id (ROOT_ID);
+    the child records nest like root records (parents as objects, each record with attributes)."""
+    assert isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct), dtype
+    fields = pl.Schema([(f.name, f.dtype) for f in dtype.inner.fields])
+    paths = [tuple(name.split(".")) for name in fields if not name.startswith("__")]
+    plan = record_plan(child.object_name, paths, version)
+    records = column(child.column).list.eval(_node_expr(plan.root, version, fields, "record", _record_field))
+    size = column(child.column).list.len()
+    body = pl.struct(size.alias("totalSize"), pl.lit(True).alias("done"), records.alias("records"))
+    return pl.when(size > 0).then(body).otherwise(None)
 
 
 def rest_records(frame: pl.DataFrame, plan: RecordPlan) -> bytes:
     """The JSON array of REST records for these result rows (the ``records`` value of a query page)."""
     if frame.height == 0:
         return b"[]"
-    encoded = frame.select(_node_expr(plan.root, plan, frame.schema, "r").struct.json_encode()).to_series()
+    encoded = frame.select(_node_expr(plan.root, plan.version, frame.schema, "r").struct.json_encode()).to_series()
     return b"[" + ",".join(encoded.to_list()).encode() + b"]"  # str.join in Polars is ~3x slower here
 
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from emulator import schema
 from emulator.soql_exec import REF_COLUMN_PREFIX, QueryResult, execute, relative_date_range
 from emulator.soql_parser import (
+    AGGREGATE_RESULT,
+    MAX_AGGREGATE_ROWS,
+    AggregateColumn,
+    Aggregation,
     Catalog,
+    ChildRelationship,
+    ChildRelationships,
+    ChildSubquery,
     Comparison,
     FieldInfo,
     FieldPath,
     Logical,
+    Measure,
     Negation,
     OrderItem,
     Relationship,
@@ -16,11 +27,27 @@ from emulator.soql_parser import (
     SelectItem,
     SoqlError,
     SoqlQuery,
-    parse_soql,
 )
+from emulator.soql_parser import parse_soql as _parse_soql
 
 __all__ = [
-    "REF_COLUMN_PREFIX", "Catalog", "Comparison", "FieldInfo", "FieldPath", "Logical", "Negation", "OrderItem",
-    "QueryResult", "Relationship", "RelativeDate", "SelectItem", "SoqlError", "SoqlQuery", "execute", "parse_soql",
-    "relative_date_range",
+    "AGGREGATE_RESULT", "MAX_AGGREGATE_ROWS", "REF_COLUMN_PREFIX", "AggregateColumn", "Aggregation", "Catalog",
+    "ChildRelationship", "ChildRelationships", "ChildSubquery", "Comparison", "FieldInfo", "FieldPath", "Logical",
+    "Measure", "Negation", "OrderItem", "QueryResult", "Relationship", "RelativeDate", "SelectItem", "SoqlError",
+    "SoqlQuery", "describe_child_relationships", "execute", "parse_soql", "relative_date_range",
 ]
+
+
+def parse_soql(text: str, catalog: Catalog, *, child_relationships: ChildRelationships | None = None) -> SoqlQuery:
+    """Parse and validate ``text``; subqueries resolve through the emulated org's describe ``childRelationships``
+    unless ``child_relationships`` is given."""
+    return _parse_soql(text, catalog, child_relationships=child_relationships or describe_child_relationships)
+
+
+def describe_child_relationships(object_name: str) -> Sequence[ChildRelationship]:
+    """The child relationships ``GET /sobjects/{object}/describe`` lists (those with a relationshipName)."""
+    obj = schema.lookup_object(object_name)
+    if obj is None:
+        return ()
+    return tuple(ChildRelationship(rel["relationshipName"], rel["childSObject"], rel["field"])
+                 for rel in schema.child_relationships(obj) if rel["relationshipName"])

@@ -1,22 +1,31 @@
-"""Run a validated SoqlQuery over the catalog's Polars frames: parent joins, WHERE, ORDER BY, LIMIT/OFFSET."""
+"""Run a validated SoqlQuery over the catalog's Polars frames: parent joins, WHERE, ORDER BY, LIMIT/OFFSET;
+parent-to-child subqueries as lists of child records; aggregate queries as grouped rows."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 
 import polars as pl
 
+from emulator.render import ROOT_ID
 from emulator.soql_parser import (
+    MAX_AGGREGATE_ROWS,
     TEXT_TYPES,
+    AggregateColumn,
+    Aggregation,
     Catalog,
+    ChildSubquery,
     Comparison,
     FieldPath,
     Logical,
+    Measure,
     Negation,
     Relationship,
     RelativeDate,
+    SelectItem,
+    SoqlError,
     SoqlQuery,
 )
 
@@ -27,7 +36,10 @@ _CASE_FOLDED_SORT_TYPES = TEXT_TYPES - {"id", "reference"}
 
 @dataclass
 class QueryResult:
-    """Rows of a query (one column per SELECT item, then hidden ``__ref__.<prefix>`` parent-Id columns)."""
+    """Rows of a query (one column per SELECT item, then hidden ``__ref__.<prefix>`` parent-Id columns).
+
+    A subquery's column holds, per parent, the list of its child records (structs of the child columns, their
+    ``__ref__`` columns and the child's own Id as ROOT_ID), null when it has none."""
 
     total_size: int
     frame: pl.DataFrame
@@ -35,10 +47,26 @@ class QueryResult:
 
 def execute(query: SoqlQuery, catalog: Catalog, *, include_deleted: bool, now: datetime) -> QueryResult:
     """Run ``query``; ``include_deleted`` is queryAll; ``now`` anchors relative dates (TODAY, LAST_N_DAYS:n)."""
-    today = (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).date()
+    if query.aggregation is not None:
+        return _execute_aggregate(query, query.aggregation, catalog, include_deleted=include_deleted, now=now)
+    if query.subqueries:
+        return _execute_with_children(query, catalog, include_deleted=include_deleted, now=now)
+    return _execute_rows(query, catalog, include_deleted=include_deleted, now=now)
+
+
+def _today(now: datetime) -> date:
+    return (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).date()
+
+
+def _execute_rows(query: SoqlQuery, catalog: Catalog, *, include_deleted: bool, now: datetime,
+                  keep: pl.Expr | None = None) -> QueryResult:
+    """A query of records; ``keep`` (a subquery's parent filter) narrows the rows before everything else."""
+    today = _today(now)
     lf = catalog.frame(query.object_name).lazy()
     if not include_deleted and "IsDeleted" in lf.collect_schema():
         lf = lf.filter(pl.col("IsDeleted").fill_null(False).not_())
+    if keep is not None:
+        lf = lf.filter(keep)
     columns = _columns_needed(query)
     # Join only the parents WHERE / ORDER BY need before filtering and sorting; the rest after LIMIT/OFFSET.
     early = _with_ancestors({f.prefix for f in _filter_and_sort_fields(query) if f.prefix})
@@ -61,6 +89,108 @@ def execute(query: SoqlQuery, catalog: Catalog, *, include_deleted: bool, now: d
 def _window_size(matched: int, query: SoqlQuery) -> int:
     remaining = max(matched - (query.offset or 0), 0)
     return remaining if query.limit is None else min(remaining, query.limit)
+
+
+# ------------------------------------------------------------------------------------ parent-to-child subqueries
+
+_PARENT_KEY = "__parent__"
+
+
+def _execute_with_children(query: SoqlQuery, catalog: Catalog, *, include_deleted: bool,
+                           now: datetime) -> QueryResult:
+    """The parent rows as a plain query, then one list column per subquery, joined on the parent Id."""
+    fields = tuple(item for item in query.items if not isinstance(item, ChildSubquery))
+    with_id = fields if any(item.path == ("Id",) for item in fields) else (*fields, SelectItem(("Id",), "id"))
+    parents = _execute_rows(replace(query, items=with_id), catalog, include_deleted=include_deleted, now=now).frame
+    for sub in query.subqueries:
+        children = _child_lists(sub, parents["Id"], catalog, include_deleted=include_deleted, now=now)
+        parents = parents.join(children, left_on="Id", right_on=_PARENT_KEY, how="left", coalesce=True,
+                               maintain_order="left")
+    refs = [c for c in parents.columns if c.startswith(REF_COLUMN_PREFIX)]
+    frame = parents.select([item.column for item in query.items] + refs)
+    return QueryResult(frame.height, frame)
+
+
+def _child_lists(sub: ChildSubquery, parent_ids: pl.Series, catalog: Catalog, *, include_deleted: bool,
+                 now: datetime) -> pl.DataFrame:
+    """Per parent Id (``__parent__``), its children as a list of records: the subquery's WHERE and ORDER BY,
+    and its LIMIT per parent (as Salesforce applies it)."""
+    child = sub.query
+    selected = {item.column for item in child.items}
+    extra = [SelectItem((name,)) for name in (sub.foreign_key, "Id") if name not in selected]
+    rows = _execute_rows(replace(child, items=(*child.items, *extra), limit=None, offset=None), catalog,
+                         include_deleted=include_deleted, now=now, keep=pl.col(sub.foreign_key).is_in(parent_ids)).frame
+    refs = [c for c in rows.columns if c.startswith(REF_COLUMN_PREFIX)]
+    record = pl.struct([*(item.column for item in child.items), *refs, pl.col("Id").alias(ROOT_ID)])
+    if child.limit is not None:
+        record = record.head(child.limit)
+    return (rows.lazy().group_by(pl.col(sub.foreign_key).alias(_PARENT_KEY), maintain_order=True)
+            .agg(record.alias(sub.column)).collect())
+
+
+# ------------------------------------------------------------------------------------------ aggregate queries
+# Text groups and text MIN/MAX/COUNT_DISTINCT compare case-insensitively, as SOQL's = and ORDER BY do; a group
+# shows the spelling of its first row. Null is a group of its own. SUM of no values is null; COUNT counts non-nulls.
+
+_AGGREGATE_QUERY_MORE = ("Aggregate query does not support queryMore(), use LIMIT to restrict the results to a "
+                         "single batch")
+
+
+def _execute_aggregate(query: SoqlQuery, agg: Aggregation, catalog: Catalog, *, include_deleted: bool,
+                       now: datetime) -> QueryResult:
+    """The rows (FROM, WHERE, the fields read), grouped and measured, then HAVING, ORDER BY, LIMIT/OFFSET."""
+    rows = _execute_rows(agg.rows, catalog, include_deleted=include_deleted, now=now).frame.lazy()
+    measures = [_measure(m).alias(m.key) for m in agg.measures]
+    if agg.group_by:
+        folded = [f.column for f in agg.group_by if f.type in _CASE_FOLDED_SORT_TYPES]
+        grouped = rows.group_by(_group_keys(agg)).agg(*(pl.col(c).first() for c in folded), *measures)
+    else:
+        grouped = rows.select(measures)  # one row, also when no row matched
+    if agg.having is not None:
+        grouped = grouped.filter(_predicate(agg.having, grouped.collect_schema(), _today(now)))
+    if query.order_by:
+        grouped = _sort(grouped, query)
+    elif agg.group_by:  # no order is promised; grouping order keeps pages and tests stable
+        grouped = grouped.sort([k.meta.output_name() for k in _group_keys(agg)], maintain_order=True)
+    if query.offset or query.limit is not None:
+        grouped = grouped.slice(query.offset or 0, query.limit)
+    frame = grouped.select(_aggregate_output(query)).collect()
+    if frame.height > MAX_AGGREGATE_ROWS:
+        raise SoqlError("EXCEEDED_ID_LIMIT", _AGGREGATE_QUERY_MORE)
+    return QueryResult(frame.height, frame)
+
+
+def _group_keys(agg: Aggregation) -> list[pl.Expr]:
+    return [pl.col(f.column).str.to_lowercase().alias(f"__group__.{f.column}")
+            if f.type in _CASE_FOLDED_SORT_TYPES else pl.col(f.column) for f in agg.group_by]
+
+
+def _measure(measure: Measure) -> pl.Expr:
+    col = pl.col(measure.field.column)
+    folded = measure.field.type in _CASE_FOLDED_SORT_TYPES
+    if measure.function == "COUNT":
+        return col.count().cast(pl.Int64)
+    if measure.function == "COUNT_DISTINCT":
+        return (col.str.to_lowercase() if folded else col).drop_nulls().n_unique().cast(pl.Int64)
+    if measure.function == "SUM":
+        return pl.when(col.count() > 0).then(col.sum())
+    if measure.function == "AVG":
+        return col.mean()
+    descending = measure.function == "MAX"
+    if measure.picklist:  # picklist order first; values outside the picklist after it, alphabetically
+        rank = col.replace_strict(measure.picklist, range(len(measure.picklist)), default=len(measure.picklist),
+                                  return_dtype=pl.Int64)
+        return col.sort_by([rank, col.str.to_lowercase()], descending=descending, nulls_last=True).first()
+    if folded:
+        return col.sort_by(col.str.to_lowercase(), descending=descending, nulls_last=True).first()
+    return col.max() if descending else col.min()
+
+
+def _aggregate_output(query: SoqlQuery) -> list[pl.Expr]:
+    """The AggregateResult columns; any other item (REST's hidden Id for attributes.url) is null: an
+    AggregateResult has no Id."""
+    return [pl.col(item.source).alias(item.column) if isinstance(item, AggregateColumn)
+            else pl.lit(None).alias(item.column) for item in query.items]
 
 
 # ------------------------------------------------------------------------------------------------ parent joins

@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
 import polars as pl
 
+from emulator.web import ApiError
+
 MAX_OFFSET = 2000
 MAX_FIELDS_FUNCTION_LIMIT = 200
 MAX_RELATIONSHIP_DEPTH = 5
+MAX_AGGREGATE_ROWS = 2000  # an aggregate query answers in one batch: no query locator (queryMore) for its rows
+AGGREGATE_RESULT = "AggregateResult"  # the sObject type of an aggregate query's rows
 
 TEXT_TYPES = frozenset({"id", "reference", "string", "textarea", "email", "phone", "url", "picklist",
                         "multipicklist", "combobox", "encryptedstring"})
 NUMBER_TYPES = frozenset({"int", "long", "double", "currency", "percent"})
 COMPOUND_TYPES = frozenset({"address", "location"})
+# Salesforce's "Support for Field Types in Aggregate Functions" table: SUM/AVG take numbers; COUNT, COUNT_DISTINCT,
+# MIN and MAX also take text, ids, dates and datetimes; boolean, multipicklist, encrypted and compound take none.
+_SUMMABLE_TYPES = NUMBER_TYPES
+_COMPARABLE_TYPES = (TEXT_TYPES | NUMBER_TYPES | {"date", "datetime"}) - {"multipicklist", "encryptedstring"}
+# Groupable (describe's ``groupable``): no double/currency/percent, datetime, multipicklist, long text or compound.
+_UNGROUPABLE_TYPES = frozenset({"double", "currency", "percent", "datetime", "multipicklist", "encryptedstring"})
 # The type names Salesforce prints in "value of filter criterion ... must be of type X".
 _CRITERION_TYPE_NAMES = {"boolean": "boolean", "int": "integer", "long": "long", "double": "double",
                          "currency": "double", "percent": "double", "date": "date", "datetime": "dateTime"}
 
 _NO_SUCH_COLUMN_HINT = ("If you are attempting to use a custom field, be sure to append the '__c' after the custom "
                         "field name. Please reference your WSDL or the describe call for the appropriate names.")
-_SUPPORTED_SUBSET = ("the emulator supports SELECT <fields | COUNT() | FIELDS()> FROM <object> [WHERE ...] "
+_SUPPORTED_SUBSET = ("the emulator supports SELECT <fields | COUNT() | FIELDS() | aggregate functions | "
+                     "(SELECT ... FROM ChildRelationship)> FROM <object> [WHERE ...] [GROUP BY fields] [HAVING ...] "
                      "[ORDER BY ...] [LIMIT n] [OFFSET n]; rewrite the query within that subset")
 
 
@@ -66,13 +77,14 @@ class Catalog(Protocol):
     def frame(self, object_name: str) -> pl.DataFrame: ...
 
 
-class SoqlError(Exception):
-    """A query Salesforce would reject: ``error_code`` and the Salesforce-style ``message`` (caret block)."""
+class SoqlError(ApiError):
+    """A query Salesforce would reject: ``error_code`` and the Salesforce-style ``message`` (caret block).
+
+    An ApiError (HTTP 400) so that a rejection found while running the query (too many aggregate rows) is
+    answered with Salesforce's error body like one found while parsing."""
 
     def __init__(self, error_code: str, message: str) -> None:
-        super().__init__(message)
-        self.error_code = error_code
-        self.message = message
+        super().__init__(400, error_code, message)
 
 
 def format_error_message(text: str, pos: int, detail: str) -> str:
@@ -166,8 +178,65 @@ class OrderItem:
 
 
 @dataclass(frozen=True)
+class ChildRelationship:
+    """A parent-to-child relationship as describe's ``childRelationships`` lists it (Account -> Contacts)."""
+
+    name: str  # relationshipName, what a subquery names in FROM ("Contacts")
+    child_object: str  # childSObject ("Contact")
+    field: str  # the child's lookup to the parent ("AccountId")
+
+
+ChildRelationships = Callable[[str], Sequence[ChildRelationship]]  # object name -> its child relationships
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One aggregate function over a field of the aggregated rows: COUNT, COUNT_DISTINCT, SUM, AVG, MIN, MAX."""
+
+    function: str
+    field: FieldPath
+    picklist: tuple[str, ...] = ()  # MIN/MAX of a picklist follow the picklist's value order, not the alphabet
+
+    @property
+    def key(self) -> str:
+        """Its column in the grouped rows, e.g. ``SUM(Amount)`` (one per distinct function and field)."""
+        return f"{self.function}({self.field.column})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AggregateColumn(SelectItem):
+    """A column of an AggregateResult row: ``path`` is its name (alias, exprN, or a grouped field's own name);
+    ``source`` is its column in the grouped rows (the grouped field's path, or the Measure's key)."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """How an aggregate query's rows are made: ``rows`` (FROM, WHERE, the fields read) grouped and measured."""
+
+    rows: SoqlQuery
+    group_by: tuple[FieldPath, ...]
+    measures: tuple[Measure, ...]
+    having: object | None  # a condition over the grouped rows' columns (grouped paths and Measure keys)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildSubquery(SelectItem):
+    """``(SELECT ... FROM Contacts)``: ``path`` is the relationship name; ``query`` selects the children, and
+    ``foreign_key`` is the child field that points at the parent record."""
+
+    query: SoqlQuery
+    foreign_key: str
+
+
+@dataclass(frozen=True)
 class SoqlQuery:
-    """A parsed and validated query, ready for ``execute``."""
+    """A parsed and validated query, ready for ``execute``.
+
+    ``object_name`` is the sObject type of the result records: the FROM object, or AggregateResult for an
+    aggregate query, whose FROM object, WHERE and grouping live in ``aggregation`` (``order_by``, ``limit`` and
+    ``offset`` then apply to the grouped rows)."""
 
     object_name: str
     items: tuple[SelectItem, ...]
@@ -179,6 +248,11 @@ class SoqlQuery:
     uses_fields_function: bool
     selects_compound: bool
     relationships: tuple[Relationship, ...] = field(default=())  # every hop used anywhere, parents first
+    aggregation: Aggregation | None = None
+
+    @property
+    def subqueries(self) -> tuple[ChildSubquery, ...]:
+        return tuple(item for item in self.items if isinstance(item, ChildSubquery))
 
     def relationship_object(self, prefix: str) -> str:
         """The object a relationship prefix ("Account.Owner") points at, for nested records' attributes.type."""
@@ -286,6 +360,19 @@ def like_to_regex(body: str) -> str:
 class _RawPath:
     names: tuple[str, ...]
     pos: int
+    alias: tuple[str, int] | None = None  # (alias, pos) after a SELECT item
+
+
+@dataclass(frozen=True)
+class _RawAggregate:
+    function: str  # upper case: COUNT | COUNT_DISTINCT | SUM | AVG | MIN | MAX
+    path: _RawPath
+    pos: int
+    alias: tuple[str, int] | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.function}({'.'.join(self.path.names)})"
 
 
 @dataclass(frozen=True)
@@ -308,7 +395,7 @@ class _RawLiteral:
 
 @dataclass(frozen=True)
 class _RawComparison:
-    path: _RawPath
+    path: _RawPath | _RawAggregate  # an aggregate only in HAVING
     op: str
     value: object  # _RawLiteral or tuple of them
     pos: int
@@ -327,12 +414,18 @@ class _RawNot:
 
 @dataclass(frozen=True)
 class _RawOrder:
-    path: _RawPath
+    path: _RawPath | _RawAggregate
     descending: bool
     nulls_last: bool | None
 
 
-_RawSelectItem = _RawPath | _RawCount | _RawFields
+@dataclass(frozen=True)
+class _RawSubquery:
+    query: _RawQuery
+    pos: int
+
+
+_RawSelectItem = _RawPath | _RawCount | _RawFields | _RawAggregate | _RawSubquery
 
 
 @dataclass
@@ -341,13 +434,27 @@ class _RawQuery:
     object_name: str = ""
     object_pos: int = 0
     where: object | None = None
+    group_by: list[_RawPath] | None = None  # None: no GROUP BY clause
+    group_pos: int = 0
+    having: object | None = None
     order_by: list[_RawOrder] = field(default_factory=list)
     limit: tuple[int, int] | None = None  # (value, pos)
     offset: tuple[int, int] | None = None
 
+    @property
+    def is_aggregate(self) -> bool:
+        """GROUP BY, HAVING or an aggregate function anywhere makes the rows AggregateResults."""
+        return (self.group_by is not None or self.having is not None
+                or any(isinstance(i, _RawAggregate) for i in self.items)
+                or any(isinstance(o.path, _RawAggregate) for o in self.order_by))
 
-_UNSUPPORTED_CLAUSES = {"GROUP": "GROUP BY", "HAVING": "HAVING", "WITH": "WITH", "FOR": "FOR VIEW/REFERENCE/UPDATE",
-                        "UPDATE": "UPDATE TRACKING/VIEWSTAT", "USING": "USING SCOPE", "TYPEOF": "TYPEOF"}
+
+_UNSUPPORTED_CLAUSES = {"WITH": "WITH", "FOR": "FOR VIEW/REFERENCE/UPDATE", "UPDATE": "UPDATE TRACKING/VIEWSTAT",
+                        "USING": "USING SCOPE", "TYPEOF": "TYPEOF"}
+# Words that end a SELECT item or start a clause, so never an alias.
+_RESERVED = frozenset({"SELECT", "FROM", "WHERE", "GROUP", "HAVING", "ORDER", "BY", "LIMIT", "OFFSET", "AND", "OR",
+                       "NOT", "LIKE", "IN", "INCLUDES", "EXCLUDES", "NULL", "TRUE", "FALSE", "ASC", "DESC", "NULLS",
+                       "FIRST", "LAST", *_UNSUPPORTED_CLAUSES})
 _AGGREGATES = frozenset({"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"})
 _COMPARISON_OPS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -359,6 +466,7 @@ class _SyntaxParser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.in_having = False  # aggregate functions may stand in a condition only in HAVING
 
     # token helpers
     def peek(self, ahead: int = 0) -> Token:
@@ -396,6 +504,13 @@ class _SyntaxParser:
 
     # grammar
     def parse(self) -> _RawQuery:
+        query = self.parse_query()
+        if self.peek().kind != "eof":
+            raise self.error(self.peek())
+        return query
+
+    def parse_query(self) -> _RawQuery:
+        """SELECT ... up to the end of the query or of a subquery's parentheses."""
         self.expect_keyword("SELECT")
         query = _RawQuery(items=self.parse_select_list())
         self.expect_keyword("FROM")
@@ -408,6 +523,15 @@ class _SyntaxParser:
             self.advance()
             query.where = self.parse_condition()
         self.reject_unsupported_clause()
+        if self.at_keyword("GROUP"):
+            query.group_pos = self.advance().pos
+            self.expect_keyword("BY")
+            query.group_by = self.parse_group_by()
+        if self.at_keyword("HAVING"):
+            self.advance()
+            self.in_having = True
+            query.having = self.parse_condition()
+            self.in_having = False
         if self.at_keyword("ORDER"):
             self.advance()
             self.expect_keyword("BY")
@@ -419,8 +543,6 @@ class _SyntaxParser:
             self.advance()
             query.offset = self.parse_non_negative_int()
         self.reject_unsupported_clause()
-        if self.peek().kind != "eof":
-            raise self.error(self.peek())
         return query
 
     def reject_unsupported_clause(self) -> None:
@@ -438,29 +560,65 @@ class _SyntaxParser:
     def parse_select_item(self) -> _RawSelectItem:
         tok = self.peek()
         if self.at_punct("("):
-            raise self.unsupported(tok, "a parent-to-child subquery")
+            self.advance()
+            if not self.at_keyword("SELECT"):
+                raise self.error(self.peek())
+            subquery = _RawSubquery(self.parse_query(), tok.pos)
+            self.expect_punct(")")
+            return subquery
         if tok.kind != "ident" or tok.upper in ("FROM",):
             raise self.error(tok)
         if tok.upper == "TYPEOF":
             raise self.unsupported(tok, "TYPEOF")
+        item: _RawPath | _RawCount | _RawFields | _RawAggregate
         if self.peek(1).kind == "punct" and self.peek(1).text == "(":
-            return self.parse_select_function()
-        return self.parse_path()
+            item = self.parse_select_function()
+        else:
+            item = self.parse_path()
+        if isinstance(item, _RawPath | _RawAggregate) and self.peek().kind == "ident" and self.peek().upper != "FROM":
+            alias = self.advance()
+            # An alias is followed by ',' or FROM; otherwise the word was a misspelt keyword ("SELECT Id FORM X").
+            if alias.upper in _RESERVED or not (self.at_punct(",") or self.at_keyword("FROM")):
+                raise self.error(alias)
+            item = replace(item, alias=(alias.text, alias.pos))
+        return item
 
-    def parse_select_function(self) -> _RawCount | _RawFields:
-        name = self.advance()
-        self.expect_punct("(")
-        if name.upper == "COUNT" and self.at_punct(")"):
-            self.advance()
+    def parse_select_function(self) -> _RawCount | _RawFields | _RawAggregate:
+        name = self.peek()
+        if name.upper == "COUNT" and self.peek(2).kind == "punct" and self.peek(2).text == ")":
+            self.i += 3  # COUNT ( )
             return _RawCount(name.pos)
         if name.upper == "FIELDS":
+            self.i += 2  # FIELDS (
             scope = self.advance()
             if scope.kind != "ident" or scope.upper not in ("ALL", "STANDARD", "CUSTOM"):
                 raise self.error(scope)
             self.expect_punct(")")
             return _RawFields(scope.upper, name.pos)
-        what = "aggregate function " if name.upper in _AGGREGATES else "function "
-        raise self.unsupported(name, f"{what}{name.upper}()")
+        return self.parse_aggregate(f"function {name.upper}()")
+
+    def parse_aggregate(self, what: str) -> _RawAggregate:
+        """``SUM(Amount)``: an aggregate function over one field path; any other function is not supported."""
+        name = self.advance()
+        if name.upper not in _AGGREGATES:
+            raise self.unsupported(name, what)
+        self.expect_punct("(")
+        path = self.parse_path()
+        self.expect_punct(")")
+        return _RawAggregate(name.upper, path, name.pos)
+
+    def parse_group_by(self) -> list[_RawPath]:
+        paths = [self.parse_group_item()]
+        while self.at_punct(","):
+            self.advance()
+            paths.append(self.parse_group_item())
+        return paths
+
+    def parse_group_item(self) -> _RawPath:
+        tok = self.peek()
+        if tok.kind == "ident" and self.peek(1).kind == "punct" and self.peek(1).text == "(":
+            raise self.unsupported(tok, f"{tok.upper}() in GROUP BY")
+        return self.parse_path()
 
     def parse_path(self) -> _RawPath:
         first = self.advance()
@@ -504,11 +662,12 @@ class _SyntaxParser:
             return inner
         tok = self.peek()
         if tok.kind == "ident" and self.peek(1).kind == "punct" and self.peek(1).text == "(":
+            if self.in_having:
+                return self.parse_field_expression(self.parse_aggregate(f"function {tok.upper}() in HAVING"))
             raise self.unsupported(tok, f"function {tok.upper}() in WHERE")
-        return self.parse_field_expression()
+        return self.parse_field_expression(self.parse_path())
 
-    def parse_field_expression(self) -> _RawComparison:
-        path = self.parse_path()
+    def parse_field_expression(self, path: _RawPath | _RawAggregate) -> _RawComparison:
         tok = self.advance()
         if tok.kind == "op":
             return _RawComparison(path, _COMPARISON_OPS[tok.text], self.parse_value(), tok.pos)
@@ -569,9 +728,11 @@ class _SyntaxParser:
         return items
 
     def parse_order_item(self) -> _RawOrder:
+        path: _RawPath | _RawAggregate
         if self.peek().kind == "ident" and self.peek(1).kind == "punct" and self.peek(1).text == "(":
-            raise self.unsupported(self.peek(), f"function {self.peek().upper}() in ORDER BY")
-        path = self.parse_path()
+            path = self.parse_aggregate(f"function {self.peek().upper}() in ORDER BY")
+        else:
+            path = self.parse_path()
         descending = False
         if self.at_keyword("ASC", "DESC"):
             descending = self.advance().upper == "DESC"
@@ -636,12 +797,19 @@ def parse_datetime_literal(text: str) -> datetime:
 class _Binder:
     """Resolves names against the catalog (canonical casing), checks types and builds the bound query."""
 
-    def __init__(self, text: str, catalog: Catalog) -> None:
+    def __init__(self, text: str, catalog: Catalog, children: ChildRelationships) -> None:
         self.text = text
         self.catalog = catalog
+        self.children = children
         self.relationships: dict[tuple[str, ...], Relationship] = {}
         self._objects = {name.lower(): name for name in catalog.object_names()}
         self._field_index: dict[str, tuple[dict[str, FieldInfo], dict[str, FieldInfo], list[FieldInfo]]] = {}
+
+    def for_subquery(self) -> _Binder:
+        """A binder for a subquery: its own relationship hops, the same catalog look-ups."""
+        binder = _Binder(self.text, self.catalog, self.children)
+        binder._field_index = self._field_index
+        return binder
 
     def fail(self, code: str, pos: int, detail: str) -> SoqlError:
         return SoqlError(code, format_error_message(self.text, pos, detail))
@@ -702,6 +870,8 @@ class _Binder:
         items: list[SelectItem] = []
         seen: set[str] = set()
         for raw_item in raw.items:
+            if isinstance(raw_item, _RawPath) and raw_item.alias is not None:
+                raise self.fail("MALFORMED_QUERY", raw_item.alias[1], "Only aggregate expressions use field aliasing")
             for item, pos in self.expand_item(root, raw_item):
                 if item.column.lower() in seen:
                     raise self.fail("MALFORMED_QUERY", pos, f"duplicate field selected: {item.column}")
@@ -717,6 +887,8 @@ class _Binder:
             elif raw_item.scope == "STANDARD":
                 fields = [f for f in fields if not f.name.endswith("__c")]
             return [(SelectItem((f.name,), f.type), raw_item.pos) for f in fields]
+        if isinstance(raw_item, _RawSubquery):
+            return [(self.subquery(root, raw_item), raw_item.pos)]
         assert isinstance(raw_item, _RawPath)
         resolved, _ = self.resolve(root, raw_item)
         return [(SelectItem(resolved.path, resolved.type, resolved.components), raw_item.pos)]
@@ -731,10 +903,15 @@ class _Binder:
         return Logical(node.op, tuple(self.condition(root, n) for n in node.operands))
 
     def comparison(self, root: str, raw: _RawComparison) -> Comparison:
+        assert isinstance(raw.path, _RawPath)  # the parser allows aggregates in HAVING only
         path, info = self.resolve(root, raw.path)
         if not info.filterable or info.type in COMPOUND_TYPES:
             raise self.fail("INVALID_FIELD", raw.path.pos,
                             f"field '{path.column}' can not be filtered in a query call")
+        return self.compare(path, raw)
+
+    def compare(self, path: FieldPath, raw: _RawComparison) -> Comparison:
+        """``raw``'s operator and value checked against ``path``'s type."""
         self.check_operator(path, raw)
         if raw.op == "LIKE":
             lit = raw.value
@@ -800,37 +977,220 @@ class _Binder:
 
     # ORDER BY
     def order_item(self, root: str, raw: _RawOrder) -> OrderItem:
+        assert isinstance(raw.path, _RawPath)  # an aggregate in ORDER BY makes the query an aggregate query
         path, info = self.resolve(root, raw.path)
         if not info.sortable or info.type in COMPOUND_TYPES or info.type == "multipicklist":
             raise self.fail("INVALID_FIELD", raw.path.pos, f"field '{path.column}' can not be sorted in a query call")
         nulls_last = raw.descending if raw.nulls_last is None else raw.nulls_last
         return OrderItem(path, raw.descending, nulls_last)
 
+    # queries
+    def bind(self, raw: _RawQuery) -> SoqlQuery:
+        root = self.object_name(raw.object_name, raw.object_pos)
+        return self.bind_aggregate(root, raw) if raw.is_aggregate else self.bind_rows(root, raw)
 
-def parse_soql(text: str, catalog: Catalog) -> SoqlQuery:
-    """Parse and validate ``text`` against ``catalog``; raise SoqlError exactly where Salesforce would."""
+    def bind_rows(self, root: str, raw: _RawQuery) -> SoqlQuery:
+        """A query of records (no aggregate function): fields, subqueries or COUNT()."""
+        items, uses_fields, is_count = self.select_items(root, raw)
+        where = self.condition(root, raw.where) if raw.where is not None else None
+        order_by = tuple(self.order_item(root, o) for o in raw.order_by)
+        if is_count and order_by:
+            raise self.fail("MALFORMED_QUERY", raw.order_by[0].path.pos,
+                            f"Ordered field must be grouped or aggregated: {order_by[0].field.column}")
+        limit = raw.limit[0] if raw.limit else None
+        if uses_fields and _needs_fields_limit(raw) and (limit is None or limit > MAX_FIELDS_FUNCTION_LIMIT):
+            pos = raw.limit[1] if raw.limit else len(self.text)
+            raise self.fail("MALFORMED_QUERY", pos, "The SOQL FIELDS function must have a LIMIT of at most 200")
+        self.check_offset(raw)
+        return SoqlQuery(
+            object_name=root, items=items, is_count=is_count, where=where, order_by=order_by, limit=limit,
+            offset=raw.offset[0] if raw.offset else None, uses_fields_function=uses_fields,
+            selects_compound=any(i.type in COMPOUND_TYPES for i in items), relationships=self.hops(),
+        )
+
+    def hops(self) -> tuple[Relationship, ...]:
+        return tuple(sorted(self.relationships.values(), key=lambda r: len(r.prefix)))
+
+    def check_offset(self, raw: _RawQuery) -> None:
+        if raw.offset and raw.offset[0] > MAX_OFFSET:
+            raise self.fail("NUMBER_OUTSIDE_VALID_RANGE", raw.offset[1],
+                            f"Maximum SOQL offset allowed is {MAX_OFFSET}")
+
+    # parent-to-child subqueries
+    def subquery(self, root: str, raw: _RawSubquery) -> ChildSubquery:
+        sub = raw.query
+        relationship = self.child_relationship(root, sub.object_name, sub.object_pos)
+        self.check_subquery_shape(sub)
+        query = self.for_subquery().bind_rows(relationship.child_object, sub)
+        return ChildSubquery((relationship.name,), query=query, foreign_key=relationship.field)
+
+    def child_relationship(self, parent: str, name: str, pos: int) -> ChildRelationship:
+        for rel in self.children(parent):
+            child = self._objects.get(rel.child_object.lower())
+            if rel.name.lower() == name.lower() and child is not None and rel.field.lower() in self.index(child)[0]:
+                return ChildRelationship(rel.name, child, self.index(child)[0][rel.field.lower()].name)
+        raise self.fail("INVALID_TYPE", pos, (
+            f"Didn't understand relationship '{name}' in FROM part of query call. If you are attempting to use a "
+            "custom relationship, be sure to append the '__r' after the custom relationship name. Please reference "
+            "your WSDL or the describe call for the appropriate names."))
+
+    def check_subquery_shape(self, sub: _RawQuery) -> None:
+        """What the emulator does not run inside a subquery (Salesforce allows some of it in places)."""
+        nested = next((i for i in sub.items if isinstance(i, _RawSubquery | _RawCount)), None)
+        if nested is not None:
+            what = "COUNT()" if isinstance(nested, _RawCount) else "a subquery nested in a subquery"
+            raise self.fail("MALFORMED_QUERY", nested.pos, f"{what} is not supported here: {_SUPPORTED_SUBSET}")
+        if sub.is_aggregate:
+            raise self.fail("MALFORMED_QUERY", sub.group_pos or sub.object_pos,
+                            "aggregate functions and GROUP BY are not supported in a parent-to-child subquery; "
+                            "aggregate the child object in a query of its own")
+        if sub.offset is not None:
+            raise self.fail("MALFORMED_QUERY", sub.offset[1],
+                            "OFFSET is not supported in a parent-to-child subquery; page the parent query instead")
+
+    # aggregate queries: rows of AggregateResult
+    def bind_aggregate(self, root: str, raw: _RawQuery) -> SoqlQuery:
+        where = self.condition(root, raw.where) if raw.where is not None else None
+        groups = {g.column.lower(): g for g in (self.group_field(root, p) for p in raw.group_by or [])}
+        measures: dict[str, Measure] = {}
+        scope = _AggregateScope(root, groups, measures)
+        columns = self.aggregate_columns(scope, raw)
+        having = self.having(scope, raw.having) if raw.having is not None else None
+        order_by = tuple(self.aggregate_order_item(scope, o) for o in raw.order_by)
+        if raw.limit and raw.group_by is None:
+            raise self.fail("MALFORMED_QUERY", raw.limit[1], (
+                "You can't use a LIMIT clause in a query that uses an aggregate function but no GROUP BY clause: "
+                "without GROUP BY the query returns one row; drop the LIMIT"))
+        self.check_offset(raw)
+        read = {f.column: SelectItem(f.path, f.type, f.components)
+                for f in [*groups.values(), *(m.field for m in measures.values())]}
+        rows = SoqlQuery(object_name=root, items=tuple(read.values()), is_count=False, where=where, order_by=(),
+                         limit=None, offset=None, uses_fields_function=False, selects_compound=False,
+                         relationships=self.hops())
+        aggregation = Aggregation(rows, tuple(groups.values()), tuple(measures.values()), having)
+        return SoqlQuery(
+            object_name=AGGREGATE_RESULT, items=columns, is_count=False, where=None, order_by=order_by,
+            limit=raw.limit[0] if raw.limit else None, offset=raw.offset[0] if raw.offset else None,
+            uses_fields_function=False, selects_compound=False, aggregation=aggregation)
+
+    def group_field(self, root: str, raw: _RawPath) -> FieldPath:
+        path, info = self.resolve(root, raw)
+        if not is_groupable(info):
+            raise self.fail("INVALID_FIELD", raw.pos, f"field '{path.column}' can not be grouped in a query call")
+        return path
+
+    def aggregate_columns(self, scope: _AggregateScope, raw: _RawQuery) -> tuple[AggregateColumn, ...]:
+        """The AggregateResult columns in SELECT order: implied aliases expr0, expr1, ... count only the
+        aggregate functions without an alias; a grouped field is named by its own field name (Owner.Name: Name)."""
+        columns: list[AggregateColumn] = []
+        implied = 0
+        for item in raw.items:
+            if isinstance(item, _RawAggregate):
+                measure = self.measure(scope, item)
+                name = item.alias[0] if item.alias else f"expr{implied}"
+                implied += item.alias is None
+                column = AggregateColumn((name,), _result_type(measure), source=measure.key)
+            elif isinstance(item, _RawPath):
+                grouped = self.grouped(scope, item, "Field must be grouped or aggregated")
+                name = item.alias[0] if item.alias else grouped.path[-1]
+                column = AggregateColumn((name,), grouped.type, source=grouped.column)
+            else:
+                raise self.fail("MALFORMED_QUERY", item.pos, _NOT_IN_AGGREGATE[type(item)])
+            if any(c.column.lower() == name.lower() for c in columns):
+                pos = (item.alias or (name, item.pos))[1]
+                raise self.fail("MALFORMED_QUERY", pos, f"duplicate alias: {name}")
+            columns.append(column)
+        return tuple(columns)
+
+    def measure(self, scope: _AggregateScope, raw: _RawAggregate) -> Measure:
+        path, info = self.resolve(scope.root, raw.path)
+        if not supports_aggregate(raw.function, info):
+            raise self.fail("MALFORMED_QUERY", raw.path.pos,
+                            f"field {path.column} does not support aggregate operator {raw.function}")
+        picklist = tuple(getattr(info, "picklist", ())) if info.type == "picklist" else ()
+        measure = Measure(raw.function, path, picklist)
+        return scope.measures.setdefault(measure.key, measure)
+
+    def measured(self, scope: _AggregateScope, raw: _RawPath | _RawAggregate, what: str) -> FieldPath:
+        """A HAVING or ORDER BY operand as a column of the grouped rows: a grouped field or a measure."""
+        if isinstance(raw, _RawAggregate):
+            measure = self.measure(scope, raw)
+            return FieldPath((measure.key,), _result_type(measure))
+        return self.grouped(scope, raw, what)
+
+    def grouped(self, scope: _AggregateScope, raw: _RawPath, what: str) -> FieldPath:
+        path, _ = self.resolve(scope.root, raw)
+        grouped = scope.groups.get(path.column.lower())
+        if grouped is None:
+            raise self.fail("MALFORMED_QUERY", raw.pos, f"{what}: {path.column}")
+        return grouped
+
+    def having(self, scope: _AggregateScope, node: object) -> object:
+        if isinstance(node, _RawComparison):
+            return self.compare(self.measured(scope, node.path, "Field must be grouped or aggregated"), node)
+        if isinstance(node, _RawNot):
+            return Negation(self.having(scope, node.operand))
+        assert isinstance(node, _RawLogic)
+        return Logical(node.op, tuple(self.having(scope, n) for n in node.operands))
+
+    def aggregate_order_item(self, scope: _AggregateScope, raw: _RawOrder) -> OrderItem:
+        path = self.measured(scope, raw.path, "Ordered field must be grouped or aggregated")
+        nulls_last = raw.descending if raw.nulls_last is None else raw.nulls_last
+        return OrderItem(path, raw.descending, nulls_last)
+
+
+@dataclass(frozen=True)
+class _AggregateScope:
+    """What an aggregate query's SELECT, HAVING and ORDER BY may name: grouped fields and (growing) measures."""
+
+    root: str
+    groups: dict[str, FieldPath]  # by lower-case column
+    measures: dict[str, Measure]  # by key
+
+
+_NOT_IN_AGGREGATE = {
+    _RawCount: "COUNT() can't be used with GROUP BY or other aggregate functions; use COUNT(fieldName)",
+    _RawFields: "FIELDS() can't be used in an aggregate query; select grouped fields and aggregate functions",
+    _RawSubquery: "a parent-to-child subquery can't be used with GROUP BY or aggregate functions; "
+                  "query the child object in a query of its own",
+}
+
+
+def _result_type(measure: Measure) -> str:
+    """The describe type of a measure's values: counts are integers, AVG a double, the rest the field's type."""
+    if measure.function in ("COUNT", "COUNT_DISTINCT"):
+        return "int"
+    return "double" if measure.function == "AVG" else measure.field.type
+
+
+def _is_long_text(info: FieldInfo) -> bool:
+    return info.type == "textarea" and not info.filterable
+
+
+def is_groupable(info: FieldInfo) -> bool:
+    """Whether GROUP BY accepts the field (describe's ``groupable``)."""
+    return (info.type not in _UNGROUPABLE_TYPES and info.type not in COMPOUND_TYPES and info.sortable
+            and not _is_long_text(info))
+
+
+def supports_aggregate(function: str, info: FieldInfo) -> bool:
+    """Salesforce's field-type support table for aggregate functions (SUM/AVG: numbers only)."""
+    if _is_long_text(info):
+        return False
+    return info.type in (_SUMMABLE_TYPES if function in ("SUM", "AVG") else _COMPARABLE_TYPES)
+
+
+def parse_soql(text: str, catalog: Catalog, *, child_relationships: ChildRelationships | None = None) -> SoqlQuery:
+    """Parse and validate ``text`` against ``catalog``; raise SoqlError exactly where Salesforce would.
+
+    ``child_relationships`` names each object's parent-to-child relationships (describe's ``childRelationships``)
+    for subqueries; without it no subquery resolves."""
     raw = _SyntaxParser(text).parse()
-    binder = _Binder(text, catalog)
-    root = binder.object_name(raw.object_name, raw.object_pos)
-    items, uses_fields, is_count = binder.select_items(root, raw)
-    where = binder.condition(root, raw.where) if raw.where is not None else None
-    order_by = tuple(binder.order_item(root, o) for o in raw.order_by)
-    if is_count and order_by:
-        raise binder.fail("MALFORMED_QUERY", raw.order_by[0].path.pos,
-                          f"Ordered field must be grouped or aggregated: {order_by[0].field.column}")
-    limit = raw.limit[0] if raw.limit else None
-    if uses_fields and _needs_fields_limit(raw) and (limit is None or limit > MAX_FIELDS_FUNCTION_LIMIT):
-        pos = raw.limit[1] if raw.limit else len(text)
-        raise binder.fail("MALFORMED_QUERY", pos, "The SOQL FIELDS function must have a LIMIT of at most 200")
-    if raw.offset and raw.offset[0] > MAX_OFFSET:
-        raise binder.fail("NUMBER_OUTSIDE_VALID_RANGE", raw.offset[1],
-                          f"Maximum SOQL offset allowed is {MAX_OFFSET}")
-    relationships = tuple(sorted(binder.relationships.values(), key=lambda r: len(r.prefix)))
-    return SoqlQuery(
-        object_name=root, items=items, is_count=is_count, where=where, order_by=order_by, limit=limit,
-        offset=raw.offset[0] if raw.offset else None, uses_fields_function=uses_fields,
-        selects_compound=any(i.type in COMPOUND_TYPES for i in items), relationships=relationships,
-    )
+    return _Binder(text, catalog, child_relationships or _no_child_relationships).bind(raw)
+
+
+def _no_child_relationships(_object_name: str) -> Sequence[ChildRelationship]:
+    return ()
 
 
 def _needs_fields_limit(raw: _RawQuery) -> bool:
