@@ -6,10 +6,12 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 # Must be set before Prefect is imported anywhere; removed when the session ends. Under pytest-xdist every worker
 # makes its own: a worker inherits the controller's environment, and a shared home would mean one SQLite database
-# (and one memo store) written by every worker at once.
+# (and one memo store) written by every worker at once. Its database is a copy of one migrated template shared by
+# all workers and sessions (pytest_configure below, tests/prefect_template.py), not migrated again in each.
 _XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ... set before conftest is imported
 _OWN_PREFECT_HOME = None
 if _XDIST_WORKER or "PREFECT_HOME" not in os.environ:
@@ -28,6 +30,8 @@ import pytest  # noqa: E402
 
 pytest_plugins = ["tests.emulator_fixtures", "tests.sync_helpers"]
 
+_SQLITE_URL = "sqlite+aiosqlite:///"
+
 
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, hand out the slow tests first: a 40-80 s test picked up last would run on alone while
@@ -37,10 +41,13 @@ def pytest_collection_modifyitems(config, items):
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-# Test files whose tests share one costly per-worker session resource: under pytest-xdist they all go to one worker.
+# Test files whose tests share one costly per-worker session or module resource: under pytest-xdist they all go to
+# one worker, which builds it once (spread over three workers, each would build its own).
 # (``xdist_group`` marks would say this per test, but pytest-xdist 3.8 cannot apply them under pytest 9.)
 ONE_WORKER_FILES = {
-    "tests/integration/test_scheduling.py": "a real Prefect server, ~15-30 s of CPU to start",
+    "tests/integration/test_scheduling.py": "a real Prefect server, ~10 s of CPU to start",
+    "tests/integration/test_prefect_ui.py": "a real Prefect server and two runs of three objects (module fixture)",
+    "tests/integration/test_html_report_browser.py": "an orchestrator run on the default org (module fixture)",
 }
 
 
@@ -58,6 +65,21 @@ def pytest_xdist_make_scheduler(config, log):
     return _LoadKeepingSharedFiles(config, log)
 
 
+def pytest_configure(config):
+    """Give this process's own Prefect home a copy of the migrated template database (``tests/prefect_template.py``)
+    instead of letting its first flow create and migrate one (~10 s of CPU per worker). The home stays private: a
+    copy, never shared. Under xdist the controller runs no test, so its home is left empty."""
+    xdist_controller = not _XDIST_WORKER and getattr(config.option, "dist", "no") != "no"
+    if _OWN_PREFECT_HOME and not xdist_controller:
+        from tests.prefect_template import seed_prefect_home
+
+        try:
+            seed_prefect_home(Path(_OWN_PREFECT_HOME))
+        except Exception as err:  # noqa: BLE001 - only a head start: Prefect creates the database itself if need be
+            config.issue_config_time_warning(
+                pytest.PytestWarning(f"no migrated Prefect database for {_OWN_PREFECT_HOME}: {err}"), stacklevel=2)
+
+
 def pytest_unconfigure(config):
     """Remove this process's Prefect home now (atexit alone is not certain to run in an xdist worker)."""
     if _OWN_PREFECT_HOME:
@@ -66,10 +88,23 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One ephemeral Prefect database for the whole session (a function-scoped harness costs ~5 s per test)."""
+    """One ephemeral Prefect database for the whole session (a function-scoped harness costs ~5 s per test).
+
+    The harness points Prefect at a new database file in a temporary folder; that file starts as a copy of the
+    migrated template database (``tests/prefect_template.py``), as it would be after Prefect created it, rather
+    than being created and migrated again in every worker (~10 s of CPU each).
+    """
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_HOME
     from prefect.testing.utilities import prefect_test_harness
 
+    from tests.prefect_template import seed_prefect_home
+
     with prefect_test_harness():
+        url = PREFECT_API_DATABASE_CONNECTION_URL.value()
+        if url.startswith(_SQLITE_URL):
+            database = Path(url.removeprefix(_SQLITE_URL))
+            if not database.exists():
+                seed_prefect_home(Path(PREFECT_HOME.value()), database=database)
         yield
 
 

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from tests.prefect_template import seed_prefect_home
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PREFECT_BIN = Path(sys.executable).parent / "prefect"  # 2.20 has no `python -m prefect`
 SERVER_START_TIMEOUT_S = 90.0
@@ -146,9 +148,14 @@ def api_post(api_url: str, path: str, payload: Mapping[str, Any]) -> Any:
 
 @contextlib.contextmanager
 def running_prefect_server(work_dir: Path) -> Iterator[PrefectServer]:
-    """``prefect server start`` on a free port with its own PREFECT_HOME; yields once /api/health says true."""
+    """``prefect server start`` on a free port with its own PREFECT_HOME; yields once /api/health says true.
+
+    The home starts with a copy of the session's migrated template database (``tests/prefect_template.py``):
+    the server would otherwise spend ~10 s of CPU creating and migrating one before it answers.
+    """
     home, log_dir = work_dir / "prefect-home", work_dir / "logs"
     home.mkdir(parents=True)
+    seed_prefect_home(home)
     log_dir.mkdir()
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"

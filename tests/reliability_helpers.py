@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import functools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+
+from tests.prefect_template import seed_prefect_home
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -44,32 +42,16 @@ def emulator_env(info) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------- subprocess runs
 
-_CREATE_PREFECT_DB = (
-    "import asyncio\n"
-    "from prefect.server.database.dependencies import provide_database_interface\n"
-    "asyncio.run(provide_database_interface().create_db())\n"
-)
-
-
-@functools.lru_cache(maxsize=1)
-def _migrated_prefect_home() -> Path:
-    home = Path(tempfile.mkdtemp(prefix="sfpp-reliability-prefect-"))
-    atexit.register(shutil.rmtree, home, True)
-    env = base_env(data_root=home / "unused", prefect_home=home)
-    subprocess.run([PYTHON, "-c", _CREATE_PREFECT_DB], cwd=ROOT, env=env, check=True, capture_output=True,
-                   timeout=300)
-    return home
-
-
 def fresh_prefect_home(dest: Path) -> Path:
-    """A private PREFECT_HOME with an already migrated database (migrated once per session, then copied).
+    """A private PREFECT_HOME with an already migrated database: a copy of the session's template
+    (``tests/prefect_template.py``: migrated once for every worker, then copied), with a memo store that lets
+    Prefect skip registering its block types again.
 
     Several runs starting at once would each migrate a new SQLite database, and Prefect gives its ephemeral
     API only 30 s to start: on a busy 2-core machine that fails for reasons unrelated to the pipeline.
     """
-    shutil.copytree(_migrated_prefect_home(), dest)
-    return dest
-
+    dest.mkdir(parents=True)  # a new folder, as a copy of the template always was
+    return seed_prefect_home(dest)
 
 
 def run_orchestrator(env: Mapping[str, str], *args: str, timeout: float = 240,
