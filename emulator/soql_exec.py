@@ -139,13 +139,17 @@ _AGGREGATE_QUERY_MORE = ("Aggregate query does not support queryMore(), use LIMI
 def _execute_aggregate(query: SoqlQuery, agg: Aggregation, catalog: Catalog, *, include_deleted: bool,
                        now: datetime) -> QueryResult:
     """The rows (FROM, WHERE, the fields read), grouped and measured, then HAVING, ORDER BY, LIMIT/OFFSET."""
-    rows = _execute_rows(agg.rows, catalog, include_deleted=include_deleted, now=now).frame.lazy()
-    measures = [_measure(m).alias(m.key) for m in agg.measures]
+    rows = _execute_rows(agg.rows, catalog, include_deleted=include_deleted, now=now).frame
+    orders = {m.key: _value_order(rows[m.field.column], m) for m in agg.measures if _by_value_order(m)}
+    lf = rows.lazy().with_columns(_ordinal(m, orders[m.key]) for m in agg.measures if m.key in orders)
+    measures = [_measure(m, ordinal=m.key in orders).alias(m.key) for m in agg.measures]
     if agg.group_by:
         folded = [f.column for f in agg.group_by if f.type in _CASE_FOLDED_SORT_TYPES]
-        grouped = rows.group_by(_group_keys(agg)).agg(*(pl.col(c).first() for c in folded), *measures)
+        grouped = lf.group_by(_group_keys(agg)).agg(*(pl.col(c).first() for c in folded), *measures)
     else:
-        grouped = rows.select(measures)  # one row, also when no row matched
+        grouped = lf.select(measures)  # one row, also when no row matched
+    grouped = grouped.with_columns(  # ordinals back to values
+        pl.col(key).replace_strict(range(len(order)), order, default=None) for key, order in orders.items())
     if agg.having is not None:
         grouped = grouped.filter(_predicate(agg.having, grouped.collect_schema(), _today(now)))
     if query.order_by:
@@ -160,30 +164,47 @@ def _execute_aggregate(query: SoqlQuery, agg: Aggregation, catalog: Catalog, *, 
     return QueryResult(frame.height, frame)
 
 
+_ORDINAL = "__ordinal__."
+
+
 def _group_keys(agg: Aggregation) -> list[pl.Expr]:
     return [pl.col(f.column).str.to_lowercase().alias(f"__group__.{f.column}")
             if f.type in _CASE_FOLDED_SORT_TYPES else pl.col(f.column) for f in agg.group_by]
 
 
-def _measure(measure: Measure) -> pl.Expr:
-    col = pl.col(measure.field.column)
-    folded = measure.field.type in _CASE_FOLDED_SORT_TYPES
+def _by_value_order(measure: Measure) -> bool:
+    """MIN/MAX of text follow Salesforce's sort order (picklist order, else case-insensitive), not byte order."""
+    return measure.function in ("MIN", "MAX") and measure.field.type in _CASE_FOLDED_SORT_TYPES
+
+
+def _value_order(values: pl.Series, measure: Measure) -> pl.Series:
+    """The distinct non-null values in that order; MIN/MAX then compare their positions (whole-column work:
+    sorting inside each group by a derived key is both slower and, in Polars 2.1, crash-prone)."""
+    keys = [pl.col("v").str.to_lowercase(), pl.col("v")]
+    if measure.picklist:  # picklist order first; values outside the picklist after it
+        keys.insert(0, pl.col("v").replace_strict(measure.picklist, range(len(measure.picklist)),
+                                                  default=len(measure.picklist), return_dtype=pl.Int64))
+    return pl.DataFrame({"v": values.drop_nulls().unique()}).sort(keys)["v"]
+
+
+def _ordinal(measure: Measure, order: pl.Series) -> pl.Expr:
+    """The measured field's values as positions in ``order`` (null stays null)."""
+    return (pl.col(measure.field.column).replace_strict(order, range(len(order)), default=None, return_dtype=pl.Int64)
+            .alias(_ORDINAL + measure.key))
+
+
+def _measure(measure: Measure, *, ordinal: bool) -> pl.Expr:
+    col = pl.col(_ORDINAL + measure.key) if ordinal else pl.col(measure.field.column)
     if measure.function == "COUNT":
         return col.count().cast(pl.Int64)
     if measure.function == "COUNT_DISTINCT":
+        folded = measure.field.type in _CASE_FOLDED_SORT_TYPES
         return (col.str.to_lowercase() if folded else col).drop_nulls().n_unique().cast(pl.Int64)
     if measure.function == "SUM":
         return pl.when(col.count() > 0).then(col.sum())
     if measure.function == "AVG":
         return col.mean()
-    descending = measure.function == "MAX"
-    if measure.picklist:  # picklist order first; values outside the picklist after it, alphabetically
-        rank = col.replace_strict(measure.picklist, range(len(measure.picklist)), default=len(measure.picklist),
-                                  return_dtype=pl.Int64)
-        return col.sort_by([rank, col.str.to_lowercase()], descending=descending, nulls_last=True).first()
-    if folded:
-        return col.sort_by(col.str.to_lowercase(), descending=descending, nulls_last=True).first()
-    return col.max() if descending else col.min()
+    return col.max() if measure.function == "MAX" else col.min()
 
 
 def _aggregate_output(query: SoqlQuery) -> list[pl.Expr]:
