@@ -1,5 +1,6 @@
 """Access tokens and the login flows: SOAP ``login()`` and the OAuth 2.0 token endpoint (password,
-client_credentials, refresh_token, JWT bearer). Never logs a secret."""
+client_credentials, refresh_token, JWT bearer), and the identity service's bodies (``/id/...``, ``userinfo``).
+Never logs a secret."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
@@ -22,7 +25,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from emulator.ids import checksum
+
 ORG_ID = "00DEM0000000001"
+ORG_ID_18 = ORG_ID + checksum(ORG_ID)  # 00DEM00000000012AA: the case-safe form in identity URLs and userInfo
 ADMIN_USER_ID = "005EM0000000001YAA"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _TOKEN_ALPHABET = string.ascii_letters + string.digits  # simple-salesforce's SOAP parser never unescapes XML
@@ -147,7 +153,7 @@ def soap_login(body: bytes, *, version: str, creds: Credentials, tokens: TokenSt
            "<passwordExpired>false</passwordExpired><sandbox>false</sandbox>"
            f"<serverUrl>{instance_url}/services/Soap/u/{version}/{ORG_ID}</serverUrl>"
            f"<sessionId>{session}</sessionId><userId>{ADMIN_USER_ID}</userId>"
-           f"<userInfo><organizationId>{ORG_ID}AAA</organizationId><userName>{escape(creds.username)}</userName>"
+           f"<userInfo><organizationId>{ORG_ID_18}</organizationId><userName>{escape(creds.username)}</userName>"
            "</userInfo></result></loginResponse></soapenv:Body></soapenv:Envelope>")
     return AuthResponse(200, "text/xml; charset=utf-8", xml.encode())
 
@@ -158,9 +164,14 @@ def oauth_error(error: str, description: str, status: int = 400) -> AuthResponse
     return AuthResponse(status, "application/json;charset=UTF-8", body)
 
 
+def identity_url(instance_url: str) -> str:
+    """The logged-in user's identity URL: the emulator is its own login host, so it serves ``/id/...`` itself."""
+    return f"{instance_url}/id/{ORG_ID_18}/{ADMIN_USER_ID}"
+
+
 def _token_response(tokens: TokenStore, instance_url: str) -> AuthResponse:
     body = {"access_token": tokens.issue(), "instance_url": instance_url,
-            "id": f"https://login.salesforce.com/id/{ORG_ID}AAA/{ADMIN_USER_ID}", "token_type": "Bearer",
+            "id": identity_url(instance_url), "token_type": "Bearer",
             "issued_at": str(int(time.time() * 1000)), "signature": "ZW11bGF0b3Itc2lnbmF0dXJl", "scope": "api"}
     return AuthResponse(200, "application/json;charset=UTF-8", json.dumps(body).encode())
 
@@ -239,3 +250,61 @@ def oauth_token(body: bytes, authorization: str | None, *, creds: Credentials, t
     if grant == "refresh_token" and not secrets.compare_digest(form.get("refresh_token", ""), creds.refresh_token):
         return oauth_error("invalid_grant", "expired access/refresh token")
     return _token_response(tokens, instance_url)
+
+
+# --- identity service: /id/{orgId}/{userId} and /services/oauth2/userinfo -------------------------------------
+IDENTITY_ERRORS = {  # the identity service answers errors as a bare code in text, not JSON
+    "Missing_OAuth_Token": 403, "Bad_OAuth_Token": 403, "Wrong_Org": 403, "Bad_Id": 404, "Inactive": 404,
+}
+
+
+def _identity_urls(instance_url: str, user_id: str) -> dict[str, str]:
+    """The identity ``urls``; ``{version}`` is literal, a template the client fills in (as Salesforce sends it)."""
+    soap, rest = f"{instance_url}/services/Soap", f"{instance_url}/services/data/v{{version}}"
+    return {
+        "enterprise": f"{soap}/c/{{version}}/{ORG_ID_18}", "metadata": f"{soap}/m/{{version}}/{ORG_ID_18}",
+        "partner": f"{soap}/u/{{version}}/{ORG_ID_18}", "rest": f"{rest}/", "sobjects": f"{rest}/sobjects/",
+        "search": f"{rest}/search/", "query": f"{rest}/query/", "recent": f"{rest}/recent/",
+        "tooling_soap": f"{soap}/T/{{version}}/{ORG_ID_18}", "tooling_rest": f"{rest}/tooling/",
+        "profile": f"{instance_url}/{user_id}", "feeds": f"{rest}/chatter/feeds", "groups": f"{rest}/chatter/groups",
+        "users": f"{rest}/chatter/users", "feed_items": f"{rest}/chatter/feed-items",
+        "feed_elements": f"{rest}/chatter/feed-elements", "custom_domain": instance_url,
+    }
+
+
+def _photos(instance_url: str) -> dict[str, str]:
+    return {"picture": f"{instance_url}/profilephoto/005/F", "thumbnail": f"{instance_url}/profilephoto/005/T"}
+
+
+def identity_body(user: Mapping[str, Any], *, username: str, instance_url: str) -> dict[str, Any]:
+    """``GET /id/{orgId}/{userId}``: the identity service's keys for one user row (Id, names, Email, IsActive,
+    LastModifiedDate). ``username`` is the login name the token was issued to."""
+    user_id, modified = user["Id"], user["LastModifiedDate"]
+    return {
+        "id": f"{instance_url}/id/{ORG_ID_18}/{user_id}", "asserted_user": user_id == ADMIN_USER_ID,
+        "user_id": user_id, "organization_id": ORG_ID_18, "username": username,
+        "nick_name": username.partition("@")[0], "display_name": user["Name"], "email": user["Email"],
+        "email_verified": True, "first_name": user["FirstName"], "last_name": user["LastName"],
+        "timezone": "GMT", "photos": _photos(instance_url), "addr_street": None, "addr_city": None,
+        "addr_state": None, "addr_country": None, "addr_zip": None, "mobile_phone": None,
+        "mobile_phone_verified": False, "is_lightning_login_user": False,
+        "status": {"created_date": None, "body": None}, "urls": _identity_urls(instance_url, user_id),
+        "active": bool(user["IsActive"]), "user_type": "STANDARD", "language": "en_US", "locale": "en_US",
+        "utcOffset": 0, "last_modified_date": modified.strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{modified.microsecond // 1000:03d}Z", "is_app_installed": True,
+    }
+
+
+def userinfo_body(user: Mapping[str, Any], *, username: str, instance_url: str) -> dict[str, Any]:
+    """``GET /services/oauth2/userinfo``: the OpenID Connect form of the same facts (``sub`` = identity URL)."""
+    identity = identity_body(user, username=username, instance_url=instance_url)
+    return {
+        "sub": identity["id"], "user_id": identity["user_id"], "organization_id": ORG_ID_18,
+        "preferred_username": username, "nickname": identity["nick_name"], "name": identity["display_name"],
+        "email": identity["email"], "email_verified": True, "given_name": identity["first_name"],
+        "family_name": identity["last_name"], "zoneinfo": identity["timezone"], "photos": identity["photos"],
+        "profile": identity["urls"]["profile"], "picture": identity["photos"]["picture"], "address": {},
+        "is_salesforce_integration_user": False, "urls": identity["urls"], "active": identity["active"],
+        "user_type": "STANDARD", "language": "en_US", "locale": "en_US", "utcOffset": 0,
+        "updated_at": user["LastModifiedDate"].strftime("%Y-%m-%dT%H:%M:%SZ"), "is_app_installed": True,
+    }
