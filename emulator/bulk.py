@@ -1,4 +1,5 @@
-"""Bulk API 2.0 query jobs: create (query/queryAll), state progression, abort/delete, CSV result pages."""
+"""Bulk query job stores: Bulk API 2.0 jobs (create, state progression, abort/delete, CSV result pages) and
+Bulk API 1.0 jobs with their batches (``ClassicJobs``; the ``/services/async`` protocol is in ``bulk1.py``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import polars as pl
 
 from emulator.ids import make_id
 from emulator.render import DELIMITERS, LINE_ENDINGS, csv_chunks, csv_ready, rest_value
+from emulator.soql import SoqlQuery
 from emulator.web import ApiError, not_found
 
 DEFAULT_MAX_RECORDS = 50_000  # simple-salesforce's default page size; it always sends maxRecords anyway
@@ -57,6 +59,22 @@ class BulkJob:
         return body
 
 
+def bulk_query_problem(query: SoqlQuery, *, reject_limit_order_by: bool = False) -> str | None:
+    """Why a Bulk query (API 1.0 or 2.0) refuses this SOQL, or None (fact sheet 6.6: no compound fields, COUNT(),
+    OFFSET or FIELDS(); LIMIT and ORDER BY only where some Bulk 2.0 doc releases rejected them)."""
+    if query.selects_compound:
+        return "Selecting compound data not supported in Bulk Query"
+    if query.is_count:
+        return "Aggregate Relationships not supported in Bulk Query with CSV content type"
+    if query.offset is not None:
+        return "OFFSET clause is not supported in Bulk Query"
+    if query.uses_fields_function:
+        return "FIELDS() is not supported in Bulk Query"
+    if reject_limit_order_by and (query.limit is not None or query.order_by):
+        return "LIMIT and ORDER BY clauses are not supported in Bulk Query"
+    return None
+
+
 def encode_locator(offset: int) -> str:
     return base64.b64encode(str(offset).encode()).decode().rstrip("=")
 
@@ -86,6 +104,7 @@ class BulkJobs:
     def __init__(self, delay_s: float = 0.0):
         self.delay_s = delay_s
         self.created_count = 0
+        self.v1 = ClassicJobs(delay_s)  # Bulk API 1.0 jobs: same org, same reset
         self._jobs: dict[str, BulkJob] = {}
         self._lock = threading.Lock()
         self._next = 0
@@ -140,6 +159,7 @@ class BulkJobs:
     def clear(self) -> None:
         with self._lock:
             self._jobs.clear()
+        self.v1.clear()
 
     def page(self, job_id: str, *, locator: str | None, max_records: int | None) -> ResultPage:
         job = self.get(job_id)
@@ -154,3 +174,138 @@ class BulkJobs:
         next_locator = encode_locator(end) if end < job.frame.height else "null"
         chunks = csv_chunks(rows, job.frame.columns, delimiter=job.column_delimiter, line_ending=job.line_ending)
         return ResultPage(rows.height, next_locator, chunks)
+
+
+# --- Bulk API 1.0 -------------------------------------------------------------------------------------------------
+JOB_TRANSITIONS_V1 = {("Open", "Closed"), ("Open", "Aborted"), ("Closed", "Aborted")}
+BATCH_DONE_V1 = ("Completed", "Failed", "NotProcessed")
+
+
+class Bulk1Error(Exception):
+    """A Bulk API 1.0 refusal, answered in that API's own format: HTTP status, exceptionCode, exceptionMessage."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ClassicBatch:
+    """One batch of a Bulk API 1.0 query job: its SOQL and its result rows, or why it failed."""
+
+    id: str
+    job_id: str
+    soql: str
+    created: datetime
+    ready_at: float  # monotonic time the batch leaves Queued/InProgress
+    query: SoqlQuery | None = None  # the parsed SOQL (None when it did not parse)
+    rows: pl.DataFrame | None = None  # executed result (the SELECT columns, the root Id and parent-Id columns)
+    failure: str | None = None  # stateMessage of a batch that fails
+    state: str = "Queued"
+    modstamp: datetime | None = None
+    result_ids: tuple[str, ...] = ()
+
+    @property
+    def records_processed(self) -> int:
+        return self.rows.height if self.rows is not None and self.state == "Completed" else 0
+
+
+@dataclass
+class ClassicJob:
+    """A Bulk API 1.0 job; query batches are added while it is Open."""
+
+    id: str
+    operation: str
+    object_name: str
+    content_type: str
+    concurrency_mode: str
+    api_version: str
+    created: datetime
+    pk_chunk_size: int | None = None
+    state: str = "Open"
+    modstamp: datetime | None = None
+    batches: dict[str, ClassicBatch] = field(default_factory=dict)
+
+
+class ClassicJobs:
+    """Every Bulk API 1.0 job of the org and its batches, by id. Batches run when added (like Salesforce's queue);
+    a batch becomes Completed or Failed once ``delay_s`` has passed and someone looks at it."""
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
+        self.batch_count = 0  # DailyBulkApiBatches
+        self._jobs: dict[str, ClassicJob] = {}
+        self._lock = threading.Lock()
+        self._next = {"750": 0, "751": 0, "752": 0}
+
+    def _new_id(self, prefix: str) -> str:
+        with self._lock:
+            self._next[prefix] += 1
+            return make_id(prefix, 1_000_000 + self._next[prefix])  # apart from the Bulk 2.0 job ids
+
+    def create(self, *, operation: str, object_name: str, content_type: str, concurrency_mode: str, version: str,
+               now: datetime, pk_chunk_size: int | None = None) -> ClassicJob:
+        job = ClassicJob(self._new_id("750"), operation, object_name, content_type, concurrency_mode, version, now,
+                         pk_chunk_size)
+        with self._lock:
+            self._jobs[job.id] = job
+        return job
+
+    def job(self, job_id: str, now: datetime) -> ClassicJob:
+        """The job, its batches' states brought up to ``now`` (the server clock)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise Bulk1Error(400, "InvalidJob", f"Invalid job id: {job_id}")
+        for batch in job.batches.values():
+            self._refresh(batch, now)
+        return job
+
+    def _refresh(self, batch: ClassicBatch, now: datetime) -> None:
+        if batch.state in BATCH_DONE_V1:
+            return
+        if time.monotonic() < batch.ready_at:
+            batch.state = "InProgress"
+            return
+        batch.state, batch.modstamp = ("Failed" if batch.failure else "Completed"), max(now, batch.created)
+
+    def add_batch(self, job: ClassicJob, soql: str, now: datetime, *, query: SoqlQuery | None = None,
+                  rows: pl.DataFrame | None = None, failure: str | None = None,
+                  not_processed: bool = False) -> ClassicBatch:
+        """Queue a query batch: its rows (computed when added), or the stateMessage it fails with."""
+        if job.state != "Open":
+            raise Bulk1Error(400, "InvalidJobState", f"Job {job.id} is {job.state}: batches can only be added to an "
+                             "Open job; create a new job")
+        batch = ClassicBatch(self._new_id("751"), job.id, soql, now, time.monotonic() + self.delay_s, query, rows,
+                             failure)
+        if not_processed:
+            batch.state, batch.modstamp = "NotProcessed", now
+        elif rows is not None:
+            batch.result_ids = (self._new_id("752")[:15],)
+        with self._lock:
+            job.batches[batch.id] = batch
+            self.batch_count += 1
+        return batch
+
+    def batch(self, job: ClassicJob, batch_id: str) -> ClassicBatch:
+        batch = job.batches.get(batch_id)
+        if batch is None:
+            raise Bulk1Error(400, "InvalidBatch", f"Invalid batch id: {batch_id}")
+        return batch
+
+    def change_state(self, job: ClassicJob, state: str, now: datetime) -> ClassicJob:
+        """Close or abort a job; an abort leaves unfinished batches NotProcessed."""
+        if (job.state, state) not in JOB_TRANSITIONS_V1:
+            raise Bulk1Error(400, "InvalidJobState", f"Cannot change the state of job {job.id} from {job.state} to "
+                             f"{state}: an Open job can be Closed or Aborted, a Closed one Aborted")
+        job.state, job.modstamp = state, now
+        if state == "Aborted":
+            for batch in job.batches.values():
+                if batch.state not in BATCH_DONE_V1:
+                    batch.state, batch.modstamp, batch.rows = "NotProcessed", now, None
+        return job
+
+    def clear(self) -> None:
+        with self._lock:
+            self._jobs.clear()
