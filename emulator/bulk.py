@@ -59,19 +59,26 @@ class BulkJob:
         return body
 
 
-def bulk_query_problem(query: SoqlQuery, *, reject_limit_order_by: bool = False) -> str | None:
-    """Why a Bulk query (API 1.0 or 2.0) refuses this SOQL, or None (fact sheet 6.6: no compound fields, COUNT(),
-    OFFSET or FIELDS(); LIMIT and ORDER BY only where some Bulk 2.0 doc releases rejected them)."""
+def bulk_query_problem(query: SoqlQuery, *, version2: bool,
+                       reject_limit_order_by: bool = False) -> tuple[str, str] | None:
+    """Why a Bulk query refuses this SOQL, as (errorCode, message), or None (fact sheet 6.6): no compound fields,
+    COUNT(), aggregates or parent-to-child subqueries ("aggregate relationships"), OFFSET or FIELDS(); LIMIT and
+    ORDER BY only where some Bulk 2.0 doc releases rejected them. ``version2``: Bulk API 2.0's codes and wording,
+    else Bulk API 1.0's (its batch fails with the code in its stateMessage)."""
+    unsupported = "API_ERROR" if version2 else "FUNCTIONALITY_NOT_ENABLED"
     if query.selects_compound:
-        return "Selecting compound data not supported in Bulk Query"
+        return unsupported, "Selecting compound data not supported in Bulk Query"
     if query.is_count:
-        return "Aggregate Relationships not supported in Bulk Query with CSV content type"
+        return "MALFORMED_QUERY", "Aggregate Relationships not supported in Bulk Query with CSV content type"
+    if query.aggregation is not None or query.subqueries:
+        bulk = "Bulk V2 Query" if version2 else "Bulk Query"
+        return unsupported, f"Aggregate Relationships not supported in {bulk} with CSV content type"
     if query.offset is not None:
-        return "OFFSET clause is not supported in Bulk Query"
+        return "MALFORMED_QUERY", "OFFSET clause is not supported in Bulk Query"
     if query.uses_fields_function:
-        return "FIELDS() is not supported in Bulk Query"
+        return "MALFORMED_QUERY", "FIELDS() is not supported in Bulk Query"
     if reject_limit_order_by and (query.limit is not None or query.order_by):
-        return "LIMIT and ORDER BY clauses are not supported in Bulk Query"
+        return "MALFORMED_QUERY", "LIMIT and ORDER BY clauses are not supported in Bulk Query"
     return None
 
 

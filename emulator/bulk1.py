@@ -290,16 +290,18 @@ def _run_query(state: EmulatorState, job: ClassicJob, soql: str) -> tuple[SoqlQu
         query = parse_soql(soql, state.org)
     except SoqlError as err:
         return None, None, _failure(err.error_code, err.message)
-    problem = bulk_query_problem(query)
+    problem = bulk_query_problem(query, version2=False)
     if problem:
-        return None, None, _failure("FUNCTIONALITY_NOT_ENABLED" if query.selects_compound else "MALFORMED_QUERY",
-                                    problem)
+        return None, None, _failure(*problem)
     if query.object_name != job.object_name:
         return None, None, (f"InvalidBatch : The query's object {query.object_name} is not the job's object "
                             f"{job.object_name}")
     has_id = any(item.path == ("Id",) for item in query.items)
-    result = execute(query if has_id else with_root_id(query), state.org,
-                     include_deleted=job.operation == "queryAll", now=state.now())
+    try:
+        result = execute(query if has_id else with_root_id(query), state.org,
+                         include_deleted=job.operation == "queryAll", now=state.now())
+    except SoqlError as err:  # a refusal found while running
+        return None, None, _failure(err.error_code, err.message)
     return query, result.frame.with_columns(pl.col("Id").alias(ROOT_ID)), ""
 
 

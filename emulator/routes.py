@@ -401,9 +401,10 @@ def bulk_create(state: EmulatorState, req: Request) -> Response:
     if operation not in ("query", "queryAll") or not isinstance(soql, str) or not soql.strip():
         raise ApiError(400, "INVALIDJOB", "Job requires operation 'query' or 'queryAll' and a query")
     parsed = _parse(state, soql)
-    problem = bulk_query_problem(parsed, reject_limit_order_by=state.config.bulk_reject_limit_order_by)
+    problem = bulk_query_problem(parsed, version2=True,
+                                 reject_limit_order_by=state.config.bulk_reject_limit_order_by)
     if problem:
-        raise ApiError(400, "MALFORMED_QUERY" if not parsed.selects_compound else "API_ERROR", problem)
+        raise ApiError(400, *problem)
     result = execute(parsed, state.org, include_deleted=operation == "queryAll", now=state.now())
     frame = result.frame.select([item.column for item in parsed.items])
     job = state.jobs.add(operation=operation, object_name=parsed.object_name, frame=frame, now=state.now(),
