@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 
 from emulator import EmulatorInfo
-from emulator.http_codec import HttpError, choose_encoding, read_chunked
+from emulator.http_codec import HttpError, choose_encoding, encode_stream, read_chunked
 
 API = "/services/data/v59.0"
 QUERY = f"{API}/query/?q=" + quote("SELECT Id, Name, AnnualRevenue FROM Account ORDER BY Id LIMIT 300")
@@ -287,3 +287,13 @@ def test_read_chunked_enforces_the_size_limit_before_reading_the_data():
     with pytest.raises(HttpError) as caught:
         read_chunked(io.BytesIO(b"10\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n"), limit=15)
     assert caught.value.status == 413
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_large_streamed_piece_is_compressed_in_slices_the_client_can_decode_as_they_come(encoding):
+    page = b"".join(b'"001EM%012d","Name %d","2024-01-01T00:00:00.000Z"\n' % (i, i * 7919 % 10007)
+                    for i in range(40_000))
+    pieces = list(encode_stream([b'"Id","Name","CreatedDate"\n', page], encoding))
+    assert len(pieces) > 4, "a 2 MB page goes out in several compressed pieces, not one at the end"
+    decoder = zlib.decompressobj(47)  # gzip or zlib header, auto-detected
+    assert b"".join(decoder.decompress(p) for p in pieces) == b'"Id","Name","CreatedDate"\n' + page
