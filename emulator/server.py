@@ -182,6 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: request lines could carry session ids in query strings; nothing is logged."""
 
     def handle_one_request(self) -> None:
+        self.request_version = "HTTP/1.1"  # what an error answer assumes until a request line says otherwise
         try:
             head = read_request_head(self.rfile)
             if head is None:  # the client closed the connection between requests

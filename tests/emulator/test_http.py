@@ -116,6 +116,27 @@ def test_chunked_create_is_read_whole_and_the_connection_serves_the_next_request
     assert json.loads(fetched.decoded())["AnnualRevenue"] == 1200
 
 
+SOAP_LOGIN = (b'<?xml version="1.0" encoding="utf-8"?><soapenv:Envelope '
+              b'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+              b'<login xmlns="urn:partner.soap.sforce.com"><username>etl@emulator.local</username>'
+              b"<password>emulator-passwordEMULATORTOKEN</password></login></soapenv:Body></soapenv:Envelope>")
+
+
+@pytest.mark.integration
+def test_jsforce_style_chunked_soap_login_then_a_query_on_the_same_connection(emulator):
+    """The reported failure: jsforce's login body arrives chunked with no Content-Length."""
+    with connect(emulator) as conn:
+        conn.send(f"POST /services/Soap/u/59.0 HTTP/1.1\r\nHost: {conn.host}\r\nContent-Type: text/xml\r\n"
+                  "SOAPAction: login\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+                  + chunked(SOAP_LOGIN[:100], SOAP_LOGIN[100:]))
+        login = conn.read_response()
+        assert login.status == 200, login.body
+        session_id = login.decoded().split(b"<sessionId>")[1].split(b"</sessionId>")[0].decode()
+        conn.auth = f"Authorization: Bearer {session_id}\r\n"
+        page = conn.request("GET", QUERY)
+    assert page.status == 200 and json.loads(page.decoded())["totalSize"] == 300
+
+
 @pytest.mark.integration
 def test_chunked_oauth_login_with_extensions_and_trailers(emulator):
     form = urlencode({"grant_type": "password", "client_id": "emulator-consumer-key",
