@@ -370,10 +370,6 @@ class _RawAggregate:
     pos: int
     alias: tuple[str, int] | None = None
 
-    @property
-    def text(self) -> str:
-        return f"{self.function}({'.'.join(self.path.names)})"
-
 
 @dataclass(frozen=True)
 class _RawCount:

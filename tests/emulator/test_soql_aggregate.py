@@ -181,7 +181,6 @@ def test_more_than_2000_groups_need_a_limit(sf):
     assert sf.query("SELECT Id, COUNT(Name) FROM Contact GROUP BY Id LIMIT 2000")["totalSize"] == 2000
 
 
-@pytest.mark.xfail(strict=True, reason="needs the Bulk rejection in emulator/bulk.py + routes.py (see issue #16)")
 def test_bulk_rejects_aggregate_queries(sf):
     with pytest.raises(SalesforceMalformedRequest) as err:
         list(sf.bulk2.Opportunity.query("SELECT StageName, COUNT(Id) FROM Opportunity GROUP BY StageName", wait=0))

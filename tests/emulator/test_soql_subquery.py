@@ -140,7 +140,6 @@ def test_salesforce_refusals(sf, soql, code, message):
     assert error["errorCode"] == code and message in error["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the Bulk rejection in emulator/bulk.py + routes.py (see issue #16)")
 def test_bulk_rejects_subqueries(sf):
     with pytest.raises(SalesforceMalformedRequest) as err:
         list(sf.bulk2.Account.query("SELECT Id, (SELECT Id FROM Contacts) FROM Account", wait=0))
