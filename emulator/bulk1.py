@@ -10,6 +10,11 @@ Results. CSV like Bulk 2.0 (every value quoted, ``Z`` datetimes, null as ``""``)
 body ``Records not found for this query``. JSON records carry ``attributes`` and nested parents like REST, but
 datetimes and dates are epoch milliseconds (Salesforce's Bulk JSON quirk, simple-salesforce issue #290).
 
+Faults use the Bulk 2.0 kinds (job and batch creation ``bulk.create``, status reads ``bulk.status``, results
+``bulk.results``) and answer in this API's format (``expire`` is a 400 InvalidSessionId here); on a batch creation
+``timeout`` / ``job_failed`` fail the batch (QUERY_TIMEOUT / UNKNOWN_EXCEPTION in its stateMessage) and
+``job_aborted`` aborts the job. ``hold`` is Bulk 2.0's only.
+
 Not emulated: ingest operations (insert, update, upsert, delete, hardDelete) and contentType XML/ZIP_* are refused
 at job creation with InvalidJob, the code Salesforce gives for a job configuration it does not support.
 """
@@ -96,7 +101,10 @@ def _dispatch(state: EmulatorState, req: Request) -> tuple[Response, Fault | Non
     decision = state.faults.decide(kind)
     time.sleep((state.config.latency_ms + decision.latency_ms) / 1000)
     fault = decision.fault
-    if fault is not None and fault.action in ERROR_ACTIONS:
+    # a query timing out in Bulk 1.0 is a Failed batch (QUERY_TIMEOUT in its stateMessage, what makes a Singer tap
+    # retry with PK chunking), not an HTTP error: add_batch applies it
+    batch_timeout = fault is not None and fault.action == "timeout" and handler is add_batch
+    if fault is not None and fault.action in ERROR_ACTIONS and not batch_timeout:
         raise _fault_error(state, fault, session)
     response = handler(state, req, version, *args, fault=fault)
     return response, fault if fault is not None and fault.action == "reset" else None
@@ -328,12 +336,16 @@ def add_batch(state: EmulatorState, req: Request, version: str, job_id: str, *, 
     query, rows, failure = _run_query(state, job, soql)
     if fault is not None and fault.action == "job_failed":
         rows, failure = None, _failure("UNKNOWN_EXCEPTION", "An unexpected error occurred.")
+    if fault is not None and fault.action == "timeout":
+        rows, failure = None, _failure("QUERY_TIMEOUT", "Your query request was running for too long.")
     if rows is None or job.pk_chunk_size is None:
         batch = state.jobs.v1.add_batch(job, soql, now, query=query, rows=rows, failure=failure or None)
     else:  # the submitted batch is not processed; Salesforce adds one batch per chunk
         batch = state.jobs.v1.add_batch(job, soql, now, query=query, not_processed=True)
         for chunk in _chunks(state, job, rows):
             state.jobs.v1.add_batch(job, soql, now, query=query, rows=chunk)
+    if fault is not None and fault.action == "job_aborted":
+        state.jobs.v1.change_state(job, "Aborted", now)
     return _batch_answer(201, job, batch)
 
 

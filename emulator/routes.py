@@ -452,13 +452,16 @@ def _identity_error(code: str) -> Response:
     return Response(auth.IDENTITY_ERRORS[code], code.encode(), "text/plain;charset=UTF-8")
 
 
-def _identity_user(state: EmulatorState, req: Request, user_id: str) -> dict[str, Any] | Response:
+def _identity_user(state: EmulatorState, req: Request, user_id: str, org_id: str = auth.ORG_ID_18
+                   ) -> dict[str, Any] | Response:
     """The user row an identity request may read, or the identity service's error (a bare code in text)."""
     token = req.token or req.query.get("oauth_token")
     if not token:
         return _identity_error("Missing_OAuth_Token")
     if not state.tokens.is_valid(token):
         return _identity_error("Bad_OAuth_Token")
+    if org_id not in (auth.ORG_ID, auth.ORG_ID_18):
+        return _identity_error("Wrong_Org")
     try:
         user = state.org.get("User", valid_record_id(s.OBJECTS["User"], user_id))
     except (ApiError, RecordError):
@@ -473,9 +476,7 @@ def _username(state: EmulatorState, user: dict[str, Any]) -> str:
 
 def identity(state: EmulatorState, req: Request, org_id: str, user_id: str) -> Response:
     """``GET /id/{orgId}/{userId}`` with the bearer token (or ``?oauth_token=``): the identity service's JSON."""
-    if org_id not in (auth.ORG_ID, auth.ORG_ID_18):
-        return _identity_error("Wrong_Org")
-    user = _identity_user(state, req, user_id)
+    user = _identity_user(state, req, user_id, org_id)
     if isinstance(user, Response):
         return user
     return json_response(200, auth.identity_body(user, username=_username(state, user),

@@ -14,7 +14,7 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
 
-from emulator import server
+from emulator import server, set_faults
 
 # Until server.py routes /services/async to emulator.bulk1 (the hook in the issue #16 report), these would all 404.
 pytestmark = [pytest.mark.integration,
@@ -243,3 +243,24 @@ def test_unknown_ids_and_paths(emulator, emulator_http):
     assert api.get(f"job/{job_id}/batch/751EM0000000000AAA").json()["exceptionCode"] == "InvalidBatch"
     assert api.get("jobs").json()["exceptionCode"] == "InvalidOperation"
     assert api.http.delete(api.base + f"job/{job_id}", headers=api.headers).status_code == 405
+
+
+def test_a_timeout_fault_fails_the_batch_like_a_slow_query(emulator_reset, sf_client):
+    set_faults(emulator_reset, "bulk.create:timeout:after=1")  # the job is created, its batch times out
+    with pytest.raises(SalesforceGeneralError) as err:
+        sf_client.bulk.Account.query("SELECT Id FROM Account", wait=0)
+    assert "InvalidBatch : Failed to process query: QUERY_TIMEOUT" in str(err.value)
+
+
+def test_an_expire_fault_is_a_400_invalid_session_id(emulator_reset, sf_client):
+    set_faults(emulator_reset, "bulk.create:expire")
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf_client.bulk.Account.query("SELECT Id FROM Account", wait=0)
+    assert err.value.content == {"exceptionCode": "InvalidSessionId", "exceptionMessage": "Invalid session id"}
+
+
+def test_a_503_fault_answers_in_the_bulk_format(emulator_reset, sf_client):
+    set_faults(emulator_reset, "bulk.results:503")
+    with pytest.raises(SalesforceGeneralError) as err:
+        sf_client.bulk.Account.query("SELECT Id FROM Account", wait=0)
+    assert err.value.status == 503 and err.value.content["exceptionCode"] == "Unknown"
