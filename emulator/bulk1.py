@@ -429,10 +429,11 @@ def _json_node(node: Any, version: str, key: str) -> pl.Expr:
     return obj.alias(key)
 
 
-def _epoch_value(column: str, f: s.FieldDef) -> pl.Expr:
-    if f.type == "datetime":
+def _epoch_value(column: str, f: s.FieldDef | None) -> pl.Expr:
+    """A leaf value; ``f`` is None only in aggregate rows, which Bulk queries refuse before running."""
+    if f is not None and f.type == "datetime":
         return pl.col(column).dt.epoch("ms")
-    if f.type == "date":
+    if f is not None and f.type == "date":
         return pl.col(column).cast(pl.Datetime("ms", "UTC")).dt.epoch("ms")
     return pl.col(column)
 
