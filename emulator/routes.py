@@ -356,7 +356,7 @@ def query(state: EmulatorState, req: Request, *, include_deleted: bool) -> Respo
     frame = result.frame.with_columns(pl.col("Id").alias(ROOT_ID))
     plan = record_plan(parsed.object_name, [item.path for item in parsed.items], req.version)
     size = batch_size(req.headers)
-    if frame.height <= size:
+    if frame.height <= size or parsed.aggregation is not None:  # aggregate results (<= 2,000 rows) come in one page
         return _page_response(frame, plan, result.total_size, done=True, next_url=None)
     locator = state.cursors.open(frame, plan, result.total_size)
     return _page(state, req, locator, 0, size)

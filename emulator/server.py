@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from emulator import admin, auth, routes
+from emulator import admin, auth, bulk1, composite, routes
 from emulator.faults import ERROR_ACTIONS, Fault
 from emulator.http_codec import (
     HttpError,
@@ -45,7 +45,9 @@ _METHODS = frozenset({"GET", "POST", "PATCH", "DELETE", "PUT"})  # the rest (HEA
 _ONE_WRITE_BYTES = 64 * 1024  # head and body in one write up to this size; larger bodies are not copied
 _LINGER_SECONDS, _LINGER_BYTES = 2.0, 1024 * 1024  # draining a rejected request before closing
 # (method, path under /services/data/vXX.X/, handler, fault kind); first match wins
-_ROUTES: list[tuple[str, re.Pattern[str], Handler, str]] = [(m, re.compile(p), h, k) for m, p, h, k in (
+_ROUTE_TABLE: tuple[tuple[str, str, Handler, str], ...] = (
+    *routes.SOBJECT_ROUTES,  # first: sobjects/Account/updated is not a record Id
+    *composite.ROUTES,
     ("GET", r"", routes.resources, "rest.describe"),
     ("GET", r"sobjects", routes.describe_global, "rest.describe"),
     ("GET", r"sobjects/(\w+)", routes.sobject_info, "rest.describe"),
@@ -64,7 +66,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler, str]] = [(m, re.compile(p), h
     ("PATCH", r"jobs/query/(\w+)", routes.bulk_patch, "bulk.status"),
     ("DELETE", r"jobs/query/(\w+)", routes.bulk_delete, "bulk.status"),
     ("GET", r"jobs/query/(\w+)/results", routes.bulk_results, "bulk.results"),
-)]
+)
+_ROUTES: list[tuple[str, re.Pattern[str], Handler, str]] = [(m, re.compile(p), h, k) for m, p, h, k in _ROUTE_TABLE]
 
 
 def _match(method: str, rest: str) -> tuple[Handler, tuple[str, ...], str] | ApiError:
@@ -143,7 +146,7 @@ def _data_route(state: EmulatorState, req: Request, version: str, rest: str) -> 
     if job_fault and kind == "bulk.status" and args:
         _apply_job_fault(state, fault, args[0])  # type: ignore[arg-type]
     response = handler(state, req, *args)
-    if kind == "sobject" and req.method == "POST":
+    if kind == "sobject" and req.method == "POST" and args:  # composite/sobjects POST has no object in its path
         _add_location(response, version, args[0])
     if job_fault and kind == "bulk.create":
         _apply_job_fault(state, fault, json.loads(response.body)["id"])  # type: ignore[arg-type]
@@ -159,6 +162,11 @@ def dispatch(state: EmulatorState, req: Request) -> tuple[Response, Fault | None
             return _auth_route(state, req)
         if req.path.rstrip("/") == "/services/data":
             return routes.versions(state, req), None
+        if req.path.startswith(bulk1.PREFIX):
+            return bulk1.handle(state, req)
+        identity = routes.identity_route(req.method, req.path)
+        if identity is not None:
+            return identity[0](state, req, *identity[1]), None
         data = _DATA_RE.match(req.path)
         if data is None or data.group(1) not in routes.SUPPORTED_VERSIONS:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")

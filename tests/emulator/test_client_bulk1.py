@@ -14,11 +14,9 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
 
-from emulator import server, set_faults
+from emulator import set_faults
 
-# Until server.py routes /services/async to emulator.bulk1 (the hook in the issue #16 report), these would all 404.
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not hasattr(server, "bulk1"), reason="server.py does not route Bulk API 1.0 yet")]
+pytestmark = [pytest.mark.integration]
 
 NS = {"a": "http://www.force.com/2009/06/asyncapi/dataload"}
 SOQL = ("SELECT Id, Name, StageName, Amount, CloseDate, IsWon, Account.Name, Owner.Name, CreatedDate "

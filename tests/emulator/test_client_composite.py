@@ -14,12 +14,10 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from emulator import emulator_session, freeze_clock, run_emulator, server
+from emulator import emulator_session, freeze_clock, run_emulator
 from emulator import schema as s
 
-# Until server.py routes composite/sobjects and the new sobjects paths (the hook in the issue #16 report).
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not hasattr(server, "composite"), reason="server.py does not route composite yet")]
+pytestmark = [pytest.mark.integration]
 ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
 
 

@@ -8,11 +8,7 @@ import pytest
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceRefusedRequest
 
-from emulator import server
-
-# Until server.py routes /id/... and userinfo to emulator.routes (the hook in the issue #16 report).
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not hasattr(server, "composite"), reason="server.py does not route /id/ yet")]
+pytestmark = [pytest.mark.integration]
 IDENTITY_KEYS = {
     "id", "asserted_user", "user_id", "organization_id", "username", "nick_name", "display_name", "email",
     "email_verified", "first_name", "last_name", "timezone", "photos", "addr_street", "addr_city", "addr_state",

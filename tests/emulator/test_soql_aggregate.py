@@ -148,6 +148,13 @@ def test_up_to_2000_groups_come_in_one_page(sf, opportunities):
     assert 1000 < len(rows) == opportunities["AccountId"].n_unique() <= 2000
 
 
+def test_an_aggregate_answer_is_one_page_whatever_the_batch_size(sf):
+    """Salesforce gives aggregate results no query locator: queryMore does not apply to them."""
+    page = sf.query("SELECT AccountId, COUNT(Id) FROM Opportunity GROUP BY AccountId",
+                    headers={"Sforce-Query-Options": "batchSize=200"})
+    assert page["done"] is True and "nextRecordsUrl" not in page and len(page["records"]) == page["totalSize"] > 200
+
+
 @pytest.mark.parametrize(("soql", "code", "message"), [
     ("SELECT SUM(Name) FROM Opportunity", "MALFORMED_QUERY", "field Name does not support aggregate operator SUM"),
     ("SELECT AVG(CloseDate) FROM Opportunity", "MALFORMED_QUERY",
