@@ -77,6 +77,8 @@ def test_a_real_run_leaks_no_secret_anywhere(secret_emulator, tmp_path):
         "SF_LOGIN_URL": secret_emulator.instance_url, "SF_CA_BUNDLE": secret_emulator.ca_bundle,
         "SF_USERNAME": USERNAME, "SF_PASSWORD": PASSWORD, "SF_TOKEN": TOKEN,
         "PREFECT_LOGGING_LEVEL": "DEBUG", "SF_API_VERSION": secret_emulator.api_version,
+        # every line on the console too (make run shows warnings only there): all of it is searched for secrets
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "DEBUG", "PREFECT_LOGGING_TO_API_ENABLED": "true",
     })
     run = run_orchestrator(env, "--objects", "Lead")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
