@@ -36,7 +36,7 @@ CREDENTIAL_VARS = (
     "SF_INSTANCE_URL", "SF_ACCESS_TOKEN", "SF_USERNAME", "SF_PASSWORD", "SF_TOKEN",
     "SF_CONSUMER_KEY", "SF_CONSUMER_SECRET", "SF_PRIVATE_KEY_FILE",
 )
-_FLOW_VARS: dict[str, tuple[str, ...]] = {
+_FLOW_VARS: dict[AuthFlow, tuple[str, ...]] = {
     "access_token": ("SF_INSTANCE_URL", "SF_ACCESS_TOKEN"),
     "jwt": ("SF_CONSUMER_KEY", "SF_USERNAME", "SF_PRIVATE_KEY_FILE"),
     "client_credentials": ("SF_CONSUMER_KEY", "SF_CONSUMER_SECRET", "SF_DOMAIN"),
@@ -157,7 +157,7 @@ def _describe_missing(name: str) -> str:
 def _choose_flow(env: Mapping[str, str]) -> AuthFlow:
     for flow, names in _FLOW_VARS.items():
         if all(_is_set(n, env) for n in names):
-            return flow  # type: ignore[return-value]
+            return flow
     present = [n for n in CREDENTIAL_VARS if n in env]
     best, missing = min(
         ((flow, [_describe_missing(n) for n in names if not _is_set(n, env)]) for flow, names in _FLOW_VARS.items()),

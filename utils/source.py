@@ -110,21 +110,22 @@ def pipeline_source(log: logging.Logger | logging.LoggerAdapter | None = None) -
                 _active, _depth = None, 0
 
 
-def current_source() -> SourceInfo:
+def _open_source() -> _ActiveSource:
     if _active is None:
         msg = "no Salesforce source is open: run inside pipeline_source() (the flows do this for you)"
         raise ConfigError(msg)
-    return _active.info
+    return _active
+
+
+def current_source() -> SourceInfo:
+    return _open_source().info
 
 
 def get_connection() -> SalesforceConnection:
     """This thread's client for the open source, on the run's shared session."""
-    active = _active
-    if active is None:
-        current_source()
-    conn = getattr(active.local, "connection", None)  # type: ignore[union-attr]
+    active = _open_source()
+    conn: SalesforceConnection | None = getattr(active.local, "connection", None)
     if conn is None:
-        conn = SalesforceConnection(active.credentials, source=active.info.kind,  # type: ignore[union-attr]
-                                    shared=active.shared)  # type: ignore[union-attr]
-        active.local.connection = conn  # type: ignore[union-attr]
+        conn = SalesforceConnection(active.credentials, source=active.info.kind, shared=active.shared)
+        active.local.connection = conn
     return conn
