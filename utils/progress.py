@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Literal, Protocol, cast
 
 from rich.console import Console, RenderableType
@@ -220,6 +220,7 @@ class ProgressBoard:
         self._lock = threading.Lock()
         self._entries: dict[str, ObjectProgress] = {}  # first report first: the display keeps objects in start order
         self._finished: list[ObjectProgress] = []  # every step that ended, in order: the next step may replace it
+        self._open_steps: dict[tuple[str, Step], float] = {}  # (object, step) -> when that step began
         self._serial = 0
         # read without the lock by report_progress: a report racing an attach/detach is dropped, nothing is torn
         self.attached = False
@@ -229,10 +230,25 @@ class ProgressBoard:
             if not self.attached:
                 return
             self._serial += 1
-            entry = merge_report(self._entries.get(report.object_name), report, now=self.now(), serial=self._serial)
+            now, previous = self.now(), self._entries.get(report.object_name)
+            entry = merge_report(previous, report, now=now, serial=self._serial)
+            entry = replace(entry, step_started=self._step_start(previous, report, entry))
             self._entries[report.object_name] = entry
             if entry.status != "running":
                 self._finished.append(entry)
+
+    def _step_start(self, previous: ObjectProgress | None, report: ProgressReport, entry: ObjectProgress) -> float:
+        """When this object's step began. Phase 1 and QA of one object run at the same time and take turns on its
+        line, so a step's start is kept per step until it ends, not taken from whatever was on the line before."""
+        key = (report.object_name, report.step)
+        same_step_restarted = previous is not None and previous.step == report.step \
+            and entry.step_started != previous.step_started
+        if key not in self._open_steps or same_step_restarted:
+            self._open_steps[key] = entry.step_started
+        started = self._open_steps[key]
+        if report.status != "running":
+            del self._open_steps[key]
+        return started
 
     def snapshot(self) -> tuple[ObjectProgress, ...]:
         with self._lock:
@@ -250,6 +266,7 @@ class ProgressBoard:
                 raise RuntimeError(msg)
             self._entries.clear()
             self._finished.clear()
+            self._open_steps.clear()
             self._serial = 0
             self.attached = True
 
@@ -258,6 +275,7 @@ class ProgressBoard:
             self.attached = False
             self._entries.clear()
             self._finished.clear()
+            self._open_steps.clear()
 
 
 _BOARD = ProgressBoard()  # process-wide on purpose: Prefect task threads report to it without being handed anything

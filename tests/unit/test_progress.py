@@ -15,6 +15,7 @@ from rich.text import Text
 from utils import progress
 from utils.progress import (
     ObjectProgress,
+    ProgressBoard,
     ProgressReport,
     format_duration,
     format_progress_line,
@@ -111,6 +112,20 @@ def test_a_retry_after_a_failure_is_a_new_attempt():
     failed = _entry(status="failed", rows=300, started=100.0, updated=101.0)
     retry = merge_report(failed, ProgressReport("Account", "extract", rows=300), now=106.0, serial=2)
     assert (retry.status, retry.step_started) == ("running", 106.0)
+
+
+def test_steps_of_one_object_running_at_once_each_keep_their_own_clock():
+    """Phase 1 and QA of an object run side by side and take turns on its line: QA's time is QA's own."""
+    clock = iter([0.0, 1.0, 2.0, 5.0])
+    board = ProgressBoard(clock=lambda: next(clock))
+    board.attach()
+    board.report(ProgressReport("Lead", "qa"))                       # t=0
+    board.report(ProgressReport("Lead", "phase1"))                   # t=1
+    board.report(ProgressReport("Lead", "phase1", status="done"))    # t=2
+    board.report(ProgressReport("Lead", "qa", status="done"))        # t=5
+    phase1, qa = board.finished_since(0)
+    assert (phase1.step, progress_line(phase1, 9.0).seconds) == ("phase1", 1.0)
+    assert (qa.step, progress_line(qa, 9.0).seconds) == ("qa", 5.0)
 
 
 def test_a_note_keeps_its_first_line_without_escape_codes():
