@@ -6,13 +6,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.soql_parser import is_groupable, supports_aggregate
+
 _SOAP_TYPES = {
     "id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean", "int": "xsd:int", "double": "xsd:double",
     "currency": "xsd:double", "percent": "xsd:double", "date": "xsd:date", "datetime": "xsd:dateTime",
     "address": "urn:address",
 }
 _TEXT_LENGTHS = {"id": 18, "reference": 18, "textarea": 32000, "email": 80, "phone": 40, "url": 255,
-                 "picklist": 255, "string": 255}
+                 "picklist": 40, "string": 255}  # picklists: 40 characters on real orgs (byteLength 120)
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,8 @@ def _pick(name: str, values: tuple[str, ...], **kw: Any) -> FieldDef:
     return FieldDef(name, "picklist", picklist=values, **kw)
 
 
-def _money(name: str) -> FieldDef:
-    return FieldDef(name, "currency", precision=18, scale=2)
+def _money(name: str, scale: int = 2) -> FieldDef:
+    return FieldDef(name, "currency", precision=18, scale=scale)
 
 
 def _address(prefix: str) -> tuple[FieldDef, ...]:
@@ -124,7 +126,7 @@ OBJECTS: dict[str, ObjectDef] = {o.name: o for o in (
     ObjectDef("Account", "001", "Accounts", (
         *_system_fields(owned=True),
         FieldDef("Name", "string", nillable=False), _pick("Type", ACCOUNT_TYPES), _pick("Industry", INDUSTRIES),
-        *_address("Billing"), FieldDef("Phone", "phone"), FieldDef("Website", "url"), _money("AnnualRevenue"),
+        *_address("Billing"), FieldDef("Phone", "phone"), FieldDef("Website", "url"), _money("AnnualRevenue", scale=0),
         FieldDef("NumberOfEmployees", "int", precision=8), _pick("Rating", RATINGS),
         FieldDef("Description", "textarea"),
     ), required_on_create=("Name",)),
@@ -152,7 +154,7 @@ OBJECTS: dict[str, ObjectDef] = {o.name: o for o in (
         FieldDef("FirstName", "string", length=40), FieldDef("LastName", "string", nillable=False, length=80),
         FieldDef("Name", "string", nillable=False, writable=False), FieldDef("Company", "string", nillable=False),
         _pick("Status", LEAD_STATUSES, nillable=False), _pick("LeadSource", LEAD_SOURCES),
-        _pick("Industry", INDUSTRIES), _pick("Rating", RATINGS), _money("AnnualRevenue"),
+        _pick("Industry", INDUSTRIES), _pick("Rating", RATINGS), _money("AnnualRevenue", scale=0),
         FieldDef("IsConverted", "boolean", nillable=False, writable=False), FieldDef("Email", "email"),
         FieldDef("Country", "string", length=80),
     ), required_on_create=("LastName", "Company")),
@@ -213,13 +215,15 @@ def describe_field(f: FieldDef) -> dict[str, Any]:
         f.length or _TEXT_LENGTHS.get(f.type, 255))
     return {
         "name": f.name, "label": f.label or _label(f.name), "type": f.type,
-        "soapType": _SOAP_TYPES.get(f.type, "xsd:string"), "length": length, "byteLength": length * 3,
+        "soapType": _SOAP_TYPES.get(f.type, "xsd:string"), "length": length,
+        "byteLength": length if f.type in ("id", "reference") else length * 3,  # ids are ASCII: 18 bytes
         "digits": f.precision if f.type == "int" else 0, "precision": 0 if f.type == "int" else f.precision,
         "scale": f.scale, "nillable": f.nillable, "calculated": False, "calculatedFormula": None,
         "autoNumber": f.name == "CaseNumber", "custom": False, "defaultedOnCreate": not f.writable,
         "createable": f.writable, "updateable": f.writable, "filterable": f.filterable, "sortable": f.sortable,
-        "groupable": f.sortable and f.type not in ("double", "currency", "percent"),
-        "aggregatable": f.type not in ("address", "textarea"), "externalId": False, "idLookup": f.type == "id",
+        # one rule for describe and SOQL: what GROUP BY and the aggregate functions accept
+        "groupable": is_groupable(f), "aggregatable": supports_aggregate("COUNT", f),
+        "externalId": False, "idLookup": f.type == "id",
         "unique": f.type == "id", "caseSensitive": False, "nameField": f.name == "Name",
         "referenceTo": list(f.reference_to), "relationshipName": f.relationship_name,
         "polymorphicForeignKey": False, "cascadeDelete": False, "restrictedDelete": False,
@@ -228,6 +232,15 @@ def describe_field(f: FieldDef) -> dict[str, Any]:
                            for v in f.picklist],
         "restrictedPicklist": False, "dependentPicklist": False, "controllerName": None,
         "encrypted": False, "deprecatedAndHidden": False,
+        # the rest of a real field describe's keys, at the values a standard field has
+        "aiPredictionField": False, "defaultValue": False if f.type == "boolean" else None,
+        "defaultValueFormula": None, "displayLocationInDecimal": False,
+        "extraTypeInfo": "plaintextarea" if f.type == "textarea" else None, "filteredLookupInfo": None,
+        "formulaTreatNullNumberAsZero": False, "highScaleNumber": False, "htmlFormatted": False,
+        "inlineHelpText": None, "mask": None, "maskType": None, "namePointing": len(f.reference_to) > 1,
+        "permissionable": f.nillable and f.writable and f.type != "id", "queryByDistance": False,
+        "referenceTargetField": None, "relationshipOrder": None, "searchPrefilterable": False,
+        "writeRequiresMasterRead": False,
     }
 
 
@@ -243,10 +256,22 @@ def child_relationships(obj: ObjectDef) -> list[dict[str, Any]]:
     return out
 
 
+MASTER_RECORD_TYPE_ID = "012000000000000AAA"  # every object has it, record types or not
+
+
+def master_record_type(obj: ObjectDef, version: str) -> dict[str, Any]:
+    """The Master record type every real describe lists in ``recordTypeInfos``."""
+    return {"active": True, "available": True, "defaultRecordTypeMapping": True, "developerName": "Master",
+            "master": True, "name": "Master", "recordTypeId": MASTER_RECORD_TYPE_ID,
+            "urls": {"layout": f"/services/data/v{version}/sobjects/{obj.name}/describe/layouts/"
+                               f"{MASTER_RECORD_TYPE_ID}"}}
+
+
 def describe_sobject(obj: ObjectDef, version: str) -> dict[str, Any]:
     """The sObject describe body: ``GET /services/data/vXX.X/sobjects/{Object}/describe``."""
     return {**describe_global_entry(obj, version), "fields": [describe_field(f) for f in obj.fields],
-            "childRelationships": child_relationships(obj), "recordTypeInfos": [], "supportedScopes": [],
+            "childRelationships": child_relationships(obj), "recordTypeInfos": [master_record_type(obj, version)],
+            "supportedScopes": [],
             "namedLayoutInfos": [], "networkScopeFieldName": None, "listviewable": None, "lookupLayoutFieldName": None,
             "searchLayoutable": True, "compactLayoutable": True, "hasSubtypes": False, "isSubtype": False,
             "isInterface": False, "associateEntityType": None, "associateParentEntity": None,
