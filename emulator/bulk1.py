@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -97,27 +96,21 @@ def _dispatch(state: EmulatorState, req: Request) -> tuple[Response, Fault | Non
         raise Bulk1Error(400, "InvalidSessionId", "Invalid session id")
     if not state.usage.count():
         raise Bulk1Error(403, "ExceededQuota", "TotalRequests Limit exceeded.")
-    state.record_request(kind)
-    decision = state.faults.decide(kind)
-    time.sleep((state.config.latency_ms + decision.latency_ms) / 1000)
-    fault = decision.fault
+    fault = state.admit(kind, session)
     # a query timing out in Bulk 1.0 is a Failed batch (QUERY_TIMEOUT in its stateMessage, what makes a Singer tap
     # retry with PK chunking), not an HTTP error: add_batch applies it
     batch_timeout = fault is not None and fault.action == "timeout" and handler is add_batch
     if fault is not None and fault.action in ERROR_ACTIONS and not batch_timeout:
-        raise _fault_error(state, fault, session)
+        raise _fault_error(fault)
     response = handler(state, req, version, *args, fault=fault)
     return response, fault if fault is not None and fault.action == "reset" else None
 
 
-def _fault_error(state: EmulatorState, fault: Fault, session: str) -> Bulk1Error:
+def _fault_error(fault: Fault) -> Bulk1Error:
     """An injected error in Bulk 1.0's format: an expired session is a 400 InvalidSessionId there, not a 401."""
     if fault.action == "expire":
-        state.tokens.revoke(session)
         return Bulk1Error(400, "InvalidSessionId", "Invalid session id")
     if fault.action in ("daily", "concurrent"):
-        if fault.action == "daily":
-            state.usage.exhaust()
         return Bulk1Error(fault.status, "ExceededQuota", fault.message)
     code = "Timeout" if fault.action == "timeout" else "Unknown"
     return Bulk1Error(fault.status, code, fault.message)

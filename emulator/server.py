@@ -129,15 +129,8 @@ def _data_route(state: EmulatorState, req: Request, version: str, rest: str) -> 
         raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
     if not state.usage.count():
         raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-    state.record_request(kind)
-    decision = state.faults.decide(kind)
-    time.sleep((state.config.latency_ms + decision.latency_ms) / 1000)
-    fault = decision.fault
+    fault = state.admit(kind, req.token)
     if fault is not None and fault.action in ERROR_ACTIONS:
-        if fault.action == "daily":
-            state.usage.exhaust()
-        if fault.action == "expire" and req.token:
-            state.tokens.revoke(req.token)
         raise ApiError(fault.status, fault.error_code, fault.message)
     req = Request(req.method, req.path, req.query, req.headers, req.body, version, req.token)
     if kind == "bulk.status" and req.method == "GET" and args:  # a status poll holds or releases the job

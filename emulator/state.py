@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -10,7 +11,7 @@ from datetime import datetime, timezone
 from emulator.auth import Credentials, TokenStore
 from emulator.bulk import BulkJobs
 from emulator.cursors import QueryCursors
-from emulator.faults import FaultPlan
+from emulator.faults import Fault, FaultPlan
 from emulator.org import DEFAULT_SEED, Org
 
 API_VERSION = "59.0"
@@ -88,6 +89,20 @@ class EmulatorState:
     def record_request(self, kind: str) -> None:
         with self._lock:
             self.requests_by_kind[kind] += 1
+
+    def admit(self, kind: str, token: str | None) -> Fault | None:
+        """One API request of ``kind`` whose session and quota were checked: counted, held for the configured
+        latency plus its fault's, and the fault's effect on the org applied (a daily-limit fault exhausts the
+        quota, an expiry revokes the session). Returns the fault to answer with; each API words its own error."""
+        self.record_request(kind)
+        decision = self.faults.decide(kind)
+        time.sleep((self.config.latency_ms + decision.latency_ms) / 1000)
+        fault = decision.fault
+        if fault is not None and fault.action == "daily":
+            self.usage.exhaust()
+        if fault is not None and fault.action == "expire" and token:
+            self.tokens.revoke(token)
+        return fault
 
     def reset(self, *, data: bool = True) -> None:
         """Faults off, usage zero, startup token valid again, cursors and jobs dropped, data regenerated."""

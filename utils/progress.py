@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import IO, Literal, Protocol, cast
 
 from rich.console import Console, RenderableType
@@ -101,18 +101,20 @@ def _clean_note(note: str | None) -> str | None:
     return text if len(text) <= NOTE_MAX_CHARS else text[: NOTE_MAX_CHARS - 1] + "…"
 
 
-def merge_report(previous: ObjectProgress | None, report: ProgressReport, *, now: float,
-                 serial: int) -> ObjectProgress:
+def merge_report(previous: ObjectProgress | None, report: ProgressReport, *, now: float, serial: int,
+                 open_since: float | None = None) -> ObjectProgress:
     """The object's entry after ``report``.
 
     A new step, a step run again after done/failed, or rows going down (an extract restarted from scratch) restart
-    the step's clock. Counts left out keep their last value, so Phase 1 after a 5,000-row extract still shows 5,000;
-    but an expected count belongs to the rows it was given with: a restarted step that reports rows without one
-    has none (a side query's 0 rows are not 0/5,000).
+    the step's clock, except a step coming back to the line while still open (``open_since``: when it began; Phase 1
+    and QA of one object run at the same time and take turns on its line). Counts left out keep their last value,
+    so Phase 1 after a 5,000-row extract still shows 5,000; but an expected count belongs to the rows it was given
+    with: a restarted step that reports rows without one has none (a side query's 0 rows are not 0/5,000).
     """
     if previous is None:
         return ObjectProgress(report.object_name, report.step, report.status, report.rows, report.expected,
-                              _clean_note(report.note), step_started=now, updated=now, serial=serial)
+                              _clean_note(report.note), step_started=open_since if open_since is not None else now,
+                              updated=now, serial=serial)
     restarted = (report.step != previous.step
                  or (report.status == "running" and previous.status != "running")
                  or (report.rows is not None and previous.rows is not None and report.rows < previous.rows))
@@ -121,8 +123,14 @@ def merge_report(previous: ObjectProgress | None, report: ProgressReport, *, now
         expected: int | None = report.expected
     else:
         expected = None if restarted and report.rows is not None else previous.expected
+    if not restarted:
+        started = previous.step_started
+    elif report.step != previous.step and open_since is not None:
+        started = open_since  # resumed on the line, not restarted
+    else:
+        started = now
     return ObjectProgress(report.object_name, report.step, report.status, rows, expected, _clean_note(report.note),
-                          step_started=now if restarted else previous.step_started, updated=now, serial=serial)
+                          step_started=started, updated=now, serial=serial)
 
 
 def progress_line(entry: ObjectProgress, now: float) -> ProgressLine:
@@ -220,7 +228,7 @@ class ProgressBoard:
         self._lock = threading.Lock()
         self._entries: dict[str, ObjectProgress] = {}  # first report first: the display keeps objects in start order
         self._finished: list[ObjectProgress] = []  # every step that ended, in order: the next step may replace it
-        self._open_steps: dict[tuple[str, Step], float] = {}  # (object, step) -> when that step began
+        self._open_steps: dict[tuple[str, Step], float] = {}  # (object, step) still running -> when it began
         self._serial = 0
         # read without the lock by report_progress: a report racing an attach/detach is dropped, nothing is torn
         self.attached = False
@@ -230,25 +238,15 @@ class ProgressBoard:
             if not self.attached:
                 return
             self._serial += 1
-            now, previous = self.now(), self._entries.get(report.object_name)
-            entry = merge_report(previous, report, now=now, serial=self._serial)
-            entry = replace(entry, step_started=self._step_start(previous, report, entry))
+            step = (report.object_name, report.step)
+            entry = merge_report(self._entries.get(report.object_name), report, now=self.now(), serial=self._serial,
+                                 open_since=self._open_steps.get(step))
             self._entries[report.object_name] = entry
-            if entry.status != "running":
+            if entry.status == "running":
+                self._open_steps[step] = entry.step_started
+            else:
+                self._open_steps.pop(step, None)
                 self._finished.append(entry)
-
-    def _step_start(self, previous: ObjectProgress | None, report: ProgressReport, entry: ObjectProgress) -> float:
-        """When this object's step began. Phase 1 and QA of one object run at the same time and take turns on its
-        line, so a step's start is kept per step until it ends, not taken from whatever was on the line before."""
-        key = (report.object_name, report.step)
-        same_step_restarted = previous is not None and previous.step == report.step \
-            and entry.step_started != previous.step_started
-        if key not in self._open_steps or same_step_restarted:
-            self._open_steps[key] = entry.step_started
-        started = self._open_steps[key]
-        if report.status != "running":
-            del self._open_steps[key]
-        return started
 
     def snapshot(self) -> tuple[ObjectProgress, ...]:
         with self._lock:
