@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import secrets
@@ -25,13 +26,37 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from emulator.ids import checksum
+from emulator.ids import BASE62, checksum, make_id
 
-ORG_ID = "00DEM0000000001"
-ORG_ID_18 = ORG_ID + checksum(ORG_ID)  # 00DEM00000000012AA: the case-safe form in identity URLs and userInfo
-ADMIN_USER_ID = "005EM0000000001YAA"
+ADMIN_USER_ID = make_id("005", 0)  # 005EM0000000001YAA: User row 0, whom every token belongs to
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _TOKEN_ALPHABET = string.ascii_letters + string.digits  # simple-salesforce's SOAP parser never unescapes XML
+
+
+@dataclass(frozen=True)
+class OrgIdentity:
+    """Who the emulated org is. A pure function of the org's options (``org_identity``), so the same seed and
+    sizes are the same org across restarts and ports: a client that keys its state by org Id (as it should for
+    real orgs, whose instance URL changes on instance migrations) resumes instead of starting over."""
+
+    org_id: str  # the 15-character form, as in session ids and SOAP URLs
+    user_id: str = ADMIN_USER_ID
+
+    @property
+    def org_id_18(self) -> str:
+        """The case-safe form used in identity URLs and userInfo."""
+        return self.org_id + checksum(self.org_id)
+
+
+def org_identity(seed: int, sizes: Mapping[str, int]) -> OrgIdentity:
+    """``00DEM`` + 10 base-62 digits of a hash of the options: distinct data, distinct org Id."""
+    digest = hashlib.sha256(json.dumps([seed, sorted(sizes.items())]).encode()).digest()
+    number = int.from_bytes(digest[:8], "big")
+    digits = []
+    for _ in range(10):
+        number, digit = divmod(number, 62)
+        digits.append(chr(BASE62[digit]))
+    return OrgIdentity("00DEM" + "".join(reversed(digits)))
 
 
 @dataclass(frozen=True)
@@ -69,15 +94,16 @@ class Credentials:
 class TokenStore:
     """Valid bearer tokens. The startup token can be revoked by a fault and is restored by reset."""
 
-    def __init__(self) -> None:
+    def __init__(self, identity: OrgIdentity) -> None:
+        self.identity = identity
         self.default_token = self._new()
         self._valid = {self.default_token}
         self._lock = threading.Lock()
         self.counter = 0
 
-    @staticmethod
-    def _new() -> str:
-        return f"{ORG_ID}!AQ" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(48))
+    def _new(self) -> str:
+        """A session id shaped like Salesforce's: the org Id, ``!``, then the secret part."""
+        return f"{self.identity.org_id}!AQ" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(48))
 
     def issue(self) -> str:
         token = self._new()
@@ -145,15 +171,15 @@ def soap_login(body: bytes, *, version: str, creds: Credentials, tokens: TokenSt
     username, password = fields.get("username", ""), fields.get("password", "")
     if username != creds.username or not creds.password_ok(password):
         return soap_fault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
-    session = tokens.issue()
+    session, org = tokens.issue(), tokens.identity
     xml = ('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
            'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com" '
            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><loginResponse><result>'
-           f"<metadataServerUrl>{instance_url}/services/Soap/m/{version}/{ORG_ID}</metadataServerUrl>"
+           f"<metadataServerUrl>{instance_url}/services/Soap/m/{version}/{org.org_id}</metadataServerUrl>"
            "<passwordExpired>false</passwordExpired><sandbox>false</sandbox>"
-           f"<serverUrl>{instance_url}/services/Soap/u/{version}/{ORG_ID}</serverUrl>"
-           f"<sessionId>{session}</sessionId><userId>{ADMIN_USER_ID}</userId>"
-           f"<userInfo><organizationId>{ORG_ID_18}</organizationId><userName>{escape(creds.username)}</userName>"
+           f"<serverUrl>{instance_url}/services/Soap/u/{version}/{org.org_id}</serverUrl>"
+           f"<sessionId>{session}</sessionId><userId>{org.user_id}</userId>"
+           f"<userInfo><organizationId>{org.org_id_18}</organizationId><userName>{escape(creds.username)}</userName>"
            "</userInfo></result></loginResponse></soapenv:Body></soapenv:Envelope>")
     return AuthResponse(200, "text/xml; charset=utf-8", xml.encode())
 
@@ -164,14 +190,15 @@ def oauth_error(error: str, description: str, status: int = 400) -> AuthResponse
     return AuthResponse(status, "application/json;charset=UTF-8", body)
 
 
-def identity_url(instance_url: str) -> str:
-    """The logged-in user's identity URL: the emulator is its own login host, so it serves ``/id/...`` itself."""
-    return f"{instance_url}/id/{ORG_ID_18}/{ADMIN_USER_ID}"
+def identity_url(instance_url: str, org: OrgIdentity, user_id: str | None = None) -> str:
+    """A user's identity URL (the logged-in user's by default): the emulator is its own login host, so it serves
+    ``/id/...`` itself."""
+    return f"{instance_url}/id/{org.org_id_18}/{user_id or org.user_id}"
 
 
 def _token_response(tokens: TokenStore, instance_url: str) -> AuthResponse:
     body = {"access_token": tokens.issue(), "instance_url": instance_url,
-            "id": identity_url(instance_url), "token_type": "Bearer",
+            "id": identity_url(instance_url, tokens.identity), "token_type": "Bearer",
             "issued_at": str(int(time.time() * 1000)), "signature": "ZW11bGF0b3Itc2lnbmF0dXJl", "scope": "api"}
     return AuthResponse(200, "application/json;charset=UTF-8", json.dumps(body).encode())
 
@@ -258,14 +285,15 @@ IDENTITY_ERRORS = {  # the identity service answers errors as a bare code in tex
 }
 
 
-def _identity_urls(instance_url: str, user_id: str) -> dict[str, str]:
+def _identity_urls(instance_url: str, org: OrgIdentity, user_id: str) -> dict[str, str]:
     """The identity ``urls``; ``{version}`` is literal, a template the client fills in (as Salesforce sends it)."""
     soap, rest = f"{instance_url}/services/Soap", f"{instance_url}/services/data/v{{version}}"
+    org_id = org.org_id_18
     return {
-        "enterprise": f"{soap}/c/{{version}}/{ORG_ID_18}", "metadata": f"{soap}/m/{{version}}/{ORG_ID_18}",
-        "partner": f"{soap}/u/{{version}}/{ORG_ID_18}", "rest": f"{rest}/", "sobjects": f"{rest}/sobjects/",
+        "enterprise": f"{soap}/c/{{version}}/{org_id}", "metadata": f"{soap}/m/{{version}}/{org_id}",
+        "partner": f"{soap}/u/{{version}}/{org_id}", "rest": f"{rest}/", "sobjects": f"{rest}/sobjects/",
         "search": f"{rest}/search/", "query": f"{rest}/query/", "recent": f"{rest}/recent/",
-        "tooling_soap": f"{soap}/T/{{version}}/{ORG_ID_18}", "tooling_rest": f"{rest}/tooling/",
+        "tooling_soap": f"{soap}/T/{{version}}/{org_id}", "tooling_rest": f"{rest}/tooling/",
         "profile": f"{instance_url}/{user_id}", "feeds": f"{rest}/chatter/feeds", "groups": f"{rest}/chatter/groups",
         "users": f"{rest}/chatter/users", "feed_items": f"{rest}/chatter/feed-items",
         "feed_elements": f"{rest}/chatter/feed-elements", "custom_domain": instance_url,
@@ -276,30 +304,32 @@ def _photos(instance_url: str) -> dict[str, str]:
     return {"picture": f"{instance_url}/profilephoto/005/F", "thumbnail": f"{instance_url}/profilephoto/005/T"}
 
 
-def identity_body(user: Mapping[str, Any], *, username: str, instance_url: str) -> dict[str, Any]:
+def identity_body(user: Mapping[str, Any], *, org: OrgIdentity, username: str, instance_url: str
+                  ) -> dict[str, Any]:
     """``GET /id/{orgId}/{userId}``: the identity service's keys for one user row (Id, names, Email, IsActive,
     LastModifiedDate). ``username`` is the login name the token was issued to."""
     user_id, modified = user["Id"], user["LastModifiedDate"]
     return {
-        "id": f"{instance_url}/id/{ORG_ID_18}/{user_id}", "asserted_user": user_id == ADMIN_USER_ID,
-        "user_id": user_id, "organization_id": ORG_ID_18, "username": username,
+        "id": identity_url(instance_url, org, user_id), "asserted_user": user_id == org.user_id,
+        "user_id": user_id, "organization_id": org.org_id_18, "username": username,
         "nick_name": username.partition("@")[0], "display_name": user["Name"], "email": user["Email"],
         "email_verified": True, "first_name": user["FirstName"], "last_name": user["LastName"],
         "timezone": "GMT", "photos": _photos(instance_url), "addr_street": None, "addr_city": None,
         "addr_state": None, "addr_country": None, "addr_zip": None, "mobile_phone": None,
         "mobile_phone_verified": False, "is_lightning_login_user": False,
-        "status": {"created_date": None, "body": None}, "urls": _identity_urls(instance_url, user_id),
+        "status": {"created_date": None, "body": None}, "urls": _identity_urls(instance_url, org, user_id),
         "active": bool(user["IsActive"]), "user_type": "STANDARD", "language": "en_US", "locale": "en_US",
         "utcOffset": 0, "last_modified_date": modified.strftime("%Y-%m-%dT%H:%M:%S.")
         + f"{modified.microsecond // 1000:03d}Z", "is_app_installed": True,
     }
 
 
-def userinfo_body(user: Mapping[str, Any], *, username: str, instance_url: str) -> dict[str, Any]:
+def userinfo_body(user: Mapping[str, Any], *, org: OrgIdentity, username: str, instance_url: str
+                  ) -> dict[str, Any]:
     """``GET /services/oauth2/userinfo``: the OpenID Connect form of the same facts (``sub`` = identity URL)."""
-    identity = identity_body(user, username=username, instance_url=instance_url)
+    identity = identity_body(user, org=org, username=username, instance_url=instance_url)
     return {
-        "sub": identity["id"], "user_id": identity["user_id"], "organization_id": ORG_ID_18,
+        "sub": identity["id"], "user_id": identity["user_id"], "organization_id": org.org_id_18,
         "preferred_username": username, "nickname": identity["nick_name"], "name": identity["display_name"],
         "email": identity["email"], "email_verified": True, "given_name": identity["first_name"],
         "family_name": identity["last_name"], "zoneinfo": identity["timezone"], "photos": identity["photos"],

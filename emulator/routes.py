@@ -452,7 +452,7 @@ def _identity_error(code: str) -> Response:
     return Response(auth.IDENTITY_ERRORS[code], code.encode(), "text/plain;charset=UTF-8")
 
 
-def _identity_user(state: EmulatorState, req: Request, user_id: str, org_id: str = auth.ORG_ID_18
+def _identity_user(state: EmulatorState, req: Request, user_id: str, org_id: str | None = None
                    ) -> dict[str, Any] | Response:
     """The user row an identity request may read, or the identity service's error (a bare code in text)."""
     token = req.token or req.query.get("oauth_token")
@@ -460,7 +460,7 @@ def _identity_user(state: EmulatorState, req: Request, user_id: str, org_id: str
         return _identity_error("Missing_OAuth_Token")
     if not state.tokens.is_valid(token):
         return _identity_error("Bad_OAuth_Token")
-    if org_id not in (auth.ORG_ID, auth.ORG_ID_18):
+    if org_id is not None and org_id not in (state.identity.org_id, state.identity.org_id_18):
         return _identity_error("Wrong_Org")
     try:
         user = state.org.get("User", valid_record_id(s.OBJECTS["User"], user_id))
@@ -471,7 +471,7 @@ def _identity_user(state: EmulatorState, req: Request, user_id: str, org_id: str
 
 def _username(state: EmulatorState, user: dict[str, Any]) -> str:
     """The login name: every token belongs to the admin user, who logs in as the configured username."""
-    return state.credentials.username if user["Id"] == auth.ADMIN_USER_ID else str(user["Username"])
+    return state.credentials.username if user["Id"] == state.identity.user_id else str(user["Username"])
 
 
 def identity(state: EmulatorState, req: Request, org_id: str, user_id: str) -> Response:
@@ -479,16 +479,16 @@ def identity(state: EmulatorState, req: Request, org_id: str, user_id: str) -> R
     user = _identity_user(state, req, user_id, org_id)
     if isinstance(user, Response):
         return user
-    return json_response(200, auth.identity_body(user, username=_username(state, user),
+    return json_response(200, auth.identity_body(user, org=state.identity, username=_username(state, user),
                                                  instance_url=state.instance_url))
 
 
 def userinfo(state: EmulatorState, req: Request) -> Response:
     """``GET|POST /services/oauth2/userinfo``: the token's user in OpenID Connect form."""
-    user = _identity_user(state, req, auth.ADMIN_USER_ID)
+    user = _identity_user(state, req, state.identity.user_id)
     if isinstance(user, Response):
         return user
-    return json_response(200, auth.userinfo_body(user, username=_username(state, user),
+    return json_response(200, auth.userinfo_body(user, org=state.identity, username=_username(state, user),
                                                  instance_url=state.instance_url))
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from emulator.auth import Credentials, TokenStore
+from emulator.auth import Credentials, OrgIdentity, TokenStore, org_identity
 from emulator.bulk import BulkJobs
 from emulator.cursors import QueryCursors
 from emulator.faults import Fault, FaultPlan
@@ -69,7 +69,8 @@ class EmulatorState:
         self.config = config
         self.org = org
         self.credentials = config.credentials
-        self.tokens = TokenStore()
+        self.identity: OrgIdentity = org_identity(config.seed, org.spec.sizes)
+        self.tokens = TokenStore(self.identity)
         self.faults = FaultPlan(config.faults, seed=config.seed)
         self.cursors = QueryCursors(config.cursor_ttl_s)
         self.jobs = BulkJobs(delay_s=config.bulk_delay_ms / 1000)

@@ -75,7 +75,7 @@ class SyncState:
     """What the sync of one object remembers between runs (``data/state/<Object>.json``)."""
 
     object: str
-    source: str                       # "<emulator|salesforce>:<instance URL>": a replica of another org never resumes
+    source: str                       # "<emulator|salesforce>:<org Id>": a replica of another org never resumes
     fields: tuple[str, ...]           # the registry's field list the replica was built with
     columns: tuple[str, ...]          # the columns it holds (fields found in describe)
     watermark: datetime | None
@@ -268,7 +268,7 @@ def _backfill_reason(state: SyncState | None, paths: SyncPaths, target: _SyncTar
     if state is None:
         return ("the sync state file is unreadable (see sync_state_corrupt)" if paths.state.is_file()
                 else "first run: no sync state yet")
-    if state.source != source:  # a replica of another org (or another emulator) is not resumable
+    if state.source not in (source, target.conn.legacy_org_key):  # another org's replica is not resumable
         return f"the state is from another source ({state.source}; this run reads {source})"
     if list(state.fields) != list(target.spec.fields):
         added = [f for f in target.spec.fields if f not in state.fields]
@@ -538,7 +538,7 @@ def sync_object(
                          data_root, api)
     paths = build_sync_paths(object_name, data_root=data_root)
     started = time.monotonic()
-    source = f"{conn.source}:{conn.instance_url}"
+    source = conn.org_key
     with exclusive_lock(paths.state.with_suffix(".lock"), what=f"sync of {object_name}", object=object_name,
                         run_id=run_id):
         state = read_sync_state(paths.state, object_name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +38,16 @@ from utils.sf_errors import (
     quota_message,
     retry_transient,
 )
+
+_SESSION_ORG = re.compile(r"(00D[0-9A-Za-z]{12})!")
+
+
+def org_id_of_session(session_id: str) -> str | None:
+    """The 15-character org Id a Salesforce session id starts with (``00D...!...``, for every auth flow: SOAP,
+    OAuth, JWT), or None for a token of another shape. Costs no request, unlike the identity service, which
+    also needs the ``id`` OAuth scope."""
+    match = _SESSION_ORG.match(session_id)
+    return match.group(1) if match else None
 
 
 class TimeoutSession(requests.Session):
@@ -310,6 +321,18 @@ class SalesforceConnection:
     @property
     def instance_url(self) -> str:
         return f"https://{self.sf.sf_instance}"
+
+    @property
+    def org_key(self) -> str:
+        """``<source>:<org Id>``, what saved state is keyed by: the same org whatever its URL (instance migrations
+        and My Domain changes move a real org; each start of the emulator has a new port)."""
+        return f"{self.source}:{org_id_of_session(self.shared.token.session_id) or self.instance_url}"
+
+    @property
+    def legacy_org_key(self) -> str:
+        """The key state written before the org Id was used carries (``<source>:<instance URL>``), still honoured
+        so that an upgrade does not cost a backfill."""
+        return f"{self.source}:{self.instance_url}"
 
     @property
     def data_url(self) -> str:

@@ -12,9 +12,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from emulator.auth import JWT_GRANT, Credentials, TokenStore, bearer_token, oauth_token, soap_login, verify_jwt
+from emulator.auth import (
+    JWT_GRANT,
+    Credentials,
+    TokenStore,
+    bearer_token,
+    oauth_token,
+    org_identity,
+    soap_login,
+    verify_jwt,
+)
 
 INSTANCE = "https://127.0.0.1:8443"
+ORG = org_identity(42, {"Account": 10})
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +49,7 @@ def _soap_body(username: str, password: str) -> bytes:
 
 
 def test_soap_login_returns_unprefixed_session_and_server_url():
-    tokens = TokenStore()
+    tokens = TokenStore(ORG)
     result = soap_login(_soap_body("etl@emulator.local", "emulator-passwordEMULATORTOKEN"), version="59.0",
                         creds=Credentials(), tokens=tokens, instance_url=INSTANCE)
     text = result.body.decode()
@@ -52,7 +62,7 @@ def test_soap_login_returns_unprefixed_session_and_server_url():
 
 def test_soap_login_failure_is_a_500_fault_with_sf_exception_code():
     result = soap_login(_soap_body("etl@emulator.local", "wrong"), version="59.0", creds=Credentials(),
-                        tokens=TokenStore(), instance_url=INSTANCE)
+                        tokens=TokenStore(ORG), instance_url=INSTANCE)
     assert result.status == 500
     assert b"<sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode>" in result.body
 
@@ -62,7 +72,7 @@ def _form(**fields) -> bytes:
 
 
 def test_oauth_password_and_client_credentials_grants():
-    creds, tokens = Credentials(), TokenStore()
+    creds, tokens = Credentials(), TokenStore(ORG)
     ok = oauth_token(_form(grant_type="password", client_id=creds.consumer_key, client_secret=creds.consumer_secret,
                            username=creds.username, password=creds.password), None, creds=creds, tokens=tokens,
                      instance_url=INSTANCE)
@@ -88,7 +98,7 @@ def test_oauth_password_and_client_credentials_grants():
     ({"grant_type": "authorization_code"}, "unsupported_grant_type"),
 ])
 def test_oauth_failures_are_400_json_with_error_and_description(form, error):
-    result = oauth_token(_form(**form), None, creds=Credentials(), tokens=TokenStore(), instance_url=INSTANCE)
+    result = oauth_token(_form(**form), None, creds=Credentials(), tokens=TokenStore(ORG), instance_url=INSTANCE)
     body = json.loads(result.body)
     assert result.status == 400 and body["error"] == error and body["error_description"]
 
@@ -99,7 +109,7 @@ def test_jwt_bearer_accepts_a_valid_assertion(rsa_key):
     domain_trick = _assertion(rsa_key, aud=f"{INSTANCE}/services/oauth2/token?.salesforce.com")
     assert verify_jwt(domain_trick, creds=creds, instance_url=INSTANCE, now=time.time()) is None
     result = oauth_token(_form(grant_type=JWT_GRANT, assertion=_assertion(rsa_key)), None, creds=creds,
-                         tokens=TokenStore(), instance_url=INSTANCE)
+                         tokens=TokenStore(ORG), instance_url=INSTANCE)
     assert result.status == 200
 
 
@@ -123,7 +133,7 @@ def test_jwt_bearer_rejects_a_foreign_signature_and_a_missing_key(rsa_key):
 
 
 def test_tokens_revoke_and_reset_and_bearer_parsing():
-    tokens = TokenStore()
+    tokens = TokenStore(ORG)
     default = tokens.default_token
     tokens.revoke(default)
     assert not tokens.is_valid(default)

@@ -8,6 +8,8 @@ import pytest
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceRefusedRequest
 
+from emulator.ids import checksum
+
 pytestmark = [pytest.mark.integration]
 IDENTITY_KEYS = {
     "id", "asserted_user", "user_id", "organization_id", "username", "nick_name", "display_name", "email",
@@ -79,14 +81,16 @@ def test_another_users_identity(emulator, emulator_http, sf_client):
 
 
 @pytest.mark.parametrize(("path", "token", "status", "code"), [
-    ("/id/00DEM00000000012AA/005EM0000000001YAA", None, 403, "Missing_OAuth_Token"),
-    ("/id/00DEM00000000012AA/005EM0000000001YAA", "00Dnope", 403, "Bad_OAuth_Token"),
+    ("/id/{org}/005EM0000000001YAA", None, 403, "Missing_OAuth_Token"),
+    ("/id/{org}/005EM0000000001YAA", "00Dnope", 403, "Bad_OAuth_Token"),
     ("/id/00DXX00000000012AA/005EM0000000001YAA", "good", 403, "Wrong_Org"),
-    ("/id/00DEM00000000012AA/005EM00000000zzAAA", "good", 404, "Bad_Id"),
+    ("/id/{org}/005EM00000000zzAAA", "good", 404, "Bad_Id"),
     ("/services/oauth2/userinfo", "00Dnope", 403, "Bad_OAuth_Token"),
 ])
 def test_identity_errors_are_bare_codes(emulator, emulator_http, path, token, status, code):
     headers = _bearer(emulator.access_token if token == "good" else token) if token else {}
+    org_id = emulator.access_token.partition("!")[0]  # a session id starts with its org's Id
+    path = path.format(org=org_id + checksum(org_id))
     response = emulator_http.get(f"{emulator.instance_url}{path}", headers=headers)
     assert (response.status_code, response.text) == (status, code)
 
@@ -95,3 +99,29 @@ def test_userinfo_with_a_bad_token_is_refused(emulator, emulator_http):
     sf = Salesforce(instance_url=emulator.instance_url, session_id="00Dnope", session=emulator_http)
     with pytest.raises(SalesforceRefusedRequest):
         sf.oauth2("userinfo")
+
+
+def _org_of(info) -> tuple[str, str]:
+    """(organization_id, user_id) as the identity service reports them for the emulator's startup token."""
+    from emulator.runner import emulator_session
+
+    with emulator_session(info) as http:
+        answer = http.get(f"{info.instance_url}/services/oauth2/userinfo", headers=_bearer(info.access_token))
+    assert answer.status_code == 200
+    return answer.json()["organization_id"], answer.json()["user_id"]
+
+
+def test_the_same_seed_is_the_same_org_across_restarts_and_ports():
+    """A client keys its state by org Id: a restart (new port) of the same org must not look like another org,
+    and another seed must."""
+    from emulator.runner import run_emulator
+
+    tiny = {"Account": 3, "Contact": 3, "Opportunity": 3, "Lead": 3, "Case": 3}
+    with run_emulator(seed=7, rows=tiny, in_process=True) as first:
+        first_url, first_org = first.instance_url, _org_of(first)
+    with run_emulator(seed=7, rows=tiny, in_process=True) as again, \
+            run_emulator(seed=8, rows=tiny, in_process=True) as other:
+        assert again.instance_url != first_url  # a new port ...
+        assert _org_of(again) == first_org  # ... the same org and user
+        assert _org_of(other)[0] != first_org[0]
+        assert again.access_token.startswith(first_org[0][:15] + "!")  # session ids carry their org's Id
