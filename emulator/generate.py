@@ -51,12 +51,12 @@ SUBJECTS = ("Cannot log in", "Invoice question", 'Error "E42" on export', "Shipm
             "Feature request: dark mode", "Données manquantes")
 PRODUCTS = ("Platform licence", "Support renewal", "Consulting, phase 2", "Hardware refresh", "Training")
 NEXT_STEPS = ("Send proposal", "Call back next week", 'Review "final" quote', None)
-# StageName -> (Probability, IsClosed, IsWon, ForecastCategory), as the default sales process defines them
+# StageName -> (Probability, IsClosed, IsWon, ForecastCategory API value), as the default sales process defines them
 STAGE_FACTS = {
     "Prospecting": (10.0, False, False, "Pipeline"), "Qualification": (10.0, False, False, "Pipeline"),
     "Needs Analysis": (20.0, False, False, "Pipeline"), "Value Proposition": (50.0, False, False, "Pipeline"),
-    "Id. Decision Makers": (60.0, False, False, "Pipeline"), "Proposal/Price Quote": (75.0, False, False, "Best Case"),
-    "Negotiation/Review": (90.0, False, False, "Commit"), "Closed Won": (100.0, True, True, "Closed"),
+    "Id. Decision Makers": (60.0, False, False, "Pipeline"), "Proposal/Price Quote": (75.0, False, False, "BestCase"),
+    "Negotiation/Review": (90.0, False, False, "Forecast"), "Closed Won": (100.0, True, True, "Closed"),
     "Closed Lost": (0.0, True, False, "Omitted"),
 }
 
@@ -116,18 +116,20 @@ class _Draw:
         return self.nulls(pl.Series(name, np.round(values, 2)), null_frac)
 
     def history(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """CreatedDate <= LastModifiedDate <= SystemModstamp <= epoch, epoch ms."""
-        created = self.epoch_ms - self.rng.integers(_DAY_MS, _HISTORY_MS, self.n)
-        modified = created + (self.rng.random(self.n) * (self.epoch_ms - created)).astype(np.int64)
-        modstamp = np.minimum(modified + self.rng.integers(0, 60_000, self.n), self.epoch_ms)
+        """CreatedDate <= LastModifiedDate <= SystemModstamp <= epoch, epoch ms in whole seconds (as Salesforce
+        stores every datetime: ``.000`` milliseconds)."""
+        created = _whole_seconds(self.epoch_ms - self.rng.integers(_DAY_MS, _HISTORY_MS, self.n))
+        modified = _whole_seconds(created + (self.rng.random(self.n) * (self.epoch_ms - created)).astype(np.int64))
+        modstamp = _whole_seconds(np.minimum(modified + self.rng.integers(0, 60_000, self.n), self.epoch_ms))
         return created, modified, modstamp
 
     def system_columns(self, prefix: str, owners: int | None) -> list[pl.Series]:
+        """Id, IsDeleted and OwnerId (for an owned object, ``owners`` users), the three timestamps. An object
+        without owners (User) has no IsDeleted either: it is never soft deleted."""
         created, modified, modstamp = self.history()
-        deleted = self.mask(0.01) if owners is not None else np.zeros(self.n, dtype=bool)
-        cols = [make_ids(prefix, np.arange(self.n)), pl.Series("IsDeleted", deleted)]
+        cols = [make_ids(prefix, np.arange(self.n))]
         if owners is not None:
-            cols.append(self.lookup("OwnerId", "005", owners))
+            cols += [pl.Series("IsDeleted", self.mask(0.01)), self.lookup("OwnerId", "005", owners)]
         cols += [_datetimes("CreatedDate", created), _datetimes("LastModifiedDate", modified),
                  _datetimes("SystemModstamp", modstamp)]
         return cols
@@ -136,6 +138,10 @@ class _Draw:
         exprs = [pl.lit(p) for p in parts]
         return pl.select(pl.concat_str(exprs, separator=separator, ignore_nulls=True).alias(name)).to_series()
 
+
+
+def _whole_seconds(epoch_ms: np.ndarray) -> np.ndarray:
+    return epoch_ms // 1000 * 1000
 
 
 def _datetimes(name: str, epoch_ms: np.ndarray) -> pl.Series:
@@ -158,11 +164,9 @@ def _names(d: _Draw) -> tuple[pl.Series, pl.Series, pl.Series]:
 def _users(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:  # noqa: ARG001 - every builder's signature
     first, last, name = _names(d)
     num = pl.Series(np.arange(1, d.n + 1)).cast(pl.String).str.zfill(4)
-    sys_cols = d.system_columns("005", None)
-    return [*sys_cols[:2], d.text("Username", ["user", num, "@emulator.example"]), name, first, last,
-            d.text("Email", ["user", num, "@emulator.example"]), d.text("Alias", ["u", num]),
-            d.choice("Title", s.TITLES), d.choice("Department", s.DEPARTMENTS),
-            pl.Series("IsActive", ~d.mask(0.1)), *sys_cols[2:]]
+    return [*d.system_columns("005", None), d.text("Username", ["user", num, "@emulator.example"]), name, first,
+            last, d.text("Email", ["user", num, "@emulator.example"]), d.text("Alias", ["u", num]),
+            d.choice("Title", s.TITLES), d.choice("Department", s.DEPARTMENTS), pl.Series("IsActive", ~d.mask(0.1))]
 
 
 def _accounts(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:
@@ -231,7 +235,7 @@ def _cases(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:
     status = d.choice("Status", s.CASE_STATUSES)
     closed = (status == "Closed").to_numpy()
     created = sys_cols[3].cast(pl.Int64).to_numpy()
-    closed_ms = np.minimum(created + d.rng.integers(3_600_000, 30 * _DAY_MS, d.n), d.epoch_ms)
+    closed_ms = _whole_seconds(np.minimum(created + d.rng.integers(3_600_000, 30 * _DAY_MS, d.n), d.epoch_ms))
     closed_date = pl.select(pl.when(pl.Series(closed)).then(_datetimes("ClosedDate", closed_ms))
                             .otherwise(None).alias("ClosedDate")).to_series()
     escalated = (status == "Escalated").to_numpy() | d.mask(0.05)
@@ -242,9 +246,305 @@ def _cases(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:
             pl.Series("IsEscalated", escalated), closed_date, d.choice("Description", DESCRIPTIONS, 0.4)]
 
 
+# ------------------------------------------------------------------------------------ the other standard fields
+# Drawn from a second stream per object (``object_seed(seed, "<Object>/standard")``), after the columns above, so
+# adding them left every earlier column's values as they were. Most are null, as on real orgs.
+
+QUEUE_NAMES = ("Lead Intake", "Web Leads", "Support Tier 1", "Support Tier 2", "Partner Leads", "Escalations")
+REGULAR_GROUP_NAMES = ("All Sales", "Support Managers", "Marketing Team")
+# BillingCity -> (latitude, longitude), four decimals (the same float text in REST JSON and Bulk CSV)
+COORDINATES = {"Paris": (48.8566, 2.3522), "Berlin": (52.52, 13.405), "Tokyo": (35.6762, 139.6503),
+               "New York": (40.7128, -74.006), "São Paulo": (-23.5505, -46.6333), "Zürich": (47.3769, 8.5417),
+               "London": (51.5072, -0.1276), "Toronto": (43.6532, -79.3832), "Austin": (30.2672, -97.7431),
+               "Mumbai": (19.076, 72.8777)}
+SIC_CODES = (("7372", "Prepackaged Software"), ("6021", "National Commercial Banks"),
+             ("2834", "Pharmaceutical Preparations"), ("5411", "Grocery Stores"), ("4911", "Electric Services"))
+SITES = ("Headquarters", "Branch Office", "Warehouse")
+PHOTO_URL = "/services/images/photo/"  # + the record's Id, on every Account, Contact and Lead
+PROFILE_PREFIX = "00e"
+
+
+def is_queue(group_numbers: np.ndarray) -> np.ndarray:
+    """Which Group records are queues (the rest are public groups): every fourth group is a Regular one."""
+    return group_numbers % 4 != 3
+
+
+def _where(mask: np.ndarray, then: pl.Series, otherwise: pl.Series | None = None) -> pl.Series:
+    """``then`` where ``mask``, else ``otherwise`` (or null)."""
+    expr = pl.when(pl.Series(mask)).then(then)
+    return pl.select((expr.otherwise(otherwise) if otherwise is not None else expr).alias(then.name)).to_series()
+
+
+def _ms(column: pl.Series) -> np.ndarray:
+    return column.cast(pl.Int64).to_numpy()
+
+
+def _between(d: _Draw, start_ms: np.ndarray, end_ms: np.ndarray) -> np.ndarray:
+    return _whole_seconds(start_ms + (d.rng.random(d.n) * (end_ms - start_ms)).astype(np.int64))
+
+
+def _phone(d: _Draw, name: str, null_frac: float) -> pl.Series:
+    return d.combo(name, [["+1 555 0"], [str(i) for i in range(100, 1000)]], "", null_frac=null_frac)
+
+
+def _self_lookup(d: _Draw, name: str, prefix: str, frac: float) -> pl.Series:
+    """A lookup to an earlier record of the same object (a hierarchy without cycles): ParentId, ReportsToId."""
+    numbers = np.arange(d.n)
+    parent = (d.rng.random(d.n) * numbers).astype(np.int64)
+    return _where(d.mask(frac) & (numbers > 0), make_ids(prefix, parent, name=name))
+
+
+def _master_record(d: _Draw, prefix: str, deleted: pl.Series) -> pl.Series:
+    """On about a third of the deleted records, the record a merge kept (another record of the object)."""
+    numbers = np.arange(d.n)
+    other = d.rng.integers(0, max(d.n - 1, 1), d.n)
+    other = np.minimum(other + (other >= numbers), max(d.n - 1, 0))
+    merged = deleted.to_numpy() & d.mask(0.3) & (d.n > 1)
+    return _where(merged, make_ids(prefix, other, name="MasterRecordId"))
+
+
+def _audit_ids(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:
+    return [d.lookup("CreatedById", "005", sizes["User"]), d.lookup("LastModifiedById", "005", sizes["User"])]
+
+
+def _recently_viewed(d: _Draw, columns: Mapping[str, pl.Series], viewed_frac: float = 0.1) -> list[pl.Series]:
+    stamp = _ms(columns["SystemModstamp"])
+    viewed = _where(d.mask(viewed_frac), _datetimes("LastViewedDate", _between(d, stamp, np.full(d.n, d.epoch_ms))))
+    return [viewed, viewed.alias("LastReferencedDate")]
+
+
+def _last_activity(d: _Draw, columns: Mapping[str, pl.Series]) -> pl.Series:
+    created = _ms(columns["CreatedDate"])
+    return _where(d.mask(0.45), _dates("LastActivityDate", _between(d, created, np.full(d.n, d.epoch_ms))))
+
+
+def _nulls(name: str, n: int, dtype: pl.DataType = pl.String()) -> pl.Series:
+    return pl.Series(name, [None] * n, dtype=dtype)
+
+
+def _falses(name: str, n: int) -> pl.Series:
+    return pl.Series(name, np.zeros(n, dtype=bool))
+
+
+def _photo_urls(columns: Mapping[str, pl.Series]) -> pl.Series:
+    return pl.select(pl.concat_str(pl.lit(PHOTO_URL), pl.lit(columns["Id"])).alias("PhotoUrl")).to_series()
+
+
+def _place_parts(prefix: str, country: pl.Series, keep: np.ndarray) -> list[pl.Series]:
+    """Street/City/State/PostalCode of a place in ``country`` (the first one listed), where ``keep``."""
+    first: dict[str, tuple[str, str | None, str]] = {}
+    for city, state, place_country, postal in PLACES:
+        first.setdefault(place_country, (city, state, postal))
+    parts = []
+    for i, part in enumerate(("City", "State", "PostalCode")):
+        mapping = {c: v[i] for c, v in first.items()}
+        values = country.replace_strict(mapping, default=None, return_dtype=pl.String)
+        parts.append(_where(keep, values.alias(f"{prefix}{part}")))
+    numbers = pl.Series(np.arange(len(keep)))
+    street = pl.select(pl.concat_str((numbers % 90 + 10).cast(pl.String), pl.lit(pl.Series(STREETS)).gather(
+        numbers % len(STREETS)), separator=" ").alias(f"{prefix}Street")).to_series()
+    return [_where(keep & country.is_not_null().to_numpy(), street), *parts]
+
+
+def _empty_address(prefix: str, n: int, *, keep: tuple[str, ...] = ()) -> list[pl.Series]:
+    names = ("Street", "City", "State", "PostalCode", "Country", "GeocodeAccuracy")
+    return [*(_nulls(f"{prefix}{p}", n) for p in names if p not in keep),
+            *(_nulls(f"{prefix}{p}", n, pl.Float64()) for p in ("Latitude", "Longitude"))]
+
+
+def _more_users(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[str, int]) -> list[pl.Series]:
+    stamp = _ms(columns["SystemModstamp"])
+    logged_in = columns["IsActive"].to_numpy() & d.mask(0.8)
+    nickname = columns["Username"].str.split("@").list.first().alias("CommunityNickname")
+    return [
+        *_audit_ids(d, sizes), d.choice("CompanyName", ["Emulated Org Inc."], null_frac=0.1), _phone(d, "Phone", 0.4),
+        _phone(d, "MobilePhone", 0.7), nickname, d.choice("TimeZoneSidKey", s.TIME_ZONES),
+        _nulls("UserRoleId", d.n), d.choice("LocaleSidKey", s.LOCALES), d.choice("EmailEncodingKey", ["UTF-8"]),
+        make_ids(PROFILE_PREFIX, d.rng.integers(0, 4, d.n), name="ProfileId"),
+        pl.Series("UserType", ["Standard"] * d.n, dtype=pl.String), d.choice("LanguageLocaleKey", s.LANGUAGES),
+        _self_lookup(d, "ManagerId", "005", 0.6),
+        _where(logged_in, _datetimes("LastLoginDate", _between(d, stamp, np.full(d.n, d.epoch_ms)))),
+        *_recently_viewed(d, columns),
+    ]
+
+
+def _groups(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:
+    """Queues (Type 'Queue') that own Leads and Cases, and a few public groups."""
+    numbers = np.arange(d.n)
+    queue = is_queue(numbers)
+    names = [QUEUE_NAMES[i % len(QUEUE_NAMES)] if q else REGULAR_GROUP_NAMES[i % len(REGULAR_GROUP_NAMES)]
+             for i, q in zip(numbers, queue, strict=True)]
+    name = pl.Series("Name", [f"{n} {i + 1}" if i >= 6 else n for i, n in enumerate(names)], dtype=pl.String)
+    created, modified, modstamp = d.history()
+    return [make_ids("00G", numbers), name, name.str.replace_all(" ", "_").alias("DeveloperName"),
+            _nulls("RelatedId", d.n), pl.Series("Type", np.where(queue, "Queue", "Regular")),
+            _where(queue & d.mask(0.5), d.text("Email", ["queue", pl.Series(numbers).cast(pl.String),
+                                                         "@emulator.example"])),
+            make_ids("005", np.zeros(d.n, dtype=np.int64), name="OwnerId"),
+            pl.Series("DoesSendEmailToMembers", queue & d.mask(0.5)), pl.Series("DoesIncludeBosses", ~queue),
+            _datetimes("CreatedDate", created), _datetimes("LastModifiedDate", modified),
+            _datetimes("SystemModstamp", modstamp), *_audit_ids(d, sizes)]
+
+
+def _queue_owned(d: _Draw, owners: pl.Series, groups: int, frac: float) -> pl.Series:
+    """``owners`` with about ``frac`` of the records owned by a queue instead of a user."""
+    queues = np.flatnonzero(is_queue(np.arange(groups)))
+    if len(queues) == 0:
+        return owners
+    queue_ids = make_ids("00G", queues[d.rng.integers(0, len(queues), d.n)], name="OwnerId")
+    return _where(d.mask(frac), queue_ids, owners)
+
+
+def _more_accounts(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[str, int]) -> list[pl.Series]:
+    city = columns["BillingCity"]
+    lat, lon = (city.replace_strict({c: xy[i] for c, xy in COORDINATES.items()}, default=None,
+                                    return_dtype=pl.Float64) for i in range(2))
+    geocoded = d.mask(0.4)
+    billing_geo = [_where(geocoded, lat.alias("BillingLatitude")), _where(geocoded, lon.alias("BillingLongitude")),
+                   _where(geocoded, d.choice("BillingGeocodeAccuracy", ("Address", "Street", "Zip", "City")))]
+    shipped = d.mask(0.5)
+    billing = [columns[f"Billing{p}"] for p in ("Street", "City", "State", "PostalCode", "Country")] + billing_geo
+    shipping = [_where(shipped, b, None).alias(b.name.replace("Billing", "Shipping")) for b in billing]
+    sic = d.rng.integers(0, len(SIC_CODES), d.n)
+    has_sic = d.mask(0.2)
+    return [
+        _master_record(d, "001", columns["IsDeleted"]), _self_lookup(d, "ParentId", "001", 0.08), *billing_geo,
+        *shipping, _phone(d, "Fax", 0.75),
+        d.combo("AccountNumber", [["CD"], [str(i) for i in range(100000, 999999, 7)]], "", null_frac=0.65),
+        _photo_urls(columns), _where(has_sic, d.pick("Sic", [c for c, _ in SIC_CODES], sic)),
+        _where(has_sic, d.pick("SicDesc", [t for _, t in SIC_CODES], sic)),
+        d.choice("Ownership", s.OWNERSHIPS, null_frac=0.7),
+        d.choice("TickerSymbol", [slug[:4].upper() for slug in COMPANY_SLUGS], null_frac=0.92),
+        d.choice("Site", SITES, null_frac=0.9), *_audit_ids(d, sizes), _last_activity(d, columns),
+        *_recently_viewed(d, columns), _nulls("Jigsaw", d.n), _nulls("JigsawCompanyId", d.n),
+        pl.Series("CleanStatus", ["Pending"] * d.n, dtype=pl.String),
+        d.choice("AccountSource", s.ACCOUNT_SOURCES, null_frac=0.6), _nulls("DunsNumber", d.n),
+        _nulls("Tradestyle", d.n), _nulls("NaicsCode", d.n), _nulls("NaicsDesc", d.n),
+        d.choice("YearStarted", [str(y) for y in range(1950, 2021)], null_frac=0.85),
+        _nulls("DandbCompanyId", d.n), _nulls("OperatingHoursId", d.n),
+    ]
+
+
+def _more_contacts(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[str, int]) -> list[pl.Series]:
+    firsts = columns["FirstName"].is_not_null().to_numpy()
+    return [
+        _master_record(d, "003", columns["IsDeleted"]),
+        _where(firsts & d.mask(0.5), d.choice("Salutation", s.SALUTATIONS)),
+        *_empty_address("Other", d.n), *_place_parts("Mailing", columns["MailingCountry"], d.mask(0.8)),
+        *(_nulls(f"Mailing{p}", d.n, pl.Float64()) for p in ("Latitude", "Longitude")),
+        _nulls("MailingGeocodeAccuracy", d.n), _phone(d, "Phone", 0.3), _phone(d, "Fax", 0.9),
+        _phone(d, "MobilePhone", 0.5), _phone(d, "HomePhone", 0.9), _phone(d, "OtherPhone", 0.95),
+        _phone(d, "AssistantPhone", 0.95), _self_lookup(d, "ReportsToId", "003", 0.1),
+        d.choice("Department", s.DEPARTMENTS, null_frac=0.6),
+        d.choice("AssistantName", FIRST_NAMES, null_frac=0.95), pl.Series("HasOptedOutOfFax", d.mask(0.05)),
+        pl.Series("DoNotCall", d.mask(0.05)), *_audit_ids(d, sizes), _last_activity(d, columns),
+        _nulls("LastCURequestDate", d.n, DATETIME), _nulls("LastCUUpdateDate", d.n, DATETIME),
+        *_recently_viewed(d, columns), _nulls("EmailBouncedReason", d.n), _nulls("EmailBouncedDate", d.n, DATETIME),
+        _falses("IsEmailBounced", d.n), _photo_urls(columns), _nulls("Jigsaw", d.n), _nulls("JigsawContactId", d.n),
+        pl.Series("CleanStatus", ["Pending"] * d.n, dtype=pl.String), _nulls("IndividualId", d.n),
+    ]
+
+
+def forecast_category_name(api_values: pl.Series) -> pl.Series:
+    """ForecastCategoryName (the category's label) from ForecastCategory (its API value)."""
+    labels = dict(zip(s.FORECAST_CATEGORIES, s.FORECAST_CATEGORY_NAMES, strict=True))
+    return api_values.replace_strict(labels, default=None, return_dtype=pl.String).alias("ForecastCategoryName")
+
+
+def fiscal_columns(close_dates: pl.Series) -> list[pl.Series]:
+    """FiscalYear, FiscalQuarter and Fiscal ('2024 3') of a close date (fiscal year = calendar year)."""
+    year = close_dates.dt.year().cast(pl.Int64).alias("FiscalYear")
+    quarter = close_dates.dt.quarter().cast(pl.Int64).alias("FiscalQuarter")
+    fiscal = pl.select(pl.concat_str(pl.lit(year).cast(pl.String), pl.lit(quarter).cast(pl.String),
+                                     separator=" ").alias("Fiscal")).to_series()
+    return [year, quarter, fiscal]
+
+
+def expected_revenue(amount: pl.Series, probability: pl.Series) -> pl.Series:
+    return (amount * probability / 100).round(2).alias("ExpectedRevenue")
+
+
+def _more_opportunities(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[str, int]) -> list[pl.Series]:
+    created, modified = _ms(columns["CreatedDate"]), _ms(columns["LastModifiedDate"])
+    return [
+        _falses("IsPrivate", d.n), d.choice("Description", DESCRIPTIONS, null_frac=0.6),
+        expected_revenue(columns["Amount"], columns["Probability"]),
+        d.nulls(pl.Series("TotalOpportunityQuantity", d.rng.integers(1, 500, d.n).astype(np.float64)), 0.8),
+        forecast_category_name(columns["ForecastCategory"]), _nulls("CampaignId", d.n),
+        _falses("HasOpportunityLineItem", d.n), _nulls("Pricebook2Id", d.n), *_audit_ids(d, sizes),
+        _last_activity(d, columns),
+        pl.Series("PushCount", np.where(d.mask(0.8), 0, d.rng.integers(1, 4, d.n))),
+        _where(d.mask(0.7), _datetimes("LastStageChangeDate", _between(d, created, modified))),
+        *fiscal_columns(columns["CloseDate"]), d.lookup("ContactId", "003", sizes["Contact"], null_frac=0.7),
+        *_recently_viewed(d, columns), pl.Series("HasOpenActivity", d.mask(0.1)),
+        pl.Series("HasOverdueTask", d.mask(0.05)), _nulls("LastAmountChangedHistoryId", d.n),
+        _nulls("LastCloseDateChangedHistoryId", d.n),
+    ]
+
+
+def _more_leads(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[str, int]) -> list[pl.Series]:
+    created, modified = _ms(columns["CreatedDate"]), _ms(columns["LastModifiedDate"])
+    converted = columns["IsConverted"].to_numpy()
+    firsts = columns["FirstName"].is_not_null().to_numpy()
+    return [
+        _master_record(d, "00Q", columns["IsDeleted"]),
+        _where(firsts & d.mask(0.5), d.choice("Salutation", s.SALUTATIONS)),
+        d.choice("Title", s.TITLES, null_frac=0.5), *_place_parts("", columns["Country"], d.mask(0.7)),
+        *(_nulls(p, d.n, pl.Float64()) for p in ("Latitude", "Longitude")), _nulls("GeocodeAccuracy", d.n),
+        _phone(d, "Phone", 0.3), _phone(d, "MobilePhone", 0.7), _phone(d, "Fax", 0.95),
+        d.choice("Website", [f"https://www.{slug}.example.com" for slug in COMPANY_SLUGS], null_frac=0.7),
+        _photo_urls(columns), d.choice("Description", DESCRIPTIONS, null_frac=0.7),
+        d.nulls(pl.Series("NumberOfEmployees", d.rng.integers(1, 10_000, d.n)), 0.6),
+        _queue_owned(d, columns["OwnerId"], sizes["Group"], 0.3), pl.Series("HasOptedOutOfEmail", d.mask(0.1)),
+        _where(converted, _dates("ConvertedDate", _between(d, created, modified))),
+        _where(converted, d.lookup("ConvertedAccountId", "001", sizes["Account"])),
+        _where(converted, d.lookup("ConvertedContactId", "003", sizes["Contact"])),
+        pl.Series("IsUnreadByOwner", ~converted & d.mask(0.1)), *_audit_ids(d, sizes), _last_activity(d, columns),
+        pl.Series("DoNotCall", d.mask(0.05)), pl.Series("HasOptedOutOfFax", d.mask(0.05)),
+        *_recently_viewed(d, columns), _where(d.mask(0.2), _dates("LastTransferDate", _between(d, created, modified))),
+        _nulls("Jigsaw", d.n), _nulls("JigsawContactId", d.n),
+        pl.Series("CleanStatus", ["Pending"] * d.n, dtype=pl.String), _nulls("CompanyDunsNumber", d.n),
+        _nulls("DandbCompanyId", d.n), _nulls("EmailBouncedReason", d.n), _nulls("EmailBouncedDate", d.n, DATETIME),
+        _nulls("IndividualId", d.n), _converted_opportunities(d, converted, sizes["Opportunity"]),
+    ]
+
+
+def _converted_opportunities(d: _Draw, converted: np.ndarray, opportunities: int) -> pl.Series:
+    """The opportunity most converted leads created. Drawn last, as floats, so that the Opportunity count changes
+    this column alone (integer draws of another range can consume another number of random bits)."""
+    picked = (d.rng.random(d.n) * opportunities).astype(np.int64)
+    keep = converted & d.mask(0.7) & (opportunities > 0)
+    return _where(keep, make_ids("006", picked, name="ConvertedOpportunityId"))
+
+
+def _more_cases(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[str, int]) -> list[pl.Series]:
+    web = (columns["Origin"] == "Web").fill_null(False).to_numpy() & d.mask(0.8)
+    first, last, name = _names(d)
+    numbers = pl.Series(np.arange(d.n)).cast(pl.String)
+    return [
+        _master_record(d, "500", columns["IsDeleted"]), _nulls("AssetId", d.n),
+        _self_lookup(d, "ParentId", "500", 0.05),
+        _where(web, name.alias("SuppliedName")),
+        _where(web, d.text("SuppliedEmail", ["web", numbers, "@example.net"])),
+        _where(web, _phone(d, "SuppliedPhone", 0.0)),
+        _where(web, d.combo("SuppliedCompany", [COMPANY_WORDS, COMPANY_SUFFIXES], " ")),
+        d.choice("Type", s.CASE_TYPES, null_frac=0.4), d.choice("Reason", s.CASE_REASONS, null_frac=0.5),
+        _queue_owned(d, columns["OwnerId"], sizes["Group"], 0.35), *_audit_ids(d, sizes),
+        # the contact's own phone and email (formulas on real orgs): not derived here, so left null
+        _nulls("ContactPhone", d.n), _nulls("ContactMobile", d.n), _nulls("ContactEmail", d.n),
+        _nulls("ContactFax", d.n), _nulls("Comments", d.n), *_recently_viewed(d, columns),
+    ]
+
+
+_STANDARD_BUILDERS: dict[str, Callable[[_Draw, Mapping[str, pl.Series], Mapping[str, int]], list[pl.Series]]] = {
+    "User": _more_users, "Account": _more_accounts, "Contact": _more_contacts, "Opportunity": _more_opportunities,
+    "Lead": _more_leads, "Case": _more_cases,
+}
+
+
 _BUILDERS: dict[str, Callable[[_Draw, Mapping[str, int]], list[pl.Series]]] = {
-    "User": _users, "Account": _accounts, "Contact": _contacts, "Opportunity": _opportunities, "Lead": _leads,
-    "Case": _cases,
+    "User": _users, "Group": _groups, "Account": _accounts, "Contact": _contacts, "Opportunity": _opportunities,
+    "Lead": _leads, "Case": _cases,
 }
 
 
@@ -263,6 +563,9 @@ def generate_object(object_name: str, n: int, *, seed: int, sizes: Mapping[str, 
     """``n`` synthetic rows of one object; lookups point at record numbers below ``sizes[parent]``."""
     d = _Draw(seed, object_name, n, epoch_for(seed))
     columns = {c.name: c for c in _BUILDERS[object_name](d, sizes)}
+    if object_name in _STANDARD_BUILDERS:
+        more = _Draw(seed, f"{object_name}/standard", n, epoch_for(seed))
+        columns.update((c.name, c) for c in _STANDARD_BUILDERS[object_name](more, columns, sizes))
     obj = s.OBJECTS[object_name]
     schema = {f.name: column_dtype(f.type) for f in obj.fields if not f.is_compound}
     return pl.DataFrame([columns[name].cast(dtype).alias(name) for name, dtype in schema.items()])

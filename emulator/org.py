@@ -11,18 +11,29 @@ from typing import Any
 import polars as pl
 
 from emulator import schema as s
-from emulator.generate import STAGE_FACTS, column_dtype, epoch_for, generate_object
+from emulator.generate import (
+    PHOTO_URL,
+    STAGE_FACTS,
+    column_dtype,
+    epoch_for,
+    expected_revenue,
+    fiscal_columns,
+    forecast_category_name,
+    generate_object,
+)
 from emulator.ids import make_id
 
 DEFAULT_SEED = 42
-OBJECT_ORDER = ("User", "Account", "Contact", "Opportunity", "Lead", "Case")  # parents before children
+OBJECT_ORDER = ("User", "Group", "Account", "Contact", "Opportunity", "Lead", "Case")  # parents before children
 SCALES: dict[str, dict[str, int]] = {
-    "small": {"User": 50, "Account": 2_000, "Contact": 6_000, "Opportunity": 10_000, "Lead": 5_000, "Case": 5_000},
-    "medium": {"User": 500, "Account": 20_000, "Contact": 60_000, "Opportunity": 100_000, "Lead": 50_000,
-               "Case": 50_000},
-    "large": {"User": 2_000, "Account": 200_000, "Contact": 600_000, "Opportunity": 5_000_000, "Lead": 500_000,
-              "Case": 500_000},
+    "small": {"User": 50, "Group": 4, "Account": 2_000, "Contact": 6_000, "Opportunity": 10_000, "Lead": 5_000,
+              "Case": 5_000},
+    "medium": {"User": 500, "Group": 8, "Account": 20_000, "Contact": 60_000, "Opportunity": 100_000,
+               "Lead": 50_000, "Case": 50_000},
+    "large": {"User": 2_000, "Group": 20, "Account": 200_000, "Contact": 600_000, "Opportunity": 5_000_000,
+              "Lead": 500_000, "Case": 500_000},
 }
+_DELETE_NOT_ALLOWED = "HTTP Method 'DELETE' not allowed. Allowed are HEAD,GET,PATCH"
 
 
 class RecordError(Exception):
@@ -90,12 +101,25 @@ class Org:
         return list(OBJECT_ORDER)
 
     def fields(self, object_name: str) -> list[s.FieldDef]:
+        if object_name == s.POLYMORPHIC_PARENT.name:
+            return list(s.POLYMORPHIC_PARENT.fields)
         return list(s.OBJECTS[object_name].fields)
 
     def frame(self, object_name: str) -> pl.DataFrame:
+        if object_name == s.POLYMORPHIC_PARENT.name:
+            return self._owners_frame()
         with self._lock:
             self._flush(object_name)
             return self._frames[object_name]
+
+    def _owners_frame(self) -> pl.DataFrame:
+        """The ``Name`` rows a polymorphic Owner reaches: every User and every Group (a queue's Type is 'Queue')."""
+        users = self.frame("User").select(
+            "Id", "Name", "LastName", "FirstName", pl.lit("User").alias("Type"), "Alias", "UserRoleId", "IsActive",
+            "ProfileId", "Title", "Email", "Phone", pl.col("Name").alias("NameOrAlias"), "Username")
+        groups = self.frame("Group").select("Id", "Name", "Type", "Email", pl.col("Name").alias("NameOrAlias"))
+        columns = [f.name for f in s.POLYMORPHIC_PARENT.fields]
+        return pl.concat([users, groups], how="diagonal_relaxed").select(columns)
 
     # --- state --------------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -109,7 +133,7 @@ class Org:
         out = {}
         for name in list(self._frames):
             frame = self.frame(name)
-            deleted = int(frame["IsDeleted"].sum())
+            deleted = int(frame["IsDeleted"].sum()) if "IsDeleted" in frame.columns else 0
             out[name] = {"rows": frame.height, "deleted": deleted}
         return out
 
@@ -117,7 +141,7 @@ class Org:
     def get(self, object_name: str, record_id: str) -> dict[str, Any]:
         """One live record as a column -> value dict; RecordError NOT_FOUND / ENTITY_IS_DELETED otherwise."""
         row = self._find(object_name, record_id)
-        if row["IsDeleted"]:
+        if row.get("IsDeleted"):
             raise RecordError("ENTITY_IS_DELETED", "entity is deleted", status=404)
         return row
 
@@ -128,16 +152,19 @@ class Org:
         if missing:
             raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
                               fields=missing)
+        now = stored_datetime(now)
         with self._lock:
             number = self._next_number[object_name]
             self._next_number[object_name] = number + 1
             record_id = make_id(obj.key_prefix, number)
             row: dict[str, Any] = {f.name: None for f in obj.fields if not f.is_compound}
-            row.update(IsDeleted=False, CreatedDate=now, LastModifiedDate=now, SystemModstamp=now)
+            row.update(CreatedDate=now, LastModifiedDate=now, SystemModstamp=now)
             row.update(_create_defaults(obj, number, self._frames["User"]))
             row.update(typed)
             row.update(_derived(object_name, row, now))
             row["Id"] = record_id
+            if obj.field("PhotoUrl") is not None:
+                row["PhotoUrl"] = PHOTO_URL + record_id
             frame = self._frames[object_name]
             self._frames[object_name] = pl.concat([frame, pl.DataFrame([row], schema=frame.schema, orient="row")],
                                                   rechunk=False)
@@ -146,23 +173,39 @@ class Org:
     def update(self, object_name: str, record_id: str, values: Mapping[str, Any], now: datetime) -> None:
         obj = s.OBJECTS[object_name]
         typed = _typed_values(obj, values, creating=False)
+        now = stored_datetime(now)
         with self._lock:
             row = self.get(object_name, record_id)
             merged = {**row, **typed}
-            changes = {**typed, **_derived(object_name, merged, now), "LastModifiedDate": now, "SystemModstamp": now}
+            changes = {**typed, **_derived(object_name, merged, now), "LastModifiedDate": now, "SystemModstamp": now,
+                       "LastModifiedById": self._api_user()}
             self._set(object_name, record_id, changes)
 
     def delete(self, object_name: str, record_id: str, now: datetime) -> None:
-        """Soft delete: the row stays, IsDeleted=true, visible to queryAll only."""
+        """Soft delete: the row stays, IsDeleted=true, visible to queryAll only. An object without a recycle bin
+        (Group) loses the row; one Salesforce never deletes (User) refuses, as its REST resource does (405)."""
+        obj = s.OBJECTS[object_name]
+        if not obj.deletable:
+            raise RecordError("METHOD_NOT_ALLOWED", _DELETE_NOT_ALLOWED, status=405)
         with self._lock:
             self.get(object_name, record_id)
-            self._set(object_name, record_id, {"IsDeleted": True, "SystemModstamp": now})
+            if not obj.undeletable:
+                self.purge(record_id)
+                return
+            self._set(object_name, record_id, {"IsDeleted": True, "SystemModstamp": stored_datetime(now)})
 
     def undelete(self, record_id: str, now: datetime) -> None:
         object_name = self._object_of(record_id)
+        if not s.OBJECTS[object_name].undeletable:
+            raise RecordError("INVALID_TYPE_FOR_OPERATION", "entity type cannot be undeleted")
         with self._lock:
             self._find(object_name, record_id)
-            self._set(object_name, record_id, {"IsDeleted": False, "SystemModstamp": now})
+            self._set(object_name, record_id, {"IsDeleted": False, "SystemModstamp": stored_datetime(now)})
+
+    def _api_user(self) -> str | None:
+        """The User every API call acts as (User row 0, whom every token belongs to): who creates and modifies."""
+        users = self._frames["User"]
+        return users["Id"][0] if users.height else None
 
     def purge(self, record_id: str) -> None:
         """Hard delete (emptied recycle bin): the row disappears even from queryAll."""
@@ -208,11 +251,36 @@ class Org:
             for c in columns
         ).select(frame.columns)
 
+    # --- the living org (emulator/living.py) ----------------------------------------------------------------
+    def initial_frame(self, object_name: str) -> pl.DataFrame:
+        """The generated rows of one object, before any change."""
+        return self._initial[object_name]
+
+    def apply_changes(self, object_name: str, appended: pl.DataFrame | None, updates: Mapping[str, Mapping[str, Any]],
+                      purged: set[str]) -> None:
+        """Scheduled changes: rows inserted, field values by Id (ignored for rows no longer there), rows purged."""
+        with self._lock:
+            frame = self.frame(object_name)
+            if appended is not None and appended.height:
+                frame = pl.concat([frame, appended.select(frame.columns).cast(frame.schema)], rechunk=False)
+            if purged:
+                frame = frame.filter(~pl.col("Id").is_in(list(purged)))
+            self._frames[object_name] = frame
+            for record_id, changes in updates.items():
+                self._set(object_name, record_id, changes)
+
+
+def stored_datetime(value: datetime) -> datetime:
+    """A datetime as Salesforce stores it: whole seconds (every value reads back with ``.000`` milliseconds)."""
+    return value.replace(microsecond=0)
+
 
 def _create_defaults(obj: s.ObjectDef, number: int, users: pl.DataFrame) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
-    if obj.field("OwnerId") is not None and users.height:
-        defaults["OwnerId"] = users["Id"][0]
+    if users.height:
+        api_user = users["Id"][0]
+        defaults.update({name: api_user for name in ("OwnerId", "CreatedById", "LastModifiedById")
+                         if obj.field(name) is not None})
     for f in obj.fields:
         if f.type == "boolean":
             defaults[f.name] = False
@@ -230,9 +298,12 @@ def _derived(object_name: str, row: Mapping[str, Any], now: datetime) -> dict[st
         out["Name"] = " ".join(p for p in (row.get("FirstName"), row.get("LastName")) if p)
     if object_name == "Opportunity" and row.get("StageName") in STAGE_FACTS:
         prob, closed, won, forecast = STAGE_FACTS[row["StageName"]]
-        out.update(IsClosed=closed, IsWon=won, ForecastCategory=forecast)
+        out.update(IsClosed=closed, IsWon=won, ForecastCategory=forecast,
+                   ForecastCategoryName=forecast_category_name(pl.Series([forecast]))[0])
         if row.get("Probability") is None:
             out["Probability"] = prob
+    if object_name == "Opportunity":
+        out.update(_opportunity_figures({**row, **out}))
     if object_name == "Case":
         closed = row.get("Status") == "Closed"
         out["IsClosed"] = closed
@@ -240,6 +311,15 @@ def _derived(object_name: str, row: Mapping[str, Any], now: datetime) -> dict[st
     if object_name == "Lead":
         out["IsConverted"] = row.get("Status") == "Closed - Converted"
     return out
+
+
+def _opportunity_figures(row: Mapping[str, Any]) -> dict[str, Any]:
+    """ExpectedRevenue (Amount x Probability) and the fiscal period of the close date, as generation derives them."""
+    amount = pl.Series([row.get("Amount")], dtype=pl.Float64)
+    probability = pl.Series([row.get("Probability")], dtype=pl.Float64)
+    close = pl.Series([row.get("CloseDate")], dtype=pl.Date)
+    return {"ExpectedRevenue": expected_revenue(amount, probability)[0],
+            **{c.name: c[0] for c in fiscal_columns(close)}}
 
 
 def _typed_values(obj: s.ObjectDef, values: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
@@ -268,7 +348,7 @@ def _convert(f: s.FieldDef, value: Any) -> Any:
         if f.type == "date":
             return date.fromisoformat(str(value))
         if f.type == "datetime":
-            return _parse_datetime(str(value))
+            return stored_datetime(_parse_datetime(str(value)))
         if f.type == "boolean":
             if not isinstance(value, bool):
                 raise TypeError

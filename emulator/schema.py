@@ -33,6 +33,12 @@ class FieldDef:
     scale: int = 0
     length: int | None = None
     label: str | None = None
+    picklist_labels: tuple[str, ...] = ()  # when a picklist's labels differ from its API values (ForecastCategory)
+
+    @property
+    def is_polymorphic(self) -> bool:
+        """A lookup to several objects (Lead.OwnerId: Group or User); SOQL reaches its parent as a ``Name``."""
+        return len(self.reference_to) > 1
 
     @property
     def is_long_text(self) -> bool:
@@ -61,6 +67,9 @@ class ObjectDef:
     label_plural: str
     fields: tuple[FieldDef, ...]
     required_on_create: tuple[str, ...] = ()
+    deletable: bool = True
+    undeletable: bool = True  # soft deletes to the recycle bin (the object has IsDeleted)
+    mergeable: bool = False
     _by_name: dict[str, FieldDef] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -70,106 +79,233 @@ class ObjectDef:
         return self._by_name.get(name.lower())
 
 
-def _system_fields(owned: bool) -> tuple[FieldDef, ...]:
-    owner = (FieldDef("OwnerId", "reference", ("User",), "Owner", nillable=False),) if owned else ()
-    return (
-        FieldDef("Id", "id", nillable=False, writable=False),
-        FieldDef("IsDeleted", "boolean", nillable=False, writable=False),
-        *owner,
-        FieldDef("CreatedDate", "datetime", nillable=False, writable=False),
-        FieldDef("LastModifiedDate", "datetime", nillable=False, writable=False),
-        FieldDef("SystemModstamp", "datetime", nillable=False, writable=False),
-    )
+_ID = FieldDef("Id", "id", nillable=False, writable=False)
+_IS_DELETED = FieldDef("IsDeleted", "boolean", nillable=False, writable=False)
+
+
+def _ref(name: str, *targets: str, rel: str | None = None, **kw: Any) -> FieldDef:
+    """A lookup; its relationship is the field name without ``Id`` (``ParentId`` -> ``Parent``)."""
+    return FieldDef(name, "reference", targets, rel or name[:-2], **kw)
+
+
+def _owner(*targets: str) -> FieldDef:
+    return _ref("OwnerId", *(targets or ("User",)), rel="Owner", nillable=False)
+
+
+def _read_only(name: str, type_: str, **kw: Any) -> FieldDef:
+    return FieldDef(name, type_, writable=False, **kw)
+
+
+def _flag(name: str, *, writable: bool = True) -> FieldDef:
+    return FieldDef(name, "boolean", nillable=False, writable=writable)
+
+
+def _text(name: str, length: int, **kw: Any) -> FieldDef:
+    return FieldDef(name, "string", length=length, **kw)
+
+
+def _audit() -> tuple[FieldDef, ...]:
+    """The audit fields every object has, in describe order; the two Ids name the User who wrote."""
+    return (_read_only("CreatedDate", "datetime", nillable=False),
+            _ref("CreatedById", "User", rel="CreatedBy", nillable=False, writable=False),
+            _read_only("LastModifiedDate", "datetime", nillable=False),
+            _ref("LastModifiedById", "User", rel="LastModifiedBy", nillable=False, writable=False),
+            _read_only("SystemModstamp", "datetime", nillable=False))
+
+
+def _recently_viewed() -> tuple[FieldDef, ...]:
+    return _read_only("LastViewedDate", "datetime"), _read_only("LastReferencedDate", "datetime")
+
+
+def _master_record(object_name: str) -> FieldDef:
+    """The surviving record of a merge, set on the records a merge deleted (objects that merge only)."""
+    return _ref("MasterRecordId", object_name, rel="MasterRecord", writable=False)
 
 
 def _pick(name: str, values: tuple[str, ...], **kw: Any) -> FieldDef:
     return FieldDef(name, "picklist", picklist=values, **kw)
 
 
-def _money(name: str, scale: int = 2) -> FieldDef:
-    return FieldDef(name, "currency", precision=18, scale=scale)
+def _money(name: str, scale: int = 2, **kw: Any) -> FieldDef:
+    return FieldDef(name, "currency", precision=18, scale=scale, **kw)
 
 
 def _address(prefix: str) -> tuple[FieldDef, ...]:
+    """An address's components (compoundFieldName ``<prefix>Address``), then the compound field itself."""
     compound = f"{prefix}Address"
     parts = [FieldDef(f"{prefix}{p}", t, compound_field_name=compound, length=n)
              for p, t, n in (("Street", "textarea", 255), ("City", "string", 40), ("State", "string", 80),
                              ("PostalCode", "string", 20), ("Country", "string", 80))]
-    return (*parts, FieldDef(compound, "address", writable=False))
+    geo = [FieldDef(f"{prefix}{p}", "double", compound_field_name=compound, precision=18, scale=15)
+           for p in ("Latitude", "Longitude")]
+    accuracy = _pick(f"{prefix}GeocodeAccuracy", GEOCODE_ACCURACIES, compound_field_name=compound)
+    return (*parts, *geo, accuracy, FieldDef(compound, "address", writable=False))
+
+
+def _person_name(*, first_nillable: bool = True) -> tuple[FieldDef, ...]:
+    """LastName, FirstName (components of the compound ``Name``) and Salutation."""
+    return (_text("LastName", 80, nillable=False, compound_field_name="Name"),
+            _text("FirstName", 40, nillable=first_nillable, compound_field_name="Name"),
+            _pick("Salutation", SALUTATIONS, compound_field_name="Name"))
+
+
+def _full_name() -> FieldDef:
+    return _text("Name", 121, nillable=False, writable=False)
 
 
 INDUSTRIES = ("Agriculture", "Banking", "Biotechnology", "Construction", "Consulting", "Education", "Energy",
               "Finance", "Healthcare", "Manufacturing", "Media", "Retail", "Technology", "Telecommunications")
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Trade Show", "Other")
+ACCOUNT_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
 RATINGS = ("Hot", "Warm", "Cold")
 ACCOUNT_TYPES = ("Prospect", "Customer - Direct", "Customer - Channel", "Partner", "Other")
+OWNERSHIPS = ("Public", "Private", "Subsidiary", "Other")
+GEOCODE_ACCURACIES = ("Address", "NearAddress", "Block", "Street", "ExtendedZip", "Zip", "Neighborhood", "City",
+                      "County", "State", "Unknown")
+CLEAN_STATUSES = ("Matched", "Different", "Acknowledged", "NotFound", "Inactive", "Pending", "SelectMatch",
+                  "Skipped")
+SALUTATIONS = ("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")
 OPP_STAGES = ("Prospecting", "Qualification", "Needs Analysis", "Value Proposition", "Id. Decision Makers",
               "Proposal/Price Quote", "Negotiation/Review", "Closed Won", "Closed Lost")
-FORECAST_CATEGORIES = ("Pipeline", "Best Case", "Commit", "Closed", "Omitted")
+# ForecastCategory's API values and their labels differ (BestCase is "Best Case", Forecast is "Commit");
+# ForecastCategoryName carries the labels as its values.
+FORECAST_CATEGORIES = ("Omitted", "Pipeline", "BestCase", "Forecast", "Closed")
+FORECAST_CATEGORY_NAMES = ("Omitted", "Pipeline", "Best Case", "Commit", "Closed")
 OPP_TYPES = ("New Customer", "Existing Customer - Upgrade", "Existing Customer - Replacement")
 LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted")
 CASE_STATUSES = ("New", "Working", "Escalated", "Closed")
 CASE_PRIORITIES = ("High", "Medium", "Low")
 CASE_ORIGINS = ("Phone", "Email", "Web")
+CASE_TYPES = ("Mechanical", "Electrical", "Electronic", "Structural", "Other")
+CASE_REASONS = ("Installation", "Equipment Complexity", "Performance", "Breakdown", "Equipment Design", "Feedback",
+                "Other")
 DEPARTMENTS = ("Sales", "Support", "Marketing", "Finance", "Engineering")
 TITLES = ("Account Executive", "Sales Manager", "Support Engineer", "VP Sales", "Marketing Lead", "CFO")
+USER_TYPES = ("Standard", "PowerPartner", "PowerCustomerSuccess", "CustomerSuccess", "Guest", "CspLitePortal",
+              "CsnOnly", "SelfService")
+TIME_ZONES = ("America/Los_Angeles", "America/New_York", "Europe/London", "Europe/Paris", "Europe/Berlin",
+              "Asia/Tokyo")
+LOCALES = ("en_US", "en_GB", "fr_FR", "de_DE", "ja_JP")
+LANGUAGES = ("en_US", "fr", "de", "ja")
+EMAIL_ENCODINGS = ("UTF-8", "ISO-8859-1", "Shift_JIS")
+GROUP_TYPES = ("AllCustomerPortal", "Manager", "ManagerAndSubordinatesInternal", "Organization", "PRMOrganization",
+               "Queue", "Regular", "Role", "RoleAndSubordinates", "RoleAndSubordinatesInternal", "Territory",
+               "TerritoryAndSubordinates")
+QUEUE_OWNED = ("Group", "User")  # Lead and Case owners: a user or a queue (a Group of Type 'Queue')
 
 OBJECTS: dict[str, ObjectDef] = {o.name: o for o in (
+    # User: no IsDeleted (users are deactivated, never deleted) and neither deletable nor undeletable.
     ObjectDef("User", "005", "Users", (
-        *_system_fields(owned=False)[:2],
-        FieldDef("Username", "string", nillable=False, length=80), FieldDef("Name", "string", writable=False),
-        FieldDef("FirstName", "string", length=40), FieldDef("LastName", "string", nillable=False, length=80),
-        FieldDef("Email", "email", nillable=False), FieldDef("Alias", "string", nillable=False, length=8),
-        _pick("Title", TITLES), _pick("Department", DEPARTMENTS), FieldDef("IsActive", "boolean", nillable=False),
-        *_system_fields(owned=False)[2:],
-    ), required_on_create=("Username", "LastName", "Email", "Alias")),
+        _ID, _text("Username", 80, nillable=False),
+        _text("LastName", 80, nillable=False, compound_field_name="Name"),
+        _text("FirstName", 40, compound_field_name="Name"), _full_name(), _text("CompanyName", 80),
+        _text("Department", 80), _text("Title", 80), FieldDef("Email", "email", nillable=False, length=128),
+        FieldDef("Phone", "phone"), FieldDef("MobilePhone", "phone"), _text("Alias", 8, nillable=False),
+        _text("CommunityNickname", 40), _flag("IsActive"), _pick("TimeZoneSidKey", TIME_ZONES),
+        _ref("UserRoleId", "UserRole"), _pick("LocaleSidKey", LOCALES), _pick("EmailEncodingKey", EMAIL_ENCODINGS),
+        _ref("ProfileId", "Profile"), _pick("UserType", USER_TYPES, writable=False),
+        _pick("LanguageLocaleKey", LANGUAGES), _ref("ManagerId", "User"), _read_only("LastLoginDate", "datetime"),
+        *_audit(), *_recently_viewed(),
+    ), required_on_create=("Username", "LastName", "Email", "Alias"), deletable=False, undeletable=False),
+    # Group: a queue is a Group of Type 'Queue'. No IsDeleted: a deleted group does not go to the recycle bin.
+    ObjectDef("Group", "00G", "Groups", (
+        _ID, _text("Name", 40, nillable=False), _text("DeveloperName", 80), _ref("RelatedId", "User", "UserRole"),
+        _pick("Type", GROUP_TYPES, nillable=False), FieldDef("Email", "email", length=255),
+        _ref("OwnerId", "Organization", "User", rel="Owner", nillable=False, writable=False),
+        _flag("DoesSendEmailToMembers"), _flag("DoesIncludeBosses"), *_audit(),
+    ), required_on_create=("Name", "Type"), undeletable=False),
     ObjectDef("Account", "001", "Accounts", (
-        *_system_fields(owned=True),
-        FieldDef("Name", "string", nillable=False), _pick("Type", ACCOUNT_TYPES), _pick("Industry", INDUSTRIES),
-        *_address("Billing"), FieldDef("Phone", "phone"), FieldDef("Website", "url"), _money("AnnualRevenue", scale=0),
-        FieldDef("NumberOfEmployees", "int", precision=8), _pick("Rating", RATINGS),
-        FieldDef("Description", "textarea"),
-    ), required_on_create=("Name",)),
+        _ID, _IS_DELETED, _master_record("Account"), FieldDef("Name", "string", nillable=False),
+        _pick("Type", ACCOUNT_TYPES), _ref("ParentId", "Account"), *_address("Billing"), *_address("Shipping"),
+        FieldDef("Phone", "phone"), FieldDef("Fax", "phone"), _text("AccountNumber", 40), FieldDef("Website", "url"),
+        _read_only("PhotoUrl", "url"), _text("Sic", 20), _pick("Industry", INDUSTRIES),
+        _money("AnnualRevenue", scale=0), FieldDef("NumberOfEmployees", "int", precision=8),
+        _pick("Ownership", OWNERSHIPS), _text("TickerSymbol", 20), FieldDef("Description", "textarea"),
+        _pick("Rating", RATINGS), _text("Site", 80), _owner(), *_audit(), _read_only("LastActivityDate", "date"),
+        *_recently_viewed(), _text("Jigsaw", 20), _read_only("JigsawCompanyId", "string", length=20),
+        _pick("CleanStatus", CLEAN_STATUSES), _pick("AccountSource", ACCOUNT_SOURCES), _text("DunsNumber", 9),
+        _text("Tradestyle", 255), _text("NaicsCode", 8), _text("NaicsDesc", 120), _text("YearStarted", 4),
+        _text("SicDesc", 80), _ref("DandbCompanyId", "DandBCompany"), _ref("OperatingHoursId", "OperatingHours"),
+    ), required_on_create=("Name",), mergeable=True),
     ObjectDef("Contact", "003", "Contacts", (
-        *_system_fields(owned=True),
-        FieldDef("AccountId", "reference", ("Account",), "Account"),
-        FieldDef("FirstName", "string", length=40), FieldDef("LastName", "string", nillable=False, length=80),
-        FieldDef("Name", "string", nillable=False, writable=False), FieldDef("Email", "email"),
-        FieldDef("Title", "string", length=128), _pick("LeadSource", LEAD_SOURCES),
-        FieldDef("MailingCountry", "string", length=80), FieldDef("Birthdate", "date"),
-        FieldDef("HasOptedOutOfEmail", "boolean", nillable=False), FieldDef("Description", "textarea"),
-    ), required_on_create=("LastName",)),
+        _ID, _IS_DELETED, _master_record("Contact"), _ref("AccountId", "Account"), *_person_name(), _full_name(),
+        *_address("Other"), *_address("Mailing"), FieldDef("Phone", "phone"), FieldDef("Fax", "phone"),
+        FieldDef("MobilePhone", "phone"), FieldDef("HomePhone", "phone"), FieldDef("OtherPhone", "phone"),
+        FieldDef("AssistantPhone", "phone"), _ref("ReportsToId", "Contact"), FieldDef("Email", "email"),
+        _text("Title", 128), _text("Department", 80), _text("AssistantName", 40), _pick("LeadSource", LEAD_SOURCES),
+        FieldDef("Birthdate", "date"), FieldDef("Description", "textarea"), _owner(), _flag("HasOptedOutOfEmail"),
+        _flag("HasOptedOutOfFax"), _flag("DoNotCall"), *_audit(), _read_only("LastActivityDate", "date"),
+        _read_only("LastCURequestDate", "datetime"), _read_only("LastCUUpdateDate", "datetime"),
+        *_recently_viewed(), _text("EmailBouncedReason", 255), FieldDef("EmailBouncedDate", "datetime"),
+        _flag("IsEmailBounced", writable=False), _read_only("PhotoUrl", "url"), _text("Jigsaw", 20),
+        _read_only("JigsawContactId", "string", length=20), _pick("CleanStatus", CLEAN_STATUSES),
+        _ref("IndividualId", "Individual"),
+    ), required_on_create=("LastName",), mergeable=True),
     ObjectDef("Opportunity", "006", "Opportunities", (
-        *_system_fields(owned=True),
-        FieldDef("AccountId", "reference", ("Account",), "Account"), FieldDef("Name", "string", nillable=False),
-        _pick("StageName", OPP_STAGES, nillable=False), _money("Amount"),
-        FieldDef("Probability", "percent", precision=3, scale=0), FieldDef("CloseDate", "date", nillable=False),
-        FieldDef("IsClosed", "boolean", nillable=False, writable=False),
-        FieldDef("IsWon", "boolean", nillable=False, writable=False),
-        _pick("ForecastCategory", FORECAST_CATEGORIES, nillable=False, writable=False),
-        _pick("LeadSource", LEAD_SOURCES), _pick("Type", OPP_TYPES), FieldDef("NextStep", "string"),
+        _ID, _IS_DELETED, _ref("AccountId", "Account"), _flag("IsPrivate"), FieldDef("Name", "string", nillable=False),
+        FieldDef("Description", "textarea"), _pick("StageName", OPP_STAGES, nillable=False), _money("Amount"),
+        FieldDef("Probability", "percent", precision=3, scale=0), _money("ExpectedRevenue", writable=False),
+        FieldDef("TotalOpportunityQuantity", "double", precision=18, scale=2),
+        FieldDef("CloseDate", "date", nillable=False), _pick("Type", OPP_TYPES), _text("NextStep", 255),
+        _pick("LeadSource", LEAD_SOURCES), _flag("IsClosed", writable=False), _flag("IsWon", writable=False),
+        _pick("ForecastCategory", FORECAST_CATEGORIES, picklist_labels=FORECAST_CATEGORY_NAMES, nillable=False,
+              writable=False),
+        _pick("ForecastCategoryName", FORECAST_CATEGORY_NAMES), _ref("CampaignId", "Campaign"),
+        _flag("HasOpportunityLineItem", writable=False), _ref("Pricebook2Id", "Pricebook2"), _owner(), *_audit(),
+        _read_only("LastActivityDate", "date"), _read_only("PushCount", "int", precision=9),
+        _read_only("LastStageChangeDate", "datetime"), _read_only("FiscalQuarter", "int", precision=2),
+        _read_only("FiscalYear", "int", precision=4), _read_only("Fiscal", "string", length=6),
+        _ref("ContactId", "Contact"), *_recently_viewed(), _flag("HasOpenActivity", writable=False),
+        _flag("HasOverdueTask", writable=False),
+        _ref("LastAmountChangedHistoryId", "OpportunityHistory", writable=False),
+        _ref("LastCloseDateChangedHistoryId", "OpportunityHistory", writable=False),
     ), required_on_create=("Name", "StageName", "CloseDate")),
     ObjectDef("Lead", "00Q", "Leads", (
-        *_system_fields(owned=True),
-        FieldDef("FirstName", "string", length=40), FieldDef("LastName", "string", nillable=False, length=80),
-        FieldDef("Name", "string", nillable=False, writable=False), FieldDef("Company", "string", nillable=False),
-        _pick("Status", LEAD_STATUSES, nillable=False), _pick("LeadSource", LEAD_SOURCES),
+        _ID, _IS_DELETED, _master_record("Lead"), *_person_name(), _full_name(), _text("Title", 128),
+        FieldDef("Company", "string", nillable=False), *_address(""), FieldDef("Phone", "phone"),
+        FieldDef("MobilePhone", "phone"), FieldDef("Fax", "phone"), FieldDef("Email", "email"),
+        FieldDef("Website", "url"), _read_only("PhotoUrl", "url"), FieldDef("Description", "textarea"),
+        _pick("LeadSource", LEAD_SOURCES), _pick("Status", LEAD_STATUSES, nillable=False),
         _pick("Industry", INDUSTRIES), _pick("Rating", RATINGS), _money("AnnualRevenue", scale=0),
-        FieldDef("IsConverted", "boolean", nillable=False, writable=False), FieldDef("Email", "email"),
-        FieldDef("Country", "string", length=80),
-    ), required_on_create=("LastName", "Company")),
+        FieldDef("NumberOfEmployees", "int", precision=8), _owner(*QUEUE_OWNED), _flag("HasOptedOutOfEmail"),
+        _flag("IsConverted", writable=False), _read_only("ConvertedDate", "date"),
+        _ref("ConvertedAccountId", "Account", writable=False), _ref("ConvertedContactId", "Contact", writable=False),
+        _ref("ConvertedOpportunityId", "Opportunity", writable=False), _flag("IsUnreadByOwner"), *_audit(),
+        _read_only("LastActivityDate", "date"), _flag("DoNotCall"), _flag("HasOptedOutOfFax"), *_recently_viewed(),
+        _read_only("LastTransferDate", "date"), _text("Jigsaw", 20), _read_only("JigsawContactId", "string", length=20),
+        _pick("CleanStatus", CLEAN_STATUSES), _text("CompanyDunsNumber", 9), _ref("DandbCompanyId", "DandBCompany"),
+        _text("EmailBouncedReason", 255), FieldDef("EmailBouncedDate", "datetime"), _ref("IndividualId", "Individual"),
+    ), required_on_create=("LastName", "Company"), mergeable=True),
     ObjectDef("Case", "500", "Cases", (
-        *_system_fields(owned=True),
+        _ID, _IS_DELETED, _master_record("Case"),
         FieldDef("CaseNumber", "string", nillable=False, writable=False, length=30),
-        FieldDef("AccountId", "reference", ("Account",), "Account"),
-        FieldDef("ContactId", "reference", ("Contact",), "Contact"), FieldDef("Subject", "string"),
-        _pick("Status", CASE_STATUSES), _pick("Priority", CASE_PRIORITIES), _pick("Origin", CASE_ORIGINS),
-        FieldDef("IsClosed", "boolean", nillable=False, writable=False),
-        FieldDef("IsEscalated", "boolean", nillable=False), FieldDef("ClosedDate", "datetime", writable=False),
-        FieldDef("Description", "textarea"),
-    )),
+        _ref("ContactId", "Contact"), _ref("AccountId", "Account"), _ref("AssetId", "Asset"), _ref("ParentId", "Case"),
+        _text("SuppliedName", 80), FieldDef("SuppliedEmail", "email"), _text("SuppliedPhone", 40),
+        _text("SuppliedCompany", 80), _pick("Type", CASE_TYPES), _pick("Status", CASE_STATUSES),
+        _pick("Reason", CASE_REASONS), _pick("Origin", CASE_ORIGINS), FieldDef("Subject", "string"),
+        _pick("Priority", CASE_PRIORITIES), FieldDef("Description", "textarea"), _flag("IsClosed", writable=False),
+        _read_only("ClosedDate", "datetime"), _flag("IsEscalated"), _owner(*QUEUE_OWNED), *_audit(),
+        _read_only("ContactPhone", "phone"), _read_only("ContactMobile", "phone"),
+        _read_only("ContactEmail", "email"), _read_only("ContactFax", "phone"),
+        FieldDef("Comments", "textarea", length=4000), *_recently_viewed(),
+    ), mergeable=True),
 )}
 KEY_PREFIXES = {o.key_prefix: o.name for o in OBJECTS.values()}
+
+# What a polymorphic lookup reaches in SOQL (Lead.Owner, Case.Owner): the ``Name`` entity, the fields its target
+# objects share; on a queue's row, Type is 'Queue'. Not an object of its own: no FROM Name, no describe.
+POLYMORPHIC_PARENT = ObjectDef("Name", "", "Names", (
+    _ID, _text("Name", 121), _text("LastName", 80), _text("FirstName", 40), _pick("Type", ("Queue", "User")),
+    _text("Alias", 8), _ref("UserRoleId", "UserRole"), FieldDef("IsActive", "boolean"), _ref("ProfileId", "Profile"),
+    _text("Title", 80), FieldDef("Email", "email"), FieldDef("Phone", "phone"), _text("NameOrAlias", 121),
+    _text("Username", 80),
+))
+
+
+def parent_object(f: FieldDef) -> ObjectDef | None:
+    """The object a lookup's relationship reaches in SOQL: its target, ``Name`` for a polymorphic lookup, None for a
+    target the emulator does not serve (Campaign, Profile...)."""
+    return POLYMORPHIC_PARENT if f.is_polymorphic else OBJECTS.get(f.reference_to[0]) if f.reference_to else None
 
 
 def lookup_object(name: str) -> ObjectDef | None:
@@ -194,9 +330,10 @@ def _sobject_urls(name: str, version: str) -> dict[str, str]:
 
 def describe_global_entry(obj: ObjectDef, version: str) -> dict[str, Any]:
     """One entry of describeGlobal's ``sobjects`` list."""
-    flags = dict.fromkeys(("queryable", "retrieveable", "replicateable", "searchable", "createable", "updateable",
-                           "deletable", "undeletable", "mergeable", "layoutable", "triggerable", "feedEnabled",
-                           "mruEnabled"), True)
+    per_object = {"deletable": obj.deletable, "undeletable": obj.undeletable, "mergeable": obj.mergeable}
+    flags = {key: per_object.get(key, True) for key in (
+        "queryable", "retrieveable", "replicateable", "searchable", "createable", "updateable", "deletable",
+        "undeletable", "mergeable", "layoutable", "triggerable", "feedEnabled", "mruEnabled")}
     return {"name": obj.name, "label": obj.name, "labelPlural": obj.label_plural, "keyPrefix": obj.key_prefix,
             "custom": False, "customSetting": False, **flags, "activateable": False, "deprecatedAndHidden": False,
             "urls": _sobject_urls(obj.name, version)}
@@ -226,10 +363,10 @@ def describe_field(f: FieldDef) -> dict[str, Any]:
         "externalId": False, "idLookup": f.type == "id",
         "unique": f.type == "id", "caseSensitive": False, "nameField": f.name == "Name",
         "referenceTo": list(f.reference_to), "relationshipName": f.relationship_name,
-        "polymorphicForeignKey": False, "cascadeDelete": False, "restrictedDelete": False,
+        "polymorphicForeignKey": f.is_polymorphic, "cascadeDelete": False, "restrictedDelete": False,
         "compoundFieldName": f.compound_field_name,
-        "picklistValues": [{"active": True, "defaultValue": False, "label": v, "value": v, "validFor": None}
-                           for v in f.picklist],
+        "picklistValues": [{"active": True, "defaultValue": False, "label": label, "value": v, "validFor": None}
+                           for v, label in zip(f.picklist, f.picklist_labels or f.picklist, strict=True)],
         "restrictedPicklist": False, "dependentPicklist": False, "controllerName": None,
         "encrypted": False, "deprecatedAndHidden": False,
         # the rest of a real field describe's keys, at the values a standard field has

@@ -17,6 +17,7 @@ MAX_FIELDS_FUNCTION_LIMIT = 200
 MAX_RELATIONSHIP_DEPTH = 5
 MAX_AGGREGATE_ROWS = 2000  # an aggregate query answers in one batch: no query locator (queryMore) for its rows
 AGGREGATE_RESULT = "AggregateResult"  # the sObject type of an aggregate query's rows
+POLYMORPHIC_PARENT = "Name"  # what a polymorphic relationship (Owner of a Lead: a User or a queue) reaches
 
 TEXT_TYPES = frozenset({"id", "reference", "string", "textarea", "email", "phone", "url", "picklist",
                         "multipicklist", "combobox", "encryptedstring"})
@@ -67,7 +68,9 @@ class FieldInfo(Protocol):
 
 
 class Catalog(Protocol):
-    """The org's objects, their fields in describe order, and their data (all rows incl. soft-deleted)."""
+    """The org's objects, their fields in describe order, and their data (all rows incl. soft-deleted).
+
+    ``fields`` and ``frame`` also answer for POLYMORPHIC_PARENT when an object has a polymorphic lookup."""
 
     def object_names(self) -> list[str]: ...
 
@@ -828,6 +831,13 @@ class _Binder:
                 "the appropriate names."))
         return canonical
 
+    def parent_object(self, ref: FieldInfo) -> str | None:
+        """The object a relationship reaches: a polymorphic lookup (several targets) reaches the ``Name`` entity,
+        which has the fields its targets share (Lead.Owner.Name, never Lead.Owner.Username)."""
+        if len(ref.reference_to) > 1:
+            return POLYMORPHIC_PARENT
+        return self._objects.get(ref.reference_to[0].lower())
+
     def resolve(self, root: str, raw: _RawPath) -> tuple[FieldPath, FieldInfo]:
         if len(raw.names) - 1 > MAX_RELATIONSHIP_DEPTH:
             raise self.fail("MALFORMED_QUERY", raw.pos, (
@@ -836,7 +846,7 @@ class _Binder:
         obj, canonical = root, []
         for name in raw.names[:-1]:
             ref = self.index(obj)[1].get(name.lower())
-            target = self._objects.get(ref.reference_to[0].lower()) if ref is not None else None
+            target = self.parent_object(ref) if ref is not None else None
             if ref is None or target is None:
                 raise self.fail("INVALID_FIELD", raw.pos, (
                     f"Didn't understand relationship '{name}' in field path. If you are attempting to use a custom "
@@ -851,7 +861,8 @@ class _Binder:
         if info is None:
             raise self.fail("INVALID_FIELD", raw.pos,
                             f"No such column '{raw.names[-1]}' on entity '{obj}'. {_NO_SUCH_COLUMN_HINT}")
-        components = tuple(f.name for f in fields if f.compound_field_name == info.name and f.name != info.name)
+        components = tuple(f.name for f in fields if f.compound_field_name == info.name and f.name != info.name) \
+            if info.type in COMPOUND_TYPES else ()  # Name is compound in describe only: a plain string in SOQL
         return FieldPath((*canonical, info.name), info.type, components), info
 
     # SELECT
