@@ -58,7 +58,9 @@ def resolve_path(object_name: str, path: Sequence[str]) -> tuple[list[str], s.Fi
     obj = s.OBJECTS[object_name]
     for rel in path[:-1]:
         ref = next(f for f in obj.fields if f.relationship_name and f.relationship_name.lower() == rel.lower())
-        obj = s.OBJECTS[ref.reference_to[0]]
+        parent = s.parent_object(ref)  # Name for a polymorphic lookup (Lead.Owner: a User or a queue)
+        assert parent is not None, f"{obj.name}.{rel}: not a relationship the SOQL binder accepts"
+        obj = parent
         objects.append(obj.name)
     final = obj.field(path[-1])
     if final is None:
@@ -117,7 +119,10 @@ def _record_field(name: str) -> pl.Expr:
 def _attributes(node: _Node, version: str, column: Column) -> pl.Expr:
     if not node.has_url:
         return pl.struct(pl.lit(node.object_name).alias("type")).alias("attributes")
-    url = pl.concat_str([pl.lit(f"/services/data/v{version}/sobjects/{node.object_name}/"), column(node.id_column)])
+    # a polymorphic parent is typed Name; its url names the record's own object, known from the Id's key prefix
+    url_type = (column(node.id_column).str.slice(0, 3).replace_strict(s.KEY_PREFIXES, default=None)
+                if node.object_name == s.POLYMORPHIC_PARENT.name else pl.lit(node.object_name))
+    url = pl.concat_str([pl.lit(f"/services/data/v{version}/sobjects/"), url_type, pl.lit("/"), column(node.id_column)])
     return pl.struct(pl.lit(node.object_name).alias("type"), url.alias("url")).alias("attributes")
 
 
