@@ -81,11 +81,9 @@ class EmulatorState:
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        """The server clock (UTC, millisecond precision); admin can freeze it."""
-        if self.frozen_now is not None:
-            return self.frozen_now
-        now = datetime.now(timezone.utc)
-        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+        """The server clock (UTC) in whole seconds, the precision of every Salesforce datetime; admin can freeze it."""
+        now = self.frozen_now if self.frozen_now is not None else datetime.now(timezone.utc)
+        return now.replace(microsecond=0)
 
     def record_request(self, kind: str) -> None:
         with self._lock:
