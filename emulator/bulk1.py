@@ -8,7 +8,8 @@ Singer tap posts a batch as ``text/csv`` and reads the batchInfo as XML. Errors 
 
 Results. CSV like Bulk 2.0 (every value quoted, ``Z`` datetimes, null as ``""``), but a query with no rows gives the
 body ``Records not found for this query``. JSON records carry ``attributes`` and nested parents like REST, but
-datetimes and dates are epoch milliseconds (Salesforce's Bulk JSON quirk, simple-salesforce issue #290).
+datetimes and dates are epoch milliseconds (Salesforce's Bulk JSON quirk, simple-salesforce issue #290). Doubles are
+written as Java writes them in CSV and JSON alike (``4.6559E8``).
 
 Faults use the Bulk 2.0 kinds (job and batch creation ``bulk.create``, status reads ``bulk.status``, results
 ``bulk.results``) and answer in this API's format (``expire`` is a 400 InvalidSessionId here); on a batch creation
@@ -37,6 +38,7 @@ from emulator import schema as s
 from emulator.auth import ADMIN_USER_ID
 from emulator.bulk import Bulk1Error, ClassicBatch, ClassicJob, bulk_query_problem
 from emulator.faults import ERROR_ACTIONS, Fault
+from emulator.numbers import exponent_columns, marked_double_expr, unmark_json
 from emulator.render import ROOT_ID, RecordPlan, csv_chunks, csv_ready, record_plan
 from emulator.routes import SUPPORTED_VERSIONS, with_root_id
 from emulator.soql import SoqlError, SoqlQuery, execute, parse_soql
@@ -402,20 +404,22 @@ def json_records(rows: pl.DataFrame, plan: RecordPlan) -> bytes:
     datetimes and dates as epoch milliseconds."""
     if rows.height == 0:
         return b"[]"
-    encoded = rows.select(_json_node(plan.root, plan.version, "r").struct.json_encode()).to_series()
+    record = _json_node(plan.root, plan.version, "r", exponent_columns(rows))
+    encoded = unmark_json(rows.select(record.struct.json_encode()).to_series())
     return b"[" + ",".join(encoded.to_list()).encode() + b"]"
 
 
-def _json_node(node: Any, version: str, key: str) -> pl.Expr:
+def _json_node(node: Any, version: str, key: str, java: frozenset[str]) -> pl.Expr:
     """One record object of ``render.record_plan``'s tree (its nodes: object_name, id_column, children)."""
     url = pl.concat_str([pl.lit(f"/services/data/v{version}/sobjects/{node.object_name}/"), pl.col(node.id_column)])
     members = [pl.struct(pl.lit(node.object_name).alias("type"), url.alias("url")).alias("attributes")]
     for child_key, child in node.children.items():
         if isinstance(child, tuple):
             column, f = child
-            members.append(_epoch_value(column, f).alias(child_key))
+            value = marked_double_expr(pl.col(column)) if column in java else _epoch_value(column, f)
+            members.append(value.alias(child_key))
         else:
-            members.append(_json_node(child, version, child_key))
+            members.append(_json_node(child, version, child_key, java))
     obj = pl.struct(members)
     if node.id_column != ROOT_ID:  # a null lookup is "Owner": null
         obj = pl.when(pl.col(node.id_column).is_null()).then(None).otherwise(obj)

@@ -1,6 +1,6 @@
 """Query results as Salesforce writes them: REST JSON records (nested relationships and subqueries, ``+0000``
-datetimes, AggregateResult rows) and Bulk 2.0 CSV (everything quoted, ``Z`` datetimes). Pure functions over Polars
-frames."""
+datetimes, AggregateResult rows) and Bulk 2.0 CSV (everything quoted, ``Z`` datetimes); doubles in both as Java writes
+them (``4.6559E8``, see ``numbers``). Pure functions over Polars frames."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from emulator import schema as s
+from emulator.numbers import exponent_columns, java_double_series, marked_double_expr, unmark_json
 from emulator.soql_parser import AGGREGATE_RESULT
 
 REST_DATETIME = "%Y-%m-%dT%H:%M:%S%.3f+0000"
@@ -20,8 +21,9 @@ BULK_DATETIME = "%Y-%m-%dT%H:%M:%S%.3fZ"
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 ROOT_ID = "__root_id__"  # hidden column with the root record's Id, for attributes.url
-_ADDRESS_KEYS = ("street", "city", "state", "postalCode", "country", "stateCode", "countryCode", "latitude",
-                 "longitude", "geocodeAccuracy")
+# an address value's keys, in the order real orgs write them; stateCode/countryCode only exist where state and country
+# picklists are enabled, which this org (like most) does not have
+_ADDRESS_KEYS = ("city", "country", "geocodeAccuracy", "latitude", "longitude", "postalCode", "state", "street")
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,10 @@ def _attributes(node: _Node, version: str, column: Column) -> pl.Expr:
     return pl.struct(pl.lit(node.object_name).alias("type"), url.alias("url")).alias("attributes")
 
 
-def _value(col: pl.Expr, f: s.FieldDef | None, dtype: pl.DataType) -> pl.Expr:
+def _value(col: pl.Expr, f: s.FieldDef | None, dtype: pl.DataType, java: bool) -> pl.Expr:
+    """A leaf's JSON value; ``java``: a double column holding values Java writes with an exponent (marked text)."""
+    if java and dtype.is_float():
+        return marked_double_expr(col)
     kind = f.type if f is not None else _dtype_kind(dtype)
     if kind == "datetime":
         return col.dt.strftime(REST_DATETIME)
@@ -152,16 +157,17 @@ def _dtype_kind(dtype: pl.DataType) -> str:
 
 
 def _node_expr(node: _Node, version: str, dtypes: Mapping[str, pl.DataType], key: str,
-               column: Column = _frame_column) -> pl.Expr:
+               column: Column = _frame_column, java: frozenset[str] | None = None) -> pl.Expr:
+    """``java``: the double columns to write in Java's text (None: every double, as inside a subquery's records)."""
     members = [_attributes(node, version, column)]
     for child_key, child in node.children.items():
         if isinstance(child, _Node):
-            members.append(_node_expr(child, version, dtypes, child_key, column))
+            members.append(_node_expr(child, version, dtypes, child_key, column, java))
         elif isinstance(child, _ChildRecords):
             members.append(_child_records(child, version, dtypes[child.column], column).alias(child_key))
         else:
             name, f = child
-            members.append(_value(column(name), f, dtypes[name]).alias(child_key))
+            members.append(_value(column(name), f, dtypes[name], java is None or name in java).alias(child_key))
     obj = pl.struct(members)
     if node.id_column != ROOT_ID:  # a null lookup is "Owner": null, not an object of nulls
         obj = pl.when(column(node.id_column).is_null()).then(None).otherwise(obj)
@@ -187,15 +193,17 @@ def rest_records(frame: pl.DataFrame, plan: RecordPlan) -> bytes:
     """The JSON array of REST records for these result rows (the ``records`` value of a query page)."""
     if frame.height == 0:
         return b"[]"
-    encoded = frame.select(_node_expr(plan.root, plan.version, frame.schema, "r").struct.json_encode()).to_series()
+    record = _node_expr(plan.root, plan.version, frame.schema, "r", java=exponent_columns(frame))
+    encoded = unmark_json(frame.select(record.struct.json_encode()).to_series())
     return b"[" + ",".join(encoded.to_list()).encode() + b"]"  # str.join in Polars is ~3x slower here
 
 
 def csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
-    """Dates and datetimes as their Bulk CSV text, once per job (formatting them is most of the CSV cost)."""
+    """Dates, datetimes and doubles as their Bulk CSV text, once per job (formatting them is most of the CSV cost)."""
     return frame.with_columns(
         [pl.col(c).dt.strftime(BULK_DATETIME) for c, d in frame.schema.items() if isinstance(d, pl.Datetime)]
-        + [pl.col(c).dt.strftime("%Y-%m-%d") for c, d in frame.schema.items() if isinstance(d, pl.Date)])
+        + [pl.col(c).dt.strftime("%Y-%m-%d") for c, d in frame.schema.items() if isinstance(d, pl.Date)]
+        + [java_double_series(frame[c]) for c in exponent_columns(frame)])
 
 
 def csv_chunks(frame: pl.DataFrame, columns: Sequence[str], *, delimiter: str = "COMMA", line_ending: str = "LF",

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.numbers import dumps_json
+
 JSON_TYPE = "application/json;charset=UTF-8"
 
 
@@ -46,9 +48,9 @@ class ApiError(Exception):
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    """Compact JSON, as Salesforce writes it (``","`` and ``":"``, no spaces), UTF-8 rather than ``\\u`` escapes."""
-    return Response(status, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
-                    headers=headers or {})
+    """Compact JSON, as Salesforce writes it (``","`` and ``":"``, no spaces), UTF-8 rather than ``\\u`` escapes,
+    doubles as Java writes them (``4.6559E8``)."""
+    return Response(status, dumps_json(payload), headers=headers or {})
 
 
 def compact_json(body: bytes) -> bytes:

@@ -5,15 +5,18 @@ Quirks handled here, each on purpose:
   both become the dot-path column ``Owner.Name`` (empty for a null parent), as Bulk writes them.
 - REST datetimes end in ``+0000``; Bulk writes ``Z``. We write ``2024-01-01T12:00:00.000Z`` for both.
 - booleans are JSON true/false; Bulk writes ``true``/``false``.
-- numbers keep the text JSON gives them (``1500.0``, ``42``); compound fields (address, location) become
-  compact JSON text (Bulk cannot select them at all).
+- numbers keep the text Salesforce gives them (``1500.0``, ``42``): a double is written as Java writes it, as Bulk
+  does, so 465590000 is ``4.6559E8`` whichever API read it (``json`` would give ``465590000.0``); compound fields
+  (address, location) become compact JSON text (Bulk cannot select them at all).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from utils.sf_types import COMPOUND_TYPES, NUMERIC_TYPES
@@ -40,12 +43,26 @@ def format_boolean(value: Any) -> str:
     return "true" if value else "false"
 
 
+def format_double(value: float) -> str:
+    """A double as Salesforce writes it everywhere (Java's ``Double.toString``): plain for 1e-3 <= |x| < 1e7 and
+    zero (``465590.0``), else one digit, the shortest round-trip rest and an exponent (``4.6559E8``, ``1.0E-4``)."""
+    if value == 0 or not math.isfinite(value) or 1e-3 <= abs(value) < 1e7:
+        return json.dumps(value)  # repr: Java's digits in this range
+    sign, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    power = len(digits) - 1 + int(exponent)
+    digits = digits.rstrip("0")
+    return f"{'-' if sign else ''}{digits[0]}.{digits[1:] or '0'}E{power}"
+
+
 def format_number(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):  # never expected, but True is an int in Python
         return "1" if value else "0"
-    if isinstance(value, (int, float)):
+    if isinstance(value, float):
+        return format_double(value)
+    if isinstance(value, int):
         return json.dumps(value)
     return str(value)
 
@@ -85,8 +102,9 @@ def _format_column(values: list[Any], sf_type: str) -> list[str]:
         return ["" if v is None else (v[:-5] + "Z" if len(v) == 28 and v.endswith("+0000") else format_datetime(v))
                 for v in values]
     if t in NUMERIC_TYPES:
-        # repr(float) is exactly the text json.dumps gives a finite float
-        return ["" if v is None else (repr(v) if v.__class__ is float else format_number(v)) for v in values]
+        # repr(float) is Java's text in its plain range (and what json.dumps gives a finite float)
+        return ["" if v is None else (repr(v) if v.__class__ is float and 1e-3 <= abs(v) < 1e7 else format_number(v))
+                for v in values]
     if t == "boolean":
         return ["" if v is None else ("true" if v is True else "false" if v is False else format_boolean(v))
                 for v in values]

@@ -26,6 +26,17 @@ def test_numbers_keep_json_text(value, expected):
     assert format_number(value) == expected
 
 
+# doubles as Salesforce writes them in REST JSON and Bulk CSV alike (Java's Double.toString)
+@pytest.mark.parametrize(("value", "expected"), [
+    (465590000.0, "4.6559E8"), (1e7, "1.0E7"), (123456789.0, "1.23456789E8"), (-465590000.0, "-4.6559E8"),
+    (9999999.0, "9999999.0"), (0.001, "0.001"), (0.0001, "1.0E-4"), (0.0, "0.0"), (12345678.9, "1.23456789E7"),
+    (1e16, "1.0E16"), (2e23, "2.0E23"),
+])
+def test_doubles_are_written_as_salesforce_writes_them(value, expected):
+    assert format_number(value) == expected
+    assert build_row_converter(["AnnualRevenue"], ["currency"])({"AnnualRevenue": value}) == [expected]
+
+
 def test_row_converter_flattens_relationships_and_null_parents():
     convert = build_row_converter(
         ["Id", "Owner.Name", "Account.Owner.Name", "IsWon", "Amount", "CloseDate", "BillingAddress", "Name"],
