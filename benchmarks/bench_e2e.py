@@ -308,7 +308,7 @@ def _scale_env(info) -> dict[str, str]:
 def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dict[str, Any]:
     from emulator import run_emulator
 
-    with run_emulator(rows=rows, faults="") as info:
+    with run_emulator(rows=rows, faults="", living_rate=0) as info:
         env = _scale_env(info)
         cases = [Case(f"orchestrator[{label}]", "benchmarks.bench_e2e:setup_orchestrator",
                       {"data_root": str(WORK / "e2e-data" / f"{label}-prefect")}, env=env),

@@ -132,7 +132,7 @@ def serve_opportunities(rows: int):
     """An emulator subprocess serving ``rows`` Opportunities; yields the env a child needs to reach it."""
     from emulator import run_emulator
 
-    with run_emulator(rows={OBJECT: rows}, faults="") as info:
+    with run_emulator(rows={OBJECT: rows}, faults="", living_rate=0) as info:
         yield {_ENV_URL: info.instance_url, _ENV_TOKEN: info.access_token, _ENV_CA: info.ca_bundle}
 
 

@@ -51,7 +51,7 @@ def _touch(info, ids: list[str], stamp: int) -> None:
 
 
 def run(rows: int, changed_pct: float, repeats: int) -> dict:
-    with run_emulator(rows={"Opportunity": rows}) as info, tempfile.TemporaryDirectory() as tmp:
+    with run_emulator(rows={"Opportunity": rows}, living_rate=0) as info, tempfile.TemporaryDirectory() as tmp:
         conn = SalesforceConnection(Credentials(flow="access_token", instance_url=info.instance_url,
                                                 access_token=info.access_token, ca_bundle=info.ca_bundle))
         root = Path(tmp)

@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--rest-limit", type=int, default=200_000, help="rows read over REST paging")
     parser.add_argument("--max-records", type=int, default=100_000, help="Bulk maxRecords per page")
     args = parser.parse_args()
-    with run_emulator(rows={"Opportunity": args.rows}) as info, emulator_session(info) as http:
+    with run_emulator(rows={"Opportunity": args.rows}, living_rate=0) as info, emulator_session(info) as http:
         sf = Salesforce(instance_url=info.instance_url, session_id=info.access_token, session=http)
         bench_rest(sf, http, info.instance_url, info.access_token, args.rest_limit)
         bench_bulk(sf, http, info.instance_url, info.access_token, args.max_records)

@@ -13,11 +13,9 @@ from emulator.auth import Credentials
 from emulator.faults import FaultSpecError, parse_faults
 from emulator.org import DEFAULT_SEED, SCALES, parse_rows, resolve_sizes
 from emulator.server import info_line, start_server
-from emulator.state import EmulatorConfig
+from emulator.state import LIVING_ENV, EmulatorConfig, living_rate_of
 
 FAULTS_ENV = "SF_EMULATOR_FAULTS"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emulator", description="Embedded Salesforce API emulator")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reject LIMIT/ORDER BY in Bulk queries, as some 2023-24 doc releases describe")
     serve.add_argument("--jwt-cert", default=None,
                        help="PEM certificate/public key that verifies JWT bearer assertions (or $SF_EMULATOR_JWT_CERT)")
+    serve.add_argument("--living-rate", default=None,
+                       help=f"how fast the org changes with time (default: ${LIVING_ENV}, else 1; 0: never)")
     serve.add_argument("--exit-with-parent", action="store_true",
                        help="also stop when stdin reaches end-of-file: give it a pipe whose other end the parent "
                             "holds, and the server goes when the parent does, even after kill -9 (run_emulator "
@@ -58,6 +58,7 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
         cursor_ttl_s=args.cursor_ttl_s, invalid_locator_status=args.invalid_locator_status,
         bulk_reject_limit_order_by=args.bulk_reject_limit_order_by,
         credentials=Credentials.from_env(env, jwt_cert=args.jwt_cert),
+        living_rate=living_rate_of(args.living_rate, env),
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from emulator.org import DEFAULT_SEED, parse_rows, resolve_sizes
-from emulator.state import EmulatorConfig
+from emulator.state import EmulatorConfig, living_rate_of
 
 STARTUP_TIMEOUT_S = 180.0  # a `large` org takes a while to generate
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,13 +45,15 @@ def _rows_arg(rows: Mapping[str, int] | None) -> str:
 
 
 def _serve_command(seed: int, scale: str, rows: Mapping[str, int] | None, latency_ms: int, faults: str | None,
-                   extra_args: Sequence[str]) -> list[str]:
+                   living_rate: float | None, extra_args: Sequence[str]) -> list[str]:
     cmd = [sys.executable, "-m", "emulator", "serve", "--exit-with-parent", "--seed", str(seed), "--scale", scale,
            "--latency-ms", str(latency_ms)]
     if rows:
         cmd += ["--rows", _rows_arg(rows)]
     if faults is not None:
         cmd += ["--faults", faults]
+    if living_rate is not None:
+        cmd += ["--living-rate", str(living_rate)]
     return cmd + list(extra_args)
 
 
@@ -103,22 +105,23 @@ def _thread_emulator(config: EmulatorConfig) -> Iterator[EmulatorInfo]:
 
 @contextmanager
 def run_emulator(*, seed: int = DEFAULT_SEED, scale: str = "small", rows: dict[str, int] | None = None,
-                 latency_ms: int = 0, faults: str | None = None, in_process: bool = False,
-                 extra_args: Sequence[str] = ()) -> Iterator[EmulatorInfo]:
+                 latency_ms: int = 0, faults: str | None = None, living_rate: float | None = None,
+                 in_process: bool = False, extra_args: Sequence[str] = ()) -> Iterator[EmulatorInfo]:
     """Run an emulator for the ``with`` block: a ``python -m emulator serve`` subprocess (its own GIL), or a
     background thread with ``in_process=True``. ``extra_args`` are further ``serve`` flags (subprocess only).
-    ``faults=None`` lets the subprocess read ``SF_EMULATOR_FAULTS``; pass ``""`` for certainly no faults."""
+    ``faults=None`` lets the subprocess read ``SF_EMULATOR_FAULTS``; pass ``""`` for certainly no faults.
+    ``living_rate=None`` reads ``SF_EMULATOR_LIVING_RATE`` (default 1: the org changes with time); 0: it never does."""
     resolve_sizes(scale, rows)  # fail fast, in the caller, on a bad scale or object name
     if in_process:
         if extra_args:
             msg = "extra_args apply to the subprocess emulator only; drop them or use in_process=False"
             raise ValueError(msg)
         config = EmulatorConfig(seed=seed, scale=scale, rows=parse_rows(_rows_arg(rows)), latency_ms=latency_ms,
-                                faults=faults)
+                                faults=faults, living_rate=living_rate_of(living_rate))
         with _thread_emulator(config) as info:
             yield info
         return
-    with _subprocess_emulator(_serve_command(seed, scale, rows, latency_ms, faults, extra_args)) as info:
+    with _subprocess_emulator(_serve_command(seed, scale, rows, latency_ms, faults, living_rate, extra_args)) as info:
         yield info
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -12,9 +13,26 @@ from emulator.auth import Credentials, OrgIdentity, TokenStore, org_identity
 from emulator.bulk import BulkJobs
 from emulator.cursors import QueryCursors
 from emulator.faults import Fault, FaultPlan
+from emulator.living import LivingOrg
 from emulator.org import DEFAULT_SEED, Org
 
 API_VERSION = "59.0"
+
+LIVING_ENV = "SF_EMULATOR_LIVING_RATE"
+
+
+def living_rate_of(value: str | float | None, env: dict[str, str] | None = None) -> float:
+    """The living org's rate: ``value``, else ``$SF_EMULATOR_LIVING_RATE``, else 1; ValueError if not a number >= 0."""
+    env = dict(os.environ if env is None else env)
+    text = value if value is not None else env.get(LIVING_ENV) or "1"
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not rate >= 0:
+        msg = f"living rate {text!r}: use a number >= 0 (1: the default pace, 0: an org that never changes)"
+        raise ValueError(msg)
+    return rate
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,7 @@ class EmulatorConfig:
     invalid_locator_status: int = 400  # [unverified] in the fact sheet: kept configurable
     bulk_reject_limit_order_by: bool = False  # some 2023-24 doc releases said Bulk 2.0 rejects them
     credentials: Credentials = field(default_factory=Credentials)
+    living_rate: float = 1.0  # how fast the org changes with time (emulator/living.py); 0: a still org
 
 
 class ApiUsage:
@@ -79,6 +98,13 @@ class EmulatorState:
         self.frozen_now: datetime | None = None
         self.instance_url = ""
         self._lock = threading.Lock()
+        self.living = LivingOrg(org, rate=config.living_rate) if config.living_rate > 0 else None
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Bring a living org to the server's clock: every change scheduled up to now becomes visible."""
+        if self.living is not None:
+            self.living.advance(self.org, self.now())
 
     def now(self) -> datetime:
         """The server clock (UTC) in whole seconds, the precision of every Salesforce datetime; admin can freeze it."""
@@ -94,6 +120,7 @@ class EmulatorState:
         latency plus its fault's, and the fault's effect on the org applied (a daily-limit fault exhausts the
         quota, an expiry revokes the session). Returns the fault to answer with; each API words its own error."""
         self.record_request(kind)
+        self.catch_up()
         decision = self.faults.decide(kind)
         time.sleep((self.config.latency_ms + decision.latency_ms) / 1000)
         fault = decision.fault
@@ -115,3 +142,6 @@ class EmulatorState:
             self.requests_by_kind.clear()
         if data:
             self.org.reset()
+            if self.living is not None:
+                self.living.rewind()
+            self.catch_up()

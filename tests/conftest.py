@@ -25,6 +25,9 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ["SF_ENV_FILE"] = ""
 for _name in [n for n in os.environ if n.startswith("SF_") and n != "SF_ENV_FILE"]:
     os.environ.pop(_name)
+# A still org for the suite: tests compare reads taken seconds apart, which a living org (emulator/living.py) may
+# change in between; the living org's own tests ask for it (living_rate=1) and step a frozen clock.
+os.environ["SF_EMULATOR_LIVING_RATE"] = "0"
 
 import pytest  # noqa: E402
 
