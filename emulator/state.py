@@ -47,7 +47,7 @@ class EmulatorConfig:
     latency_ms: int = 0
     faults: str | None = None
     daily_limit: int = 1_000_000
-    bulk_delay_ms: int = 0  # time a Bulk query job stays InProgress before JobComplete
+    bulk_delay_ms: int = 300  # time a Bulk query job (a Bulk 1.0 batch) takes to complete
     cursor_ttl_s: float = 900.0
     invalid_locator_status: int = 400  # [unverified] in the fact sheet: kept configurable
     bulk_reject_limit_order_by: bool = False  # some 2023-24 doc releases said Bulk 2.0 rejects them
