@@ -1,5 +1,11 @@
 """Bulk query job stores: Bulk API 2.0 jobs (create, state progression, abort/delete, CSV result pages) and
-Bulk API 1.0 jobs with their batches (``ClassicJobs``; the ``/services/async`` protocol is in ``bulk1.py``)."""
+Bulk API 1.0 jobs with their batches (``ClassicJobs``; the ``/services/async`` protocol is in ``bulk1.py``).
+
+States follow the clock as on a real org: a Bulk 2.0 job is ``UploadComplete`` (queued) for its first moments, then
+``InProgress``, then ``JobComplete`` once the configured delay has passed (and its rows are formatted); a Bulk 1.0
+batch goes ``Queued``, ``InProgress``, ``Completed``. Job dates have Salesforce's second precision
+(``...T12:00:00.000+0000``), and ``systemModstamp`` is the time of the last state change (the time it happened,
+whenever it is looked at)."""
 
 from __future__ import annotations
 
@@ -9,11 +15,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
 
+from emulator.auth import ADMIN_USER_ID
 from emulator.ids import make_id
 from emulator.render import DELIMITERS, LINE_ENDINGS, csv_chunks, csv_ready, rest_value
 from emulator.soql import SoqlQuery
@@ -21,6 +28,31 @@ from emulator.web import ApiError, not_found
 
 DEFAULT_MAX_RECORDS = 50_000  # simple-salesforce's default page size; it always sends maxRecords anyway
 TERMINAL = ("JobComplete", "Failed", "Aborted")
+MAX_QUEUED_S = 0.1  # a job waits at most this long (a third of its delay if shorter) in the queue before it runs
+
+
+def whole_seconds(when: datetime) -> datetime:
+    """A job date at Salesforce's precision (``.000``)."""
+    return when.replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a job (or batch) created now leaves the queue and finishes, on the monotonic clock, and its created date."""
+
+    created: datetime
+    started: float  # monotonic time it leaves the queue (UploadComplete / Queued -> InProgress)
+    ready: float  # monotonic time it may finish (-> JobComplete / Completed)
+    origin: float  # monotonic time of creation
+
+    @classmethod
+    def starting(cls, now: datetime, delay_s: float) -> Schedule:
+        origin = time.monotonic()
+        return cls(whole_seconds(now), origin + min(MAX_QUEUED_S, delay_s / 3), origin + delay_s, origin)
+
+    def stamp(self, at: float) -> datetime:
+        """The date of a state change that happened at monotonic time ``at``."""
+        return whole_seconds(self.created + timedelta(seconds=max(at - self.origin, 0.0)))
 
 
 @dataclass
@@ -28,8 +60,7 @@ class BulkJob:
     id: str
     operation: str
     object_name: str
-    created: datetime
-    ready_at: float  # monotonic time the job turns JobComplete
+    schedule: Schedule
     column_delimiter: str = "COMMA"
     line_ending: str = "LF"
     api_version: str = "59.0"
@@ -39,13 +70,29 @@ class BulkJob:
     modstamp: datetime | None = None
     held: bool = False  # a ``hold`` fault keeps the job InProgress (a stuck job) while set
     processed: threading.Event = field(default_factory=threading.Event)
+    processed_at: float = 0.0  # monotonic time its rows were ready
+
+    @property
+    def created(self) -> datetime:
+        return self.schedule.created
+
+    def advance(self) -> None:
+        """Bring a running job's state up to now: queued, running, or complete once its delay has passed."""
+        if self.state not in ("UploadComplete", "InProgress"):
+            return
+        now = time.monotonic()
+        if not self.held and self.processed.is_set() and now >= self.schedule.ready:
+            finished = max(self.schedule.ready, self.processed_at)
+            self.state, self.modstamp = "JobComplete", self.schedule.stamp(finished)
+        elif self.held or now >= self.schedule.started:
+            self.state, self.modstamp = "InProgress", self.schedule.stamp(self.schedule.started)
 
     def info(self, *, full: bool = True) -> dict[str, Any]:
         """The job JSON: the create response (``full=False``) or ``GET /jobs/query/{id}``."""
         stamp = rest_value(self.modstamp or self.created)
         body: dict[str, Any] = {
             "id": self.id, "operation": self.operation, "object": self.object_name,
-            "createdById": "005EM0000000001YAA", "createdDate": rest_value(self.created),
+            "createdById": ADMIN_USER_ID, "createdDate": rest_value(self.created),
             "systemModstamp": stamp, "state": self.state, "concurrencyMode": "Parallel", "contentType": "CSV",
             "apiVersion": float(self.api_version), "lineEnding": self.line_ending,
             "columnDelimiter": self.column_delimiter,
@@ -95,6 +142,7 @@ def decode_locator(locator: str) -> int:
 
 def _process(job: BulkJob, frame: pl.DataFrame) -> None:
     job.frame = csv_ready(frame)
+    job.processed_at = time.monotonic()
     job.processed.set()
 
 
@@ -124,8 +172,8 @@ class BulkJobs:
         with self._lock:
             self._next += 1
             self.created_count += 1
-            job = BulkJob(make_id("750", self._next), operation, object_name, now, time.monotonic() + self.delay_s,
-                          delimiter, line_ending, version)
+            job = BulkJob(make_id("750", self._next), operation, object_name,
+                          Schedule.starting(now, self.delay_s), delimiter, line_ending, version)
             self._jobs[job.id] = job
         # Like Salesforce, the job "runs" after the create call returns: format the result for CSV in the
         # background (InProgress meanwhile), so result pages are then only sliced and written.
@@ -136,9 +184,7 @@ class BulkJobs:
         job = self._jobs.get(job_id)
         if job is None:
             raise not_found()
-        if job.state in ("UploadComplete", "InProgress"):
-            done = not job.held and job.processed.is_set() and time.monotonic() >= job.ready_at
-            job.state = "JobComplete" if done else "InProgress"
+        job.advance()
         return job
 
     def hold(self, job_id: str, held: bool) -> None:
@@ -152,7 +198,7 @@ class BulkJobs:
         job = self.get(job_id)
         if job.state in TERMINAL and not force:
             raise ApiError(400, "INVALIDJOBSTATE", f"Job with ID {job_id} is already {job.state}")
-        job.state, job.error_message, job.modstamp, job.frame = state, message, now, None
+        job.state, job.error_message, job.modstamp, job.frame = state, message, whole_seconds(now), None
         return job
 
     def delete(self, job_id: str) -> None:
@@ -168,8 +214,13 @@ class BulkJobs:
             self._jobs.clear()
         self.v1.clear()
 
-    def page(self, job_id: str, *, locator: str | None, max_records: int | None) -> ResultPage:
+    def page(self, job_id: str, *, locator: str | None, max_records: int | None, version: str) -> ResultPage:
+        """A result page; ``version``: the API version of the request, which must be the job's (else 409)."""
         job = self.get(job_id)
+        if version != job.api_version:
+            raise ApiError(409, "INVALIDVERSION", f"Job {job_id} was created with API version {job.api_version}: "
+                           f"get its results with that version (/services/data/v{job.api_version}/jobs/query/"
+                           f"{job_id}/results), not {version}")
         if job.state != "JobComplete" or job.frame is None:
             raise ApiError(412, "JOB_NOT_COMPLETE", f"Job {job_id} is in state {job.state}; results need JobComplete")
         start = decode_locator(locator) if locator else 0
@@ -205,14 +256,17 @@ class ClassicBatch:
     id: str
     job_id: str
     soql: str
-    created: datetime
-    ready_at: float  # monotonic time the batch leaves Queued/InProgress
+    schedule: Schedule
     query: SoqlQuery | None = None  # the parsed SOQL (None when it did not parse)
     rows: pl.DataFrame | None = None  # executed result (the SELECT columns, the root Id and parent-Id columns)
     failure: str | None = None  # stateMessage of a batch that fails
     state: str = "Queued"
     modstamp: datetime | None = None
     result_ids: tuple[str, ...] = ()
+
+    @property
+    def created(self) -> datetime:
+        return self.schedule.created
 
     @property
     def records_processed(self) -> int:
@@ -254,28 +308,22 @@ class ClassicJobs:
 
     def create(self, *, operation: str, object_name: str, content_type: str, concurrency_mode: str, version: str,
                now: datetime, pk_chunk_size: int | None = None) -> ClassicJob:
-        job = ClassicJob(self._new_id("750"), operation, object_name, content_type, concurrency_mode, version, now,
-                         pk_chunk_size)
+        job = ClassicJob(self._new_id("750"), operation, object_name, content_type, concurrency_mode, version,
+                         whole_seconds(now), pk_chunk_size)
         with self._lock:
             self._jobs[job.id] = job
         return job
 
-    def job(self, job_id: str, now: datetime) -> ClassicJob:
-        """The job, its batches' states brought up to ``now`` (the server clock)."""
+    def job(self, job_id: str, now: datetime) -> ClassicJob:  # noqa: ARG002 - states follow the monotonic clock
+        """The job, its batches' states brought up to now; its systemModstamp is its last batch's change, if later."""
         job = self._jobs.get(job_id)
         if job is None:
             raise Bulk1Error(400, "InvalidJob", f"Invalid job id: {job_id}")
         for batch in job.batches.values():
-            self._refresh(batch, now)
+            _advance_batch(batch)
+            if batch.modstamp is not None and batch.modstamp > (job.modstamp or job.created):
+                job.modstamp = batch.modstamp
         return job
-
-    def _refresh(self, batch: ClassicBatch, now: datetime) -> None:
-        if batch.state in BATCH_DONE_V1:
-            return
-        if time.monotonic() < batch.ready_at:
-            batch.state = "InProgress"
-            return
-        batch.state, batch.modstamp = ("Failed" if batch.failure else "Completed"), max(now, batch.created)
 
     def add_batch(self, job: ClassicJob, soql: str, now: datetime, *, query: SoqlQuery | None = None,
                   rows: pl.DataFrame | None = None, failure: str | None = None,
@@ -284,10 +332,10 @@ class ClassicJobs:
         if job.state != "Open":
             raise Bulk1Error(400, "InvalidJobState", f"Job {job.id} is {job.state}: batches can only be added to an "
                              "Open job; create a new job")
-        batch = ClassicBatch(self._new_id("751"), job.id, soql, now, time.monotonic() + self.delay_s, query, rows,
+        batch = ClassicBatch(self._new_id("751"), job.id, soql, Schedule.starting(now, self.delay_s), query, rows,
                              failure)
         if not_processed:
-            batch.state, batch.modstamp = "NotProcessed", now
+            batch.state, batch.modstamp = "NotProcessed", batch.created
         elif rows is not None:
             batch.result_ids = (self._new_id("752")[:15],)
         with self._lock:
@@ -306,13 +354,25 @@ class ClassicJobs:
         if (job.state, state) not in JOB_TRANSITIONS_V1:
             raise Bulk1Error(400, "InvalidJobState", f"Cannot change the state of job {job.id} from {job.state} to "
                              f"{state}: an Open job can be Closed or Aborted, a Closed one Aborted")
-        job.state, job.modstamp = state, now
+        job.state, job.modstamp = state, whole_seconds(now)
         if state == "Aborted":
             for batch in job.batches.values():
                 if batch.state not in BATCH_DONE_V1:
-                    batch.state, batch.modstamp, batch.rows = "NotProcessed", now, None
+                    batch.state, batch.modstamp, batch.rows = "NotProcessed", job.modstamp, None
         return job
 
     def clear(self) -> None:
         with self._lock:
             self._jobs.clear()
+
+
+def _advance_batch(batch: ClassicBatch) -> None:
+    """Bring a batch's state up to now: Queued, InProgress, then Completed (or Failed) once its delay has passed."""
+    if batch.state in BATCH_DONE_V1:
+        return
+    now = time.monotonic()
+    if now >= batch.schedule.ready:
+        batch.state = "Failed" if batch.failure else "Completed"
+        batch.modstamp = batch.schedule.stamp(batch.schedule.ready)
+    elif now >= batch.schedule.started:
+        batch.state, batch.modstamp = "InProgress", batch.schedule.stamp(batch.schedule.started)

@@ -438,7 +438,7 @@ def bulk_results(state: EmulatorState, req: Request, job_id: str) -> Response:
     if max_records is not None and not max_records.isdigit():
         raise ApiError(400, "INVALIDREQUEST", f"maxRecords must be a positive whole number, not {max_records!r}")
     page = state.jobs.page(job_id, locator=req.query.get("locator") or None,
-                           max_records=int(max_records) if max_records else None)
+                           max_records=int(max_records) if max_records else None, version=req.version)
     headers = {"Sforce-NumberOfRecords": str(page.number_of_records), "Sforce-Locator": page.next_locator}
     return Response(200, page.chunks, content_type="text/csv", headers=headers)
 

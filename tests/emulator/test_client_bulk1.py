@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from datetime import date, datetime, timezone
 from xml.etree import ElementTree
 
@@ -102,6 +103,14 @@ class Bulk1:
     def batch(self, job_id: str, batch_id: str) -> ElementTree.Element:
         return ElementTree.fromstring(self.get(f"job/{job_id}/batch/{batch_id}").text)
 
+    def wait(self, job_id: str, batch_id: str) -> ElementTree.Element:
+        """The batch once it is done (a batch is Queued, then InProgress, for a moment, as on a real org)."""
+        deadline = time.monotonic() + 30
+        while _text(batch := self.batch(job_id, batch_id), "state") not in ("Completed", "Failed", "NotProcessed"):
+            assert time.monotonic() < deadline, "batch never finished"
+            time.sleep(0.02)
+        return batch
+
     def csv_rows(self, job_id: str, batch_id: str) -> list[list[str]]:
         results = ElementTree.fromstring(self.get(f"job/{job_id}/batch/{batch_id}/result").text)
         rows: list[list[str]] = []
@@ -140,7 +149,7 @@ def test_tap_style_csv_job_equals_rest(emulator, emulator_http, sf_client):
     batch = api.add_batch(job_id, soql)
     assert _text(batch, "state") == "Queued" and _text(batch, "jobId") == job_id
     batch_id = _text(batch, "id")
-    assert _text(api.batch(job_id, batch_id), "state") == "Completed"
+    assert _text(api.wait(job_id, batch_id), "state") == "Completed"
     rows = api.csv_rows(job_id, batch_id)
     header = ["Id", "Name", "Industry", "Owner.Name", "SystemModstamp", "IsDeleted"]
     assert rows[0] == header
@@ -170,6 +179,7 @@ def test_no_rows_is_records_not_found(emulator, emulator_http, sf_client):
     api = Bulk1(emulator, emulator_http)
     job_id = api.create_job("Lead")
     batch_id = _text(api.add_batch(job_id, "SELECT Id FROM Lead WHERE Name = 'nobody'"), "id")
+    api.wait(job_id, batch_id)
     results = ElementTree.fromstring(api.get(f"job/{job_id}/batch/{batch_id}/result").text)
     result_id = results.find("a:result", NS).text
     assert api.get(f"job/{job_id}/batch/{batch_id}/result/{result_id}").text == "Records not found for this query"
@@ -184,7 +194,8 @@ def test_pk_chunking_splits_the_id_space_into_batches(emulator, emulator_http, s
     assert _text(listed[0], "id") == _text(original, "id") and _text(listed[0], "state") == "NotProcessed"
     chunks = listed[1:]
     everything = sf_client.query_all("SELECT Id FROM Account", include_deleted=True)["totalSize"]
-    assert len(chunks) == -(-everything // 500) and all(_text(b, "state") == "Completed" for b in chunks)
+    assert len(chunks) == -(-everything // 500)
+    assert all(_text(api.wait(job_id, _text(b, "id")), "state") == "Completed" for b in chunks)
     ids = [row[0] for b in chunks for row in api.csv_rows(job_id, _text(b, "id"))[1:]]  # a queryAll job
     assert ids == sorted(r["Id"] for r in sf_client.query_all("SELECT Id FROM Account", include_deleted=True)[
         "records"])
