@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help setup s3 run test test-fast lint bench emulator ui ui-stop lock clean
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # The venv is rebuilt only when the pins or the package metadata change.
 # requirements.lock pins every package, pip and setuptools too, each with the sha256 of every file pip may pick
