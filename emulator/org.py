@@ -121,6 +121,11 @@ class Org:
         columns = [f.name for f in s.POLYMORPHIC_PARENT.fields]
         return pl.concat([users, groups], how="diagonal_relaxed").select(columns)
 
+    def live_frame(self, object_name: str) -> pl.DataFrame:
+        """The rows ``query`` (not queryAll) sees: without the recycle bin; every row of an object without one."""
+        frame = self.frame(object_name)
+        return frame.filter(~pl.col("IsDeleted")) if "IsDeleted" in frame.columns else frame
+
     # --- state --------------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to the generated data: undo every create, update and delete."""

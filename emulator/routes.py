@@ -176,7 +176,7 @@ def external_id_matches(org: Org, obj: s.ObjectDef, f: s.FieldDef, value: str) -
         except (ApiError, RecordError):
             return []
         return [record_id]
-    frame = org.frame(obj.name).filter(~pl.col("IsDeleted"))
+    frame = org.live_frame(obj.name)
     return frame.filter(pl.col(f.name).cast(pl.Utf8).str.to_lowercase() == value.lower())["Id"].to_list()
 
 
@@ -298,7 +298,13 @@ def _stamped_between(state: EmulatorState, obj: s.ObjectDef, start: datetime, en
                      deleted: bool) -> pl.DataFrame:
     frame = state.org.frame(obj.name)
     in_window = (pl.col("SystemModstamp") >= start) & (pl.col("SystemModstamp") < end)
-    rows = frame.filter(in_window & (pl.col("IsDeleted") == deleted)).select("Id", "SystemModstamp")
+    if not deleted:
+        rows = state.org.live_frame(obj.name).filter(in_window)
+    elif "IsDeleted" in frame.columns:
+        rows = frame.filter(in_window & pl.col("IsDeleted"))
+    else:  # no recycle bin (User, Group): nothing is ever soft-deleted
+        rows = frame.clear()
+    rows = rows.select("Id", "SystemModstamp")
     if rows.height > MAX_REPLICATION_IDS:
         raise ApiError(400, "EXCEEDED_ID_LIMIT", f"{rows.height} records changed in this window; the limit is "
                        f"{MAX_REPLICATION_IDS}: ask for a shorter window")

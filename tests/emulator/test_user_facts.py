@@ -3,8 +3,12 @@ Department free text; checked through the real simple-salesforce client."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
+
+from emulator import freeze_clock
 
 pytestmark = pytest.mark.integration
 
@@ -30,3 +34,17 @@ def test_query_all_on_user_is_every_user(sf_client):
     everything = sf_client.query_all("SELECT Id FROM User", include_deleted=True)["records"]
     assert len(everything) == len(live) == 50
 
+
+
+@pytest.mark.parametrize("object_name", ["User", "Group"])
+def test_replication_of_objects_without_a_recycle_bin(emulator_reset, sf_client, object_name):
+    """getUpdated lists a changed user or group; getDeleted has nothing to list (no IsDeleted to soft delete)."""
+    record_id = sf_client.query(f"SELECT Id FROM {object_name} ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    changed = datetime.now(timezone.utc).replace(microsecond=0)
+    freeze_clock(emulator_reset, changed.isoformat())
+    getattr(sf_client, object_name).update(record_id, {"Title": "Director"} if object_name == "User" else
+                                           {"Name": "Renamed Queue"})
+    freeze_clock(emulator_reset, (changed + timedelta(minutes=3)).isoformat())  # the window covers whole minutes
+    start, end = changed - timedelta(minutes=2), changed + timedelta(minutes=3)
+    assert record_id in getattr(sf_client, object_name).updated(start, end)["ids"]
+    assert getattr(sf_client, object_name).deleted(start, end)["deletedRecords"] == []
