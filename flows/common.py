@@ -3,7 +3,6 @@ removal."""
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import inspect
@@ -22,6 +21,7 @@ from configs.salesforce_objects import ApiChoice
 from flows.naming import for_object
 from tasks.extract_plan import ExtractPlanItem
 from tasks.land import LandingResult, land_object, landing_step
+from utils import storage
 from utils.errors import ConfigError, PipelineError
 from utils.progress import report_progress
 
@@ -132,10 +132,9 @@ def remove_files(paths: Iterable[Path]) -> list[Path]:
     """
     removed = []
     for path in paths:
-        if path.is_file():
-            with contextlib.suppress(FileNotFoundError):  # an overlapping run removed it first
-                path.unlink()
-                removed.append(path)
+        # an object store may hold it while the scratch does not; False: an overlapping run removed it first
+        if (path.is_file() or storage.exists(path)) and storage.remove_file(path):
+            removed.append(path)
     return removed
 
 

@@ -3,7 +3,6 @@ then keep the newest reports under the raw retention policy. The entry point the
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from configs.salesforce_objects import SALESFORCE_OBJECTS
 from reporting.html_report import render_report
 from reporting.model import HasAsDict, RunReport, parse_qa_checks, parse_run_summary
 from reporting.read import read_object_report
+from utils import storage
 from utils.atomic import write_text_atomic
 from utils.locks import exclusive_lock
 from utils.paths import REPORT_NAME_RE, build_report_paths
@@ -73,7 +73,8 @@ def write_run_report(run_summary: HasAsDict | Mapping[str, Any], qa_summary: Map
 
 def _is_newest(report: Path) -> bool:
     """Whether no run that started later has a report (a run that ends after a later one must not take latest)."""
-    return not any(REPORT_NAME_RE.match(p.name) and p.name > report.name for p in report.parent.glob("*.html"))
+    return not any(REPORT_NAME_RE.match(p.name) and p.name > report.name
+                   for p in storage.list_files(report.parent, "*.html"))
 
 
 def _report_moment(report: Path) -> datetime:
@@ -97,10 +98,9 @@ def prune_reports(directory: Path, *, keep_count: int, max_age_days: float | Non
     if keep_count < 1:
         msg = f"keep_count must be at least 1, not {keep_count}: the newest report is always kept"
         raise ValueError(msg)
-    reports = [p for p in directory.glob("*.html") if REPORT_NAME_RE.match(p.name)] if directory.is_dir() else []
+    reports = [p for p in storage.list_files(directory, "*.html") if REPORT_NAME_RE.match(p.name)]
     expired = select_expired_reports(reports, keep_count=keep_count, max_age_days=max_age_days,
                                      now=now or datetime.now(timezone.utc), protect=protect)
     for path in expired:
-        with contextlib.suppress(FileNotFoundError):  # a concurrent run pruned it first
-            path.unlink()
+        storage.remove_file(path)  # a concurrent run may have pruned it first
     return expired

@@ -38,6 +38,7 @@ from tasks.quality_checks import (
     uniqueness_primary_key,
     validator_check_name,
 )
+from utils import storage
 from utils.atomic import atomic_path, write_text_atomic
 from utils.errors import ConfigError
 from utils.locks import exclusive_lock
@@ -252,6 +253,7 @@ def read_rowcount_counts(path: Path) -> list[int]:
     """The row counts recorded in ``rowcount.txt``, oldest first; empty when there is none or it is unreadable
     (a corrupt history is reported, and replaced, by the rowcount check)."""
     try:
+        storage.fetch(path)
         return [e.rows for e in parse_rowcount_history(path.read_text(encoding="utf-8"))]
     except (OSError, ValueError):
         return []
@@ -272,6 +274,7 @@ def update_rowcount_history(
     """
     with exclusive_lock(path.with_name(f"{path.name}.lock"), what=f"row-count history of {object_name}"):
         note = ""
+        storage.fetch(path)  # an object-store data root: the history other runs and machines appended to
         try:
             entries = parse_rowcount_history(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -43,6 +43,7 @@ from tasks.replica import (
     next_watermark,
     soql_datetime,
 )
+from utils import storage
 from utils.atomic import atomic_path, write_text_atomic
 from utils.connection import SalesforceConnection
 from utils.locks import exclusive_lock
@@ -541,6 +542,8 @@ def sync_object(
     source = conn.org_key
     with exclusive_lock(paths.state.with_suffix(".lock"), what=f"sync of {object_name}", object=object_name,
                         run_id=run_id):
+        for kept in (paths.state, paths.replica, paths.replica_schema):
+            storage.fetch(kept)  # an object-store data root: what the last run, on whichever machine, published
         state = read_sync_state(paths.state, object_name)
         start = _starting_point(state, paths, target, source, full_refresh)
         watermark, replica = start.watermark, start.replica

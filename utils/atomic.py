@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from utils import storage
+
 TEMP_MARKER = ".tmp-"
 
 
@@ -23,7 +25,8 @@ def is_temp_path(path: Path) -> bool:
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path to write; on success fsync and rename it onto ``target``, else delete it."""
+    """Yield a temp path to write; on success fsync and rename it onto ``target`` (and publish it to the store
+    of an object-store data root), else delete it."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
@@ -32,6 +35,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+        storage.publish(target)  # an object-store data root: the complete file is uploaded, never a part
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from utils import storage
 from utils.atomic import clean_stale_temp_files
 from utils.errors import ConfigError
 from utils.logs import kv
@@ -20,8 +21,15 @@ ORPHAN_SIDECAR_AGE_SECONDS = 3600  # a sidecar lands just before its CSV: only a
 
 
 def ensure_data_root(data_root: str | os.PathLike[str] | None) -> Path:
-    """Create the data root if needed; one clear error when it cannot be used, before any API call."""
+    """Create the data root if needed; one clear error when it cannot be used, before any API call (on an
+    object store: reachable, credentials accepted, bucket writable)."""
     root = resolve_data_root(data_root)
+    mirror = storage.mirror_of(root)
+    if mirror is not None:
+        try:
+            storage.check_data_root(mirror.url)
+        except storage.StorageError as err:
+            raise ConfigError(str(err)) from None
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-probe-{os.getpid()}"
@@ -35,18 +43,25 @@ def ensure_data_root(data_root: str | os.PathLike[str] | None) -> Path:
 
 
 def sweep_temp_files(data_root: str | os.PathLike[str] | None, run_id: str, logger: Any) -> None:
-    """Delete temp files whose writer died (a crashed or killed earlier run)."""
-    removed = clean_stale_temp_files(resolve_data_root(data_root))
+    """Delete temp files whose writer died (a crashed or killed earlier run), and on S3 abort the multipart
+    uploads such a writer left."""
+    root = resolve_data_root(data_root)
+    removed = clean_stale_temp_files(root)
     if removed:
         logger.info(kv("temp_files_cleaned", run_id=run_id, count=len(removed)))
+    aborted = storage.abort_stale_uploads(root)
+    if aborted:
+        logger.info(kv("stale_uploads_aborted", run_id=run_id, count=aborted))
 
 
 def _orphan_sidecars(raw_dir: Path, now: float) -> list[Path]:
     found = []
-    for sidecar in raw_dir.glob("*.schema.json"):
-        csv = sidecar.with_name(sidecar.name[: -len(".schema.json")] + ".csv")
+    listed = storage.list_files(raw_dir)
+    names = {p.name for p in listed}
+    for sidecar in (p for p in listed if p.name.endswith(".schema.json")):
+        csv = sidecar.name[: -len(".schema.json")] + ".csv"
         with contextlib.suppress(FileNotFoundError):
-            if not csv.exists() and now - sidecar.stat().st_mtime > ORPHAN_SIDECAR_AGE_SECONDS:
+            if csv not in names and now - storage.modified_at(sidecar) > ORPHAN_SIDECAR_AGE_SECONDS:
                 found.append(sidecar)
     return found
 
@@ -63,11 +78,8 @@ def apply_retention(
         if removed:
             logger.info(kv("raw_retention", run_id=run_id, object=name, removed=len(removed),
                            keep=keep_counts[name]))
-    if (root / "raw").is_dir():
-        for orphan in _orphan_sidecars(root / "raw", time.time()):
-            with contextlib.suppress(FileNotFoundError):
-                orphan.unlink()
-    runs = sorted((root / "runs").glob("*.json")) if (root / "runs").is_dir() else []
+    for orphan in _orphan_sidecars(root / "raw", time.time()):
+        storage.remove_file(orphan)
+    runs = sorted(storage.list_files(root / "runs", "*.json"))
     for old in runs[: max(len(runs) - RUN_SUMMARIES_KEPT, 0)]:
-        with contextlib.suppress(FileNotFoundError):
-            old.unlink()
+        storage.remove_file(old)

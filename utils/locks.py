@@ -1,30 +1,48 @@
-"""Cross-process exclusive locks on a lock file, with a visible wait: the one place the pipeline locks.
+"""Exclusive locks with a visible wait: the one place the pipeline locks.
 
-``filelock`` (an OS lock: ``fcntl.flock`` on POSIX, ``msvcrt`` on Windows) is released by the kernel when the
-holder dies, SIGKILL included, so a crash never wedges the next run. A run that waits says so every
-``log_every_seconds``, so a long wait behind another run (a backfill, an overlapping schedule) is never silent.
+On a local data root, ``filelock`` (an OS lock: ``fcntl.flock`` on POSIX, ``msvcrt`` on Windows), released by
+the kernel when the holder dies, SIGKILL included, so a crash never wedges the next run. On an object-store data
+root (utils/storage.py), processes on different machines share no kernel: the lock is a **lease object** in the
+store, created with a conditional PUT (``If-None-Match: *``: exactly one creator wins), renewed by its holder
+every third of its time to live, and taken over (``If-Match`` on the expired lease's ETag) once it has expired,
+so a killed holder blocks others for at most ``SF_PIPELINE_LOCK_TTL_SECONDS`` (60 by default). A run that waits
+says so every ``log_every_seconds``, so a long wait behind another run is never silent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
+from utils import storage
 from utils.logs import log_event
 
 LOCK_WAIT_LOG_SECONDS = 30.0
+LEASE_TTL_ENV = "SF_PIPELINE_LOCK_TTL_SECONDS"
+DEFAULT_LEASE_TTL_SECONDS = 60.0
 _POLL_SECONDS = 0.2
+_LEASE_POLL_SECONDS = 1.0
 
 
 @contextlib.contextmanager
 def exclusive_lock(lock_path: Path, *, what: str, log_every_seconds: float = LOCK_WAIT_LOG_SECONDS,
                    **log_fields: Any) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_path`` for the ``with`` block; log ``lock_waiting`` while blocked."""
+    mirror = storage.mirror_of(lock_path)
+    if mirror is not None:
+        with _lease(mirror, lock_path, what=what, log_every_seconds=log_every_seconds, **log_fields):
+            yield
+        return
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_path, thread_local=False)  # one object per holder: threads and processes exclude each other
     started = time.monotonic()
@@ -42,3 +60,107 @@ def exclusive_lock(lock_path: Path, *, what: str, log_every_seconds: float = LOC
         yield
     finally:
         lock.release()
+
+
+def lease_ttl_seconds() -> float:
+    raw = os.environ.get(LEASE_TTL_ENV, "")
+    try:
+        return float(raw) if raw else DEFAULT_LEASE_TTL_SECONDS
+    except ValueError:
+        return DEFAULT_LEASE_TTL_SECONDS
+
+
+class _Lease:
+    """One holder's lease object: its key in the store, its ETag (what a renewal or release must still match)."""
+
+    def __init__(self, mirror: storage.Mirror, lock_path: Path, ttl: float) -> None:
+        self.fs = mirror.fs
+        self.key = mirror.key(lock_path)
+        self.url = f"{mirror.url.split('://', 1)[0]}://{self.key}"
+        self.ttl = ttl
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.etag: str | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"holder": self.holder, "expires_at": time.time() + self.ttl}).encode()
+
+    def try_acquire(self) -> str | None:
+        """None once the lease is ours; otherwise who holds it (for the wait log)."""
+        try:
+            self.etag = _etag(self.fs.pipe_file(self.key, self._body(), mode="create"))
+            return None
+        except FileExistsError:
+            pass
+        try:
+            current, etag = self.fs.cat_file(self.key), self.fs.info(self.key).get("ETag")
+            lease = json.loads(current)
+        except FileNotFoundError:
+            return "nobody (released just now)"
+        except ValueError:
+            lease, etag = {"holder": "unreadable lease", "expires_at": 0}, self.fs.info(self.key).get("ETag")
+        if float(lease.get("expires_at", 0)) > time.time():
+            return str(lease.get("holder"))
+        try:  # expired: take it over, unless another waiter did so first (its ETag differs)
+            self.etag = _etag(self.fs.pipe_file(self.key, self._body(), IfMatch=etag))
+        except (OSError, ValueError):
+            return "another waiter (took over the expired lease first)"
+        log_event("lock_taken_over", level=30, lock=self.url, expired_holder=lease.get("holder"))
+        return None
+
+    def renew(self) -> bool:
+        try:
+            self.etag = _etag(self.fs.pipe_file(self.key, self._body(), IfMatch=self.etag))
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            if self.fs.info(self.key).get("ETag") == self.etag:
+                self.fs.rm_file(self.key)
+
+
+def _etag(put_result: Any) -> str | None:
+    return put_result.get("ETag") if isinstance(put_result, dict) else None
+
+
+@contextlib.contextmanager
+def _lease(mirror: storage.Mirror, lock_path: Path, *, what: str, log_every_seconds: float,
+           **log_fields: Any) -> Iterator[None]:
+    lease = _Lease(mirror, lock_path, lease_ttl_seconds())
+    started = last_log = time.monotonic()
+    while (holder := _guarded(mirror, lease.try_acquire)) is not None:
+        if time.monotonic() - last_log >= log_every_seconds:
+            last_log = time.monotonic()
+            log_event("lock_waiting", level=30, lock=what, seconds=round(last_log - started, 1), file=lease.url,
+                      holder=holder, **log_fields)
+        time.sleep(_LEASE_POLL_SECONDS)
+    waited = time.monotonic() - started
+    if waited >= log_every_seconds:
+        log_event("lock_acquired", lock=what, seconds=round(waited, 1), **log_fields)
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(lease.ttl / 3):
+            if not lease.renew():
+                log_event("lock_lost", level=40, lock=what, file=lease.url, **log_fields)
+                return
+
+    keeper = threading.Thread(target=heartbeat, name=f"lease-{lock_path.name}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+        lease.release()
+
+
+def _guarded(mirror: storage.Mirror, call: Any) -> Any:
+    """A store failure while locking is the store's one clear error, not a traceback from its client."""
+    try:
+        return call()
+    except (FileExistsError, FileNotFoundError):
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise storage.StorageError(storage.store_error(mirror, "hold a lock", err)) from None

@@ -57,11 +57,15 @@ _QC_NOT_REWRITTEN = frozenset({"directory", "rowcount"})
 
 
 def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
-    """Explicit argument, else ``$SF_PIPELINE_DATA_DIR``, else ``./data`` (absolute, not created)."""
+    """Explicit argument, else ``$SF_PIPELINE_DATA_DIR``, else ``./data`` (absolute, not created). An object-store
+    URL (``s3://bucket/prefix``, ``gs://``, ``az://``) resolves to its local scratch mirror (utils/storage.py)."""
+    from utils import storage
     from utils.settings import setting  # the environment, then .env
 
     chosen = data_root if data_root is not None else setting(DATA_DIR_ENV) or "data"
-    return Path(chosen).expanduser().absolute()
+    if storage.is_remote(chosen):
+        return storage.mirror_root(os.fspath(chosen))
+    return storage.local_path_of(chosen).expanduser().absolute()
 
 
 def _check_object(object_name: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from utils.paths import RAW_NAME_RE, build_sync_paths, resolve_data_root
+from utils import storage
+from utils.paths import RAW_NAME_RE, build_sync_paths, resolve_data_root, schema_sidecar_for
 
 
 def _raw_sort_key(path: Path) -> tuple[str, str]:
@@ -15,16 +16,15 @@ def _raw_sort_key(path: Path) -> tuple[str, str]:
 
 
 def list_raw_csvs(object_name: str, data_root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Raw CSVs of ``object_name`` under ``<data_root>/raw``, oldest -> newest (timestamp, then run id)."""
+    """Raw CSVs of ``object_name`` under ``<data_root>/raw``, oldest -> newest (timestamp, then run id); on an
+    object store, its listing (the files are not downloaded: ``storage.fetch`` one to read it)."""
     raw_dir = resolve_data_root(data_root) / "raw"
-    if not raw_dir.is_dir():
-        return []
     found = []
-    for path in raw_dir.glob(f"{object_name}_*.csv"):
+    for path in storage.list_files(raw_dir, f"{object_name}_*.csv"):
         match = RAW_NAME_RE.match(path.name)
         # The glob also matches e.g. "Account_History_..." for "Account"; the regex settles whose file it is.
         # Temp files of atomic writes start with "." and never match RAW_NAME_RE.
-        if match and match["object"] == object_name and path.is_file():
+        if match and match["object"] == object_name:
             found.append(path)
     return sorted(found, key=_raw_sort_key)
 
@@ -45,6 +45,10 @@ def find_latest_dataset(object_name: str, data_root: str | os.PathLike[str] | No
                         incremental: bool) -> Path | None:
     """What Phase 1/2 should read: the replica of an incrementally synced object, else its newest raw CSV."""
     replica = build_sync_paths(object_name, data_root=data_root).replica
-    if incremental and replica.is_file():
+    if incremental and storage.fetch(replica):
         return replica
-    return find_latest_raw_csv(object_name, data_root)
+    latest = find_latest_raw_csv(object_name, data_root)
+    if latest is not None:
+        storage.fetch(latest)
+        storage.fetch(schema_sidecar_for(latest))
+    return latest

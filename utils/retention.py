@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from utils import storage
 from utils.paths import RAW_NAME_RE, schema_sidecar_for
 from utils.raw_files import list_raw_csvs
 
@@ -43,6 +43,5 @@ def apply_raw_retention(
                              max_age_days=max_age_days, now=now or datetime.now(timezone.utc), protect=protect)
     for raw in expired:
         for path in (raw, schema_sidecar_for(raw)):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            storage.remove_file(path)
     return expired

@@ -1,0 +1,100 @@
+"""The storage layer on fsspec's in-memory store (the S3 server tests are in tests/integration/test_s3_root.py):
+an object-store data root is a scratch mirror whose writes are published complete, whose reads fetch the
+store's copy, and whose listings, deletions and locks act on the store."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import fsspec
+import pytest
+
+from utils import storage
+from utils.atomic import write_text_atomic
+from utils.housekeeping import ensure_data_root
+from utils.locks import exclusive_lock
+from utils.paths import build_sync_paths, resolve_data_root
+
+
+@pytest.fixture()
+def store_root(tmp_path, monkeypatch):
+    """A fresh ``memory://`` data root and its scratch mirror under tmp_path."""
+    monkeypatch.setenv(storage.SCRATCH_ENV, str(tmp_path / "scratch"))
+    url = f"memory://bucket-{uuid.uuid4().hex[:8]}/prefix"
+    return url, resolve_data_root(url), fsspec.filesystem("memory")
+
+
+def test_local_roots_stay_local(tmp_path):
+    assert not storage.is_remote(tmp_path) and not storage.is_remote(f"file://{tmp_path}")
+    assert storage.is_remote("s3://bucket/x") and storage.is_remote("gs://b") and storage.is_remote("az://c/d")
+    assert resolve_data_root(f"file://{tmp_path}/data") == tmp_path / "data"
+    assert storage.mirror_of(tmp_path / "data" / "x.csv") is None
+
+
+def test_a_write_is_published_and_a_read_fetches_the_stores_copy(store_root):
+    url, root, fs = store_root
+    assert root.is_relative_to(resolve_data_root(url).parent) and root == resolve_data_root(url)
+    state = build_sync_paths("Account", data_root=url).state
+    write_text_atomic(state, '{"v": 1}')
+    key = url.split("://", 1)[1] + "/state/Account.json"
+    assert fs.cat_file(key) == b'{"v": 1}'
+    fs.pipe_file(key, b'{"v": 2}')  # another machine's run
+    assert storage.fetch(state) and state.read_text() == '{"v": 2}'
+    fs.rm_file(key)
+    assert not storage.fetch(state) and not state.exists()  # the store is the truth: no stale local copy
+
+
+def test_listing_and_deletion_act_on_the_store(store_root):
+    url, root, fs = store_root
+    base = url.split("://", 1)[1]
+    for name in ("Account_20260101-000000_A.csv", "Account_20260102-000000_B.csv"):
+        fs.pipe_file(f"{base}/raw/{name}", b"Id\n")
+    listed = storage.list_files(root / "raw", "Account_*.csv")
+    assert sorted(p.name for p in listed) == ["Account_20260101-000000_A.csv", "Account_20260102-000000_B.csv"]
+    assert all(p.parent == root / "raw" and not p.exists() for p in listed)  # listed, not downloaded
+    assert storage.remove_file(listed[0]) and not fs.exists(f"{base}/raw/{listed[0].name}")
+    assert not storage.remove_file(listed[0])
+    assert storage.modified_at(listed[1]) > time.time() - 60
+
+
+def test_the_store_is_checked_before_anything_runs(store_root, monkeypatch):
+    url, root, _ = store_root
+    assert ensure_data_root(url) == root
+    with pytest.raises(storage.StorageError, match="names no bucket"):
+        resolve_data_root("s3://")
+    monkeypatch.setattr(storage, "_filesystem", lambda protocol: (_ for _ in ()).throw(
+        storage.StorageError(f"a data root on {protocol} needs its filesystem package: pip install x")))
+    with pytest.raises(Exception, match="needs its filesystem package"):
+        ensure_data_root("gs://some-bucket/data")
+
+
+def test_locks_on_the_store_exclude_each_other_and_an_expired_lease_is_taken_over(store_root, monkeypatch):
+    url, root, fs = store_root
+    lock_path = root / "state" / "Account.lock"
+    inside, overlaps = [], []
+
+    def hold(n: int) -> None:
+        with exclusive_lock(lock_path, what="test"):
+            if inside:
+                overlaps.append(n)
+            inside.append(n)
+            time.sleep(0.3)
+            inside.remove(n)
+
+    monkeypatch.setattr("utils.locks._LEASE_POLL_SECONDS", 0.05)
+    threads = [threading.Thread(target=hold, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
+    key = url.split("://", 1)[1] + "/state/Account.lock"
+    assert not fs.exists(key)  # released
+    fs.pipe_file(key, json.dumps({"holder": "killed-host:1:x", "expires_at": time.time() - 1}).encode())
+    started = time.monotonic()
+    with exclusive_lock(lock_path, what="test"):
+        assert json.loads(fs.cat_file(key))["holder"] != "killed-host:1:x"
+    assert time.monotonic() - started < 5

@@ -1,0 +1,272 @@
+"""Where the data root's bytes live: a local folder, or an object store (``s3://``, ``gs://``, ``az://``).
+
+The pipeline reads and writes files under a local root as it always has. When the data root is a URL, that
+local root is a scratch mirror (``$SF_PIPELINE_SCRATCH_DIR``, else a folder in the temp directory named after
+the URL) and the store is the truth; this module is the one owner of the mapping between the two:
+
+* ``publish(path)``: after a local atomic write, the complete file is uploaded (one PUT, or a multipart upload,
+  which becomes visible only when complete): no reader of the store ever sees a partial object;
+* ``fetch(path)``: before reading what another run or machine may have written (sync state, replica, row-count
+  history, run records), the local copy is replaced by the store's, or removed when the store has none;
+* ``list_files``, ``remove_file``, ``modified_at``: listings, deletions and ages act on the store;
+* ``check_data_root``: one clear error when the store cannot be reached or refuses the credentials, before any
+  Salesforce call.
+
+Credentials are the store's standard ones (``AWS_*`` variables, ``AWS_ENDPOINT_URL`` for S3-compatible stores,
+Google or Azure defaults); none of them is ever logged or written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+SCRATCH_ENV = "SF_PIPELINE_SCRATCH_DIR"
+REMOTE_SCHEMES = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "az", "abfs": "az", "abfss": "az",
+                  "memory": "memory"}  # URL scheme -> fsspec protocol ("memory": tests of this module)
+EXTRAS = {"s3": "s3", "gcs": "gcs", "az": "azure"}
+
+
+class StorageError(Exception):
+    """The data root's store cannot be used: unreachable, refused, or its filesystem package is missing."""
+
+
+def is_remote(spec: str | os.PathLike[str]) -> bool:
+    """Whether a data root is an object-store URL (``file://`` and plain paths are local)."""
+    return urlsplit(os.fspath(spec)).scheme.lower() in REMOTE_SCHEMES
+
+
+def local_path_of(spec: str | os.PathLike[str]) -> Path:
+    """A local data root: a path, or a ``file://`` URL."""
+    text = os.fspath(spec)
+    parts = urlsplit(text)
+    if parts.scheme.lower() == "file":
+        return Path(parts.path)
+    return Path(text)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One object-store data root and its local scratch mirror."""
+
+    url: str  # normalised: scheme://bucket/prefix, no trailing slash
+    local: Path
+    protocol: str
+
+    @property
+    def fs(self) -> Any:
+        return _filesystem(self.protocol)
+
+    def key(self, path: Path) -> str:
+        """The store's path of a file under the mirror (``bucket/prefix/raw/x.csv``, no scheme)."""
+        relative = path.absolute().relative_to(self.local).as_posix()
+        return f"{self.url.split('://', 1)[1]}/{relative}".rstrip("/")
+
+    def local_of(self, key: str) -> Path:
+        """The mirror path of a store path (as a listing names it: some filesystems add a leading slash)."""
+        base = self.url.split("://", 1)[1]
+        return self.local / key.lstrip("/")[len(base):].lstrip("/")
+
+
+_MIRRORS: dict[Path, Mirror] = {}
+_LOCK = threading.Lock()
+
+
+def mirror_root(url: str) -> Path:
+    """The local root standing for object-store data root ``url`` (registered, so writes under it are published)."""
+    parts = urlsplit(url)
+    protocol = REMOTE_SCHEMES[parts.scheme.lower()]
+    normalised = f"{parts.scheme.lower()}://{parts.netloc}{parts.path}".rstrip("/")
+    if not parts.netloc:
+        msg = f"data root {url!r} names no bucket: write {parts.scheme}://<bucket>/<prefix>"
+        raise StorageError(msg)
+    scratch = os.environ.get(SCRATCH_ENV) or os.path.join(tempfile.gettempdir(), "sf-pipeline-scratch")
+    local = (Path(scratch).expanduser().absolute()
+             / hashlib.sha256(normalised.encode()).hexdigest()[:16])
+    with _LOCK:
+        _MIRRORS.setdefault(local, Mirror(normalised, local, protocol))
+    return local
+
+
+def mirror_of(path: str | os.PathLike[str]) -> Mirror | None:
+    """The object-store mirror a local path belongs to, or None for a plain local file."""
+    if not _MIRRORS:
+        return None
+    absolute = Path(path).absolute()
+    for root, mirror in _MIRRORS.items():
+        if absolute == root or root in absolute.parents:
+            return mirror
+    return None
+
+
+def _filesystem(protocol: str) -> Any:
+    """The fsspec filesystem of a protocol, with the standard credentials of the environment."""
+    try:
+        import fsspec
+    except ImportError as err:  # pragma: no cover - fsspec comes with the pinned dependencies
+        raise StorageError(f"fsspec is not installed ({err})") from None
+    options: dict[str, Any] = {}
+    if protocol == "s3":
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            options["endpoint_url"] = endpoint
+    try:
+        return fsspec.filesystem(protocol, **options)
+    except (ImportError, ValueError) as err:
+        extra = EXTRAS.get(protocol, protocol)
+        msg = (f"a data root on {protocol} needs its filesystem package ({err}): "
+               f"pip install 'sf-prefect-pipeline[{extra}]'")
+        raise StorageError(msg) from None
+
+
+# --- the operations the pipeline's I/O goes through ----------------------------------------------------------------
+def publish(path: str | os.PathLike[str]) -> None:
+    """Upload a complete local file to the store, if it lives under an object-store data root."""
+    mirror = mirror_of(path)
+    if mirror is not None:
+        _guard(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), mirror.key(Path(path))))
+
+
+def fetch(path: str | os.PathLike[str]) -> bool:
+    """Make the local copy the store's current one (or absent if the store has none); whether it exists.
+
+    A plain local file is left alone (its existence is returned)."""
+    path = Path(path)
+    mirror = mirror_of(path)
+    if mirror is None:
+        return path.is_file()
+    from utils.atomic import temp_path_for  # its temp names: a crashed fetch is swept like a crashed write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        _guard(mirror, "read", lambda: mirror.fs.get_file(mirror.key(path), os.fspath(tmp)))
+    except FileNotFoundError:
+        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        return False
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return True
+
+
+def remove_file(path: str | os.PathLike[str]) -> bool:
+    """Delete a file locally and in the store; whether either held it."""
+    path = Path(path)
+    removed = False
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+        removed = True
+    mirror = mirror_of(path)
+    if mirror is not None:
+        key = mirror.key(path)
+        with contextlib.suppress(FileNotFoundError):
+            _guard(mirror, "delete", lambda: mirror.fs.rm_file(key))
+            removed = True
+    return removed
+
+
+def list_files(directory: str | os.PathLike[str], pattern: str = "*") -> list[Path]:
+    """Files directly in ``directory`` matching a glob ``pattern``, as local paths (not downloaded)."""
+    directory = Path(directory)
+    mirror = mirror_of(directory)
+    if mirror is None:
+        return [p for p in directory.glob(pattern) if p.is_file()] if directory.is_dir() else []
+    key = mirror.key(directory)
+    found = _guard(mirror, "list", lambda: mirror.fs.glob(f"{key}/{pattern}", detail=True))
+    return [mirror.local_of(name) for name, info in found.items() if info.get("type") != "directory"]
+
+
+def exists(path: str | os.PathLike[str]) -> bool:
+    """Whether the store (or the local disk, for a local root) holds the file."""
+    mirror = mirror_of(path)
+    if mirror is None:
+        return Path(path).is_file()
+    return bool(_guard(mirror, "read", lambda: mirror.fs.isfile(mirror.key(Path(path)))))
+
+
+def modified_at(path: str | os.PathLike[str]) -> float:
+    """The file's last change, seconds since the epoch (FileNotFoundError if absent)."""
+    mirror = mirror_of(path)
+    if mirror is None:
+        return Path(path).stat().st_mtime
+    info = _guard(mirror, "read", lambda: mirror.fs.info(mirror.key(Path(path))))
+    stamp = info.get("LastModified") or info.get("mtime") or info.get("updated") or info.get("created")
+    if hasattr(stamp, "timestamp"):
+        return float(stamp.timestamp())
+    return float(stamp or 0.0)
+
+
+def abort_stale_uploads(directory: str | os.PathLike[str], *, older_than_seconds: float = 3600.0) -> int:
+    """Abort the multipart uploads a killed writer left under an S3 data root (invisible, but billed); how many.
+
+    An upload younger than ``older_than_seconds`` may belong to a run in progress and is left alone."""
+    mirror = mirror_of(directory)
+    if mirror is None or mirror.protocol != "s3":
+        return 0
+    from fsspec.asyn import sync
+
+    fs = mirror.fs
+    bucket, _, prefix = mirror.key(Path(directory)).partition("/")
+    listing = _guard(mirror, "list uploads", lambda: sync(fs.loop, fs._call_s3, "list_multipart_uploads",
+                                                          Bucket=bucket, Prefix=prefix))
+    now, aborted = time.time(), 0
+    for upload in listing.get("Uploads", []):
+        started = upload.get("Initiated")
+        if started is not None and now - started.timestamp() >= older_than_seconds:
+            _guard(mirror, "abort an upload", lambda u=upload: sync(
+                fs.loop, fs._call_s3, "abort_multipart_upload", Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]))
+            aborted += 1
+    return aborted
+
+
+def check_data_root(url: str) -> None:
+    """Write, read and delete a probe object: one clear error before any Salesforce call if the store cannot
+    be used (unreachable, refused credentials, missing bucket, missing package)."""
+    local = mirror_root(url)
+    mirror = _MIRRORS[local]
+    probe = f"{mirror.key(local)}/.write-probe-{uuid.uuid4().hex[:12]}"
+    try:
+        mirror.fs.pipe_file(probe, b"")
+        mirror.fs.rm_file(probe)
+    except StorageError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every failure of the store becomes the one clear error
+        raise StorageError(store_error(mirror, "write a probe object", err)) from None
+
+
+def _guard(mirror: Mirror, action: str, call: Any) -> Any:
+    """Run a store call; FileNotFoundError passes, anything else becomes one StorageError naming the store."""
+    try:
+        return call()
+    except FileNotFoundError:
+        raise
+    except StorageError:
+        raise
+    except Exception as err:  # noqa: BLE001 - network, credentials, permissions: one clear error
+        raise StorageError(store_error(mirror, action, err)) from None
+
+
+def store_error(mirror: Mirror, action: str, err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else ""
+    reason = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    lowered = reason.lower()
+    if any(word in lowered for word in ("accessdenied", "access denied", "forbidden", "invalidaccesskeyid",
+                                        "signaturedoesnotmatch", "credentials", "unauthorized")):
+        hint = "check the store's credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the cloud's defaults)"
+    elif any(word in lowered for word in ("nosuchbucket", "bucket")):
+        hint = "check that the bucket exists"
+    else:
+        hint = "check that the store is reachable (AWS_ENDPOINT_URL for an S3-compatible store) and try again"
+    return f"the data root {mirror.url} cannot {action} ({reason}); {hint}"
