@@ -59,7 +59,7 @@ def sobject_def(name: str) -> s.ObjectDef:
 
 
 def describe(state: EmulatorState, req: Request, object_name: str) -> Response:
-    return json_response(200, s.describe_sobject(sobject_def(object_name), req.version))
+    return json_response(200, s.describe_sobject(sobject_def(object_name), req.version, state.instance_url))
 
 
 def sobject_info(state: EmulatorState, req: Request, object_name: str) -> Response:

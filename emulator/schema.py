@@ -323,9 +323,17 @@ def _label(name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", base)
 
 
-def _sobject_urls(name: str, version: str) -> dict[str, str]:
-    base = f"/services/data/v{version}/sobjects/{name}"
-    return {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"}
+def _sobject_urls(obj: ObjectDef, version: str, instance_url: str | None = None) -> dict[str, str]:
+    """An object's ``urls``: describeGlobal's three, or with ``instance_url`` the eleven of an sObject describe (the
+    ``ui*`` pages on the instance), each in the order real orgs write them."""
+    base = f"/services/data/v{version}/sobjects/{obj.name}"
+    if instance_url is None:
+        return {"rowTemplate": f"{base}/{{ID}}", "describe": f"{base}/describe", "sobject": base}
+    return {"compactLayouts": f"{base}/describe/compactLayouts", "rowTemplate": f"{base}/{{ID}}",
+            "approvalLayouts": f"{base}/describe/approvalLayouts", "uiDetailTemplate": f"{instance_url}/{{ID}}",
+            "uiEditTemplate": f"{instance_url}/{{ID}}/e", "listviews": f"{base}/listviews",
+            "describe": f"{base}/describe", "uiNewRecord": f"{instance_url}/{obj.key_prefix}/e",
+            "quickActions": f"{base}/quickActions", "layouts": f"{base}/describe/layouts", "sobject": base}
 
 
 def describe_global_entry(obj: ObjectDef, version: str) -> dict[str, Any]:
@@ -336,7 +344,7 @@ def describe_global_entry(obj: ObjectDef, version: str) -> dict[str, Any]:
         "undeletable", "mergeable", "layoutable", "triggerable", "feedEnabled", "mruEnabled")}
     return {"name": obj.name, "label": obj.name, "labelPlural": obj.label_plural, "keyPrefix": obj.key_prefix,
             "custom": False, "customSetting": False, **flags, "activateable": False, "deprecatedAndHidden": False,
-            "urls": _sobject_urls(obj.name, version)}
+            "urls": _sobject_urls(obj, version)}
 
 
 def describe_global(version: str) -> dict[str, Any]:
@@ -387,9 +395,10 @@ def child_relationships(obj: ObjectDef) -> list[dict[str, Any]]:
     for child in OBJECTS.values():
         for f in child.fields:
             if obj.name in f.reference_to:
-                out.append({"childSObject": child.name, "field": f.name, "cascadeDelete": False,
+                out.append({"cascadeDelete": False, "childSObject": child.name, "deprecatedAndHidden": False,
+                            "field": f.name, "junctionIdListNames": [], "junctionReferenceTo": [],
                             "relationshipName": child.label_plural if f.name != "OwnerId" else None,
-                            "deprecatedAndHidden": False, "restrictedDelete": False})
+                            "restrictedDelete": False})
     return out
 
 
@@ -404,9 +413,11 @@ def master_record_type(obj: ObjectDef, version: str) -> dict[str, Any]:
                                f"{MASTER_RECORD_TYPE_ID}"}}
 
 
-def describe_sobject(obj: ObjectDef, version: str) -> dict[str, Any]:
-    """The sObject describe body: ``GET /services/data/vXX.X/sobjects/{Object}/describe``."""
-    return {**describe_global_entry(obj, version), "fields": [describe_field(f) for f in obj.fields],
+def describe_sobject(obj: ObjectDef, version: str, instance_url: str = "") -> dict[str, Any]:
+    """The sObject describe body: ``GET /services/data/vXX.X/sobjects/{Object}/describe``; ``instance_url`` (the
+    server's ``https://host:port``) for its ``ui*`` urls."""
+    return {**describe_global_entry(obj, version), "urls": _sobject_urls(obj, version, instance_url),
+            "fields": [describe_field(f) for f in obj.fields],
             "childRelationships": child_relationships(obj), "recordTypeInfos": [master_record_type(obj, version)],
             "supportedScopes": [],
             "namedLayoutInfos": [], "networkScopeFieldName": None, "listviewable": None, "lookupLayoutFieldName": None,
