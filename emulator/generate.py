@@ -319,7 +319,11 @@ def _last_activity(d: _Draw, columns: Mapping[str, pl.Series]) -> pl.Series:
 
 
 def _nulls(name: str, n: int, dtype: pl.DataType = pl.String()) -> pl.Series:
-    return pl.Series(name, [None] * n, dtype=dtype)
+    return _constant(name, None, n, dtype)
+
+
+def _constant(name: str, value: str | None, n: int, dtype: pl.DataType = pl.String()) -> pl.Series:
+    return pl.select(pl.repeat(value, n, dtype=dtype).alias(name)).to_series()
 
 
 def _falses(name: str, n: int) -> pl.Series:
@@ -361,7 +365,7 @@ def _more_users(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[str, 
         _phone(d, "MobilePhone", 0.7), nickname, d.choice("TimeZoneSidKey", s.TIME_ZONES),
         _nulls("UserRoleId", d.n), d.choice("LocaleSidKey", s.LOCALES), d.choice("EmailEncodingKey", ["UTF-8"]),
         make_ids(PROFILE_PREFIX, d.rng.integers(0, 4, d.n), name="ProfileId"),
-        pl.Series("UserType", ["Standard"] * d.n, dtype=pl.String), d.choice("LanguageLocaleKey", s.LANGUAGES),
+        _constant("UserType", "Standard", d.n), d.choice("LanguageLocaleKey", s.LANGUAGES),
         _self_lookup(d, "ManagerId", "005", 0.6),
         _where(logged_in, _datetimes("LastLoginDate", _between(d, stamp, np.full(d.n, d.epoch_ms)))),
         *_recently_viewed(d, columns),
@@ -417,7 +421,7 @@ def _more_accounts(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[st
         d.choice("TickerSymbol", [slug[:4].upper() for slug in COMPANY_SLUGS], null_frac=0.92),
         d.choice("Site", SITES, null_frac=0.9), *_audit_ids(d, sizes), _last_activity(d, columns),
         *_recently_viewed(d, columns), _nulls("Jigsaw", d.n), _nulls("JigsawCompanyId", d.n),
-        pl.Series("CleanStatus", ["Pending"] * d.n, dtype=pl.String),
+        _constant("CleanStatus", "Pending", d.n),
         d.choice("AccountSource", s.ACCOUNT_SOURCES, null_frac=0.6), _nulls("DunsNumber", d.n),
         _nulls("Tradestyle", d.n), _nulls("NaicsCode", d.n), _nulls("NaicsDesc", d.n),
         d.choice("YearStarted", [str(y) for y in range(1950, 2021)], null_frac=0.85),
@@ -441,7 +445,7 @@ def _more_contacts(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[st
         _nulls("LastCURequestDate", d.n, DATETIME), _nulls("LastCUUpdateDate", d.n, DATETIME),
         *_recently_viewed(d, columns), _nulls("EmailBouncedReason", d.n), _nulls("EmailBouncedDate", d.n, DATETIME),
         _falses("IsEmailBounced", d.n), _photo_urls(columns), _nulls("Jigsaw", d.n), _nulls("JigsawContactId", d.n),
-        pl.Series("CleanStatus", ["Pending"] * d.n, dtype=pl.String), _nulls("IndividualId", d.n),
+        _constant("CleanStatus", "Pending", d.n), _nulls("IndividualId", d.n),
     ]
 
 
@@ -503,7 +507,7 @@ def _more_leads(d: _Draw, columns: Mapping[str, pl.Series], sizes: Mapping[str, 
         pl.Series("DoNotCall", d.mask(0.05)), pl.Series("HasOptedOutOfFax", d.mask(0.05)),
         *_recently_viewed(d, columns), _where(d.mask(0.2), _dates("LastTransferDate", _between(d, created, modified))),
         _nulls("Jigsaw", d.n), _nulls("JigsawContactId", d.n),
-        pl.Series("CleanStatus", ["Pending"] * d.n, dtype=pl.String), _nulls("CompanyDunsNumber", d.n),
+        _constant("CleanStatus", "Pending", d.n), _nulls("CompanyDunsNumber", d.n),
         _nulls("DandbCompanyId", d.n), _nulls("EmailBouncedReason", d.n), _nulls("EmailBouncedDate", d.n, DATETIME),
         _nulls("IndividualId", d.n), _converted_opportunities(d, converted, sizes["Opportunity"]),
     ]
