@@ -89,8 +89,9 @@ class _Lease:
         try:
             self.etag = _etag(self.fs.pipe_file(self.key, self._body(), mode="create"))
             return None
-        except FileExistsError:
-            pass
+        except OSError as err:  # FileExistsError, or s3fs's OSError for a 412 without its Condition field
+            if not _precondition_failed(err):
+                raise
         try:
             current, etag = self.fs.cat_file(self.key), self.fs.info(self.key).get("ETag")
             lease = json.loads(current)
@@ -102,7 +103,9 @@ class _Lease:
             return str(lease.get("holder"))
         try:  # expired: take it over, unless another waiter did so first (its ETag differs)
             self.etag = _etag(self.fs.pipe_file(self.key, self._body(), IfMatch=etag))
-        except (OSError, ValueError):
+        except OSError as err:
+            if not _precondition_failed(err):
+                raise
             return "another waiter (took over the expired lease first)"
         log_event("lock_taken_over", level=30, lock=self.url, expired_holder=lease.get("holder"))
         return None
@@ -118,6 +121,18 @@ class _Lease:
         with contextlib.suppress(OSError, ValueError):
             if self.fs.info(self.key).get("ETag") == self.etag:
                 self.fs.rm_file(self.key)
+
+
+def _precondition_failed(err: BaseException) -> bool:
+    """A conditional write refused (HTTP 412): the object exists (If-None-Match) or changed (If-Match)."""
+    if isinstance(err, FileExistsError):
+        return True
+    for cause in (err, err.__cause__):
+        response = getattr(cause, "response", None) or {}
+        if (response.get("Error", {}).get("Code") == "PreconditionFailed"
+                or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412):
+            return True
+    return False
 
 
 def _etag(put_result: Any) -> str | None:

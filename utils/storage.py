@@ -68,8 +68,9 @@ class Mirror:
 
     def key(self, path: Path) -> str:
         """The store's path of a file under the mirror (``bucket/prefix/raw/x.csv``, no scheme)."""
+        base = self.url.split("://", 1)[1]
         relative = path.absolute().relative_to(self.local).as_posix()
-        return f"{self.url.split('://', 1)[1]}/{relative}".rstrip("/")
+        return base if relative == "." else f"{base}/{relative}"
 
     def local_of(self, key: str) -> Path:
         """The mirror path of a store path (as a listing names it: some filesystems add a leading slash)."""
@@ -114,11 +115,18 @@ def _filesystem(protocol: str) -> Any:
         import fsspec
     except ImportError as err:  # pragma: no cover - fsspec comes with the pinned dependencies
         raise StorageError(f"fsspec is not installed ({err})") from None
-    options: dict[str, Any] = {}
+    # listings must be fresh: another process or machine writes under the same prefix
+    options: dict[str, Any] = {"use_listings_cache": False} if protocol != "memory" else {}
     if protocol == "s3":
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             options["endpoint_url"] = endpoint
+        # passed explicitly (when set) so that fsspec's instance cache never serves a client built with older
+        # credentials; otherwise botocore's default chain (profile, instance role) applies
+        for option, variable in (("key", "AWS_ACCESS_KEY_ID"), ("secret", "AWS_SECRET_ACCESS_KEY"),
+                                 ("token", "AWS_SESSION_TOKEN")):
+            if os.environ.get(variable):
+                options[option] = os.environ[variable]
     try:
         return fsspec.filesystem(protocol, **options)
     except (ImportError, ValueError) as err:
