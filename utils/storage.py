@@ -141,7 +141,9 @@ def publish(path: str | os.PathLike[str]) -> None:
     """Upload a complete local file to the store, if it lives under an object-store data root."""
     mirror = mirror_of(path)
     if mirror is not None:
-        _guard(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), mirror.key(Path(path))))
+        key = mirror.key(Path(path))
+        _guard(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key))
+        _remember_version(mirror, Path(path), _guard(mirror, "read", lambda: mirror.fs.info(key)))
 
 
 def fetch(path: str | os.PathLike[str]) -> bool:
@@ -154,11 +156,20 @@ def fetch(path: str | os.PathLike[str]) -> bool:
         return path.is_file()
     from utils.atomic import temp_path_for  # its temp names: a crashed fetch is swept like a crashed write
 
+    key = mirror.key(path)
+    try:
+        info = _guard(mirror, "read", lambda: mirror.fs.info(key))
+    except FileNotFoundError:
+        path.unlink(missing_ok=True)
+        _version_file(mirror, path).unlink(missing_ok=True)
+        return False
+    if path.is_file() and _remembered_version(mirror, path) == _version_of(info):
+        return True  # the scratch already holds this version (written or fetched here): no download
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)
     try:
-        _guard(mirror, "read", lambda: mirror.fs.get_file(mirror.key(path), os.fspath(tmp)))
-    except FileNotFoundError:
+        _guard(mirror, "read", lambda: mirror.fs.get_file(key, os.fspath(tmp)))
+    except FileNotFoundError:  # deleted between the two calls
         tmp.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         return False
@@ -166,7 +177,36 @@ def fetch(path: str | os.PathLike[str]) -> bool:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
+    _remember_version(mirror, path, info)
     return True
+
+
+# Which version of each file the scratch holds (the store's ETag, or size and time where it has none), kept
+# beside the mirror in ``.versions/``, so that a process on a machine that already fetched or wrote a big replica
+# does not download it again when the store still holds that version.
+def _version_of(info: dict[str, Any]) -> str:
+    etag = info.get("ETag") or info.get("etag")
+    changed = info.get("LastModified") or info.get("mtime") or info.get("updated") or info.get("created")
+    return str(etag) if etag else f"{info.get('size')}:{changed}"
+
+
+def _version_file(mirror: Mirror, path: Path) -> Path:
+    return mirror.local.parent / f"{mirror.local.name}.versions" / path.absolute().relative_to(mirror.local)
+
+
+def _remembered_version(mirror: Mirror, path: Path) -> str | None:
+    try:
+        return _version_file(mirror, path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def _remember_version(mirror: Mirror, path: Path, info: dict[str, Any]) -> None:
+    record = _version_file(mirror, path)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_name(f".{record.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(_version_of(info), encoding="utf-8")
+    os.replace(tmp, record)
 
 
 def remove_file(path: str | os.PathLike[str]) -> bool:

@@ -98,3 +98,16 @@ def test_locks_on_the_store_exclude_each_other_and_an_expired_lease_is_taken_ove
     with exclusive_lock(lock_path, what="test"):
         assert json.loads(fs.cat_file(key))["holder"] != "killed-host:1:x"
     assert time.monotonic() - started < 5
+
+
+def test_a_version_the_scratch_already_holds_is_not_downloaded_again(store_root, monkeypatch):
+    url, root, fs = store_root
+    replica = build_sync_paths("Account", data_root=url).replica
+    write_text_atomic(replica, "v1")  # written here: the scratch holds the store's version
+    downloads = []
+    real_get = type(fs).get_file
+    monkeypatch.setattr(type(fs), "get_file", lambda self, *a, **k: downloads.append(a) or real_get(self, *a, **k))
+    assert storage.fetch(replica) and downloads == []
+    fs.pipe_file(url.split("://", 1)[1] + "/replica/Account.parquet", b"v2")  # another machine's newer version
+    assert storage.fetch(replica) and replica.read_text() == "v2" and len(downloads) == 1
+    assert storage.fetch(replica) and len(downloads) == 1
