@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rows", default="", help="row counts overriding the scale, e.g. Opportunity=1000000")
     serve.add_argument("--latency-ms", type=int, default=0, help="delay added to every API response")
     serve.add_argument("--faults", default=None, help=f"fault spec (default: ${FAULTS_ENV}); see README")
-    serve.add_argument("--daily-limit", type=int, default=1_000_000, help="DailyApiRequests allowance")
+    serve.add_argument("--daily-limit", type=int, default=15_000,
+                       help="DailyApiRequests allowance (default 15000, a Developer Edition's)")
     serve.add_argument("--bulk-delay-ms", type=int, default=300,
                        help="time a Bulk query job or batch takes to complete (default 300)")
     serve.add_argument("--cursor-ttl-s", type=float, default=900.0, help="idle lifetime of REST query cursors")

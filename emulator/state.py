@@ -46,7 +46,7 @@ class EmulatorConfig:
     rows: dict[str, int] = field(default_factory=dict)
     latency_ms: int = 0
     faults: str | None = None
-    daily_limit: int = 1_000_000
+    daily_limit: int = 15_000  # DailyApiRequests: a Developer Edition's allowance
     bulk_delay_ms: int = 300  # time a Bulk query job (a Bulk 1.0 batch) takes to complete
     cursor_ttl_s: float = 900.0
     invalid_locator_status: int = 400  # [unverified] in the fact sheet: kept configurable
