@@ -16,6 +16,7 @@ from emulator import auth
 from emulator import schema as s
 from emulator.bulk import bulk_query_problem
 from emulator.ids import checksum
+from emulator.limits import limits_body
 from emulator.org import Org, RecordError
 from emulator.render import ROOT_ID, record_plan, rest_records, rest_value, single_record
 from emulator.soql import SelectItem, SoqlError, SoqlQuery, execute, parse_soql
@@ -68,17 +69,8 @@ def sobject_info(state: EmulatorState, req: Request, object_name: str) -> Respon
 
 
 def limits(state: EmulatorState, req: Request) -> Response:
-    used, cap = state.usage.used, state.usage.limit
-    jobs = state.jobs.created_count
-    body = {
-        "DailyApiRequests": {"Max": cap, "Remaining": max(cap - used, 0)},
-        "DailyBulkApiBatches": {"Max": 15000, "Remaining": max(15000 - state.jobs.v1.batch_count, 0)},
-        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": max(10000 - jobs, 0)},
-        "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-        "DataStorageMB": {"Max": 1024, "Remaining": 1000},
-        "FileStorageMB": {"Max": 1024, "Remaining": 1024},
-        "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
-    }
+    body = limits_body(api_requests=(state.usage.used, state.usage.limit), bulk_batches=state.jobs.v1.batch_count,
+                       bulk_query_jobs=state.jobs.created_count)
     return json_response(200, body)
 
 

@@ -142,7 +142,8 @@ def test_daily_allowance_runs_out_without_faults():
     with run_emulator(rows={"Opportunity": 10}, faults="", extra_args=["--daily-limit", "3"]) as info, \
             emulator_session(info) as http:
         sf = Salesforce(instance_url=info.instance_url, session_id=info.access_token, session=http)
-        assert sf.limits()["DailyApiRequests"] == {"Max": 3, "Remaining": 2}
+        daily = sf.limits()["DailyApiRequests"]
+        assert (daily["Max"], daily["Remaining"]) == (3, 2)
         sf.query("SELECT Id FROM User LIMIT 1")
         assert sf.api_usage["api-usage"].used == 2
         sf.describe()
