@@ -46,9 +46,11 @@ BLOCK = 4096  # living inserts are generated in blocks of this many rows, each b
 MUTABLE_GROUPS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Account": (("Rating",), ("AnnualRevenue",), ("NumberOfEmployees",), ("Description",), ("Type",)),
     "Contact": (("Title",), ("Email",), ("Description",), ("HasOptedOutOfEmail",)),
-    "Opportunity": (("StageName", "Probability", "IsClosed", "IsWon", "ForecastCategory"), ("Amount",),
-                    ("NextStep",), ("CloseDate",)),
-    "Lead": (("Status", "IsConverted"), ("Rating",), ("AnnualRevenue",)),
+    "Opportunity": (("StageName", "Probability", "IsClosed", "IsWon", "ForecastCategory", "ForecastCategoryName",
+                     "Amount", "ExpectedRevenue"),  # ExpectedRevenue = Amount x Probability: one group
+                    ("NextStep",), ("CloseDate", "FiscalQuarter", "FiscalYear", "Fiscal")),
+    "Lead": (("Status", "IsConverted", "ConvertedDate", "ConvertedAccountId", "ConvertedContactId",
+              "ConvertedOpportunityId"), ("Rating",), ("AnnualRevenue",)),
     "Case": (("Status", "IsClosed", "ClosedDate"), ("Priority",), ("IsEscalated",)),
 }
 _LOOKBACK = 16  # a group keeps the value of its latest touching update among the last this many
@@ -213,6 +215,10 @@ class _Schedule:
         stamps = pl.Series(created * 1000).cast(DATETIME)
         changes = [make_ids(self.prefix, numbers), pl.Series("IsDeleted", np.zeros(len(indices), dtype=bool)),
                    stamps.alias("CreatedDate"), stamps.alias("LastModifiedDate"), stamps.alias("SystemModstamp")]
+        # activity, view and stage dates of a record created just now cannot lie in its block's generated past
+        changes += [pl.lit(None, dtype=frame.schema[c]).alias(c) for c in frame.columns
+                    if c.startswith("Last") and c not in ("LastModifiedDate", "LastModifiedById", "LastName")
+                    and frame.schema[c] in (pl.Date(), DATETIME)]
         if self.name == "Case":
             changes.append(pl.Series("CaseNumber", [f"{number:010d}" for number in numbers]))
         return frame.with_columns(changes)
@@ -265,7 +271,9 @@ def _changes(schedule: _Schedule, t0: int, t1: int, anchor: datetime
     rows, times, donors = schedule.hot_updates(t0, t1)
     for i, (row, when) in enumerate(zip(rows.tolist(), times.tolist(), strict=True)):
         stamp = _stamp(anchor, when)
-        change: dict[str, Any] = {"LastModifiedDate": stamp, "SystemModstamp": stamp}
+        change: dict[str, Any] = {"LastModifiedDate": stamp, "SystemModstamp": stamp,
+                                  # made by the user who last modified the record giving the first group its values
+                                  "LastModifiedById": base["LastModifiedById"][int(donors["0"][i]) % base.height]}
         for g, columns in enumerate(schedule.groups):
             source = int(donors[str(g)][i])
             change.update(base.select(columns).row(source if source >= 0 else row, named=True))
