@@ -213,8 +213,9 @@ class _Schedule:
         frame = pl.concat(parts) if parts else self.base.clear()
         numbers = first + indices
         stamps = pl.Series(created * 1000).cast(DATETIME)
-        changes = [make_ids(self.prefix, numbers), pl.Series("IsDeleted", np.zeros(len(indices), dtype=bool)),
-                   stamps.alias("CreatedDate"), stamps.alias("LastModifiedDate"), stamps.alias("SystemModstamp")]
+        changes: list[pl.Series | pl.Expr] = [
+            make_ids(self.prefix, numbers), pl.Series("IsDeleted", np.zeros(len(indices), dtype=bool)),
+            stamps.alias("CreatedDate"), stamps.alias("LastModifiedDate"), stamps.alias("SystemModstamp")]
         # activity, view and stage dates of a record created just now cannot lie in its block's generated past
         changes += [pl.lit(None, dtype=frame.schema[c]).alias(c) for c in frame.columns
                     if c.startswith("Last") and c not in ("LastModifiedDate", "LastModifiedById", "LastName")
