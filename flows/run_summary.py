@@ -11,6 +11,7 @@ from prefect.states import State
 from configs.salesforce_objects import ApiPath
 from flows.common import StepOutcome, one_line
 from tasks.land import LandingMode, LandingResult
+from utils import storage
 
 SYNC_COLUMNS = ("inserts", "updates", "deletes", "hard_deletes", "recovered", "unchanged", "deleted_absent",
                 "replica_rows")
@@ -123,14 +124,14 @@ def _summary_row(name: str, ext: StepOutcome[LandingResult], phase1: BranchOutco
         rows=landed.rows if landed else None,
         api=landed.api_path if landed else None,
         **{k: getattr(landed.sync if landed else None, k, None) for k in SYNC_COLUMNS},
-        dataset=landed.dataset if landed else None,
+        dataset=storage.location(landed.dataset) if landed else None,
         extract_s=round(ext.seconds, 2),
         process_s=seconds.get("process"),
         load_s=seconds.get("load"),
         qa_s=(qa.part("objects").get(name) or {}).get("seconds"),
         qa=_qa_status(qa.part("objects"), name) if ext.ok else "skipped (no extract)",
-        raw_csv=landed.raw_csv if landed else None,
-        summary_json=load if isinstance(load, str) else None,
+        raw_csv=storage.location(landed.raw_csv) if landed and landed.raw_csv else None,
+        summary_json=storage.location(load) if isinstance(load, str) else None,
         error="; ".join(e for e in errors if e) or None,
     )
 

@@ -182,9 +182,15 @@ def display_path(path: str | os.PathLike[str] | None, data_root: str | os.PathLi
     """``path`` relative to the data root, as logs and the Prefect UI show it; a path outside stays absolute."""
     if not path:
         return ""
+    from utils import storage
+
+    root = resolve_data_root(data_root)
+    mirror = storage.mirror_of(root)
+    if mirror is not None and os.fspath(path).startswith(mirror.url + "/"):  # a file's store URL
+        return os.fspath(path)[len(mirror.url) + 1:]
     p = Path(path)
     try:
-        return p.resolve().relative_to(resolve_data_root(data_root).resolve()).as_posix()
+        return p.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(p)
 

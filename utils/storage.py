@@ -137,6 +137,15 @@ def _filesystem(protocol: str) -> Any:
 
 
 # --- the operations the pipeline's I/O goes through ----------------------------------------------------------------
+def location(path: str | os.PathLike[str]) -> str:
+    """Where a file lives for a reader of the run's records: its store URL on an object-store data root (the
+    scratch copy is the run's own), else its local path."""
+    mirror = mirror_of(path)
+    if mirror is None:
+        return os.fspath(path)
+    return f"{mirror.url.split('://', 1)[0]}://{mirror.key(Path(path))}"
+
+
 def publish(path: str | os.PathLike[str]) -> None:
     """Upload a complete local file to the store, if it lives under an object-store data root."""
     mirror = mirror_of(path)

@@ -111,3 +111,14 @@ def test_a_version_the_scratch_already_holds_is_not_downloaded_again(store_root,
     fs.pipe_file(url.split("://", 1)[1] + "/replica/Account.parquet", b"v2")  # another machine's newer version
     assert storage.fetch(replica) and replica.read_text() == "v2" and len(downloads) == 1
     assert storage.fetch(replica) and len(downloads) == 1
+
+
+def test_the_run_records_name_files_by_their_store_url(store_root):
+    from utils.paths import display_path
+
+    url, root, _ = store_root
+    raw = root / "raw" / "Account_20260101-000000_A.csv"
+    assert storage.location(raw) == f"{url}/raw/Account_20260101-000000_A.csv"
+    assert display_path(storage.location(raw), url) == "raw/Account_20260101-000000_A.csv"
+    assert display_path(raw, url) == "raw/Account_20260101-000000_A.csv"
+    assert storage.location("/elsewhere/x.csv") == "/elsewhere/x.csv"
