@@ -54,31 +54,30 @@ def java_double_series(values: pl.Series) -> pl.Series:
 
     Polars writes the shortest round-trip digits: in Java's plain range that text is already Java's. Only the values
     outside it are rewritten, from Polars' plain (``465590000.0``, ``0.0001234``) or exponent form (``1.5e+300``,
-    ``1e-7``): digits and decimal exponent reassembled as Java writes them, step by step on materialised columns."""
+    ``1e-7``): digits and decimal exponent reassembled as Java writes them, with literal string operations on
+    materialised Series (no regex, nothing computed twice)."""
     text = values.cast(pl.Utf8)
     where = pl.select(exponent_mask(pl.lit(values)).fill_null(False)).to_series().arg_true()
     if where.len() == 0:
         return text
-    parts = pl.DataFrame({"text": text.gather(where)}).lazy().with_columns(
-        negative=pl.col("text").str.starts_with("-"),
-        mantissa=pl.col("text").str.extract(r"([0-9.]+)", 1),
-        shift=pl.col("text").str.extract(r"e([+-]?[0-9]+)$", 1).cast(pl.Int64).fill_null(0),
-    ).with_columns(
-        whole=pl.col("mantissa").str.extract(r"^([0-9]*)", 1),
-        digits=pl.col("mantissa").str.replace(".", "", literal=True),
-    ).with_columns(
-        significant=pl.col("digits").str.strip_chars_start("0"),
-    ).with_columns(  # leading zeros (of 0.000123) lower the exponent, digits before the point raise it
-        power=(pl.col("whole").str.len_chars().cast(pl.Int64) - 1 + pl.col("shift")
-               - (pl.col("digits").str.len_chars() - pl.col("significant").str.len_chars()).cast(pl.Int64)),
-        significant=pl.col("significant").str.strip_chars_end("0"),
-    ).select(pl.concat_str([
-        pl.when(pl.col("negative")).then(pl.lit("-")).otherwise(pl.lit("")),
-        pl.col("significant").str.slice(0, 1), pl.lit("."),
-        pl.when(pl.col("significant").str.len_chars() > 1).then(pl.col("significant").str.slice(1))
-        .otherwise(pl.lit("0")),
-        pl.lit("E"), pl.col("power").cast(pl.Utf8)])).collect().to_series()
-    return text.scatter(where, parts)
+    chosen = text.gather(where)
+    negative = chosen.str.starts_with("-")
+    body = chosen.str.strip_prefix("-").str.split_exact("e", 1)
+    shift = body.struct.field("field_1").cast(pl.Int64).fill_null(0)  # "+300", "-7"
+    mantissa = body.struct.field("field_0").str.split_exact(".", 1)
+    whole = mantissa.struct.field("field_0")
+    digits = whole + mantissa.struct.field("field_1").fill_null("")
+    significant = digits.str.strip_chars_start("0")
+    # digits before the point raise the exponent, zeros after it (0.000123) lower it
+    power = (whole.str.len_chars().cast(pl.Int64) - 1 + shift
+             - (digits.str.len_chars() - significant.str.len_chars()).cast(pl.Int64))
+    significant = significant.str.strip_chars_end("0")
+    rest = significant.str.slice(1)
+    scientific = pl.select(pl.concat_str([
+        pl.when(pl.lit(negative)).then(pl.lit("-")).otherwise(pl.lit("")), pl.lit(significant.str.slice(0, 1)),
+        pl.lit("."), pl.when(pl.lit(rest) == "").then(pl.lit("0")).otherwise(pl.lit(rest)), pl.lit("E"),
+        pl.lit(power.cast(pl.Utf8))])).to_series()
+    return text.scatter(where, scientific)
 
 
 def java_double_expr(col: pl.Expr) -> pl.Expr:
