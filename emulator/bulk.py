@@ -207,7 +207,11 @@ class BulkJobs:
                 raise not_found()
 
     def all(self) -> list[BulkJob]:
-        return list(self._jobs.values())
+        """Every job, each brought up to date (the job list shows the states a GET of each would)."""
+        jobs = list(self._jobs.values())
+        for job in jobs:
+            job.advance()
+        return jobs
 
     def clear(self) -> None:
         with self._lock:

@@ -81,6 +81,15 @@ def test_system_modstamp_moves_when_the_job_completes():
         assert get(job["id"])["systemModstamp"] == done["systemModstamp"]  # looking again changes nothing
 
 
+def test_the_job_list_shows_each_jobs_current_state(emulator, emulator_http):
+    create, get, auth = _jobs(emulator, emulator_http)
+    job = create("SELECT Id FROM Contact LIMIT 3")
+    time.sleep(DEFAULT_DELAY_S[1] + 0.5)  # never polled, it has finished all the same
+    listed = emulator_http.get(f"{emulator.instance_url}/services/data/v59.0/jobs/query", headers=auth).json()
+    (entry,) = [j for j in listed["records"] if j["id"] == job["id"]]
+    assert entry["state"] == "JobComplete" == get(job["id"])["state"]
+
+
 def test_results_on_another_api_version_are_409(emulator, emulator_http, sf_client):
     create, get, auth = _jobs(emulator, emulator_http)
     job = create("SELECT Id FROM Lead LIMIT 5")
