@@ -111,7 +111,8 @@ class _Draw:
         return self.nulls(parent_ids.gather(self.rng.integers(0, parents, self.n)), null_frac)
 
     def money(self, name: str, low: int, high: int, step: float, null_frac: float = 0.0) -> pl.Series:
-        # whole multiples of `step` >= 1.0 keep float text identical between json.dumps and the Bulk CSV
+        # whole multiples of `step`: a currency value has at most two decimals (REST and Bulk write it alike,
+        # in Java's Double.toString text: emulator/numbers.py)
         values = self.rng.integers(low, high, self.n) * step
         return self.nulls(pl.Series(name, np.round(values, 2)), null_frac)
 
