@@ -142,7 +142,7 @@ def inspect_raw_extract(
         result = skipped_result(object_name, "schema_conformance", reason, severity="warning")
         return GateOutcome(object_name, None, QaReport((result,)), blocked_reason=reason)
     raw = Path(raw_csv)
-    report: dict[str, Any] = {"object": object_name, "raw_csv": str(raw)}
+    report: dict[str, Any] = {"object": object_name, "raw_csv": storage.location(raw)}
     try:
         schema = read_raw_schema(schema_sidecar_for(raw))
         header = read_dataset_columns(raw)
@@ -196,7 +196,7 @@ def write_profile(object_name: str, frame: pl.LazyFrame, raw_csv: Path, qc: QaPa
     """``profile.json`` with per-column statistics of ``frame`` (the typed rows of ``raw_csv``)."""
     schema = read_raw_schema(schema_sidecar_for(raw_csv))
     profile = profile_frame(frame, {c.name: c.type for c in schema.columns})
-    document = {"object": object_name, "raw_csv": str(raw_csv), **profile}
+    document = {"object": object_name, "raw_csv": storage.location(raw_csv), **profile}
     write_text_atomic(qc.profile, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     result = CheckResult(object_name, "profile", True, "info", observed={"rows": profile["rows"]},
                          message=f"{object_name}: profiled {len(profile['columns'])} columns, {profile['rows']} rows")

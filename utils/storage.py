@@ -319,8 +319,9 @@ def store_error(mirror: Mirror, action: str, err: BaseException) -> str:
     text = str(err).splitlines()[0] if str(err) else ""
     reason = f"{type(err).__name__}: {text}" if text else type(err).__name__
     lowered = reason.lower()
-    if any(word in lowered for word in ("accessdenied", "access denied", "forbidden", "invalidaccesskeyid",
-                                        "signaturedoesnotmatch", "credentials", "unauthorized")):
+    if isinstance(err, PermissionError) or any(
+            word in lowered for word in ("accessdenied", "access denied", "forbidden", "invalidaccesskeyid",
+                                         "signature", "credentials", "unauthorized")):
         hint = "check the store's credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the cloud's defaults)"
     elif any(word in lowered for word in ("nosuchbucket", "bucket")):
         hint = "check that the bucket exists"
