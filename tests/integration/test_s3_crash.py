@@ -1,0 +1,119 @@
+"""SIGKILL an orchestrator run whose data root is on S3 (SeaweedFS on loopback) at five points: while the raw
+CSV streams to scratch, while it uploads, while the replica is written, between the replica's upload and the
+state's, and while QA writes. After each kill, every object in the bucket parses whole (no partial object is
+ever visible); a normal run on an empty scratch then leaves the replica exact against the org."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from emulator import build_org, run_emulator
+from tests.reliability_helpers import (
+    audit_data_root,
+    base_env,
+    emulator_env,
+    expected_ids,
+    fresh_prefect_home,
+    ids_in,
+    kill_group,
+    run_orchestrator,
+    start_orchestrator,
+    summary_id_count,
+)
+from tests.s3_server import S3Store
+from tests.s3_server import s3_store as s3_store  # the session fixture
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROWS = {"Opportunity": 60_000}  # Bulk 2.0 (above the 50,000-row threshold): each stage lasts a moment
+OBJECTS = ("--objects", "Opportunity")
+SEED = 20261202
+
+# (label, globs under the scratch mirror that mark the moment, longest seeded extra delay before the kill)
+KILL_POINTS = [
+    ("extract", ("raw/.Opportunity_*.tmp-*",), 0.5),               # the raw CSV half streamed to scratch
+    ("raw upload", ("raw/Opportunity_*.csv",), 0.02),              # complete in scratch: its upload under way
+    ("replica", ("replica/.Opportunity.parquet.tmp-*",), 0.0),     # the replica being written
+    ("replica upload", ("replica/Opportunity.parquet",), 0.02),    # published or publishing, the state not yet
+    ("qa", ("processed/**/.*.tmp-*", "output/**/.*.tmp-*"), 0.05),  # both branches writing
+]
+
+
+@pytest.fixture(scope="module")
+def big_emulator():
+    with run_emulator(rows=ROWS, faults="") as info:
+        yield info
+
+
+def _stamps(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} if root.exists() else {}
+
+
+def _wait_for_change(root: Path, patterns: tuple[str, ...], before: dict[Path, int], proc,
+                     timeout: float = 240) -> Path | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in (p for pattern in patterns for p in root.glob(pattern)) if root.exists() else []:
+            try:
+                if before.get(path) != path.stat().st_mtime_ns:
+                    return path
+            except FileNotFoundError:
+                continue
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.005)
+    return None
+
+
+def _bucket_copy(store: S3Store, url: str, dest: Path) -> Path:
+    """Everything the store holds under ``url``, as a reader would get it."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**store.storage_options(), skip_instance_cache=True, use_listings_cache=False)
+    prefix = url.removeprefix("s3://")
+    for key in fs.find(prefix):
+        target = dest / key[len(prefix):].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(key, str(target))
+    return dest
+
+
+def test_sigkill_at_five_points_never_leaves_a_partial_object(big_emulator, s3_store, tmp_path):
+    url, rng = s3_store.url(f"crash-{uuid.uuid4().hex[:8]}"), random.Random(SEED)
+    env = base_env(data_root=tmp_path / "unused", prefect_home=fresh_prefect_home(tmp_path / "prefect"),
+                   extra={**emulator_env(big_emulator), **s3_store.env(), "SF_PIPELINE_DATA_DIR": url,
+                          "SF_PIPELINE_SCRATCH_DIR": str(tmp_path / "scratch"),
+                          "SF_PIPELINE_LOCK_TTL_SECONDS": "5"})  # a killed run's lease: 5 s, not 60
+    killed_at = []
+    for n, (label, patterns, max_delay) in enumerate(KILL_POINTS):
+        scratch = next((tmp_path / "scratch").glob("*"), tmp_path / "scratch" / "none")
+        before = _stamps(scratch)
+        proc = start_orchestrator(env, *OBJECTS, log_file=tmp_path / f"{label}.log")
+        hit = None
+        while hit is None and proc.poll() is None:
+            scratch = next((tmp_path / "scratch").glob("*"), None)
+            hit = _wait_for_change(scratch, patterns, before, proc, timeout=0.5) if scratch else None
+        assert hit is not None, f"{label}: the run ended before {patterns} appeared:\n" + \
+            (tmp_path / f"{label}.log").read_text()[-3000:]
+        time.sleep(rng.uniform(0, max_delay))
+        kill_group(proc)
+        killed_at.append((label, hit.name))
+        problems = audit_data_root(_bucket_copy(s3_store, url, tmp_path / f"bucket-{n}"))
+        assert problems == [], f"after a kill during {label}: {problems}"
+
+    fresh = {**env, "SF_PIPELINE_SCRATCH_DIR": str(tmp_path / "fresh-scratch")}  # another machine
+    final = run_orchestrator(fresh, *OBJECTS)
+    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    bucket = _bucket_copy(s3_store, url, tmp_path / "bucket-final")
+    assert audit_data_root(bucket) == []
+    live = expected_ids(build_org(rows=ROWS), "Opportunity").live
+    replica = ids_in(bucket / "replica" / "Opportunity.parquet")
+    assert len(replica) == len(set(replica)) and set(replica) == live, "replica not exact"
+    assert set(ids_in(bucket / "processed" / "qa" / "Opportunity" / "snapshot.parquet")) == live
+    assert summary_id_count(bucket / "output" / "Opportunity" / "summary.json") == len(live)
+    assert [label for label, _ in killed_at] == [label for label, *_ in KILL_POINTS]
