@@ -31,7 +31,9 @@ os.environ["SF_EMULATOR_LIVING_RATE"] = "0"
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["tests.emulator_fixtures", "tests.sync_helpers"]
+# Fixture modules, registered in pytest_configure by the processes that run tests: under pytest-xdist the controller
+# runs none, and importing them (emulator, Polars, Prefect through tasks.sync) cost it ~6 s of CPU for nothing.
+FIXTURE_PLUGINS = ("tests.emulator_fixtures", "tests.sync_helpers")
 
 _SQLITE_URL = "sqlite+aiosqlite:///"
 
@@ -39,31 +41,38 @@ _SQLITE_URL = "sqlite+aiosqlite:///"
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, hand out the slow tests first: a 40-80 s test picked up last would run on alone while
     the other workers sit idle. Every worker sorts the same way (xdist needs identical collections); the order is
-    otherwise kept, and a serial run is left in file order."""
+    otherwise kept, and a serial run is left in file order. (The ``ONE_WORKER_GROUPS`` go out before any single test:
+    xdist's scheduler hands out its largest work units first.)"""
     if _XDIST_WORKER:
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-# Test files whose tests share one costly per-worker session or module resource: under pytest-xdist they all go to
-# one worker, which builds it once (spread over three workers, each would build its own).
-# (``xdist_group`` marks would say this per test, but pytest-xdist 3.8 cannot apply them under pytest 9.)
-ONE_WORKER_FILES = {
-    "tests/integration/test_scheduling.py": "a real Prefect server, ~10 s of CPU to start",
-    "tests/integration/test_prefect_ui.py": "a real Prefect server and two runs of three objects (module fixture)",
-    "tests/integration/test_html_report_browser.py": "an orchestrator run on the default org (module fixture)",
+# Test files whose tests share one costly per-worker session or module resource: under pytest-xdist each group goes
+# to one worker, which runs its files one after the other and builds the resource once (spread over three workers,
+# each would build its own). (``xdist_group`` marks would say this per test, but pytest-xdist 3.8 cannot apply them
+# under pytest 9.)
+ONE_WORKER_GROUPS = {
+    "prefect-server": (
+        ("tests/integration/test_prefect_ui.py", "tests/integration/test_scheduling.py"),
+        "one real Prefect server (~9 s of CPU to start), stopped after them (tests/prefect_server.py SharedServer)",
+    ),
+    "report-browser": (
+        ("tests/integration/test_html_report_browser.py",),
+        "an orchestrator run on the default org (module fixture)",
+    ),
 }
+ONE_WORKER_FILES = {path: group for group, (paths, _why) in ONE_WORKER_GROUPS.items() for path in paths}
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist load`` (one test at a time to whichever worker is free), except for ``ONE_WORKER_FILES``."""
+    """``--dist load`` (one test at a time to whichever worker is free), except for ``ONE_WORKER_GROUPS``."""
     if config.getvalue("dist") != "load":
         return None  # any other --dist asked for on the command line
     from xdist.scheduler import LoadScopeScheduling
 
     class _LoadKeepingSharedFiles(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return path if path in ONE_WORKER_FILES else nodeid
+            return ONE_WORKER_FILES.get(nodeid.split("::", 1)[0], nodeid)
 
     return _LoadKeepingSharedFiles(config, log)
 
@@ -73,6 +82,9 @@ def pytest_configure(config):
     instead of letting its first flow create and migrate one (~10 s of CPU per worker). The home stays private: a
     copy, never shared. Under xdist the controller runs no test, so its home is left empty."""
     xdist_controller = not _XDIST_WORKER and getattr(config.option, "dist", "no") != "no"
+    if not xdist_controller:
+        for plugin in FIXTURE_PLUGINS:
+            config.pluginmanager.import_plugin(plugin)
     if _OWN_PREFECT_HOME and not xdist_controller:
         from tests.prefect_template import seed_prefect_home
 
@@ -83,8 +95,27 @@ def pytest_configure(config):
                 pytest.PytestWarning(f"no migrated Prefect database for {_OWN_PREFECT_HOME}: {err}"), stacklevel=2)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Stop the shared Prefect server (``tests/prefect_server.py``) once no further test of this process needs it."""
+    try:
+        return (yield)
+    finally:
+        fixture = "prefect_server"
+        if fixture in item.fixturenames and (nextitem is None or fixture not in nextitem.fixturenames):
+            from tests.prefect_server import SHARED_SERVER
+
+            SHARED_SERVER.stop()
+
+
 def pytest_unconfigure(config):
-    """Remove this process's Prefect home now (atexit alone is not certain to run in an xdist worker)."""
+    """Stop a Prefect server still running (an interrupted session) and remove this process's Prefect home now
+    (atexit alone is not certain to run in an xdist worker)."""
+    import sys
+
+    shared = sys.modules.get("tests.prefect_server")
+    if shared is not None:
+        shared.SHARED_SERVER.stop()
     if _OWN_PREFECT_HOME:
         shutil.rmtree(_OWN_PREFECT_HOME, ignore_errors=True)
 

@@ -198,6 +198,16 @@ def trigger_deployment(server: PrefectServer, full_name: str, *, params: Mapping
     return found.group(1)
 
 
+def create_flow_run(server: PrefectServer, deployment: Mapping[str, Any], *,
+                    params: Mapping[str, Any] | None = None) -> str:
+    """A manual run of ``deployment`` through the API (``POST /deployments/{id}/create_flow_run``, what
+    ``prefect deployment run`` sends), without the ~4 s of CPU of a CLI process importing Prefect; the CLI itself
+    is ``trigger_deployment``'s. Returns the new flow run's id."""
+    run = api_post(server.api_url, f"/deployments/{deployment['id']}/create_flow_run",
+                   {"parameters": dict(params or {})})
+    return run["id"]
+
+
 def wait_for_flow_run(server: PrefectServer, flow_run_id: str, *, timeout_s: float, logs: Sequence[Path],
                       watch: Sequence[subprocess.Popen] = ()) -> dict[str, Any]:
     """Poll the API until the flow run is in a terminal state; returns the flow run."""
@@ -235,8 +245,40 @@ def failure_report(flow_run: Mapping[str, Any], logs: Sequence[Path]) -> str:
     return f"flow run ended {state['type']}: {state.get('message')}\n{tails(logs)}"
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """One real Prefect server for the session (start-up costs ~8 s), killed with its process group at the end."""
-    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
-        yield server
+class SharedServer:
+    """The one real Prefect server of this process: started by the first test that asks for it, stopped as soon as
+    the next test does not need it (``tests/conftest.py``, ``pytest_runtest_teardown``) rather than at the end of
+    the session. The files that use it run one after the other on one xdist worker (``ONE_WORKER_GROUPS``), so they
+    share one start-up (~9 s of CPU), and the idle server's loops do not run on for the rest of the session."""
+
+    FIXTURE = "prefect_server"
+
+    def __init__(self) -> None:
+        self._stack: contextlib.ExitStack | None = None
+        self._server: PrefectServer | None = None
+
+    def get(self, tmp_path_factory: pytest.TempPathFactory) -> PrefectServer:
+        if self._server is None:
+            stack = contextlib.ExitStack()
+            try:
+                self._server = stack.enter_context(running_prefect_server(tmp_path_factory.mktemp("prefect-server")))
+            except BaseException:
+                stack.close()
+                raise
+            self._stack = stack
+        return self._server
+
+    def stop(self) -> None:
+        stack, self._stack, self._server = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+
+SHARED_SERVER = SharedServer()
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> PrefectServer:
+    """One real Prefect server (start-up costs ~9 s of CPU), shared by the modules that run one after the other and
+    killed with its process group when the next test needs none (``SharedServer``)."""
+    return SHARED_SERVER.get(tmp_path_factory)

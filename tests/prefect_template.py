@@ -16,7 +16,8 @@ copy gets a memo computed here with Prefect's own inputs for its own database UR
 registry differ from the one hashed here, the memo does not match and Prefect simply registers its blocks again,
 as it would on any new database: the memo saves time, it never decides what is in the database.
 
-Tests whose subject is the first start on an empty home (the bootstrap lock, ``make run``) do not use this.
+Tests whose subject is the first start on an empty home (the bootstrap lock, in
+``test_first_runs_started_together_share_one_fresh_prefect_home``) do not use this.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ def _filter(server: PrefectServer, what: str, body: Mapping[str, Any]) -> list[d
 
 
 def _run_tree(server: PrefectServer, run_id: str) -> RunTree:
-    (orchestrator,) = [f for f in _filter(server, "flow_runs", {}) if f["name"] == f"sf-etl {run_id}"]
+    # by name on the server: the server is shared with test_scheduling.py, whose schedules add many runs of their own
+    (orchestrator,) = _filter(server, "flow_runs", {"flow_runs": {"name": {"any_": [f"sf-etl {run_id}"]}}})
     own_tasks = _filter(server, "task_runs", {"flow_runs": {"id": {"any_": [orchestrator["id"]]}}})
     subflows = _filter(server, "flow_runs",
                        {"flow_runs": {"parent_task_run_id": {"any_": [t["id"] for t in own_tasks]}}})

@@ -1,7 +1,9 @@
 """The README's scheduling entry points, run as written against a real local Prefect server.
 
 Each test starts the entry point as a subprocess (no Salesforce credentials, so extraction uses the emulator),
-triggers its deployment with the `prefect deployment run` CLI and polls the API until the run finishes.
+triggers its deployment and polls the API until the run finishes. The agent test triggers with the README's
+`prefect deployment run` CLI; the serve tests ask the API directly, as that CLI does (a CLI process costs ~4 s of
+CPU, and its path is the agent test's).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from tests.prefect_server import (
     PROJECT_ROOT,
     PrefectServer,
     background_process,
+    create_flow_run,
     deployment_crons,
     failure_report,
     pause_deployment,
-    prefect_server,  # noqa: F401 - the session fixture
+    prefect_server,  # noqa: F401 - the shared server's fixture
     read_block_data,
     read_deployment,
     scheduled_run_times,
@@ -86,7 +89,7 @@ def test_serve_parallel_qa_runs_a_triggered_flow_run(prefect_server: PrefectServ
         deployment = _wait_for_deployment(prefect_server, full_name, logs=[log], watch=[proc])
         _assert_cron_is_live_then_pause(prefect_server, deployment, [log])
 
-        flow_run_id = trigger_deployment(prefect_server, full_name, log_name="trigger-parallel-qa.log")
+        flow_run_id = create_flow_run(prefect_server, deployment)
         run = wait_for_flow_run(prefect_server, flow_run_id, timeout_s=RUN_TIMEOUT_S, logs=[log], watch=[proc])
 
         assert run["state"]["type"] == "COMPLETED", failure_report(run, [prefect_server.log, log])
@@ -99,8 +102,7 @@ def test_serve_orchestrator_runs_one_object_end_to_end(prefect_server: PrefectSe
         deployment = _wait_for_deployment(prefect_server, ORCHESTRATOR, logs=[log], watch=[proc])
         _assert_cron_is_live_then_pause(prefect_server, deployment, [log])
 
-        flow_run_id = trigger_deployment(prefect_server, ORCHESTRATOR, params=ONE_OBJECT,
-                                         log_name="trigger-orchestrator-serve.log")
+        flow_run_id = create_flow_run(prefect_server, deployment, params=ONE_OBJECT)
         run = wait_for_flow_run(prefect_server, flow_run_id, timeout_s=RUN_TIMEOUT_S, logs=[log], watch=[proc])
 
         assert run["state"]["type"] == "COMPLETED", failure_report(run, [prefect_server.log, log])
