@@ -240,9 +240,12 @@ def test_s3fs_exclusive_create_raises_oserror_einval_not_file_exists(s3_store, f
 
 def test_only_one_of_concurrent_exclusive_creates_wins(s3_store, prefix):
     key, outcomes = prefix + "race.lease", []
+    client = s3_store.client(max_pool_connections=8)  # botocore clients are thread-safe
+    client.head_bucket(Bucket=s3_store.bucket)  # its first call loads the endpoint rules: not in 8 threads at once
+    start = threading.Barrier(8)
 
     def contend(n: int) -> None:
-        client = s3_store.client()
+        start.wait()
         try:
             client.put_object(Bucket=s3_store.bucket, Key=key, Body=str(n).encode(), IfNoneMatch="*")
             outcomes.append(("won", n))
@@ -258,7 +261,7 @@ def test_only_one_of_concurrent_exclusive_creates_wins(s3_store, prefix):
     winners = [n for outcome, n in outcomes if outcome == "won"]
     assert len(winners) == 1, outcomes
     assert sorted(outcome for outcome, _ in outcomes) == ["PreconditionFailed"] * 7 + ["won"]
-    assert s3_store.client().get_object(Bucket=s3_store.bucket, Key=key)["Body"].read() == str(winners[0]).encode()
+    assert client.get_object(Bucket=s3_store.bucket, Key=key)["Body"].read() == str(winners[0]).encode()
 
 
 def test_put_and_delete_if_match_compare_and_swap_on_the_etag(s3_store, prefix):
