@@ -52,7 +52,7 @@ lint: $(STAMP)  ## ruff and mypy (the type checker; config in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## benchmarks (installs the bench extra: pandas, duckdb)
+bench: $(STAMP) $(S3_STAMP)  ## benchmarks (installs the bench extra: pandas, duckdb; S3 for the e2e data root)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bench.lock
 	$(BIN)/python -m benchmarks $(ARGS)
 

@@ -83,6 +83,10 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     if e2e:
         out.append(_verdict("orchestrator default scale: Prefect overhead share of wall time",
                             e2e["prefect_overhead_share"], 0.25, at_most=True))
+    for label, scale in (results.get("e2e") or {}).items():
+        if scale.get("s3_vs_local") is not None and label != "default":  # the target's size: 1M rows
+            out.append(_verdict(f"orchestrator {label}: data root on loopback S3 / local, wall time",
+                                scale["s3_vs_local"], 1.3, at_most=True, unit="x"))
     emulator = (results.get("extract") or {}).get("by_size", {})
     rest_raw = [r["emulator_rest_raw"]["rows_per_s"] for r in emulator.values() if "emulator_rest_raw" in r]
     if rest_raw:
@@ -130,10 +134,10 @@ def qa_table(section: Mapping[str, Any]) -> str:
 def e2e_table(section: Mapping[str, Any]) -> str:
     rows = [[label, len(e["runs_s"]), e["wall_s"], e["plain_functions_wall_s"], e["prefect_overhead_share"],
              e.get("engine_floor_wall_s"), e["idle_share_between_task_bodies"], e["prefect_startup_s"],
-             e["peak_rss_mb"]]
+             e["peak_rss_mb"], e.get("s3_wall_s"), e.get("s3_vs_local")]
             for label, e in section.items()]
     return format_table(["orchestrator", "runs", "wall s", "plain fn s", "overhead", "empty-shape s", "idle share",
-                         "startup s", "peak RSS MB"], rows)
+                         "startup s", "peak RSS MB", "on S3 s", "S3/local"], rows)
 
 
 def targets_table(verdicts: Sequence[Mapping[str, Any]]) -> str:
