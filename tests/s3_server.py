@@ -252,13 +252,13 @@ def _wait_until_ready(store: S3Store, watchdog: subprocess.Popen[bytes], timeout
     master to place volumes on the volume server, so a bucket alone is not enough)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = store.client(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=10)
+    client = store.client(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2)  # a timeout: try again
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if watchdog.poll() is not None:
             log = _log_tail(store.log)
-            if "address already in use" in log:
+            if "Port allocation failed" in log or "address already in use" in log:  # taken before or after mini checked
                 raise _PortTaken(log)
             msg = f"weed exited during start-up (watchdog code {watchdog.returncode}):\n{log}"
             raise RuntimeError(msg)
@@ -321,23 +321,27 @@ def _watch(spec: dict[str, Any]) -> int:
         proc = subprocess.Popen(spec["cmd"], cwd=run_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env={**os.environ, "TMPDIR": str(run_dir)}, start_new_session=True,
                                 preexec_fn=_die_with_parent)  # safe here: the watchdog has no threads
+    harness_gone = False
     try:
         sys.stdout.write(f"{proc.pid}\n")
         sys.stdout.flush()
         while proc.poll() is None:  # until the harness closes the pipe (or dies), or weed exits by itself
             if select.select([sys.stdin], [], [], 0.5)[0] and not os.read(sys.stdin.fileno(), 4096):
+                harness_gone = True
                 break
     finally:
         _stop_group(proc)
-        _remove_run_files(run_dir, spec["sockets"])
+        # weed exited by itself: keep its log for the harness, which reads it and then removes the dir
+        _remove_run_files(run_dir if harness_gone else None, spec["sockets"])
     return proc.returncode
 
 
-def _remove_run_files(run_dir: Path, sockets: list[str]) -> None:
+def _remove_run_files(run_dir: Path | None, sockets: list[str]) -> None:
     for path in sockets:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    if run_dir is not None:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ != "__main__":  # the watchdog runs this file as a script without site-packages (python -S)
