@@ -64,10 +64,12 @@ class S3Store:
         return f"s3://{self.bucket}/{key.lstrip('/')}"
 
     def env(self) -> dict[str, str]:
-        """The standard AWS variables for a process (boto3/botocore, s3fs, Polars/object_store, DuckDB's httpfs reads
-        some): credentials, region, the endpoint (botocore >= 1.31 and object_store read AWS_ENDPOINT_URL), plain HTTP
-        allowed (object_store refuses http:// without AWS_ALLOW_HTTP) and path-style addressing (a loopback IP has no
-        bucket subdomains; object_store's default already is path style, boto's is chosen per endpoint)."""
+        """The standard AWS variables for a new process (botocore/s3fs and Polars' object_store both read them).
+
+        Measured (tests/integration/test_s3_store.py): keys + AWS_ENDPOINT_URL are enough for both; Polars ignores
+        AWS_ENDPOINT_URL_S3 (botocore reads it). AWS_ALLOW_HTTP and path style (AWS_VIRTUAL_HOSTED_STYLE_REQUEST=false)
+        are object_store's settings for a plain-http endpoint on an IP with no bucket subdomains; Polars 2.1 needs
+        neither spelled out, other object_store users (older Polars, deltalake) may."""
         return {
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,

@@ -128,7 +128,7 @@ def test_polars_native_io_round_trips_parquet_and_csv(s3_store, prefix):
     assert_frame_equal(globbed, pl.concat([FRAME, FRAME]))
 
 
-def test_polars_storage_options_need_path_style_and_object_store_keys(s3_store, fs, prefix):
+def test_polars_storage_options_need_path_style_and_object_store_keys(s3_store, prefix):
     """An http:// endpoint works without ``aws_allow_http`` (Polars allows it for an explicit http endpoint) and
     without a region; virtual-hosted style does not (a loopback IP has no bucket subdomains: the bucket is lost
     from the request); s3fs-style options (``client_kwargs``) are refused: Polars wants object_store keys."""
