@@ -23,13 +23,13 @@ ORPHAN_SIDECAR_AGE_SECONDS = 3600  # a sidecar lands just before its CSV: only a
 def ensure_data_root(data_root: str | os.PathLike[str] | None) -> Path:
     """Create the data root if needed; one clear error when it cannot be used, before any API call (on an
     object store: reachable, credentials accepted, bucket writable)."""
-    root = resolve_data_root(data_root)
-    mirror = storage.mirror_of(root)
-    if mirror is not None:
-        try:
+    try:
+        root = resolve_data_root(data_root)
+        mirror = storage.mirror_of(root)
+        if mirror is not None:
             storage.check_data_root(mirror.url)
-        except storage.StorageError as err:
-            raise ConfigError(str(err)) from None
+    except storage.StorageError as err:  # a config error: one line, no traceback, before any Salesforce call
+        raise ConfigError(str(err)) from None
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-probe-{os.getpid()}"

@@ -30,13 +30,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from utils.errors import PipelineError
+
 SCRATCH_ENV = "SF_PIPELINE_SCRATCH_DIR"
 REMOTE_SCHEMES = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "az", "abfs": "az", "abfss": "az",
                   "memory": "memory"}  # URL scheme -> fsspec protocol ("memory": tests of this module)
 EXTRAS = {"s3": "s3", "gcs": "gcs", "az": "azure"}
 
 
-class StorageError(Exception):
+class StorageError(PipelineError):
     """The data root's store cannot be used: unreachable, refused, or its filesystem package is missing."""
 
 
