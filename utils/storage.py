@@ -193,8 +193,9 @@ def fetch(path: str | os.PathLike[str]) -> bool:
 
 
 # Which version of each file the scratch holds (the store's ETag, or size and time where it has none), kept
-# beside the mirror in ``.versions/``, so that a process on a machine that already fetched or wrote a big replica
-# does not download it again when the store still holds that version.
+# beside the mirror in ``<mirror>.versions/`` (outside it: never listed, swept or published), so that a process
+# on a machine that already fetched or wrote a big replica does not download it again when the store still holds
+# that version.
 def _version_of(info: dict[str, Any]) -> str:
     etag = info.get("ETag") or info.get("etag")
     changed = info.get("LastModified") or info.get("mtime") or info.get("updated") or info.get("created")
@@ -230,9 +231,11 @@ def remove_file(path: str | os.PathLike[str]) -> bool:
     mirror = mirror_of(path)
     if mirror is not None:
         key = mirror.key(path)
-        with contextlib.suppress(FileNotFoundError):
-            _guard(mirror, "delete", lambda: mirror.fs.rm_file(key))
-            removed = True
+        _version_file(mirror, path).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # S3 deletes are idempotent: ask first, to say the truth
+            if _guard(mirror, "read", lambda: mirror.fs.isfile(key)):
+                _guard(mirror, "delete", lambda: mirror.fs.rm_file(key))
+                removed = True
     return removed
 
 
