@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,12 @@ if _XDIST_WORKER or "PREFECT_HOME" not in os.environ:
     _OWN_PREFECT_HOME = tempfile.mkdtemp(prefix=f"sfpp-prefect-home-{_XDIST_WORKER or 'main'}-")
     os.environ["PREFECT_HOME"] = _OWN_PREFECT_HOME
     atexit.register(shutil.rmtree, _OWN_PREFECT_HOME, ignore_errors=True)
+# Bytecode caches (__pycache__, gitignored) are written even when the shell says PYTHONDONTWRITEBYTECODE: the suite
+# starts ~40 interpreters (workers, orchestrator runs, serve and agent processes, emulators), and without the caches
+# each one compiles the project again (~0.5 s of CPU each, ~2 s per xdist worker with the test modules).
+# Popped before pytest-xdist starts its workers, so they and every subprocess inherit it.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    sys.dont_write_bytecode = False
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 os.environ.pop("PREFECT_API_URL", None)
@@ -55,6 +62,10 @@ ONE_WORKER_GROUPS = {
     "prefect-server": (
         ("tests/integration/test_prefect_ui.py", "tests/integration/test_scheduling.py"),
         "one real Prefect server (~9 s of CPU to start), stopped after them (tests/prefect_server.py SharedServer)",
+    ),
+    "make-run": (
+        ("tests/integration/test_progress_run.py",),
+        "one `make run` subprocess (~10 s of CPU) feeds both tests (module fixture)",
     ),
     "report-browser": (
         ("tests/integration/test_html_report_browser.py",),

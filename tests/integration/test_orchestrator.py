@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -20,12 +17,10 @@ from prefect.client.schemas.filters import (
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS
 from flows.sf_etl_orchestrator_flow import PipelineRunError, sf_etl_orchestrator_flow
-from tests.prefect_template import seed_prefect_home
 from utils.errors import ConfigError
 from utils.paths import build_qa_paths
 
 pytestmark = [pytest.mark.integration]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _read_flow_runs(parent_id):
@@ -132,26 +127,6 @@ def test_parameters_are_validated_before_the_run(prefect_harness, data_root, par
     with pytest.raises(ConfigError, match=expected):
         sf_etl_orchestrator_flow(**params)
     assert not (data_root / "raw").exists()
-
-
-@pytest.mark.slow
-def test_make_run_entry_point_uses_the_embedded_emulator(tmp_path):
-    """`run_multiple_times.py` with no credentials: the emulator starts, says so, and the run completes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SF_", "PREFECT_"))}
-    # a migrated Prefect home (~7 s of CPU less): the subject is the emulator; a first start on an empty home is
-    # test_first_runs_started_together_share_one_fresh_prefect_home's (tests/integration/test_reliability_process.py)
-    env.update(SF_PIPELINE_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(seed_prefect_home(tmp_path / "prefect")),
-               SF_ENV_FILE="")
-    proc = subprocess.run([sys.executable, "run_multiple_times.py", "--runs", "1", "--objects", "Account", "Lead"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-3000:]
-    assert "no Salesforce credentials found: using the built-in emulator, synthetic data" in output
-    assert "run 1/1" in output and "source=emulator" in output
-    assert (tmp_path / "data" / "output" / "Lead" / "summary.json").is_file()
-    (run_file,) = (tmp_path / "data" / "runs").glob("*.json")
-    assert json.loads(run_file.read_text())["source"]["kind"] == "emulator"
-
 
 
 def test_a_config_error_ends_the_run_failed_with_one_line_not_a_traceback(prefect_harness, data_root, caplog):
