@@ -3,17 +3,16 @@ then every log line, file, Prefect record and exception text is searched for the
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
 import traceback
+from pathlib import Path
 
 import pytest
 
 from emulator import run_emulator
 from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow
 from tests.reliability_helpers import (
-    PYTHON,
-    ROOT,
     base_env,
     file_texts,
     find_secrets,
@@ -29,31 +28,41 @@ PASSWORD = "Pw-SECRET-7c1e9f30d41d"
 TOKEN = "Tok-SECRET-88aa91ff"
 SECRETS = (PASSWORD, TOKEN, PASSWORD + TOKEN)
 
-# Everything Prefect stored about the runs, read back through its API (not the database file).
-_DUMP_PREFECT = """
-import asyncio, json
-from prefect.client.orchestration import get_client
+def _prefect_records(home: Path) -> dict[str, list[dict]]:
+    """Everything Prefect stored about the runs in ``home``, read back through its API (not the database file): the
+    ephemeral API a process on that home runs, started here on its database (a process of its own importing Prefect
+    would cost ~5 s of CPU more)."""
+    from prefect.client.orchestration import get_client
+    from prefect.server.database.dependencies import temporary_database_interface
+    from prefect.settings import (
+        PREFECT_API_DATABASE_CONNECTION_URL,
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        temporary_settings,
+    )
 
-async def main():
-    async with get_client() as client:
-        flows = await client.read_flow_runs()
-        tasks = await client.read_task_runs()
-        artifacts = await client.read_artifacts()
-        offset, logs = 0, []
-        while True:
-            page = await client.read_logs(limit=200, offset=offset)
-            logs += page
-            offset += len(page)
-            if len(page) < 200:
-                break
-    dump = {"flow_runs": [f.model_dump(mode="json") if hasattr(f, "model_dump") else f.dict() for f in flows],
-            "task_runs": [t.model_dump(mode="json") if hasattr(t, "model_dump") else t.dict() for t in tasks],
-            "artifacts": [a.model_dump(mode="json") if hasattr(a, "model_dump") else a.dict() for a in artifacts],
-            "logs": [lg.model_dump(mode="json") if hasattr(lg, "model_dump") else lg.dict() for lg in logs]}
-    print(json.dumps(dump, default=str))
+    def as_json(models) -> list[dict]:
+        return [m.model_dump(mode="json") if hasattr(m, "model_dump") else m.dict() for m in models]
 
-asyncio.run(main())
-"""
+    async def main() -> dict[str, list[dict]]:
+        async with get_client() as client:
+            flows = await client.read_flow_runs()
+            tasks = await client.read_task_runs()
+            artifacts = await client.read_artifacts()
+            offset, logs = 0, []
+            while True:
+                page = await client.read_logs(limit=200, offset=offset)
+                logs += page
+                offset += len(page)
+                if len(page) < 200:
+                    break
+        return {"flow_runs": as_json(flows), "task_runs": as_json(tasks), "artifacts": as_json(artifacts),
+                "logs": as_json(logs)}
+
+    database = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+    settings = {PREFECT_HOME: str(home), PREFECT_API_DATABASE_CONNECTION_URL: database, PREFECT_API_URL: None}
+    with temporary_database_interface(), temporary_settings(restore_defaults={PREFECT_API_URL}, updates=settings):
+        return asyncio.run(main())
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +79,7 @@ def secret_emulator():
         mp.undo()
 
 
-@pytest.mark.slow  # two subprocesses importing Prefect
+@pytest.mark.slow  # a subprocess importing Prefect, then its API started here
 def test_a_real_run_leaks_no_secret_anywhere(secret_emulator, tmp_path):
     data, home = tmp_path / "data", fresh_prefect_home(tmp_path / "prefect")
     env = base_env(data_root=data, prefect_home=home, extra={
@@ -84,14 +93,12 @@ def test_a_real_run_leaks_no_secret_anywhere(secret_emulator, tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "session_renewed" in run.stdout + run.stderr  # the renewal path (a second login) really ran
 
-    dump = subprocess.run([PYTHON, "-c", _DUMP_PREFECT], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=180)
-    assert dump.returncode == 0, dump.stderr[-2000:]
-    records = json.loads(dump.stdout)
+    records = _prefect_records(home)
+    dump = json.dumps(records, default=str)
     assert records["flow_runs"] and records["task_runs"] and records["logs"], "the Prefect dump is empty"
     assert any(a["key"] == "sf-etl-run-summary" for a in records["artifacts"])
 
-    places = [("stdout", run.stdout), ("stderr", run.stderr), ("prefect api", dump.stdout),
+    places = [("stdout", run.stdout), ("stderr", run.stderr), ("prefect api", dump),
               *file_texts(data), *file_texts(home)]
     assert len(places) > 10
     assert find_secrets(places, SECRETS) == []
