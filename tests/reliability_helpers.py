@@ -89,6 +89,28 @@ def wait_for_file(root: Path, pattern: str, proc: subprocess.Popen, *, timeout: 
     return None
 
 
+def file_stamps(root: Path) -> dict[Path, int]:
+    """Every file under ``root`` with its modification time (ns): what ``wait_for_change`` compares with."""
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} if root.exists() else {}
+
+
+def wait_for_change(root: Path, patterns: tuple[str, ...], before: dict[Path, int], proc: subprocess.Popen,
+                    timeout: float = 240) -> Path | None:
+    """The first file matching a pattern that is new or rewritten since ``before``; None if the run ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in (p for pattern in patterns for p in root.glob(pattern)) if root.exists() else []:
+            try:
+                if before.get(path) != path.stat().st_mtime_ns:
+                    return path
+            except FileNotFoundError:  # a temp file renamed away between glob and stat
+                continue
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.005)
+    return None
+
+
 # ------------------------------------------------------------------------------------------- auditing outputs
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,7 @@ from tests.reliability_helpers import (
     base_env,
     emulator_env,
     expected_ids,
+    file_stamps,
     fresh_prefect_home,
     ids_in,
     kill_group,
@@ -22,6 +22,7 @@ from tests.reliability_helpers import (
     start_orchestrator,
     summary_id_count,
     temp_files,
+    wait_for_change,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,36 +45,15 @@ def big_emulator():
         yield info
 
 
-def _stamps(root: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} if root.exists() else {}
-
-
-def _wait_for_change(root: Path, patterns: tuple[str, ...], before: dict[Path, int], proc,
-                     timeout: float = 240) -> Path | None:
-    """The first file matching a pattern that is new or rewritten since ``before``; None if the run ended."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in (p for pattern in patterns for p in root.glob(pattern)) if root.exists() else []:
-            try:
-                if before.get(path) != path.stat().st_mtime_ns:
-                    return path
-            except FileNotFoundError:  # a temp file renamed away between glob and stat
-                continue
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.005)
-    return None
-
-
 def test_sigkill_at_every_stage_then_the_next_run_recovers(big_emulator, tmp_path):
     root, rng = tmp_path / "data", random.Random(SEED)
     env = base_env(data_root=root, prefect_home=fresh_prefect_home(tmp_path / "prefect"),
                    extra=emulator_env(big_emulator))
     killed_at = []
     for label, patterns, max_delay in KILL_POINTS:
-        before = _stamps(root)
+        before = file_stamps(root)
         proc = start_orchestrator(env, *OBJECTS, log_file=tmp_path / f"{label}.log")
-        hit = _wait_for_change(root, patterns, before, proc)
+        hit = wait_for_change(root, patterns, before, proc)
         assert hit is not None, f"{label}: the run ended before {patterns} appeared:\n" + \
             (tmp_path / f"{label}.log").read_text()[-3000:]
         time.sleep(rng.uniform(0, max_delay))

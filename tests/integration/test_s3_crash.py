@@ -18,12 +18,14 @@ from tests.reliability_helpers import (
     base_env,
     emulator_env,
     expected_ids,
+    file_stamps,
     fresh_prefect_home,
     ids_in,
     kill_group,
     run_orchestrator,
     start_orchestrator,
     summary_id_count,
+    wait_for_change,
 )
 from tests.s3_server import S3Store
 from tests.s3_server import s3_store as s3_store  # the session fixture
@@ -35,13 +37,14 @@ OBJECTS = ("--objects", "Opportunity")
 SEED = 20261202
 ATTEMPTS = 3
 
-# (label, globs under the scratch mirror that mark the moment, longest seeded extra delay before the kill)
+# (label, globs under the scratch mirror that mark the moment, longest seeded extra delay before the kill, whether
+# the run must backfill: an incremental run with nothing new leaves the replica as it is, so it has no such moment)
 KILL_POINTS = [
-    ("extract", ("raw/.Opportunity_*.tmp-*",), 0.5),               # the raw CSV half streamed to scratch
-    ("raw upload", ("raw/Opportunity_*.csv",), 0.02),              # complete in scratch: its upload under way
-    ("replica", ("replica/.Opportunity.parquet.tmp-*",), 0.0),     # the replica being written
-    ("replica upload", ("replica/Opportunity.parquet",), 0.02),    # published or publishing, the state not yet
-    ("qa", ("processed/**/.*.tmp-*", "output/**/.*.tmp-*"), 0.05),  # both branches writing
+    ("extract", ("raw/.Opportunity_*.tmp-*",), 0.5, False),               # the raw CSV half streamed to scratch
+    ("raw upload", ("raw/Opportunity_*.csv",), 0.02, False),              # complete in scratch: its upload under way
+    ("replica", ("replica/.Opportunity.parquet.tmp-*",), 0.0, True),      # the replica being written
+    ("replica upload", ("replica/Opportunity.parquet",), 0.02, True),     # published or publishing, not the state
+    ("qa", ("processed/**/.*.tmp-*", "output/**/.*.tmp-*"), 0.05, False),  # both branches writing
 ]
 
 
@@ -49,26 +52,6 @@ KILL_POINTS = [
 def big_emulator():
     with run_emulator(rows=ROWS, faults="") as info:
         yield info
-
-
-def _stamps(root: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} if root.exists() else {}
-
-
-def _wait_for_change(root: Path, patterns: tuple[str, ...], before: dict[Path, int], proc,
-                     timeout: float = 240) -> Path | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in (p for pattern in patterns for p in root.glob(pattern)) if root.exists() else []:
-            try:
-                if before.get(path) != path.stat().st_mtime_ns:
-                    return path
-            except FileNotFoundError:
-                continue
-        if proc.poll() is not None:
-            return None
-        time.sleep(0.005)
-    return None
 
 
 def _bucket_copy(store: S3Store, url: str, dest: Path) -> Path:
@@ -84,6 +67,21 @@ def _bucket_copy(store: S3Store, url: str, dest: Path) -> Path:
     return dest
 
 
+def _mirror(scratch: Path) -> Path | None:
+    """The data root's mirror in a scratch folder, once a run made it (not the ``.versions`` folder beside it)."""
+    return next((p for p in scratch.glob("*") if not p.name.endswith(".versions")), None)
+
+
+def _forget_state(store: S3Store, url: str) -> None:
+    """Remove the object's sync state from the store: the next run backfills and rewrites the replica."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**store.storage_options(), skip_instance_cache=True, use_listings_cache=False)
+    key = f"{url.removeprefix('s3://')}/state/Opportunity.json"
+    if fs.isfile(key):
+        fs.rm_file(key)
+
+
 def test_sigkill_at_five_points_never_leaves_a_partial_object(big_emulator, s3_store, tmp_path):
     url, rng = s3_store.url(f"crash-{uuid.uuid4().hex[:8]}"), random.Random(SEED)
     env = base_env(data_root=tmp_path / "unused", prefect_home=fresh_prefect_home(tmp_path / "prefect"),
@@ -91,15 +89,16 @@ def test_sigkill_at_five_points_never_leaves_a_partial_object(big_emulator, s3_s
                           "SF_PIPELINE_SCRATCH_DIR": str(tmp_path / "scratch"),
                           "SF_PIPELINE_LOCK_TTL_SECONDS": "5"})  # a killed run's lease: 5 s, not 60
     killed_at = []
-    for n, (label, patterns, max_delay) in enumerate(KILL_POINTS):
+    for n, (label, patterns, max_delay, backfill) in enumerate(KILL_POINTS):
         hit = None
         for attempt in range(ATTEMPTS):  # a busy machine may poll past a short stage: the next run has it again
-            scratch = next((tmp_path / "scratch").glob("*"), tmp_path / "scratch" / "none")
-            before = _stamps(scratch)
+            if backfill:
+                _forget_state(s3_store, url)
+            before = file_stamps(_mirror(tmp_path / "scratch") or tmp_path / "none")
             proc = start_orchestrator(env, *OBJECTS, log_file=tmp_path / f"{label}-{attempt}.log")
             while hit is None and proc.poll() is None:
-                scratch = next((tmp_path / "scratch").glob("*"), None)
-                hit = _wait_for_change(scratch, patterns, before, proc, timeout=0.5) if scratch else None
+                scratch = _mirror(tmp_path / "scratch")
+                hit = wait_for_change(scratch, patterns, before, proc, timeout=0.5) if scratch else None
             if hit is not None:
                 break
         assert hit is not None, f"{label}: {ATTEMPTS} runs ended before {patterns} appeared:\n" + \
