@@ -26,6 +26,7 @@ from filelock import FileLock, Timeout
 
 from utils import storage
 from utils.logs import log_event
+from utils.settings import env_number
 
 LOCK_WAIT_LOG_SECONDS = 30.0
 LEASE_TTL_ENV = "SF_PIPELINE_LOCK_TTL_SECONDS"
@@ -63,11 +64,8 @@ def exclusive_lock(lock_path: Path, *, what: str, log_every_seconds: float = LOC
 
 
 def lease_ttl_seconds() -> float:
-    raw = os.environ.get(LEASE_TTL_ENV, "")
-    try:
-        return float(raw) if raw else DEFAULT_LEASE_TTL_SECONDS
-    except ValueError:
-        return DEFAULT_LEASE_TTL_SECONDS
+    """How long a lease on an object store lasts unrenewed (``SF_PIPELINE_LOCK_TTL_SECONDS``, 60 by default)."""
+    return env_number(LEASE_TTL_ENV, DEFAULT_LEASE_TTL_SECONDS, positive=True)
 
 
 class _Lease:
@@ -142,6 +140,7 @@ def _etag(put_result: Any) -> str | None:
 @contextlib.contextmanager
 def _lease(mirror: storage.Mirror, lock_path: Path, *, what: str, log_every_seconds: float,
            **log_fields: Any) -> Iterator[None]:
+    """Hold the lease object of ``lock_path`` in the store, renewed by a daemon thread until the block ends."""
     lease = _Lease(mirror, lock_path, lease_ttl_seconds())
     started = last_log = time.monotonic()
     while (holder := _guarded(mirror, lease.try_acquire)) is not None:

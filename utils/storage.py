@@ -92,7 +92,9 @@ def mirror_root(url: str) -> Path:
     if not parts.netloc:
         msg = f"data root {url!r} names no bucket: write {parts.scheme}://<bucket>/<prefix>"
         raise StorageError(msg)
-    scratch = os.environ.get(SCRATCH_ENV) or os.path.join(tempfile.gettempdir(), "sf-pipeline-scratch")
+    from utils.settings import setting  # the environment, then .env
+
+    scratch = setting(SCRATCH_ENV) or os.path.join(tempfile.gettempdir(), "sf-pipeline-scratch")
     local = (Path(scratch).expanduser().absolute()
              / hashlib.sha256(normalised.encode()).hexdigest()[:16])
     with _LOCK:
