@@ -135,10 +135,11 @@ def setup_orchestrator(params: dict[str, Any]) -> tuple[Callable[[], dict[str, A
     """The real orchestrator flow, as ``make run`` calls it, on a fresh data root."""
     home = use_private_prefect_home()
     from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow
+    from utils import storage
 
     startup = warm_up_prefect()
     data_root = params["data_root"]
-    if "://" in data_root:  # an object store: a new prefix per run (its scratch is the child's own, removed after)
+    if storage.is_remote(data_root):  # a new prefix per run (its scratch is the child's own, removed after)
         data_root = f"{data_root}/{uuid.uuid4().hex[:12]}"
     shutil.rmtree(data_root, ignore_errors=True)
 

@@ -25,7 +25,7 @@ import hashlib
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -268,6 +268,7 @@ def _changes(schedule: _Schedule, t0: int, t1: int, anchor: datetime
              ) -> tuple[pl.DataFrame | None, dict[str, dict[str, Any]], set[str]]:
     """What (t0, t1] does to one object: rows to append, field changes by Id, Ids to purge."""
     base, ids = schedule.base, schedule.base["Id"]
+    epoch_s = int(anchor.timestamp())  # the inserted rows' stamps are absolute
     updates: dict[str, dict[str, Any]] = {}
     rows, times, donors = schedule.hot_updates(t0, t1)
     for i, (row, when) in enumerate(zip(rows.tolist(), times.tolist(), strict=True)):
@@ -291,16 +292,16 @@ def _changes(schedule: _Schedule, t0: int, t1: int, anchor: datetime
     appended = []
     kept = schedule.kept(t0, t1)
     if len(kept):
-        appended.append(schedule.inserted_rows("kept", kept, anchor_s(anchor) + (kept + 1) * schedule.kept_step))
+        appended.append(schedule.inserted_rows("kept", kept, epoch_s + (kept + 1) * schedule.kept_step))
     j = schedule.churn_candidates(t0, t1)
     created, deleted_at = schedule.churn(j)
     gone_at = deleted_at + RECYCLE_BIN_S
     before, after = (created <= t0) & (gone_at > t0), (created <= t1) & (gone_at > t1)
     new = ~before & after
     if new.any():
-        rows_new = schedule.inserted_rows("churn", j[new], anchor_s(anchor) + created[new])
+        rows_new = schedule.inserted_rows("churn", j[new], epoch_s + created[new])
         dead = deleted_at[new] <= t1
-        stamps = pl.Series(np.where(dead, deleted_at[new], created[new]) * 1000 + anchor_s(anchor) * 1000)
+        stamps = pl.Series(np.where(dead, deleted_at[new], created[new]) * 1000 + epoch_s * 1000)
         appended.append(rows_new.with_columns(pl.Series("IsDeleted", dead), stamps.cast(DATETIME)
                                               .alias("SystemModstamp")))
     dying = before & after & (deleted_at > t0) & (deleted_at <= t1)
@@ -311,7 +312,3 @@ def _changes(schedule: _Schedule, t0: int, t1: int, anchor: datetime
     frame = pl.concat(appended) if appended else None
     return frame, {k: v for k, v in updates.items() if k not in purged}, purged
 
-
-def anchor_s(anchor: datetime) -> int:
-    """The anchor in seconds since the Unix epoch."""
-    return int(anchor.replace(tzinfo=anchor.tzinfo or timezone.utc).timestamp())

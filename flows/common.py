@@ -132,8 +132,8 @@ def remove_files(paths: Iterable[Path]) -> list[Path]:
     """
     removed = []
     for path in paths:
-        # an object store may hold it while the scratch does not; False: an overlapping run removed it first
-        if (path.is_file() or storage.exists(path)) and storage.remove_file(path):
+        # on an object store it may be there while the scratch lacks it; False: an overlapping run removed it first
+        if not path.is_dir() and storage.remove_file(path):
             removed.append(path)
     return removed
 

@@ -20,12 +20,17 @@ from utils.sf_errors import RetryPolicy
 FAST = ExtractOptions(retry=RetryPolicy(backoff_base_seconds=0.01))
 
 
+def connect(info) -> SalesforceConnection:
+    """The pipeline's real client on a running emulator, through the access-token flow (as a real org)."""
+    creds = Credentials(flow="access_token", instance_url=info.instance_url, access_token=info.access_token,
+                        ca_bundle=info.ca_bundle)
+    return SalesforceConnection(creds, source="emulator")
+
+
 @pytest.fixture()
 def conn(emulator_reset) -> SalesforceConnection:
     """The real client on the session emulator, reset after the test."""
-    creds = Credentials(flow="access_token", instance_url=emulator_reset.instance_url,
-                        access_token=emulator_reset.access_token, ca_bundle=emulator_reset.ca_bundle)
-    return SalesforceConnection(creds, source="emulator")
+    return connect(emulator_reset)
 
 
 def live_records(conn: SalesforceConnection, name: str, tmp_path: Path) -> pl.DataFrame:

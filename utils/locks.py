@@ -143,7 +143,7 @@ def _lease(mirror: storage.Mirror, lock_path: Path, *, what: str, log_every_seco
     """Hold the lease object of ``lock_path`` in the store, renewed by a daemon thread until the block ends."""
     lease = _Lease(mirror, lock_path, lease_ttl_seconds())
     started = last_log = time.monotonic()
-    while (holder := _guarded(mirror, lease.try_acquire)) is not None:
+    while (holder := storage.guarded(mirror, "hold a lock", lease.try_acquire)) is not None:
         if time.monotonic() - last_log >= log_every_seconds:
             last_log = time.monotonic()
             log_event("lock_waiting", level=30, lock=what, seconds=round(last_log - started, 1), file=lease.url,
@@ -168,13 +168,3 @@ def _lease(mirror: storage.Mirror, lock_path: Path, *, what: str, log_every_seco
         stop.set()
         keeper.join()
         lease.release()
-
-
-def _guarded(mirror: storage.Mirror, call: Any) -> Any:
-    """A store failure while locking is the store's one clear error, not a traceback from its client."""
-    try:
-        return call()
-    except (FileExistsError, FileNotFoundError):
-        raise
-    except Exception as err:  # noqa: BLE001
-        raise storage.StorageError(storage.store_error(mirror, "hold a lock", err)) from None

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
+from utils import storage
+
 DATA_DIR_ENV = "SF_PIPELINE_DATA_DIR"
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9]+$")
 _OBJECT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -59,7 +61,6 @@ _QC_NOT_REWRITTEN = frozenset({"directory", "rowcount"})
 def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
     """Explicit argument, else ``$SF_PIPELINE_DATA_DIR``, else ``./data`` (absolute, not created). An object-store
     URL (``s3://bucket/prefix``, ``gs://``, ``az://``) resolves to its local scratch mirror (utils/storage.py)."""
-    from utils import storage
     from utils.settings import setting  # the environment, then .env
 
     chosen = data_root if data_root is not None else setting(DATA_DIR_ENV) or "data"
@@ -182,8 +183,6 @@ def display_path(path: str | os.PathLike[str] | None, data_root: str | os.PathLi
     """``path`` relative to the data root, as logs and the Prefect UI show it; a path outside stays absolute."""
     if not path:
         return ""
-    from utils import storage
-
     root = resolve_data_root(data_root)
     mirror = storage.mirror_of(root)
     if mirror is not None and os.fspath(path).startswith(mirror.url + "/"):  # a file's store URL

@@ -155,8 +155,8 @@ def publish(path: str | os.PathLike[str]) -> None:
     mirror = mirror_of(path)
     if mirror is not None:
         key = mirror.key(Path(path))
-        _guard(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key))
-        _remember_version(mirror, Path(path), _guard(mirror, "read", lambda: mirror.fs.info(key)))
+        guarded(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key))
+        _remember_version(mirror, Path(path), guarded(mirror, "read", lambda: mirror.fs.info(key)))
 
 
 def fetch(path: str | os.PathLike[str]) -> bool:
@@ -171,7 +171,7 @@ def fetch(path: str | os.PathLike[str]) -> bool:
 
     key = mirror.key(path)
     try:
-        info = _guard(mirror, "read", lambda: mirror.fs.info(key))
+        info = guarded(mirror, "read", lambda: mirror.fs.info(key))
     except FileNotFoundError:
         path.unlink(missing_ok=True)
         _version_file(mirror, path).unlink(missing_ok=True)
@@ -181,7 +181,7 @@ def fetch(path: str | os.PathLike[str]) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)
     try:
-        _guard(mirror, "read", lambda: mirror.fs.get_file(key, os.fspath(tmp)))
+        guarded(mirror, "read", lambda: mirror.fs.get_file(key, os.fspath(tmp)))
     except FileNotFoundError:  # deleted between the two calls
         tmp.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
@@ -235,8 +235,8 @@ def remove_file(path: str | os.PathLike[str]) -> bool:
         key = mirror.key(path)
         _version_file(mirror, path).unlink(missing_ok=True)
         with contextlib.suppress(FileNotFoundError):  # S3 deletes are idempotent: ask first, to say the truth
-            if _guard(mirror, "read", lambda: mirror.fs.isfile(key)):
-                _guard(mirror, "delete", lambda: mirror.fs.rm_file(key))
+            if guarded(mirror, "read", lambda: mirror.fs.isfile(key)):
+                guarded(mirror, "delete", lambda: mirror.fs.rm_file(key))
                 removed = True
     return removed
 
@@ -248,16 +248,8 @@ def list_files(directory: str | os.PathLike[str], pattern: str = "*") -> list[Pa
     if mirror is None:
         return [p for p in directory.glob(pattern) if p.is_file()] if directory.is_dir() else []
     key = mirror.key(directory)
-    found = _guard(mirror, "list", lambda: mirror.fs.glob(f"{key}/{pattern}", detail=True))
+    found = guarded(mirror, "list", lambda: mirror.fs.glob(f"{key}/{pattern}", detail=True))
     return [mirror.local_of(name) for name, info in found.items() if info.get("type") != "directory"]
-
-
-def exists(path: str | os.PathLike[str]) -> bool:
-    """Whether the store (or the local disk, for a local root) holds the file."""
-    mirror = mirror_of(path)
-    if mirror is None:
-        return Path(path).is_file()
-    return bool(_guard(mirror, "read", lambda: mirror.fs.isfile(mirror.key(Path(path)))))
 
 
 def modified_at(path: str | os.PathLike[str]) -> float:
@@ -265,7 +257,7 @@ def modified_at(path: str | os.PathLike[str]) -> float:
     mirror = mirror_of(path)
     if mirror is None:
         return Path(path).stat().st_mtime
-    info = _guard(mirror, "read", lambda: mirror.fs.info(mirror.key(Path(path))))
+    info = guarded(mirror, "read", lambda: mirror.fs.info(mirror.key(Path(path))))
     stamp = info.get("LastModified") or info.get("mtime") or info.get("updated") or info.get("created")
     if hasattr(stamp, "timestamp"):
         return float(stamp.timestamp())
@@ -283,13 +275,13 @@ def abort_stale_uploads(directory: str | os.PathLike[str], *, older_than_seconds
 
     fs = mirror.fs
     bucket, _, prefix = mirror.key(Path(directory)).partition("/")
-    listing = _guard(mirror, "list uploads", lambda: sync(fs.loop, fs._call_s3, "list_multipart_uploads",
+    listing = guarded(mirror, "list uploads", lambda: sync(fs.loop, fs._call_s3, "list_multipart_uploads",
                                                           Bucket=bucket, Prefix=prefix))
     now, aborted = time.time(), 0
     for upload in listing.get("Uploads", []):
         started = upload.get("Initiated")
         if started is not None and now - started.timestamp() >= older_than_seconds:
-            _guard(mirror, "abort an upload", lambda u=upload: sync(
+            guarded(mirror, "abort an upload", lambda u=upload: sync(
                 fs.loop, fs._call_s3, "abort_multipart_upload", Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]))
             aborted += 1
     return aborted
@@ -307,11 +299,12 @@ def check_data_root(url: str) -> None:
     except StorageError:
         raise
     except Exception as err:  # noqa: BLE001 - every failure of the store becomes the one clear error
-        raise StorageError(store_error(mirror, "write a probe object", err)) from None
+        raise StorageError(_store_error(mirror, "write a probe object", err)) from None
 
 
-def _guard(mirror: Mirror, action: str, call: Any) -> Any:
-    """Run a store call; FileNotFoundError passes, anything else becomes one StorageError naming the store."""
+def guarded(mirror: Mirror, action: str, call: Any) -> Any:
+    """Run a store call; FileNotFoundError passes, anything else becomes one StorageError naming the store and the
+    action (its one clear error, never a traceback from the store's client)."""
     try:
         return call()
     except FileNotFoundError:
@@ -319,10 +312,10 @@ def _guard(mirror: Mirror, action: str, call: Any) -> Any:
     except StorageError:
         raise
     except Exception as err:  # noqa: BLE001 - network, credentials, permissions: one clear error
-        raise StorageError(store_error(mirror, action, err)) from None
+        raise StorageError(_store_error(mirror, action, err)) from None
 
 
-def store_error(mirror: Mirror, action: str, err: BaseException) -> str:
+def _store_error(mirror: Mirror, action: str, err: BaseException) -> str:
     text = str(err).splitlines()[0] if str(err) else ""
     reason = f"{type(err).__name__}: {text}" if text else type(err).__name__
     lowered = reason.lower()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 
 import polars as pl
@@ -13,6 +12,7 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from emulator import DEFAULT_SEED, build_org, emulator_session, run_emulator
+from tests.emulator.rest_cells import rest_as_bulk_cells
 
 pytestmark = pytest.mark.integration
 
@@ -28,23 +28,6 @@ def _rows(pages: list[str]) -> list[list[str]]:
     return out
 
 
-def _rest_as_csv_cells(records: list[dict], columns: list[str]) -> list[list[str]]:
-    """What the pipeline does to REST records: flatten dot paths, Z datetimes, json.dumps numbers, '' for null."""
-    def cell(record: dict, column: str) -> str:
-        value: object = record
-        for part in column.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int | float):
-            return json.dumps(value)
-        return str(value).replace("+0000", "Z")
-
-    return [[cell(r, c) for c in columns] for r in records]
-
-
 def test_bulk_round_trip_equals_rest_after_normalisation(sf_client):
     pages = list(sf_client.bulk2.Opportunity.query(SOQL, max_records=3000, wait=0))
     rows = _rows(pages)
@@ -53,7 +36,7 @@ def test_bulk_round_trip_equals_rest_after_normalisation(sf_client):
                       "Owner.Name", "CreatedDate", "SystemModstamp"]
     assert len(pages) > 3 and all(p.startswith('"Id","Name"') for p in pages)
     rest = sf_client.query_all(SOQL)["records"]
-    assert body == _rest_as_csv_cells(rest, header)
+    assert body == rest_as_bulk_cells(rest, header)
 
 
 def test_csv_quoting_round_trip_of_awkward_text(sf_client):

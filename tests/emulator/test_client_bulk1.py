@@ -16,6 +16,7 @@ import requests
 from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
 
 from emulator import set_faults
+from tests.emulator.rest_cells import rest_as_bulk_cells
 
 pytestmark = [pytest.mark.integration]
 
@@ -127,21 +128,6 @@ def _text(element: ElementTree.Element, name: str) -> str | None:
     return None if found is None else found.text
 
 
-def _rest_cells(records: list[dict], columns: list[str]) -> list[list[str]]:
-    """REST records as Bulk CSV cells: dot paths, Z datetimes, lower-case booleans, '' for null."""
-    def cell(record: dict, column: str) -> str:
-        value: object = record
-        for part in column.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value).replace("+0000", "Z")
-
-    return [[cell(r, c) for c in columns] for r in records]
-
-
 def test_tap_style_csv_job_equals_rest(emulator, emulator_http, sf_client):
     api = Bulk1(emulator, emulator_http)
     soql = "SELECT Id, Name, Industry, Owner.Name, SystemModstamp, IsDeleted FROM Account"
@@ -153,7 +139,7 @@ def test_tap_style_csv_job_equals_rest(emulator, emulator_http, sf_client):
     rows = api.csv_rows(job_id, batch_id)
     header = ["Id", "Name", "Industry", "Owner.Name", "SystemModstamp", "IsDeleted"]
     assert rows[0] == header
-    assert rows[1:] == _rest_cells(sf_client.query_all(soql, include_deleted=True)["records"], header)
+    assert rows[1:] == rest_as_bulk_cells(sf_client.query_all(soql, include_deleted=True)["records"], header)
 
     closed = api.post(f"job/{job_id}", '{"state": "Closed"}').json()
     assert closed["state"] == "Closed" and closed["numberBatchesCompleted"] == 1

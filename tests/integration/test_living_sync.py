@@ -11,18 +11,10 @@ import pytest
 
 from emulator.runner import freeze_clock, run_emulator
 from tasks.sync import sync_object
-from tests.sync_helpers import FAST, live_records, replica_of
-from utils.connection import SalesforceConnection
-from utils.settings import Credentials
+from tests.sync_helpers import FAST, connect, live_records, replica_of
 
 pytestmark = [pytest.mark.integration]
 SIZES = {"User": 10, "Account": 1_500, "Contact": 10, "Opportunity": 10, "Lead": 10, "Case": 10}
-
-
-def _connection(info) -> SalesforceConnection:
-    creds = Credentials(flow="access_token", instance_url=info.instance_url, access_token=info.access_token,
-                        ca_bundle=info.ca_bundle)
-    return SalesforceConnection(creds, source="emulator")
 
 
 def _at(hours: float) -> str:
@@ -42,7 +34,7 @@ def test_incremental_runs_follow_a_living_org_across_a_restart(tmp_path, caplog)
     caplog.set_level(logging.INFO, logger="sf_pipeline")
     data_root = tmp_path / "data"
     with run_emulator(seed=21, rows=SIZES, in_process=True, living_rate=1) as info:
-        conn = _connection(info)
+        conn = connect(info)
         freeze_clock(info, _at(0))
         sync_object("Account", run_id="R1", connection=conn, options=FAST, data_root=data_root)
         freeze_clock(info, _at(2 * 24))  # two days of the org's own life
@@ -53,7 +45,7 @@ def test_incremental_runs_follow_a_living_org_across_a_restart(tmp_path, caplog)
     assert stats.inserts > 0 and stats.updates > 0 and stats.deletes + stats.hard_deletes > 0, stats
     caplog.clear()
     with run_emulator(seed=21, rows=SIZES, in_process=True, living_rate=1) as restarted:
-        conn = _connection(restarted)
+        conn = connect(restarted)
         freeze_clock(restarted, _at(3 * 24))
         third = sync_object("Account", run_id="R3", connection=conn, options=FAST, data_root=data_root)
         _assert_replica_is_the_org(conn, tmp_path / "t3", data_root)

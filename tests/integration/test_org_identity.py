@@ -10,19 +10,12 @@ import pytest
 
 from emulator.runner import run_emulator
 from tasks.sync import sync_object
-from tests.sync_helpers import FAST
-from utils.connection import SalesforceConnection, org_id_of_session
+from tests.sync_helpers import FAST, connect
+from utils.connection import org_id_of_session
 from utils.paths import build_sync_paths
-from utils.settings import Credentials
 
 pytestmark = [pytest.mark.integration]
 TINY = {"Account": 40, "Contact": 5, "Opportunity": 5, "Lead": 5, "Case": 5}
-
-
-def _connection(info) -> SalesforceConnection:
-    creds = Credentials(flow="access_token", instance_url=info.instance_url, access_token=info.access_token,
-                        ca_bundle=info.ca_bundle)
-    return SalesforceConnection(creds, source="emulator")
 
 
 def _backfill_reasons(caplog) -> list[str]:
@@ -42,17 +35,17 @@ def test_the_org_id_is_read_from_the_session_id(session_id, org_id):
 def test_a_restarted_org_resumes_and_another_org_backfills(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="sf_pipeline")
     with run_emulator(seed=11, rows=TINY, in_process=True) as first:
-        conn = _connection(first)
+        conn = connect(first)
         sync_object("Account", run_id="R1", connection=conn, options=FAST, data_root=tmp_path)
         first_key = conn.org_key
     assert first_key.startswith("emulator:00D") and "127.0.0.1" not in first_key
     caplog.clear()
     with run_emulator(seed=11, rows=TINY, in_process=True) as restarted:  # a new port, the same org
-        result = sync_object("Account", run_id="R2", connection=_connection(restarted), options=FAST,
+        result = sync_object("Account", run_id="R2", connection=connect(restarted), options=FAST,
                              data_root=tmp_path)
     assert _backfill_reasons(caplog) == [] and result.mode == "incremental"
     with run_emulator(seed=12, rows=TINY, in_process=True) as other:
-        result = sync_object("Account", run_id="R3", connection=_connection(other), options=FAST, data_root=tmp_path)
+        result = sync_object("Account", run_id="R3", connection=connect(other), options=FAST, data_root=tmp_path)
     (reason,) = _backfill_reasons(caplog)
     assert "from another source" in reason and first_key in reason
     assert result.mode != "incremental"
@@ -61,7 +54,7 @@ def test_a_restarted_org_resumes_and_another_org_backfills(tmp_path, caplog):
 def test_state_keyed_by_the_old_url_key_still_resumes(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="sf_pipeline")
     with run_emulator(seed=11, rows=TINY, in_process=True) as info:
-        conn = _connection(info)
+        conn = connect(info)
         sync_object("Account", run_id="R1", connection=conn, options=FAST, data_root=tmp_path)
         state_file = build_sync_paths("Account", data_root=tmp_path).state
         state = json.loads(state_file.read_text())

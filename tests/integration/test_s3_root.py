@@ -21,10 +21,8 @@ from emulator import get_state
 from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow
 from tests.s3_server import S3Store
 from tests.s3_server import s3_store as s3_store  # the session fixture
-from tests.sync_helpers import live_records
-from utils.connection import SalesforceConnection
+from tests.sync_helpers import connect, live_records
 from utils.paths import build_qa_paths, build_summary_paths, build_sync_paths
-from utils.settings import Credentials
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,9 +171,7 @@ def test_two_runs_of_one_object_started_together_on_two_machines_lose_nothing(s3
     assert sorted(mode for mode, _ in outputs) == ["backfill", "incremental"], outputs  # one after the other
     state = json.loads(_download(s3_env, f"{remote}/state/Account.json", tmp_path / "state.json").read_text())
     replica = pl.read_parquet(_download(s3_env, f"{remote}/replica/Account.parquet", tmp_path / "replica.parquet"))
-    conn = SalesforceConnection(Credentials(flow="access_token", instance_url=emulator.instance_url,
-                                            access_token=emulator.access_token, ca_bundle=emulator.ca_bundle),
-                                source="emulator")
+    conn = connect(emulator)
     truth = live_records(conn, "Account", tmp_path / "truth")
     assert replica.sort("Id")["Id"].to_list() == truth["Id"].to_list()
     assert state["replica_rows"] == replica.height and state["last_run_id"] in ("R0", "R1")
