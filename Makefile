@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup s3 run test test-fast lint bench emulator ui ui-stop lock clean
+.PHONY: help setup s3 run discover test test-fast lint bench emulator ui ui-stop lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ s3: $(S3_STAMP)  ## add the s3 extra to .venv (s3fs; SeaweedFS for the tests) fr
 
 run: $(STAMP)  ## run the pipeline 3 times (embedded emulator unless .env has credentials)
 	$(BIN)/python run_multiple_times.py $(ARGS)
+
+discover: $(STAMP)  ## print registry entries from describe: make discover OBJECTS="Invoice__c Account" (ARGS=--all)
+	@$(BIN)/python -m configs discover $(OBJECTS) $(ARGS)
 
 # Tests run in parallel (pytest-xdist), each worker with its own emulator, Prefect home and database
 # (tests/conftest.py). 3 workers on this 2-core machine: measured on `make test-fast` (noisy, shared box),
