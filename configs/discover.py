@@ -73,7 +73,7 @@ def skip_reason(field: Field, *, every_field: bool) -> str | None:
     if sf_type == "textarea" and int(field.get("length") or 0) > LONG_TEXT:
         return f"long text (over {LONG_TEXT} characters; --all lists it)"
     if field.get("name") in NOT_USEFUL:
-        return "not about the record (deletes: the sync tracks them; LastViewed/Referenced: the user; --all lists them)"
+        return "not about the record (--all lists them)"
     return None
 
 
@@ -182,15 +182,15 @@ def render_entry(plan: EntryPlan) -> str:
     if plan.required:
         settings.append((f'"required": {_tuple_text(plan.required)},', "createable, nillable=false"))
     if plan.group_by:
-        values = ", ".join(f"{f['name']}: {_active_values(f)}" for f in plan.group_by)
+        counts = " and ".join(str(_active_values(f)) for f in plan.group_by)
         settings.append((f'"group_by": {_tuple_text([f["name"] for f in plan.group_by])},',
-                         f"picklist active values: {values}"))
+                         f"picklist{'s' if len(plan.group_by) > 1 else ''} with {counts} active values"))
     if plan.cursor_field:
         settings.append((f'"cursor_field": "{plan.cursor_field}",', "no SystemModstamp on this object"))
     if plan.full_sync:
         settings.append(('"cursor_field": "Id",', "no SystemModstamp, LastModifiedDate or CreatedDate:"))
         settings.append(('"sync_mode": "full",', "every run pulls the whole object; Id only orders duplicates"))
-    lines += _commented_lines(settings, i2)
+    lines += [f"{i2}{code}  # {comment}" for code, comment in settings]  # not aligned: group_by lines can be long
     lines.append(f'{i2}"metrics": {{')
     lines += _commented_lines([(f'"{name}": {_tuple_text(aggs)},', "") for name, aggs in plan.metrics.items()], i3)
     lines += [f"{i2}}},", f"{i1}}},"]
@@ -214,9 +214,9 @@ def unknown_object_message(object_name: str) -> str:
 
 def fetch_describe(object_name: str) -> dict[str, Any]:
     """The object's describe on the open source (``utils.source``), transient errors retried as a run does."""
-    from simple_salesforce.exceptions import SalesforceResourceNotFound
+    from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 
-    from utils.sf_errors import retry_transient
+    from utils.sf_errors import error_label_of, error_message_of, retry_transient
     from utils.source import get_connection
 
     if not _API_NAME.fullmatch(object_name):
@@ -228,6 +228,10 @@ def fetch_describe(object_name: str) -> dict[str, Any]:
                                    what=f"the {object_name} describe")
     except SalesforceResourceNotFound:
         raise UnknownObjectError(unknown_object_message(object_name)) from None
+    except SalesforceError as err:  # e.g. 403: not transient (those were retried), so say what Salesforce said
+        msg = (f"{object_name}: Salesforce refused the describe ({error_label_of(err)}: {error_message_of(err)}); "
+               "check the integration user's access to the object")
+        raise UnknownObjectError(msg) from None
     if not describe or describe.get("queryable") is False:
         raise UnknownObjectError(f"{object_name}: the org says it cannot be queried; it cannot be extracted")
     return dict(describe)
