@@ -39,6 +39,8 @@ def _print_run(n: int, total: int, summary: dict, ok: bool, seconds: float) -> N
         extract = f"{row['extract_s']:.1f}s"
         print(f"  {row['object']:<13}{row.get('mode') or '-':<12}{rows:>9}{replica:>9}  {changes:<26}"
               f"{row['api'] or '-':<6}{extract:>8}  {row['qa']}")
+        if row.get("schema_changes"):
+            print(f"      columns: {row['schema_changes']}")
         if row.get("error"):
             print(f"      error: {row['error']}")
     if summary.get("qa_error"):

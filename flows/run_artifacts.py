@@ -55,7 +55,7 @@ def compact_summary_rows(summary: RunSummary) -> list[dict[str, str]]:
     return [{
         "object": row.object,
         "status": row.status,
-        "mode": row.mode or "-",
+        "mode": (row.mode or "-") + (f" (columns {_cut(row.schema_changes, 40)})" if row.schema_changes else ""),
         "rows": "-" if row.rows is None else f"{row.rows:,}",
         "+ins ~upd =same -del": changes_text(row),
         "qa": _qa_cell(row.qa),

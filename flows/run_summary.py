@@ -63,6 +63,7 @@ class SummaryRow:
     raw_csv: str | None
     summary_json: str | None
     error: str | None
+    schema_changes: str | None = None  # the replica's columns changed this run: ``+Foo__c, -Bar__c, ~Baz__c (hidden)``
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def _summary_row(name: str, ext: StepOutcome[LandingResult], phase1: BranchOutco
         raw_csv=storage.location(landed.raw_csv) if landed and landed.raw_csv else None,
         summary_json=storage.location(load) if isinstance(load, str) else None,
         error="; ".join(e for e in errors if e) or None,
+        schema_changes=landed.schema_changes if landed else None,
     )
 
 

@@ -36,6 +36,7 @@ class LandingResult:
     mode: LandingMode
     sync: MergeStats | None = None  # replica merge counts; None after a full extract
     dropped_fields: tuple[str, ...] = ()
+    schema_changes: str | None = None  # how the replica's columns changed (a field added, dropped, hidden, retyped)
 
     @classmethod
     def from_extract(cls, extracted: ExtractResult) -> LandingResult:
@@ -47,7 +48,7 @@ class LandingResult:
     def from_sync(cls, synced: SyncResult) -> LandingResult:
         e = synced.extracted
         return cls(e.object_name, synced.dataset, e.raw_csv, e.raw_schema, e.rows, e.api_path, e.seconds, e.source,
-                   e.run_id, synced.mode, synced.sync, tuple(e.dropped_fields))
+                   e.run_id, synced.mode, synced.sync, tuple(e.dropped_fields), synced.schema_changes)
 
     def as_dict(self) -> dict[str, Any]:
         """The dict the thin tasks return (``extract_salesforce_to_csv``; ``sync_salesforce_object`` adds
@@ -57,7 +58,8 @@ class LandingResult:
                      "run_id": self.run_id, "dropped_fields": self.dropped_fields}
         if self.sync is None:
             return extracted
-        return {**extracted, "mode": self.mode, "dataset": self.dataset, "sync": self.sync.as_dict()}
+        return {**extracted, "mode": self.mode, "dataset": self.dataset, "sync": self.sync.as_dict(),
+                "schema_changes": self.schema_changes}
 
 
 def uses_incremental_sync(item: ExtractPlanItem) -> bool:

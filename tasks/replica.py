@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -64,6 +65,74 @@ class MergeStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ColumnChanges:
+    """How the replica's columns must change to match the registry and describe, without a backfill.
+
+    A column added to the registry (or visible again) and a column whose Salesforce type changed are filled for
+    every existing record by one narrow pull (``Id`` + those columns); a column taken out of the registry is
+    dropped; a registry column the org no longer shows (deleted, or field access revoked, with
+    ``drop_missing_fields``) is kept with its last values, null for the records changed since.
+    """
+
+    added: tuple[str, ...] = ()
+    retyped: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()           # the replica's columns after the change, in registry order
+    types: tuple[tuple[str, str], ...] = ()  # (column, Salesforce type) for each of them
+
+    @property
+    def to_fill(self) -> tuple[str, ...]:
+        """The columns the narrow pull must bring, for every live record."""
+        return self.added + self.retyped
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.retyped or self.dropped or self.hidden)
+
+    def describe(self, previous: Mapping[str, str]) -> str:
+        """``+Foo__c, -Bar__c, AnnualRevenue: string -> currency, ~Baz__c (hidden)`` for logs and the run summary."""
+        types = dict(self.types)
+        parts = [f"+{c}" for c in self.added] + [f"-{c}" for c in self.dropped]
+        parts += [f"{c}: {previous.get(c)} -> {types[c]}" for c in self.retyped]
+        parts += [f"~{c} (hidden)" for c in self.hidden]
+        return ", ".join(parts)
+
+
+def plan_column_changes(recorded: Mapping[str, str], visible: Mapping[str, str], registry_fields: Sequence[str], *,
+                        primary_key: str, previously_hidden: Sequence[str] = ()) -> ColumnChanges:
+    """Compare the replica's columns (``recorded``: column -> Salesforce type) with what describe shows of the
+    registry's fields now (``visible``). A column hidden on an earlier run and visible again is refilled: the
+    records changed while it was hidden hold nulls."""
+    added = tuple(c for c in visible if c != primary_key and (c not in recorded or c in previously_hidden))
+    retyped = tuple(c for c in visible if c in recorded and c not in added and recorded[c] != visible[c])
+    dropped = tuple(c for c in recorded if c not in registry_fields)
+    hidden = tuple(c for c in recorded if c in registry_fields and c not in visible)
+    columns = tuple(c for c in registry_fields if c in visible or c in hidden)
+    types = tuple((c, visible[c] if c in visible else recorded[c]) for c in columns)
+    return ColumnChanges(added, retyped, dropped, hidden, columns, types)
+
+
+def conform_replica(replica: pl.DataFrame, schema: Mapping[str, pl.DataType], *, primary_key: str,
+                    fill: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The replica with exactly the columns of ``schema``, in its order: columns outside it dropped, the columns of
+    ``fill`` (a narrow pull keyed on ``primary_key``) replaced by its values (null for a record it lacks), and any
+    other new column null."""
+    filled = [c for c in (fill.columns if fill is not None else ()) if c != primary_key and c in schema]
+    kept = replica.select([c for c in replica.columns if c in schema and c not in filled])
+    if fill is not None and filled:
+        latest = fill.select(primary_key, *filled).unique(subset=[primary_key], keep="last")
+        kept = kept.join(latest, on=primary_key, how="left", maintain_order="left")
+    dtypes: dict[Any, Any] = dict(schema)
+    return with_null_columns(kept, schema).select(list(schema)).cast(dtypes)
+
+
+def with_null_columns(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """``frame`` plus every column of ``schema`` it lacks, all null (a hidden field in a delta that cannot see it)."""
+    missing = [pl.lit(None, dtype=dtype).alias(c) for c, dtype in schema.items() if c not in frame.columns]
+    return frame.with_columns(missing) if missing else frame
 
 
 def latest_versions(delta: pl.DataFrame, *, primary_key: str, cursor_field: str) -> pl.DataFrame:

@@ -30,8 +30,10 @@ from tasks.extract import LANDING_TASK_RETRIES, ExtractOptions, ExtractResult, R
 from tasks.extract_plan import ExtractPlanItem, api_choice, build_soql
 from tasks.replica import (
     DELETED_FLAG,
+    ColumnChanges,
     MergeStats,
     ReplicaStamp,
+    conform_replica,
     count_created_before,
     delta_filter,
     drop_missing_keys,
@@ -41,7 +43,9 @@ from tasks.replica import (
     is_watermark_ahead,
     merge_delta,
     next_watermark,
+    plan_column_changes,
     soql_datetime,
+    with_null_columns,
 )
 from utils import storage
 from utils.atomic import atomic_path, write_text_atomic
@@ -51,7 +55,7 @@ from utils.logs import log_event
 from utils.paths import SyncPaths, build_sync_paths
 from utils.progress import report_progress
 from utils.raw_frame import scan_dataset
-from utils.raw_schema import RawSchema, read_raw_schema, write_raw_schema
+from utils.raw_schema import RawColumn, RawSchema, read_raw_schema, write_raw_schema
 from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
 from utils.source import get_connection
 from utils.timefmt import now_utc_seconds, utc_iso
@@ -87,10 +91,11 @@ class SyncState:
     last_run_id: str | None = None
     updated_at: str | None = None
     version: int = STATE_VERSION
+    hidden_columns: tuple[str, ...] = ()  # replica columns describe no longer shows (kept, null for new rows)
 
     def to_json(self) -> str:
         data = {**asdict(self), "fields": list(self.fields), "columns": list(self.columns),
-                "watermark": _utc_text(self.watermark)}
+                "hidden_columns": list(self.hidden_columns), "watermark": _utc_text(self.watermark)}
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
@@ -103,7 +108,7 @@ class SyncState:
                    replica_rows=data.get("replica_rows"),
                    clock_offset_seconds=float(data.get("clock_offset_seconds") or 0.0),
                    last_run_id=data.get("last_run_id"), updated_at=data.get("updated_at"),
-                   version=int(data.get("version", 1)))
+                   version=int(data.get("version", 1)), hidden_columns=tuple(data.get("hidden_columns") or ()))
 
 
 def read_sync_state(path: Path, object_name: str) -> SyncState | None:
@@ -147,23 +152,43 @@ class _SyncTarget:
 
 
 @dataclass(frozen=True)
+class _Resumed:
+    """The replica a delta is merged into, with the Salesforce type of each column and the columns describe no
+    longer shows (kept from an earlier run, null for records changed since)."""
+
+    replica: pl.DataFrame
+    column_types: dict[str, str]
+    hidden: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class _Landed:
     """One delta (or backfill) extracted and merged, in memory, into the replica it started from."""
 
     extracted: ExtractResult
     raw_schema: RawSchema
-    columns: list[str]
+    column_types: dict[str, str]  # the replica's columns, in order, with their Salesforce types
     delta: pl.DataFrame
     merged: pl.DataFrame
     stats: MergeStats
+    hidden: tuple[str, ...] = ()
+    changes: ColumnChanges | None = None  # how the replica's columns changed this run (None: they did not)
+    change_note: str | None = None        # ``changes`` in words, for the log and the run summary
+    base: _Resumed | None = None          # the replica the delta was merged into, after ``changes``
 
     @property
-    def column_types(self) -> dict[str, str]:
-        return {c.name: c.type for c in self.raw_schema.columns if c.name in self.columns}
+    def columns(self) -> list[str]:
+        return list(self.column_types)
 
 
-def _land(target: _SyncTarget, since: datetime | None, base: pl.DataFrame | None) -> _Landed:
-    """Extract the changes since ``since`` (everything when None) and merge them into ``base``."""
+def _visible_types(raw_schema: RawSchema, spec: ObjectSpec) -> dict[str, str]:
+    """Column -> Salesforce type of the registry's fields describe shows now (IsDeleted only when registered)."""
+    return {c.name: c.type for c in raw_schema.columns if c.name != DELETED_FLAG or DELETED_FLAG in spec.fields}
+
+
+def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) -> _Landed:
+    """Extract the changes since ``since`` (everything when None) and merge them into ``base``, first bringing its
+    columns in line with the registry and describe (``_evolve``)."""
     spec = target.spec
     # a delta is small: skip auto's COUNT() request and page it over REST (unless bulk2 is forced)
     api = target.api or ("rest" if since and spec.api == "auto" else spec.api)
@@ -171,11 +196,43 @@ def _land(target: _SyncTarget, since: datetime | None, base: pl.DataFrame | None
                                connection=target.conn, options=target.options, data_root=target.data_root,
                                bulk_threshold_rows=spec.bulk_threshold_rows)
     raw_schema = read_raw_schema(Path(extracted.raw_schema))
-    columns = [c for c in raw_schema.column_names if c != DELETED_FLAG or DELETED_FLAG in spec.fields]
+    visible = _visible_types(raw_schema, spec)
     delta = scan_dataset(Path(extracted.raw_csv), raw_schema).collect()
-    merged, stats = merge_delta(base if since else None, delta, columns=columns, primary_key=spec.primary_key,
-                                cursor_field=spec.cursor_field)
-    return _Landed(extracted, raw_schema, columns, delta, merged, stats)
+    if since is None or base is None:
+        merged, stats = merge_delta(None, delta, columns=list(visible), primary_key=spec.primary_key,
+                                    cursor_field=spec.cursor_field)
+        return _Landed(extracted, raw_schema, visible, delta, merged, stats)
+    changes = plan_column_changes(base.column_types, visible, spec.fields, primary_key=spec.primary_key,
+                                  previously_hidden=base.hidden)
+    note = None
+    if changes:
+        note = changes.describe(base.column_types)
+        base = _evolve(target, base, changes, note)
+    hidden_schema = {c: polars_dtype_for(base.column_types[c]) for c in base.hidden}
+    merged, stats = merge_delta(base.replica, with_null_columns(delta, hidden_schema), columns=list(base.column_types),
+                                primary_key=spec.primary_key, cursor_field=spec.cursor_field)
+    return _Landed(extracted, raw_schema, base.column_types, delta, merged, stats, base.hidden,
+                   changes or None, note, base)
+
+
+def _evolve(target: _SyncTarget, base: _Resumed, changes: ColumnChanges, note: str) -> _Resumed:
+    """The replica with the registry's and describe's columns: dropped, kept hidden, or filled for every live record
+    by one narrow pull (``Id`` + the new or retyped columns; over Bulk 2.0 for a big object), not a backfill."""
+    spec, name = target.spec, target.object_name
+    fill = None
+    if changes.to_fill:
+        columns = (spec.primary_key, *changes.to_fill)
+        api = spec.api if spec.api != "auto" else ("bulk2" if base.replica.height >= spec.bulk_threshold_rows
+                                                   else "rest")
+        item = ExtractPlanItem(name, build_soql(name, columns), columns, api, True)
+        fill = _extract_to_frame(target, item, replace(target.options, include_deleted=False))
+    types = dict(changes.types)
+    replica = conform_replica(base.replica, {c: polars_dtype_for(t) for c, t in types.items()},
+                              primary_key=spec.primary_key, fill=fill)
+    log_event("sync_columns_changed", level=30, object=name, run_id=target.run_id, changes=note,
+              action=(f"filled {', '.join(changes.to_fill)} for {fill.height} live records by one narrow query"
+                      if fill is not None else "replica columns changed, no records fetched"))
+    return _Resumed(replica, types, changes.hidden)
 
 
 # ------------------------------------------------------------------------------------- the replica at rest
@@ -228,11 +285,10 @@ def _resume_watermark(state: SyncState, stamp: ReplicaStamp | None, *, object_na
 
 @dataclass(frozen=True)
 class _Start:
-    """Where a sync starts: the watermark and replica to resume (both None: backfill) and the replica's columns."""
+    """Where a sync starts: the watermark and replica to resume (both None: backfill)."""
 
     watermark: datetime | None = None
-    replica: pl.DataFrame | None = None
-    column_types: dict[str, str] | None = None
+    resumed: _Resumed | None = None
     backfill_reason: str | None = None  # why there is nothing to resume from (set whenever watermark is None)
 
 
@@ -258,7 +314,10 @@ def _load_replica(state: SyncState, paths: SyncPaths, spec: ObjectSpec, *, objec
                   reason=problem, action="full backfill (the replica is rebuilt, never written back)")
         return _Start(backfill_reason=f"the replica does not match its stamp ({problem})")
     watermark = _resume_watermark(state, stamp, object_name=object_name, run_id=run_id)
-    return _Start(watermark, replica, types) if watermark else _Start(backfill_reason="no usable watermark")
+    if not watermark or types is None:
+        return _Start(backfill_reason="no usable watermark")
+    hidden = tuple(c for c in state.hidden_columns if c in types)
+    return _Start(watermark, _Resumed(replica, types, hidden))
 
 
 def _backfill_reason(state: SyncState | None, paths: SyncPaths, target: _SyncTarget, source: str,
@@ -271,11 +330,10 @@ def _backfill_reason(state: SyncState | None, paths: SyncPaths, target: _SyncTar
                 else "first run: no sync state yet")
     if state.source not in (source, target.conn.legacy_org_key):  # another org's replica is not resumable
         return f"the state is from another source ({state.source}; this run reads {source})"
-    if list(state.fields) != list(target.spec.fields):
-        added = [f for f in target.spec.fields if f not in state.fields]
-        removed = [f for f in state.fields if f not in target.spec.fields]
-        return ("the registry's field list changed" + (f" (+{', +'.join(added)})" if added else "")
-                + (f" (-{', -'.join(removed)})" if removed else ""))
+    spec = target.spec
+    for role, column in (("primary key", spec.primary_key), ("cursor field", spec.cursor_field)):
+        if column not in state.columns:  # other registry changes are applied to the replica (_evolve)
+            return f"the registry's {role} {column} is not a column of the replica"
     if not paths.replica.is_file():
         return "the replica file is missing"
     if state.watermark is None:
@@ -293,15 +351,6 @@ def _starting_point(state: SyncState | None, paths: SyncPaths, target: _SyncTarg
     return _load_replica(state, paths, target.spec, object_name=target.object_name, run_id=target.run_id)
 
 
-def _schema_change(recorded: dict[str, str] | None, landed: _Landed) -> str | None:
-    """How describe's columns differ from the replica's (a field added, hidden or retyped), or None."""
-    recorded = recorded or {}
-    now = landed.column_types
-    changes = [f"+{c}" for c in now if c not in recorded] + [f"-{c}" for c in recorded if c not in now]
-    changes += [f"{c}: {recorded[c]} -> {t}" for c, t in now.items() if c in recorded and recorded[c] != t]
-    return ", ".join(changes) or None
-
-
 def _write_replica(paths: SyncPaths, merged: pl.DataFrame, landed: _Landed, run_id: str, mode: str,
                    watermark: datetime | None) -> None:
     """The replica (stamped), then its sidecar: a sidecar never describes a replica that is not in place yet."""
@@ -310,7 +359,7 @@ def _write_replica(paths: SyncPaths, merged: pl.DataFrame, landed: _Landed, run_
         merged.write_parquet(tmp, compression="zstd", metadata=stamp.to_metadata())
     schema = landed.raw_schema
     write_raw_schema(paths.replica_schema, RawSchema(
-        object=schema.object, columns=tuple(c for c in schema.columns if c.name in landed.columns),
+        object=schema.object, columns=tuple(RawColumn(c, t) for c, t in landed.column_types.items()),
         row_count=merged.height, api_path=landed.extracted.api_path, source=landed.extracted.source,
         soql=build_soql(schema.object, landed.columns), run_id=run_id, extracted_at=schema.extracted_at,
         extra={"replica": True, "mode": mode}))
@@ -378,7 +427,7 @@ def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.DataFrame:
 
 
 def _records_by_id(target: _SyncTarget, columns: list[str], ids: list[str]) -> pl.DataFrame | None:
-    """The replica's columns (plus IsDeleted) of the given records, a few hundred Ids per REST query."""
+    """The given columns (plus IsDeleted) of the given records, a few hundred Ids per REST query."""
     wanted = [*columns, DELETED_FLAG] if DELETED_FLAG not in columns else list(columns)
     frames = []
     for start in range(0, len(ids), RECONCILE_FETCH_BATCH):
@@ -399,12 +448,11 @@ class Reconciled:
     needs_backfill: bool = False
 
 
-def _reconcile_ids(target: _SyncTarget, merged: pl.DataFrame, columns: list[str], *, count: OrgCount,
-                   reason: str) -> Reconciled:
+def _reconcile_ids(target: _SyncTarget, landed: _Landed, *, count: OrgCount, reason: str) -> Reconciled:
     """Compare the org's Ids with the replica's: drop the vanished, fetch and merge the missing."""
     spec, log = target.spec, {"object": target.object_name, "run_id": target.run_id, "reason": reason}
     live_keys = _live_keys(target, count)
-    kept, removed = drop_missing_keys(merged, live_keys, primary_key=spec.primary_key)
+    kept, removed = drop_missing_keys(landed.merged, live_keys, primary_key=spec.primary_key)
     missing = find_missing_keys(kept, live_keys, primary_key=spec.primary_key, created_field=CREATED_FIELD,
                                 created_before=count.created_before)
     limit = max(RECONCILE_FETCH_MIN, int(live_keys.height * RECONCILE_FETCH_SHARE))
@@ -413,9 +461,10 @@ def _reconcile_ids(target: _SyncTarget, merged: pl.DataFrame, columns: list[str]
                   action=f"full backfill (more than {limit} records to fetch by Id)")
         return Reconciled(kept, removed, 0, needs_backfill=True)
     recovered = 0
-    fetched = _records_by_id(target, columns, missing)
+    fetched = _records_by_id(target, [c for c in landed.columns if c not in landed.hidden], missing)
     if fetched is not None and fetched.height:
-        kept, stats = merge_delta(kept, fetched, columns=columns, primary_key=spec.primary_key,
+        fetched = with_null_columns(fetched, {c: kept.schema[c] for c in landed.hidden})
+        kept, stats = merge_delta(kept, fetched, columns=landed.columns, primary_key=spec.primary_key,
                                   cursor_field=spec.cursor_field)
         recovered = stats.inserts
     # recovered records are ones every delta missed: worth a warning; hard deletes are routine
@@ -457,17 +506,16 @@ class _Outcome:
 
 
 def _reset_future_watermark(target: _SyncTarget, count: OrgCount, watermark: datetime | None,
-                            replica: pl.DataFrame | None,
                             landed: _Landed) -> tuple[datetime | None, _Landed, str | None]:
     """A watermark later than the org's clock (a damaged or foreign state) gives empty deltas forever: reset it to
     the newest change the replica holds and take the delta again. Returns (watermark, landed, forced reason)."""
-    if count.org_now is None or not is_watermark_ahead(watermark, count.org_now) or replica is None:
+    if count.org_now is None or not is_watermark_ahead(watermark, count.org_now) or landed.base is None:
         return watermark, landed, None
-    reset_to = fallback_watermark(replica, target.spec.cursor_field, count.org_now)
+    reset_to = fallback_watermark(landed.base.replica, target.spec.cursor_field, count.org_now)
     log_event("sync_watermark_ahead", level=30, object=target.object_name, run_id=target.run_id,
               watermark=_utc_text(watermark), org_now=_utc_text(count.org_now), reset_to=_utc_text(reset_to),
               action="delta again from the reset point, then Id-level reconciliation" if reset_to else "backfill")
-    landed = _land(target, reset_to, replica)
+    landed = _land(target, reset_to, landed.base)
     # after a backfill there is nothing to reconcile; after a reset delta the Ids tell what else was missed
     return reset_to, landed, "the saved watermark was ahead of the org's clock" if reset_to else None
 
@@ -478,7 +526,7 @@ def _reconcile_if_needed(target: _SyncTarget, count: OrgCount, landed: _Landed, 
     reason = _reconcile_reason(count, landed.merged, due=due, forced=forced)
     if reason is None:
         return _Outcome(landed, landed.merged, watermark)
-    fixed = _reconcile_ids(target, landed.merged, landed.columns, count=count, reason=reason)
+    fixed = _reconcile_ids(target, landed, count=count, reason=reason)
     if fixed.needs_backfill:
         backfill = _land(target, None, None)
         return _Outcome(backfill, backfill.merged, None, reconciled=True)
@@ -495,7 +543,7 @@ def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: s
     _write_replica(paths, merged, landed, target.run_id, mode, new_watermark)
     write_sync_state(paths.state, SyncState(
         object=target.object_name, source=source, fields=tuple(target.spec.fields), columns=tuple(landed.columns),
-        watermark=new_watermark, column_types=landed.column_types,
+        watermark=new_watermark, column_types=landed.column_types, hidden_columns=landed.hidden,
         runs_since_reconcile=0 if outcome.reconciled or not outcome.watermark else runs_since_reconcile,
         replica_rows=merged.height,
         clock_offset_seconds=round(count.clock_offset_seconds, 3), last_run_id=target.run_id,
@@ -516,10 +564,13 @@ class SyncResult:
     mode: SyncMode
     dataset: str  # the replica: what Phase 1 and QA read
     sync: MergeStats
+    schema_changes: str | None = None  # how the replica's columns changed this run, e.g. ``+Foo__c, -Bar__c``
 
     def as_dict(self) -> dict[str, Any]:
-        """The extract's dict plus ``mode``, ``dataset`` and ``sync`` (what ``sync_salesforce_object`` returns)."""
-        return {**self.extracted.as_dict(), "mode": self.mode, "dataset": self.dataset, "sync": self.sync.as_dict()}
+        """The extract's dict plus ``mode``, ``dataset``, ``sync`` and ``schema_changes`` (what
+        ``sync_salesforce_object`` returns)."""
+        return {**self.extracted.as_dict(), "mode": self.mode, "dataset": self.dataset, "sync": self.sync.as_dict(),
+                "schema_changes": self.schema_changes}
 
 
 def sync_object(
@@ -546,32 +597,27 @@ def sync_object(
             storage.fetch(kept)  # an object-store data root: what the last run, on whichever machine, published
         state = read_sync_state(paths.state, object_name)
         start = _starting_point(state, paths, target, source, full_refresh)
-        watermark, replica = start.watermark, start.replica
+        watermark = start.watermark
         if watermark is None:  # routine on a first run or when asked for; otherwise worth a look
             routine = state is None and not paths.state.is_file() or full_refresh
             log_event("sync_backfill", level=logging.INFO if routine else logging.WARNING, object=object_name,
                       run_id=run_id, reason=start.backfill_reason)
         delta_started = datetime.now(timezone.utc)
-        landed = _land(target, watermark, replica)
+        landed = _land(target, watermark, start.resumed)
+        schema_changes = landed.change_note
         report_progress(object_name, "replica", rows=landed.merged.height, note="merging the delta")
-        change = _schema_change(start.column_types, landed) if watermark else None
-        if change:  # a field appeared, vanished or changed type in describe since the replica was written
-            log_event("sync_columns_changed", level=30, object=object_name, run_id=run_id, changes=change,
-                      action="full backfill")
-            watermark, replica = None, None
-            landed = _land(target, None, None)
         offset = state.clock_offset_seconds if state else 0.0
         count = _count_live(RequestRunner(conn, object_name, target.options, run_id), object_name,
                             _count_bound(landed, delta_started, spec, offset))
-        watermark, landed, forced = _reset_future_watermark(target, count, watermark, replica, landed)
+        watermark, landed, forced = _reset_future_watermark(target, count, watermark, landed)
         runs_since = state.runs_since_reconcile + 1 if watermark and state else 0
         outcome = _reconcile_if_needed(target, count, landed, watermark, due=runs_since >= spec.reconcile_every_runs,
                                        forced=forced)
         mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=runs_since, count=count)
     report_progress(object_name, "replica", rows=stats.replica_rows, status="done", note=mode)
     log_event("sync_done", object=object_name, run_id=run_id, mode=mode, seconds=round(time.monotonic() - started, 3),
-              **stats.as_dict())
-    return SyncResult(outcome.landed.extracted, mode, str(paths.replica), stats)
+              schema_changes=schema_changes, **stats.as_dict())
+    return SyncResult(outcome.landed.extracted, mode, str(paths.replica), stats, schema_changes)
 
 
 @task(task_run_name="sync-{object_name}", **LANDING_TASK_RETRIES)

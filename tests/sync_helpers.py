@@ -33,10 +33,13 @@ def conn(emulator_reset) -> SalesforceConnection:
     return connect(emulator_reset)
 
 
-def live_records(conn: SalesforceConnection, name: str, tmp_path: Path) -> pl.DataFrame:
-    """The org's current records, through a plain full extract (query, not queryAll)."""
-    (item,) = resolve_extract_plan([name])
-    result = extract_object(item, run_id="TRUTH", connection=conn, options=FAST, data_root=tmp_path / "truth")
+def live_records(conn: SalesforceConnection, name: str, tmp_path: Path, options: ExtractOptions = FAST) -> pl.DataFrame:
+    """The org's current records, through a plain full extract (query, not queryAll), of the registry's fields
+    (read at call time: ``with_spec`` may have swapped the entry)."""
+    import configs.salesforce_objects as registry
+
+    (item,) = resolve_extract_plan([name], registry=registry.SALESFORCE_OBJECTS)
+    result = extract_object(item, run_id="TRUTH", connection=conn, options=options, data_root=tmp_path / "truth")
     return scan_dataset(Path(result.raw_csv)).collect().sort("Id")
 
 
@@ -47,3 +50,14 @@ def replica_of(name: str, data_root: Path) -> pl.DataFrame:
 def sync(conn: SalesforceConnection, name: str, data_root: Path, run_id: str, **kw) -> dict[str, Any]:
     """One sync, as the dict ``sync_salesforce_object`` returns (the extract's fields, mode, dataset, sync)."""
     return sync_object(name, run_id=run_id, connection=conn, options=FAST, data_root=data_root, **kw).as_dict()
+
+
+def with_spec(monkeypatch, name: str, **changes: Any) -> None:
+    """Run with one registry entry changed (the registry is frozen: swap the mapping where it is read)."""
+    import configs.salesforce_objects as registry
+    import tasks.sync
+
+    patched = dict(registry.SALESFORCE_OBJECTS)
+    patched[name] = patched[name].model_copy(update=changes)
+    monkeypatch.setattr(registry, "SALESFORCE_OBJECTS", patched)
+    monkeypatch.setattr(tasks.sync, "SALESFORCE_OBJECTS", patched)

@@ -9,7 +9,7 @@ import pytest
 
 from emulator import freeze_clock, purge, undelete
 from tasks.sync import read_sync_state, sync_object
-from tests.sync_helpers import FAST, live_records, replica_of, sync
+from tests.sync_helpers import FAST, live_records, replica_of, sync, with_spec
 from utils.connection import SalesforceConnection
 from utils.paths import build_sync_paths
 
@@ -44,19 +44,8 @@ def test_inserts_updates_deletes_undeletes_and_hard_deletes_keep_the_replica_exa
     assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
 
 
-def _with_spec(monkeypatch, name, **changes):
-    """Run with one registry entry changed (the registry is frozen: swap the mapping where it is read)."""
-    import configs.salesforce_objects as registry
-    import tasks.sync
-
-    patched = dict(registry.SALESFORCE_OBJECTS)
-    patched[name] = patched[name].model_copy(update=changes)
-    monkeypatch.setattr(registry, "SALESFORCE_OBJECTS", patched)
-    monkeypatch.setattr(tasks.sync, "SALESFORCE_OBJECTS", patched)
-
-
 def test_several_updates_sharing_one_system_modstamp_are_all_caught(conn, emulator_reset, tmp_path, monkeypatch):
-    _with_spec(monkeypatch, "Contact", incremental_overlap_minutes=0)  # no overlap: only ">=" protects the tie
+    with_spec(monkeypatch, "Contact", incremental_overlap_minutes=0)  # no overlap: only ">=" protects the tie
     root = tmp_path / "data"
     sync(conn, "Contact", root, "R1")
     ids = replica_of("Contact", root)["Id"].to_list()[:5]
@@ -122,7 +111,7 @@ def test_switching_an_object_to_full_and_back(prefect_harness, conn, emulator_re
 
     assert run()["mode"] == "backfill"
     with monkeypatch.context() as m:
-        _with_spec(m, "Lead", sync_mode="full")
+        with_spec(m, "Lead", sync_mode="full")
         ids = replica_of("Lead", root)["Id"].to_list()
         conn.sf.Lead.update(ids[0], {"Company": "changed while in full mode"})
         conn.sf.Lead.delete(ids[1])
@@ -170,7 +159,7 @@ def test_drop_missing_fields_works_for_incremental_objects(conn, emulator_reset,
     import configs.salesforce_objects as registry
 
     lead = registry.SALESFORCE_OBJECTS["Lead"]
-    _with_spec(monkeypatch, "Lead", fields=(*lead.fields, "Favourite_Colour__c"))
+    with_spec(monkeypatch, "Lead", fields=(*lead.fields, "Favourite_Colour__c"))
     root = tmp_path / "data"
     from utils.errors import ConfigError
 
@@ -181,4 +170,4 @@ def test_drop_missing_fields_works_for_incremental_objects(conn, emulator_reset,
     second = sync_object("Lead", run_id="R3", connection=conn, options=options, data_root=root).as_dict()
     assert (first["mode"], second["mode"]) == ("backfill", "incremental")
     assert "Favourite_Colour__c" not in replica_of("Lead", root).columns
-    assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
+    assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path, options))

@@ -229,9 +229,10 @@ def test_a_state_watermark_moved_forward_cannot_skip_changes(conn, emulator_rese
     assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
 
 
-def test_a_retyped_column_rebuilds_the_replica_in_the_same_run(conn, emulator_reset, tmp_path, caplog):
+def test_a_retyped_column_is_refilled_in_the_same_run(conn, emulator_reset, tmp_path, caplog):
     """The replica (stamp and state agreeing) was written when AnnualRevenue was a text field; describe now says
-    currency: merging would cast the new values to text, so the replica is rebuilt at once."""
+    currency: merging would cast the new values to text, so that column is refilled at once for every record by
+    one narrow query (Id + AnnualRevenue), not by a backfill of every column (issue #17)."""
     root = tmp_path / "data"
     sync(conn, "Lead", root, "R1")
     paths = build_sync_paths("Lead", data_root=root)
@@ -247,8 +248,10 @@ def test_a_retyped_column_rebuilds_the_replica_in_the_same_run(conn, emulator_re
 
     second = sync(conn, "Lead", root, "R2")
 
-    assert any("AnnualRevenue: string -> currency" in e for e in events(caplog, "sync_columns_changed"))
-    assert second["mode"] == "backfill"
+    changed = events(caplog, "sync_columns_changed")
+    assert len(changed) == 1 and "AnnualRevenue: string -> currency" in changed[0], changed
+    assert "filled AnnualRevenue for 4948 live records" in changed[0]
+    assert (second["mode"], second["schema_changes"]) == ("incremental", "AnnualRevenue: string -> currency")
     assert replica_of("Lead", root).schema["AnnualRevenue"] == pl.Float64
     assert replica_of("Lead", root).equals(live_records(conn, "Lead", tmp_path))
 
