@@ -9,6 +9,7 @@ from polars.testing import assert_frame_equal
 
 from tasks.replica import (
     ReplicaStamp,
+    conform_replica,
     count_created_before,
     delta_filter,
     drop_missing_keys,
@@ -18,6 +19,8 @@ from tasks.replica import (
     is_watermark_ahead,
     merge_delta,
     next_watermark,
+    plan_column_changes,
+    with_null_columns,
 )
 
 T = [datetime(2026, 1, 1, 0, 0, s, tzinfo=timezone.utc) for s in range(6)]
@@ -137,3 +140,40 @@ def test_replica_stamp_round_trips_through_parquet_metadata(tmp_path):
     assert ReplicaStamp.from_metadata(pl.read_parquet_metadata(path)) == stamp
     assert ReplicaStamp.from_metadata({}) is None
     assert ReplicaStamp.from_metadata({"sf_pipeline.replica": "not json"}) is None
+
+
+RECORDED = {"Id": "id", "Name": "string", "Amount": "string", "Rating": "picklist", "Old__c": "string"}
+
+
+def test_column_changes_are_planned_from_the_registry_and_describe():
+    visible = {"Id": "id", "Name": "string", "Amount": "currency", "Title": "string"}  # Rating hidden, Old__c gone
+    changes = plan_column_changes(RECORDED, visible, ("Id", "Name", "Title", "Amount", "Rating"), primary_key="Id")
+    assert (changes.added, changes.retyped, changes.dropped, changes.hidden) == (
+        ("Title",), ("Amount",), ("Old__c",), ("Rating",))
+    assert changes.columns == ("Id", "Name", "Title", "Amount", "Rating")  # registry order, hidden kept
+    assert dict(changes.types) == {"Id": "id", "Name": "string", "Title": "string", "Amount": "currency",
+                                   "Rating": "picklist"}
+    assert changes.to_fill == ("Title", "Amount")
+    assert changes.describe(RECORDED) == "+Title, -Old__c, Amount: string -> currency, ~Rating (hidden)"
+    same = plan_column_changes(RECORDED, RECORDED, tuple(RECORDED), primary_key="Id")
+    assert not same and same.columns == tuple(RECORDED)
+
+
+def test_a_hidden_column_visible_again_is_refilled():
+    changes = plan_column_changes(RECORDED, RECORDED, tuple(RECORDED), primary_key="Id", previously_hidden=("Rating",))
+    assert changes.added == ("Rating",) and changes.to_fill == ("Rating",) and not changes.hidden
+
+
+def test_conform_replica_drops_fills_by_key_and_keeps_hidden_columns():
+    replica = pl.DataFrame({"Id": ["a", "b", "c"], "Name": ["A", "B", "C"], "Amount": ["1", "2", "3"],
+                            "Old__c": ["x", "y", "z"], "Rating": ["Hot", None, "Cold"]})
+    fill = pl.DataFrame({"Id": ["c", "a", "d"], "Title": ["tc", "ta", "td"], "Amount": [3.5, 1.5, 9.0]})
+    schema = {"Id": pl.Utf8, "Name": pl.Utf8, "Title": pl.Utf8, "Amount": pl.Float64, "Rating": pl.Utf8}
+    out = conform_replica(replica, schema, primary_key="Id", fill=fill)
+    assert_frame_equal(out, pl.DataFrame({"Id": ["a", "b", "c"], "Name": ["A", "B", "C"],
+                                          "Title": ["ta", None, "tc"], "Amount": [1.5, None, 3.5],
+                                          "Rating": ["Hot", None, "Cold"]}, schema=schema))
+    # no fill: a new column is null; a delta that cannot see a hidden column gets it as null
+    assert conform_replica(replica, schema, primary_key="Id")["Title"].null_count() == 3
+    delta = with_null_columns(pl.DataFrame({"Id": ["a"]}), {"Rating": pl.Utf8})
+    assert delta.schema == {"Id": pl.Utf8, "Rating": pl.Utf8} and delta["Rating"].to_list() == [None]
