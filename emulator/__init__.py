@@ -3,6 +3,7 @@
 from emulator.org import DEFAULT_SEED, Org, build_org
 from emulator.runner import (
     EmulatorInfo,
+    change_field,
     configure_jwt_key,
     emulator_session,
     freeze_clock,
@@ -15,6 +16,6 @@ from emulator.runner import (
 )
 
 __all__ = [
-    "DEFAULT_SEED", "EmulatorInfo", "Org", "build_org", "configure_jwt_key", "emulator_session", "freeze_clock",
-    "get_state", "purge", "reset_state", "run_emulator", "set_faults", "undelete",
+    "DEFAULT_SEED", "EmulatorInfo", "Org", "build_org", "change_field", "configure_jwt_key", "emulator_session",
+    "freeze_clock", "get_state", "purge", "reset_state", "run_emulator", "set_faults", "undelete",
 ]

@@ -1,4 +1,5 @@
-"""The emulator's own control endpoints under ``/__emulator__/`` (faults, reset, undelete/purge, clock, JWT key).
+"""The emulator's own control endpoints under ``/__emulator__/`` (faults, reset, undelete/purge, clock, JWT key,
+schema changes).
 
 They are not Salesforce APIs: they take the startup access token (even after a fault revoked it for the API)."""
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from emulator.faults import FaultSpecError
 from emulator.org import RecordError
+from emulator.schema_changes import SchemaChangeError
 from emulator.state import EmulatorState
 from emulator.web import ApiError, Request, Response, json_response, not_found
 
@@ -70,6 +72,19 @@ def _clock(state: EmulatorState, req: Request) -> Response:
     return json_response(200, {"frozen_now": state.frozen_now.isoformat() if state.frozen_now else None})
 
 
+def _schema(state: EmulatorState, req: Request) -> Response:
+    """``{"object", "field", "action": delete|hide|show|retype|add, "type", "picklist", ...}``: an admin changes a
+    field (emulator/schema_changes.py); describe and every read API follow at once."""
+    body = _json_body(req)
+    try:
+        state.org.change_field(str(body.get("object")), str(body.get("field")), str(body.get("action")), body)
+    except SchemaChangeError as err:
+        raise ApiError(400, "INVALID_SCHEMA_CHANGE", str(err)) from err
+    obj = state.org.schema.lookup(str(body.get("object")))
+    return json_response(200, {"object": obj.name if obj else None,
+                               "fields": [f.name for f in obj.fields] if obj else []})
+
+
 def _auth(state: EmulatorState, req: Request) -> Response:
     pem = _json_body(req).get("jwt_public_key")
     if not isinstance(pem, str) or "BEGIN" not in pem:
@@ -98,4 +113,6 @@ def handle_admin(state: EmulatorState, req: Request, token: str | None) -> Respo
         return _clock(state, req)
     if name == "auth":
         return _auth(state, req)
+    if name == "schema":
+        return _schema(state, req)
     raise not_found()

@@ -69,6 +69,7 @@ class BulkJob:
     error_message: str | None = None
     modstamp: datetime | None = None
     held: bool = False  # a ``hold`` fault keeps the job InProgress (a stuck job) while set
+    failure: str | None = None  # the errorMessage of a job that ends Failed when it finishes (a query timeout)
     processed: threading.Event = field(default_factory=threading.Event)
     processed_at: float = 0.0  # monotonic time its rows were ready
 
@@ -84,6 +85,8 @@ class BulkJob:
         if not self.held and self.processed.is_set() and now >= self.schedule.ready:
             finished = max(self.schedule.ready, self.processed_at)
             self.state, self.modstamp = "JobComplete", self.schedule.stamp(finished)
+            if self.failure is not None:
+                self.state, self.error_message, self.frame = "Failed", self.failure, None
         elif self.held or now >= self.schedule.started:
             self.state, self.modstamp = "InProgress", self.schedule.stamp(self.schedule.started)
 
@@ -165,7 +168,7 @@ class BulkJobs:
         self._next = 0
 
     def add(self, *, operation: str, object_name: str, frame: pl.DataFrame, now: datetime, body: dict[str, Any],
-            version: str) -> BulkJob:
+            version: str, failure: str | None = None) -> BulkJob:
         delimiter, line_ending = body.get("columnDelimiter") or "COMMA", body.get("lineEnding") or "LF"
         if delimiter not in DELIMITERS or line_ending not in LINE_ENDINGS:
             raise ApiError(400, "INVALIDJOB", f"Invalid columnDelimiter/lineEnding: {delimiter}/{line_ending}")
@@ -173,7 +176,7 @@ class BulkJobs:
             self._next += 1
             self.created_count += 1
             job = BulkJob(make_id("750", self._next), operation, object_name,
-                          Schedule.starting(now, self.delay_s), delimiter, line_ending, version)
+                          Schedule.starting(now, self.delay_s), delimiter, line_ending, version, failure=failure)
             self._jobs[job.id] = job
         # Like Salesforce, the job "runs" after the create call returns: format the result for CSV in the
         # background (InProgress meanwhile), so result pages are then only sliced and written.

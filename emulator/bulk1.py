@@ -37,10 +37,10 @@ import polars as pl
 from emulator import schema as s
 from emulator.auth import ADMIN_USER_ID
 from emulator.bulk import Bulk1Error, ClassicBatch, ClassicJob, bulk_query_problem
-from emulator.faults import ERROR_ACTIONS, Fault
+from emulator.faults import ERROR_ACTIONS, QUERY_TIMEOUT, Fault
 from emulator.numbers import exponent_columns, marked_double_expr, unmark_json
 from emulator.render import ROOT_ID, RecordPlan, csv_chunks, csv_ready, record_plan
-from emulator.routes import SUPPORTED_VERSIONS, with_root_id
+from emulator.routes import SUPPORTED_VERSIONS, times_out, with_root_id
 from emulator.soql import SoqlError, SoqlQuery, execute, parse_soql
 from emulator.state import EmulatorState
 from emulator.web import Request, Response
@@ -226,7 +226,7 @@ def _concurrency_mode(value: Any) -> str:
     raise Bulk1Error(400, "InvalidJob", f"Invalid concurrencyMode {value!r}: use Parallel or Serial")
 
 
-def _check_job_request(body: dict[str, Any]) -> tuple[str, s.ObjectDef, str]:
+def _check_job_request(body: dict[str, Any], schema: s.Schema) -> tuple[str, s.ObjectDef, str]:
     operation, object_name = body.get("operation"), body.get("object")
     content_type = body.get("contentType") or "XML"  # Bulk 1.0's documented default
     if operation in INGEST_OPERATIONS:
@@ -235,9 +235,11 @@ def _check_job_request(body: dict[str, Any]) -> tuple[str, s.ObjectDef, str]:
     if operation not in QUERY_OPERATIONS:
         raise Bulk1Error(400, "InvalidJob", f"Invalid operation {operation!r}: use one of "
                          f"{', '.join(QUERY_OPERATIONS + INGEST_OPERATIONS)} (case-sensitive)")
-    obj = s.lookup_object(str(object_name or ""))
+    obj = schema.lookup(str(object_name or ""))
     if obj is None:
         raise Bulk1Error(400, "InvalidJob", f"Unable to find object: {object_name}")
+    if not obj.bulk_query:
+        raise Bulk1Error(400, "InvalidEntity", f"Entity '{obj.name}' is not supported by the Bulk API.")
     if content_type not in RESULT_CONTENT_TYPES:
         raise Bulk1Error(400, "InvalidJob", f"contentType {content_type!r} is not supported by the emulator for "
                          f"query jobs: use {' or '.join(RESULT_CONTENT_TYPES)}")
@@ -256,7 +258,7 @@ def _pk_chunk_size(header: str | None) -> int | None:
 
 
 def create_job(state: EmulatorState, req: Request, version: str, *, fault: Fault | None) -> Response:
-    operation, obj, content_type = _check_job_request(body := _job_request(req))
+    operation, obj, content_type = _check_job_request(body := _job_request(req), state.org.schema)
     chunk_size = _pk_chunk_size(req.headers.get("sforce-enable-pkchunking"))
     job = state.jobs.v1.create(operation=operation, object_name=obj.name, content_type=content_type,
                                concurrency_mode=_concurrency_mode(body.get("concurrencyMode")), version=version,
@@ -299,6 +301,8 @@ def _run_query(state: EmulatorState, job: ClassicJob, soql: str) -> tuple[SoqlQu
     if query.object_name != job.object_name:
         return None, None, (f"InvalidBatch : The query's object {query.object_name} is not the job's object "
                             f"{job.object_name}")
+    if times_out(state, query, include_deleted=job.operation == "queryAll"):
+        return None, None, _failure(*QUERY_TIMEOUT[1:])
     has_id = any(item.path == ("Id",) for item in query.items)
     try:
         result = execute(query if has_id else with_root_id(query), state.org,
@@ -391,7 +395,7 @@ def result(state: EmulatorState, req: Request, version: str, job_id: str, batch_
     rows, query = batch.rows, batch.query
     assert rows is not None and query is not None  # a Completed batch ran its query
     if job.content_type == "JSON":
-        plan = record_plan(query.object_name, [item.path for item in query.items], job.api_version)
+        plan = record_plan(query.object_name, [item.path for item in query.items], job.api_version, state.org.schema)
         return Response(200, json_records(rows, plan), JSON_TYPE)
     if rows.height == 0:
         return Response(200, NO_RECORDS, CSV_TYPE)

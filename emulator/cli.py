@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="PEM certificate/public key that verifies JWT bearer assertions (or $SF_EMULATOR_JWT_CERT)")
     serve.add_argument("--living-rate", default=None,
                        help=f"how fast the org changes with time (default: ${LIVING_ENV}, else 1; 0: never)")
+    serve.add_argument("--query-timeout-rows", type=int, default=None,
+                       help="a query (REST, or a Bulk job) matching more rows than this fails with QUERY_TIMEOUT, "
+                            "as a query on a big object does on a real org (default: never)")
     serve.add_argument("--exit-with-parent", action="store_true",
                        help="also stop when stdin reaches end-of-file: give it a pipe whose other end the parent "
                             "holds, and the server goes when the parent does, even after kill -9 (run_emulator "
@@ -60,7 +63,7 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
         cursor_ttl_s=args.cursor_ttl_s, invalid_locator_status=args.invalid_locator_status,
         bulk_reject_limit_order_by=args.bulk_reject_limit_order_by,
         credentials=Credentials.from_env(env, jwt_cert=args.jwt_cert),
-        living_rate=living_rate_of(args.living_rate, env),
+        living_rate=living_rate_of(args.living_rate, env), query_timeout_rows=args.query_timeout_rows,
     )
 
 

@@ -84,7 +84,7 @@ def _attempt(write: RecordWrite, org: Org, now: datetime, *, upsert: bool) -> di
 
 def _scratch_org(org: Org) -> Org:
     """A throwaway copy of the org's current rows for an all-or-none dry run (frames are shared, not copied)."""
-    return Org(org.spec, {name: org.frame(name) for name in org.object_names()})
+    return org.scratch_copy()
 
 
 def run_writes(state: EmulatorState, writes: list[RecordWrite], *, all_or_none: bool,
@@ -113,14 +113,14 @@ def _collection(req: Request) -> tuple[list[dict[str, Any]], bool]:
     return records, bool(body.get("allOrNone", False))
 
 
-def _record_type(record: dict[str, Any]) -> tuple[s.ObjectDef, dict[str, Any]]:
+def _record_type(record: dict[str, Any], schema: s.Schema) -> tuple[s.ObjectDef, dict[str, Any]]:
     """The record's sObject (``attributes.type``, required) and its field values."""
     values = dict(record)
     attributes = values.pop("attributes", None)
     type_name = attributes.get("type") if isinstance(attributes, dict) else None
     if not type_name:
         raise ApiError(400, "INVALID_TYPE", 'Each record needs its sObject type: "attributes": {"type": "Account"}')
-    obj = s.lookup_object(str(type_name))
+    obj = schema.lookup(str(type_name))
     if obj is None:
         raise ApiError(400, "INVALID_TYPE", f"sObject type '{type_name}' is not supported. If you are attempting to "
                        "use a custom object, be sure to append the '__c' after the entity name.")
@@ -133,8 +133,8 @@ def _pop_id(values: dict[str, Any]) -> Any:
 
 
 # --- create / update / upsert / delete ------------------------------------------------------------------------
-def _create_write(record: dict[str, Any]) -> RecordWrite:
-    obj, values = _record_type(record)
+def _create_write(record: dict[str, Any], schema: s.Schema) -> RecordWrite:
+    obj, values = _record_type(record, schema)
     if _pop_id(values) is not None:
         return RecordWrite(RecordFailure("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call",
                                          fields=["Id"]))
@@ -144,11 +144,12 @@ def _create_write(record: dict[str, Any]) -> RecordWrite:
 def create_records(state: EmulatorState, req: Request) -> Response:
     """``POST composite/sobjects``: insert records of one or more types."""
     records, all_or_none = _collection(req)
-    return json_response(200, run_writes(state, [_create_write(r) for r in records], all_or_none=all_or_none))
+    writes = [_create_write(r, state.org.schema) for r in records]
+    return json_response(200, run_writes(state, writes, all_or_none=all_or_none))
 
 
-def _update_write(record: dict[str, Any]) -> RecordWrite:
-    obj, values = _record_type(record)
+def _update_write(record: dict[str, Any], schema: s.Schema) -> RecordWrite:
+    obj, values = _record_type(record, schema)
     raw_id = _pop_id(values)
     if raw_id is None:
         return RecordWrite(RecordFailure("MISSING_ARGUMENT", "Id not specified in an update call"))
@@ -167,11 +168,12 @@ def _update_write(record: dict[str, Any]) -> RecordWrite:
 def update_records(state: EmulatorState, req: Request) -> Response:
     """``PATCH composite/sobjects``: update records by their ``id``."""
     records, all_or_none = _collection(req)
-    return json_response(200, run_writes(state, [_update_write(r) for r in records], all_or_none=all_or_none))
+    writes = [_update_write(r, state.org.schema) for r in records]
+    return json_response(200, run_writes(state, writes, all_or_none=all_or_none))
 
 
-def _upsert_write(obj: s.ObjectDef, f: s.FieldDef, record: dict[str, Any]) -> RecordWrite:
-    record_obj, values = _record_type(record)
+def _upsert_write(obj: s.ObjectDef, f: s.FieldDef, record: dict[str, Any], schema: s.Schema) -> RecordWrite:
+    record_obj, values = _record_type(record, schema)
     if record_obj.name != obj.name:
         return RecordWrite(RecordFailure("INVALID_TYPE", f"Record type {record_obj.name} is not {obj.name}, the "
                                          "type in the URL"))
@@ -184,15 +186,15 @@ def _upsert_write(obj: s.ObjectDef, f: s.FieldDef, record: dict[str, Any]) -> Re
 def upsert_records(state: EmulatorState, req: Request, object_name: str, field_name: str) -> Response:
     """``PATCH composite/sobjects/{Object}/{ExternalIdField}``: upsert records of one type by external id (the
     field's value in each record; ``Id`` with no value creates), results with ``created``."""
-    obj = sobject_def(object_name)
+    obj = sobject_def(state, object_name)
     f = external_id_field(obj, field_name)
     records, all_or_none = _collection(req)
-    writes = [_upsert_write(obj, f, r) for r in records]
+    writes = [_upsert_write(obj, f, r, state.org.schema) for r in records]
     return json_response(200, run_writes(state, writes, all_or_none=all_or_none, upsert=True))
 
 
-def _delete_write(raw_id: str) -> RecordWrite:
-    obj = s.OBJECTS.get(s.KEY_PREFIXES.get(raw_id[:3], ""))
+def _delete_write(raw_id: str, schema: s.Schema) -> RecordWrite:
+    obj = schema.objects.get(schema.key_prefixes.get(raw_id[:3], ""))
     try:
         record_id = valid_record_id(obj, raw_id) if obj is not None else ""
     except ApiError:
@@ -215,7 +217,8 @@ def delete_records(state: EmulatorState, req: Request) -> Response:
         raise ApiError(400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than {MAX_WRITE_RECORDS} "
                        "records into this call")
     all_or_none = req.query.get("allOrNone", "false").lower() == "true"
-    return json_response(200, run_writes(state, [_delete_write(i) for i in ids], all_or_none=all_or_none))
+    writes = [_delete_write(i, state.org.schema) for i in ids]
+    return json_response(200, run_writes(state, writes, all_or_none=all_or_none))
 
 
 # --- retrieve -------------------------------------------------------------------------------------------------
@@ -237,7 +240,7 @@ def _listed(req: Request, name: str) -> list[str]:
 def retrieve_records(state: EmulatorState, req: Request, object_name: str) -> Response:
     """``GET|POST composite/sobjects/{Object}``: the records in ``ids`` order with ``fields``; null for an id that
     names no live record."""
-    obj = sobject_def(object_name)
+    obj = sobject_def(state, object_name)
     ids, fields = _id_and_field_lists(req)
     if not ids or not fields:
         raise ApiError(400, "MISSING_ARGUMENT", "Both ids and fields are required, e.g. ?ids=001...,001...&fields=Name")

@@ -39,6 +39,7 @@ ERROR_ACTIONS: dict[str, tuple[int, str, str]] = {
     "locator": (400, "INVALID_QUERY_LOCATOR", "invalid query locator"),
     "timeout": (400, "QUERY_TIMEOUT", "Your query request was running for too long."),
 }
+QUERY_TIMEOUT = ERROR_ACTIONS["timeout"]  # also what a query over --query-timeout-rows answers
 OTHER_ACTIONS = ("reset", "job_failed", "job_aborted", "hold", "latency")  # latency last: messages skip it
 
 

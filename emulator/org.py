@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -11,6 +11,8 @@ from typing import Any
 import polars as pl
 
 from emulator import schema as s
+from emulator import schema_changes as sc
+from emulator.formulas import with_formulas
 from emulator.generate import (
     PHOTO_URL,
     STAGE_FACTS,
@@ -22,6 +24,7 @@ from emulator.generate import (
     generate_object,
 )
 from emulator.ids import make_id
+from emulator.optional_objects import ACCOUNT_TRACKED, AUTO_NUMBER_FORMATS, generate_optional, lookup_optional
 
 DEFAULT_SEED = 42
 OBJECT_ORDER = ("User", "Group", "Account", "Contact", "Opportunity", "Lead", "Case")  # parents before children
@@ -54,9 +57,10 @@ def resolve_sizes(scale: str, rows: Mapping[str, int] | None) -> dict[str, int]:
         raise ValueError(msg)
     sizes = dict(SCALES[scale])
     for name, count in (rows or {}).items():
-        obj = s.lookup_object(name)
+        obj = s.lookup_object(name) or lookup_optional(name)
         if obj is None or count < 0:
-            msg = f"--rows {name}={count}: use Object=N with N >= 0 and Object one of {', '.join(OBJECT_ORDER)}"
+            msg = (f"--rows {name}={count}: use Object=N with N >= 0 and Object one of {', '.join(OBJECT_ORDER)}, "
+                   "or an optional object: Invoice__c, AccountHistory, CaseStatus, Wide__c")
             raise ValueError(msg)
         sizes[obj.name] = int(count)
     return sizes
@@ -85,8 +89,12 @@ class OrgSpec:
 class Org:
     """All object frames (including soft-deleted rows); implements the SOQL engine's Catalog protocol."""
 
-    def __init__(self, spec: OrgSpec, frames: dict[str, pl.DataFrame]):
+    def __init__(self, spec: OrgSpec, frames: dict[str, pl.DataFrame], schema: s.Schema = s.STANDARD):
         self.spec = spec
+        self.schema = self._initial_schema = schema
+        self._hidden: dict[tuple[str, str], s.FieldDef] = {}  # fields whose access an admin revoked (FLS)
+        self._hidden_at: dict[tuple[str, str], int] = {}  # and where they were in describe
+        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # TODAY() in formulas
         self.epoch = epoch_for(spec.seed)
         self._initial = dict(frames)
         self._frames = dict(frames)
@@ -98,19 +106,28 @@ class Org:
 
     # --- Catalog protocol -------------------------------------------------------------------------------
     def object_names(self) -> list[str]:
-        return list(OBJECT_ORDER)
+        return list(self.schema.objects)
 
     def fields(self, object_name: str) -> list[s.FieldDef]:
         if object_name == s.POLYMORPHIC_PARENT.name:
             return list(s.POLYMORPHIC_PARENT.fields)
-        return list(s.OBJECTS[object_name].fields)
+        return list(self.schema.objects[object_name].fields)
 
     def frame(self, object_name: str) -> pl.DataFrame:
+        """Every row of an object (the recycle bin's too), formula fields computed as of now."""
         if object_name == s.POLYMORPHIC_PARENT.name:
             return self._owners_frame()
+        stored = self._stored(object_name)
+        return with_formulas(self.schema.objects[object_name], stored, self._stored, self._today())
+
+    def _stored(self, object_name: str) -> pl.DataFrame:
+        """An object's stored columns (no formulas), its waiting writes applied."""
         with self._lock:
             self._flush(object_name)
             return self._frames[object_name]
+
+    def _today(self) -> date:
+        return self.clock().astimezone(timezone.utc).date()
 
     def _owners_frame(self) -> pl.DataFrame:
         """The ``Name`` rows a polymorphic Owner reaches: every User and every Group (a queue's Type is 'Queue')."""
@@ -126,11 +143,64 @@ class Org:
         frame = self.frame(object_name)
         return frame.filter(~pl.col("IsDeleted")) if "IsDeleted" in frame.columns else frame
 
+    # --- schema changes an admin makes at runtime (emulator/schema_changes.py) ---------------------------------
+    def change_field(self, object_name: str, field_name: str, action: str, options: Mapping[str, Any]) -> None:
+        """Delete, hide (revoke FLS), show (grant it back), retype or add a field; SchemaChangeError if refused."""
+        obj = self.schema.lookup(object_name)
+        if obj is None:
+            msg = f"unknown object {object_name!r}"
+            raise sc.SchemaChangeError(msg)
+        with self._lock:
+            self._flush(obj.name)
+            frame = self._frames[obj.name]
+            if action == "show":
+                self._show(obj, field_name)
+                return
+            if action == "add":
+                f = sc.new_custom_field(obj, field_name, str(options.get("type")), dict(options))
+                self._frames[obj.name] = frame.with_columns(pl.lit(None, column_dtype(f.type)).alias(f.name))
+                self.schema = self.schema.with_object(sc.with_field(obj, f))
+                return
+            f = sc.field_of(obj, field_name)
+            if action == "hide":
+                sc.check_hideable(obj, f)
+                self._hidden[obj.name, f.name.lower()] = f
+                self._hidden_at[obj.name, f.name.lower()] = obj.fields.index(f)
+                self.schema = self.schema.with_object(sc.without_field(obj, f))
+            elif action in ("delete", "retype"):
+                sc.check_custom(obj, f, action)
+                if action == "delete":
+                    self._frames[obj.name] = frame.drop(f.name)
+                    self.schema = self.schema.with_object(sc.without_field(obj, f))
+                else:
+                    new = sc.retyped(f, str(options.get("type")), dict(options))
+                    self._frames[obj.name] = frame.with_columns(sc.converted(frame[f.name], f, new))
+                    self.schema = self.schema.with_object(sc.with_field(obj, new))
+            else:
+                msg = f"unknown action {action!r}: use one of {', '.join(sc.ACTIONS)}"
+                raise sc.SchemaChangeError(msg)
+
+    def _show(self, obj: s.ObjectDef, field_name: str) -> None:
+        """Grant back access to a hidden field: it returns to its place in describe, with the values it kept."""
+        key = (obj.name, field_name.lower())
+        f = self._hidden.pop(key, None)
+        if f is None:
+            msg = f"{obj.name}.{field_name} is not hidden"
+            raise sc.SchemaChangeError(msg)
+        self.schema = self.schema.with_object(sc.with_field(obj, f, self._hidden_at.pop(key)))
+
+    def scratch_copy(self) -> Org:
+        """A throwaway copy of the current rows and schema (frames shared, not copied): an all-or-none dry run."""
+        return Org(self.spec, {name: self._stored(name) for name in self.schema.objects}, self.schema)
+
     # --- state --------------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to the generated data: undo every create, update and delete."""
         with self._lock:
             self._frames = dict(self._initial)
+            self.schema = self._initial_schema
+            self._hidden.clear()
+            self._hidden_at.clear()
             self._pending.clear()
             self._next_number = {name: self.spec.sizes[name] for name in self._frames}
 
@@ -151,7 +221,7 @@ class Org:
         return row
 
     def create(self, object_name: str, values: Mapping[str, Any], now: datetime) -> str:
-        obj = s.OBJECTS[object_name]
+        obj = self.schema.objects[object_name]
         typed = _typed_values(obj, values, creating=True)
         missing = [f for f in obj.required_on_create if typed.get(f) is None]
         if missing:
@@ -162,7 +232,8 @@ class Org:
             number = self._next_number[object_name]
             self._next_number[object_name] = number + 1
             record_id = make_id(obj.key_prefix, number)
-            row: dict[str, Any] = {f.name: None for f in obj.fields if not f.is_compound}
+            frame = self._frames[object_name]
+            row: dict[str, Any] = dict.fromkeys(frame.columns)
             row.update(CreatedDate=now, LastModifiedDate=now, SystemModstamp=now)
             row.update(_create_defaults(obj, number, self._frames["User"]))
             row.update(typed)
@@ -170,13 +241,12 @@ class Org:
             row["Id"] = record_id
             if obj.field("PhotoUrl") is not None:
                 row["PhotoUrl"] = PHOTO_URL + record_id
-            frame = self._frames[object_name]
             self._frames[object_name] = pl.concat([frame, pl.DataFrame([row], schema=frame.schema, orient="row")],
                                                   rechunk=False)
         return record_id
 
     def update(self, object_name: str, record_id: str, values: Mapping[str, Any], now: datetime) -> None:
-        obj = s.OBJECTS[object_name]
+        obj = self.schema.objects[object_name]
         typed = _typed_values(obj, values, creating=False)
         now = stored_datetime(now)
         with self._lock:
@@ -185,11 +255,31 @@ class Org:
             changes = {**typed, **_derived(object_name, merged, now), "LastModifiedDate": now, "SystemModstamp": now,
                        "LastModifiedById": self._api_user()}
             self._set(object_name, record_id, changes)
+            if object_name == "Account" and "AccountHistory" in self.schema.objects:
+                self._track_history(record_id, row, changes, now)
+
+    def _track_history(self, record_id: str, before: Mapping[str, Any], changes: Mapping[str, Any],
+                       now: datetime) -> None:
+        """Field history: one AccountHistory row per tracked field the update changed (caller holds the lock)."""
+        rows = []
+        for name, data_type in ACCOUNT_TRACKED.items():
+            if data_type is None or name not in changes or changes[name] == before.get(name):
+                continue
+            number = self._next_number["AccountHistory"]
+            self._next_number["AccountHistory"] = number + 1
+            old, new = before.get(name), changes[name]
+            rows.append({"Id": make_id("017", number), "IsDeleted": False, "AccountId": record_id,
+                         "CreatedById": self._api_user(), "CreatedDate": now, "Field": name, "DataType": data_type,
+                         "OldValue": None if old is None else str(old), "NewValue": None if new is None else str(new)})
+        if rows:
+            frame = self._frames["AccountHistory"]
+            added = pl.DataFrame(rows, schema=frame.schema, orient="row")
+            self._frames["AccountHistory"] = pl.concat([frame, added], rechunk=False)
 
     def delete(self, object_name: str, record_id: str, now: datetime) -> None:
         """Soft delete: the row stays, IsDeleted=true, visible to queryAll only. An object without a recycle bin
         (Group) loses the row; one Salesforce never deletes (User) refuses, as its REST resource does (405)."""
-        obj = s.OBJECTS[object_name]
+        obj = self.schema.objects[object_name]
         if not obj.deletable:
             raise RecordError("METHOD_NOT_ALLOWED", _DELETE_NOT_ALLOWED, status=405)
         with self._lock:
@@ -201,7 +291,7 @@ class Org:
 
     def undelete(self, record_id: str, now: datetime) -> None:
         object_name = self._object_of(record_id)
-        if not s.OBJECTS[object_name].undeletable:
+        if not self.schema.objects[object_name].undeletable:
             raise RecordError("INVALID_TYPE_FOR_OPERATION", "entity type cannot be undeleted")
         with self._lock:
             self._find(object_name, record_id)
@@ -221,7 +311,7 @@ class Org:
             self._frames[object_name] = frame.filter(pl.col("Id") != record_id)
 
     def _object_of(self, record_id: str) -> str:
-        name = s.KEY_PREFIXES.get(record_id[:3])
+        name = self.schema.key_prefixes.get(record_id[:3])
         if name is None or len(record_id) not in (15, 18):
             raise RecordError("NOT_FOUND", "The requested resource does not exist", status=404)
         return name
@@ -233,6 +323,10 @@ class Org:
             raise RecordError("NOT_FOUND", "The requested resource does not exist", status=404)
         row = hit.row(0, named=True)
         row.update(self._pending.get(object_name, {}).get(record_id, {}))
+        obj = self.schema.objects[object_name]
+        if obj.formulas:  # computed for this record only: a whole-frame flush per write would be quadratic
+            one = pl.DataFrame([row], schema=frame.schema, orient="row")
+            row.update(with_formulas(obj, one, self._stored, self._today()).row(0, named=True))
         return row
 
     def _set(self, object_name: str, record_id: str, changes: Mapping[str, Any]) -> None:
@@ -267,6 +361,8 @@ class Org:
         with self._lock:
             frame = self.frame(object_name)
             if appended is not None and appended.height:
+                appended = appended.with_columns(pl.lit(None, frame.schema[c]).alias(c)  # a field an admin added
+                                                 for c in frame.columns if c not in appended.columns)
                 frame = pl.concat([frame, appended.select(frame.columns).cast(frame.schema)], rechunk=False)
             if purged:
                 frame = frame.filter(~pl.col("Id").is_in(list(purged)))
@@ -291,6 +387,8 @@ def _create_defaults(obj: s.ObjectDef, number: int, users: pl.DataFrame) -> dict
             defaults[f.name] = False
     if obj.name == "Case":
         defaults["CaseNumber"] = f"{number + 1:08d}"
+    if obj.name in AUTO_NUMBER_FORMATS:
+        defaults["Name"] = AUTO_NUMBER_FORMATS[obj.name].format(number + 1)
     if obj.name == "User":
         defaults["IsActive"] = True
     return defaults
@@ -377,7 +475,12 @@ def _parse_datetime(text: str) -> datetime:
 
 
 def build_org(seed: int = DEFAULT_SEED, scale: str = "small", rows: Mapping[str, int] | None = None) -> Org:
-    """The org the emulator serves for these options; pure and deterministic (same inputs, same frames)."""
+    """The org the emulator serves for these options; pure and deterministic (same inputs, same frames). Optional
+    objects (``emulator/optional_objects.py``) are there only when ``rows`` names them."""
     sizes = resolve_sizes(scale, rows)
     frames = {name: generate_object(name, sizes[name], seed=seed, sizes=sizes) for name in OBJECT_ORDER}
-    return Org(OrgSpec(seed=seed, sizes=sizes), frames)
+    optional = [obj for name in sizes if name not in OBJECT_ORDER and (obj := lookup_optional(name)) is not None]
+    for obj in optional:
+        frames[obj.name] = generate_optional(obj, sizes[obj.name], seed=seed, sizes=sizes)
+    schema = s.Schema([*s.STANDARD.objects.values(), *optional]) if optional else s.STANDARD
+    return Org(OrgSpec(seed=seed, sizes=sizes), frames, schema)

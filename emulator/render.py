@@ -32,6 +32,7 @@ class _ChildRecords:
 
     column: str
     object_name: str
+    schema: s.Schema = field(default=s.STANDARD, compare=False)
 
 
 @dataclass
@@ -54,13 +55,14 @@ class RecordPlan:
     version: str
 
 
-def resolve_path(object_name: str, path: Sequence[str]) -> tuple[list[str], s.FieldDef]:
+def resolve_path(object_name: str, path: Sequence[str], schema: s.Schema = s.STANDARD
+                 ) -> tuple[list[str], s.FieldDef]:
     """Object names along a relationship path and the final field, e.g. Opportunity, (Account, Owner, Name)."""
     objects = [object_name]
-    obj = s.OBJECTS[object_name]
+    obj = schema.objects[object_name]
     for rel in path[:-1]:
         ref = next(f for f in obj.fields if f.relationship_name and f.relationship_name.lower() == rel.lower())
-        parent = s.parent_object(ref)  # Name for a polymorphic lookup (Lead.Owner: a User or a queue)
+        parent = schema.parent_object(ref)  # Name for a polymorphic lookup (Lead.Owner: a User or a queue)
         assert parent is not None, f"{obj.name}.{rel}: not a relationship the SOQL binder accepts"
         obj = parent
         objects.append(obj.name)
@@ -71,7 +73,8 @@ def resolve_path(object_name: str, path: Sequence[str]) -> tuple[list[str], s.Fi
     return objects, final
 
 
-def record_plan(object_name: str, paths: Sequence[tuple[str, ...]], version: str) -> RecordPlan:
+def record_plan(object_name: str, paths: Sequence[tuple[str, ...]], version: str,
+                schema: s.Schema = s.STANDARD) -> RecordPlan:
     """The nesting of the selected paths (key order = first mention in SELECT, like Salesforce).
 
     A one-name path that is a child relationship (``("Contacts",)``) is a subquery; ``object_name``
@@ -82,11 +85,11 @@ def record_plan(object_name: str, paths: Sequence[tuple[str, ...]], version: str
         return RecordPlan(flat, version)
     root = _Node(object_name, ROOT_ID)
     for path in paths:
-        child_object = _child_object(object_name, path)
+        child_object = _child_object(object_name, path, schema)
         if child_object is not None:
-            root.children[path[0]] = _ChildRecords(path[0], child_object)
+            root.children[path[0]] = _ChildRecords(path[0], child_object, schema)
             continue
-        objects, final = resolve_path(object_name, path)
+        objects, final = resolve_path(object_name, path, schema)
         node = root
         for depth, rel in enumerate(path[:-1]):
             child = node.children.get(rel)
@@ -98,13 +101,13 @@ def record_plan(object_name: str, paths: Sequence[tuple[str, ...]], version: str
     return RecordPlan(root, version)
 
 
-def _child_object(object_name: str, path: tuple[str, ...]) -> str | None:
+def _child_object(object_name: str, path: tuple[str, ...], schema: s.Schema) -> str | None:
     """The child object of a subquery path (a child relationship's name, not a field), else None."""
-    obj = s.OBJECTS[object_name]
+    obj = schema.objects[object_name]
     if len(path) != 1 or obj.field(path[0]) is not None:
         return None
-    return next((rel["childSObject"] for rel in s.child_relationships(obj) if rel["relationshipName"] == path[0]),
-                None)
+    return next((rel["childSObject"] for rel in schema.child_relationships(obj)
+                 if rel["relationshipName"] == path[0]), None)
 
 
 Column = Callable[[str], pl.Expr]  # a result column by name: a frame column, or a field of a child record struct
@@ -138,15 +141,23 @@ def _value(col: pl.Expr, f: s.FieldDef | None, dtype: pl.DataType, java: bool) -
     if kind == "date":
         return col.dt.strftime("%Y-%m-%d")
     if f is not None and f.is_compound and isinstance(dtype, pl.Struct):
-        prefix = f.name[: -len("Address")]
         parts = {fld.name: fld for fld in dtype.fields}
         keys = []
-        for key in _ADDRESS_KEYS:
-            name = prefix + key[0].upper() + key[1:]
+        for key, name in compound_keys(f):
             keys.append((col.struct.field(name) if name in parts else pl.lit(None)).alias(key))
         empty = pl.all_horizontal(col.struct.field(n).is_null() for n in parts) if parts else pl.lit(True)
         return pl.when(col.is_null() | empty).then(None).otherwise(pl.struct(keys))
     return col
+
+
+def compound_keys(f: s.FieldDef) -> list[tuple[str, str]]:
+    """A compound field's JSON keys and the component fields they come from: an address's eight, a geolocation's
+    ``latitude``/``longitude`` (``Site_Location__c``: ``Site_Location__Latitude__s``, ...)."""
+    if f.type == "location":
+        base = f.name[: -len("__c")] if f.name.endswith("__c") else f.name
+        return [("latitude", f"{base}__Latitude__s"), ("longitude", f"{base}__Longitude__s")]
+    prefix = f.name[: -len("Address")]
+    return [(key, prefix + key[0].upper() + key[1:]) for key in _ADDRESS_KEYS]
 
 
 def _dtype_kind(dtype: pl.DataType) -> str:
@@ -182,7 +193,7 @@ def _child_records(child: _ChildRecords, version: str, dtype: pl.DataType, colum
     assert isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct), dtype
     fields = pl.Schema([(f.name, f.dtype) for f in dtype.inner.fields])
     paths = [tuple(name.split(".")) for name in fields if not name.startswith("__")]
-    plan = record_plan(child.object_name, paths, version)
+    plan = record_plan(child.object_name, paths, version, child.schema)
     records = column(child.column).list.eval(_node_expr(plan.root, version, fields, "record", _record_field))
     size = column(child.column).list.len()
     body = pl.struct(size.alias("totalSize"), pl.lit(True).alias("done"), records.alias("records"))
@@ -243,8 +254,7 @@ def single_record(obj: s.ObjectDef, row: dict[str, Any], version: str,
         if f is None:
             continue
         if f.is_compound:
-            prefix = f.name[: -len("Address")]
-            parts = {k: row.get(prefix + k[0].upper() + k[1:]) for k in _ADDRESS_KEYS}
+            parts = {key: row.get(name) for key, name in compound_keys(f)}
             out[f.name] = parts if any(v is not None for v in parts.values()) else None
         else:
             out[f.name] = rest_value(row.get(f.name))

@@ -45,7 +45,7 @@ def _rows_arg(rows: Mapping[str, int] | None) -> str:
 
 
 def _serve_command(seed: int, scale: str, rows: Mapping[str, int] | None, latency_ms: int, faults: str | None,
-                   living_rate: float | None, extra_args: Sequence[str]) -> list[str]:
+                   living_rate: float | None, query_timeout_rows: int | None, extra_args: Sequence[str]) -> list[str]:
     cmd = [sys.executable, "-m", "emulator", "serve", "--exit-with-parent", "--seed", str(seed), "--scale", scale,
            "--latency-ms", str(latency_ms)]
     if rows:
@@ -54,6 +54,8 @@ def _serve_command(seed: int, scale: str, rows: Mapping[str, int] | None, latenc
         cmd += ["--faults", faults]
     if living_rate is not None:
         cmd += ["--living-rate", str(living_rate)]
+    if query_timeout_rows is not None:
+        cmd += ["--query-timeout-rows", str(query_timeout_rows)]
     return cmd + list(extra_args)
 
 
@@ -106,22 +108,27 @@ def _thread_emulator(config: EmulatorConfig) -> Iterator[EmulatorInfo]:
 @contextmanager
 def run_emulator(*, seed: int = DEFAULT_SEED, scale: str = "small", rows: dict[str, int] | None = None,
                  latency_ms: int = 0, faults: str | None = None, living_rate: float | None = None,
-                 in_process: bool = False, extra_args: Sequence[str] = ()) -> Iterator[EmulatorInfo]:
+                 query_timeout_rows: int | None = None, in_process: bool = False,
+                 extra_args: Sequence[str] = ()) -> Iterator[EmulatorInfo]:
     """Run an emulator for the ``with`` block: a ``python -m emulator serve`` subprocess (its own GIL), or a
     background thread with ``in_process=True``. ``extra_args`` are further ``serve`` flags (subprocess only).
     ``faults=None`` lets the subprocess read ``SF_EMULATOR_FAULTS``; pass ``""`` for certainly no faults.
-    ``living_rate=None`` reads ``SF_EMULATOR_LIVING_RATE`` (default 1: the org changes with time); 0: it never does."""
+    ``living_rate=None`` reads ``SF_EMULATOR_LIVING_RATE`` (default 1: the org changes with time); 0: it never does.
+    ``query_timeout_rows``: a query matching more rows fails with QUERY_TIMEOUT (REST) or a Failed Bulk job.
+    ``rows`` may name optional objects (Invoice__c, AccountHistory, CaseStatus, Wide__c): only then are they there."""
     resolve_sizes(scale, rows)  # fail fast, in the caller, on a bad scale or object name
     if in_process:
         if extra_args:
             msg = "extra_args apply to the subprocess emulator only; drop them or use in_process=False"
             raise ValueError(msg)
         config = EmulatorConfig(seed=seed, scale=scale, rows=parse_rows(_rows_arg(rows)), latency_ms=latency_ms,
-                                faults=faults, living_rate=living_rate_of(living_rate))
+                                faults=faults, living_rate=living_rate_of(living_rate),
+                                query_timeout_rows=query_timeout_rows)
         with _thread_emulator(config) as info:
             yield info
         return
-    with _subprocess_emulator(_serve_command(seed, scale, rows, latency_ms, faults, living_rate, extra_args)) as info:
+    command = _serve_command(seed, scale, rows, latency_ms, faults, living_rate, query_timeout_rows, extra_args)
+    with _subprocess_emulator(command) as info:
         yield info
 
 
@@ -170,6 +177,13 @@ def purge(info: EmulatorInfo, ids: Sequence[str]) -> dict[str, Any]:
 def freeze_clock(info: EmulatorInfo, now: str | None) -> dict[str, Any]:
     """Freeze the server clock at an ISO datetime (writes and relative date literals use it); None unfreezes."""
     return _admin(info, "POST", "clock", {"now": now})
+
+
+def change_field(info: EmulatorInfo, object_name: str, field: str, action: str, **options: Any) -> dict[str, Any]:
+    """An admin's field change: ``delete`` (custom fields), ``hide`` (revoke the integration user's field-level
+    security) / ``show`` (grant it back), ``retype`` (``type="double"``, ``picklist=[...]``), ``add`` a custom field
+    (``type=...``). Describe and every read API follow at once; ``reset_state`` undoes it."""
+    return _admin(info, "POST", "schema", {"object": object_name, "field": field, "action": action, **options})
 
 
 def configure_jwt_key(info: EmulatorInfo, public_key_pem: str) -> dict[str, Any]:

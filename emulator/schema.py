@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ from emulator.soql_parser import is_groupable, supports_aggregate
 _SOAP_TYPES = {
     "id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean", "int": "xsd:int", "double": "xsd:double",
     "currency": "xsd:double", "percent": "xsd:double", "date": "xsd:date", "datetime": "xsd:dateTime",
-    "address": "urn:address",
+    "address": "urn:address", "location": "urn:location", "anyType": "xsd:anyType",
 }
 _TEXT_LENGTHS = {"id": 18, "reference": 18, "textarea": 32000, "email": 80, "phone": 40, "url": 255,
                  "picklist": 40, "string": 255}  # picklists: 40 characters on real orgs (byteLength 120)
@@ -34,6 +35,10 @@ class FieldDef:
     length: int | None = None
     label: str | None = None
     picklist_labels: tuple[str, ...] = ()  # when a picklist's labels differ from its API values (ForecastCategory)
+    formula: str | None = None  # a formula field (describe ``calculated``): its value is computed when read
+    auto_number: bool = False  # Name of an auto-number custom object (INV-000001)
+    master_detail: bool = False  # a master-detail lookup (cascadeDelete, the master owns the record)
+    child_relationship: str | None = None  # the relationship name on the parent (Invoices__r), else its plural
 
     @property
     def is_polymorphic(self) -> bool:
@@ -47,7 +52,7 @@ class FieldDef:
 
     @property
     def filterable(self) -> bool:
-        return not (self.is_long_text or self.is_compound)
+        return not (self.is_long_text or self.is_compound or self.type == "anyType")  # history Old/NewValue
 
     @property
     def sortable(self) -> bool:
@@ -55,7 +60,11 @@ class FieldDef:
 
     @property
     def is_compound(self) -> bool:
-        return self.type == "address"
+        return self.type in ("address", "location")
+
+    @property
+    def is_custom(self) -> bool:
+        return self.name.endswith("__c")
 
 
 @dataclass(frozen=True)
@@ -70,13 +79,20 @@ class ObjectDef:
     deletable: bool = True
     undeletable: bool = True  # soft deletes to the recycle bin (the object has IsDeleted)
     mergeable: bool = False
-    _by_name: dict[str, FieldDef] = field(default_factory=dict, compare=False, repr=False)
+    # describeGlobal flags that differ from a standard object's (a History object is neither createable nor ...)
+    describe_flags: tuple[tuple[str, bool], ...] = ()
+    bulk_query: bool = True  # False: the Bulk APIs refuse the entity (INVALIDENTITY / InvalidEntity)
+    _by_name: dict[str, FieldDef] = field(default_factory=dict, compare=False, repr=False, init=False)
 
     def __post_init__(self) -> None:
         self._by_name.update({f.name.lower(): f for f in self.fields})
 
     def field(self, name: str) -> FieldDef | None:
         return self._by_name.get(name.lower())
+
+    @property
+    def formulas(self) -> tuple[FieldDef, ...]:
+        return tuple(f for f in self.fields if f.formula is not None)
 
 
 _ID = FieldDef("Id", "id", nillable=False, writable=False)
@@ -291,6 +307,7 @@ OBJECTS: dict[str, ObjectDef] = {o.name: o for o in (
     ), mergeable=True),
 )}
 KEY_PREFIXES = {o.key_prefix: o.name for o in OBJECTS.values()}
+STANDARD_OBJECT_NAMES = tuple(OBJECTS)
 
 # What a polymorphic lookup reaches in SOQL (Lead.Owner, Case.Owner): the ``Name`` entity, the fields its target
 # objects share; on a queue's row, Type is 'Queue'. Not an object of its own: no FROM Name, no describe.
@@ -302,18 +319,64 @@ POLYMORPHIC_PARENT = ObjectDef("Name", "", "Names", (
 ))
 
 
+class Schema:
+    """The objects one org serves, in describe order: the standard ones, plus those asked for (custom objects...).
+
+    Each org has its own (an admin may change its fields at runtime: ``with_object``); describe, SOQL, renders and
+    writes look objects up here."""
+
+    def __init__(self, objects: Iterable[ObjectDef]):
+        self.objects: dict[str, ObjectDef] = {o.name: o for o in objects}
+        self.key_prefixes = {o.key_prefix: o.name for o in self.objects.values()}
+
+    def lookup(self, name: str) -> ObjectDef | None:
+        """The object for an API name written in any casing (Salesforce names are case-insensitive)."""
+        for obj in self.objects.values():
+            if obj.name.lower() == name.lower():
+                return obj
+        return None
+
+    def with_object(self, obj: ObjectDef) -> Schema:
+        """This schema with ``obj`` replacing the object of its name (same place in describe order)."""
+        return Schema({**self.objects, obj.name: obj}.values())
+
+    def parent_object(self, f: FieldDef) -> ObjectDef | None:
+        """The object a lookup's relationship reaches in SOQL: its target, ``Name`` for a polymorphic lookup, None
+        for a target the emulator does not serve (Campaign, Profile...)."""
+        return POLYMORPHIC_PARENT if f.is_polymorphic else self.objects.get(f.reference_to[0]) if f.reference_to \
+            else None
+
+    def child_relationships(self, obj: ObjectDef) -> list[dict[str, Any]]:
+        """The describe ``childRelationships`` of ``obj``: every lookup from another object to it."""
+        out = []
+        for child in self.objects.values():
+            for f in child.fields:
+                if obj.name in f.reference_to:
+                    name = f.child_relationship or (child.label_plural if f.name != "OwnerId" else None)
+                    out.append({"cascadeDelete": f.master_detail, "childSObject": child.name,
+                                "deprecatedAndHidden": False, "field": f.name, "junctionIdListNames": [],
+                                "junctionReferenceTo": [], "relationshipName": name, "restrictedDelete": False})
+        return out
+
+    def describe_global(self, version: str) -> dict[str, Any]:
+        """The describeGlobal body: ``GET /services/data/vXX.X/sobjects``."""
+        return {"encoding": "UTF-8", "maxBatchSize": 200,
+                "sobjects": [describe_global_entry(o, version) for o in self.objects.values()]}
+
+    def describe_sobject(self, obj: ObjectDef, version: str, instance_url: str = "") -> dict[str, Any]:
+        """The sObject describe body: ``GET /services/data/vXX.X/sobjects/{Object}/describe``; ``instance_url``
+        (the server's ``https://host:port``) for its ``ui*`` urls."""
+        return _describe_sobject(obj, version, instance_url, self.child_relationships(obj))
+
+
 def parent_object(f: FieldDef) -> ObjectDef | None:
-    """The object a lookup's relationship reaches in SOQL: its target, ``Name`` for a polymorphic lookup, None for a
-    target the emulator does not serve (Campaign, Profile...)."""
-    return POLYMORPHIC_PARENT if f.is_polymorphic else OBJECTS.get(f.reference_to[0]) if f.reference_to else None
+    """``Schema.parent_object`` in the standard org."""
+    return STANDARD.parent_object(f)
 
 
 def lookup_object(name: str) -> ObjectDef | None:
-    """The object for an API name written in any casing (Salesforce names are case-insensitive)."""
-    for obj in OBJECTS.values():
-        if obj.name.lower() == name.lower():
-            return obj
-    return None
+    """``Schema.lookup`` in the standard org."""
+    return STANDARD.lookup(name)
 
 
 def _label(name: str) -> str:
@@ -338,40 +401,42 @@ def _sobject_urls(obj: ObjectDef, version: str, instance_url: str | None = None)
 
 def describe_global_entry(obj: ObjectDef, version: str) -> dict[str, Any]:
     """One entry of describeGlobal's ``sobjects`` list."""
-    per_object = {"deletable": obj.deletable, "undeletable": obj.undeletable, "mergeable": obj.mergeable}
+    per_object = {"deletable": obj.deletable, "undeletable": obj.undeletable, "mergeable": obj.mergeable,
+                  **dict(obj.describe_flags)}
     flags = {key: per_object.get(key, True) for key in (
         "queryable", "retrieveable", "replicateable", "searchable", "createable", "updateable", "deletable",
         "undeletable", "mergeable", "layoutable", "triggerable", "feedEnabled", "mruEnabled")}
     return {"name": obj.name, "label": obj.name, "labelPlural": obj.label_plural, "keyPrefix": obj.key_prefix,
-            "custom": False, "customSetting": False, **flags, "activateable": False, "deprecatedAndHidden": False,
+            "custom": obj.name.endswith("__c"), "customSetting": False, **flags, "activateable": False,
+            "deprecatedAndHidden": False,
             "urls": _sobject_urls(obj, version)}
 
 
 def describe_global(version: str) -> dict[str, Any]:
-    """The describeGlobal body: ``GET /services/data/vXX.X/sobjects``."""
-    return {"encoding": "UTF-8", "maxBatchSize": 200,
-            "sobjects": [describe_global_entry(o, version) for o in OBJECTS.values()]}
+    """``Schema.describe_global`` of the standard org."""
+    return STANDARD.describe_global(version)
 
 
 def describe_field(f: FieldDef) -> dict[str, Any]:
     """One entry of an sObject describe's ``fields`` list, with real Salesforce keys and types."""
     numeric = f.type in ("int", "double", "currency", "percent")
-    length = 0 if numeric or f.type in ("boolean", "date", "datetime", "address") else (
+    length = 0 if numeric or f.type in ("boolean", "date", "datetime", "address", "location") else (
         f.length or _TEXT_LENGTHS.get(f.type, 255))
     return {
         "name": f.name, "label": f.label or _label(f.name), "type": f.type,
         "soapType": _SOAP_TYPES.get(f.type, "xsd:string"), "length": length,
         "byteLength": length if f.type in ("id", "reference") else length * 3,  # ids are ASCII: 18 bytes
         "digits": f.precision if f.type == "int" else 0, "precision": 0 if f.type == "int" else f.precision,
-        "scale": f.scale, "nillable": f.nillable, "calculated": False, "calculatedFormula": None,
-        "autoNumber": f.name == "CaseNumber", "custom": False, "defaultedOnCreate": not f.writable,
+        "scale": f.scale, "nillable": f.nillable, "calculated": f.formula is not None, "calculatedFormula": f.formula,
+        "autoNumber": f.auto_number or f.name == "CaseNumber", "custom": f.is_custom,
+        "defaultedOnCreate": not f.writable and f.formula is None,
         "createable": f.writable, "updateable": f.writable, "filterable": f.filterable, "sortable": f.sortable,
         # one rule for describe and SOQL: what GROUP BY and the aggregate functions accept
         "groupable": is_groupable(f), "aggregatable": supports_aggregate("COUNT", f),
         "externalId": False, "idLookup": f.type == "id",
         "unique": f.type == "id", "caseSensitive": False, "nameField": f.name == "Name",
         "referenceTo": list(f.reference_to), "relationshipName": f.relationship_name,
-        "polymorphicForeignKey": f.is_polymorphic, "cascadeDelete": False, "restrictedDelete": False,
+        "polymorphicForeignKey": f.is_polymorphic, "cascadeDelete": f.master_detail, "restrictedDelete": False,
         "compoundFieldName": f.compound_field_name,
         "picklistValues": [{"active": True, "defaultValue": False, "label": label, "value": v, "validFor": None}
                            for v, label in zip(f.picklist, f.picklist_labels or f.picklist, strict=True)],
@@ -383,23 +448,16 @@ def describe_field(f: FieldDef) -> dict[str, Any]:
         "extraTypeInfo": "plaintextarea" if f.type == "textarea" else None, "filteredLookupInfo": None,
         "formulaTreatNullNumberAsZero": False, "highScaleNumber": False, "htmlFormatted": False,
         "inlineHelpText": None, "mask": None, "maskType": None, "namePointing": len(f.reference_to) > 1,
-        "permissionable": f.nillable and f.writable and f.type != "id", "queryByDistance": False,
-        "referenceTargetField": None, "relationshipOrder": None, "searchPrefilterable": False,
+        "permissionable": (f.nillable and f.writable or f.formula is not None) and f.type != "id",
+        "queryByDistance": False, "referenceTargetField": None,
+        "relationshipOrder": 0 if f.master_detail else None, "searchPrefilterable": False,
         "writeRequiresMasterRead": False,
     }
 
 
 def child_relationships(obj: ObjectDef) -> list[dict[str, Any]]:
-    """The describe ``childRelationships`` of ``obj``: every lookup from another object to it."""
-    out = []
-    for child in OBJECTS.values():
-        for f in child.fields:
-            if obj.name in f.reference_to:
-                out.append({"cascadeDelete": False, "childSObject": child.name, "deprecatedAndHidden": False,
-                            "field": f.name, "junctionIdListNames": [], "junctionReferenceTo": [],
-                            "relationshipName": child.label_plural if f.name != "OwnerId" else None,
-                            "restrictedDelete": False})
-    return out
+    """``Schema.child_relationships`` in the standard org."""
+    return STANDARD.child_relationships(obj)
 
 
 MASTER_RECORD_TYPE_ID = "012000000000000AAA"  # every object has it, record types or not
@@ -414,14 +472,21 @@ def master_record_type(obj: ObjectDef, version: str) -> dict[str, Any]:
 
 
 def describe_sobject(obj: ObjectDef, version: str, instance_url: str = "") -> dict[str, Any]:
-    """The sObject describe body: ``GET /services/data/vXX.X/sobjects/{Object}/describe``; ``instance_url`` (the
-    server's ``https://host:port``) for its ``ui*`` urls."""
+    """``Schema.describe_sobject`` in the standard org."""
+    return STANDARD.describe_sobject(obj, version, instance_url)
+
+
+def _describe_sobject(obj: ObjectDef, version: str, instance_url: str,
+                      children: list[dict[str, Any]]) -> dict[str, Any]:
     return {**describe_global_entry(obj, version), "urls": _sobject_urls(obj, version, instance_url),
             "fields": [describe_field(f) for f in obj.fields],
-            "childRelationships": child_relationships(obj), "recordTypeInfos": [master_record_type(obj, version)],
+            "childRelationships": children, "recordTypeInfos": [master_record_type(obj, version)],
             "supportedScopes": [],
             "namedLayoutInfos": [], "networkScopeFieldName": None, "listviewable": None, "lookupLayoutFieldName": None,
             "searchLayoutable": True, "compactLayoutable": True, "hasSubtypes": False, "isSubtype": False,
             "isInterface": False, "associateEntityType": None, "associateParentEntity": None,
             "defaultImplementation": None, "extendedBy": None, "extendsInterfaces": None, "implementedBy": None,
             "implementsInterfaces": None, "sobjectDescribeOption": "FULL", "actionOverrides": []}
+
+
+STANDARD = Schema(OBJECTS.values())  # the default org's objects (every org starts from them)

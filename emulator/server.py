@@ -222,7 +222,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer an unreadable request, then close: what follows on the stream is not known to be a request."""
         self.close_connection = True
         try:
-            self._send(error_response(err.status, err.error_code, err.message), encoding=None, cut=False)
+            answer = (Response(err.status, err.front_end_page(), "text/html;charset=iso-8859-1") if err.front_end
+                      else error_response(err.status, err.error_code, err.message))
+            self._send(answer, encoding=None, cut=False)
         except OSError:
             return  # the client is gone (often the very reason the request was incomplete)
         self._linger()

@@ -54,6 +54,14 @@ def execute(query: SoqlQuery, catalog: Catalog, *, include_deleted: bool, now: d
     return _execute_rows(query, catalog, include_deleted=include_deleted, now=now)
 
 
+def matched_rows(query: SoqlQuery, catalog: Catalog, *, include_deleted: bool, now: datetime) -> int:
+    """How many rows the query's FROM and WHERE match, before grouping, ORDER BY, LIMIT and OFFSET: the rows the
+    database scans for it, which is what a query's running time (and a QUERY_TIMEOUT) grows with."""
+    base = query.aggregation.rows if query.aggregation is not None else query
+    counting = replace(base, items=(), is_count=True, limit=None, offset=None, order_by=())
+    return _execute_rows(counting, catalog, include_deleted=include_deleted, now=now).total_size
+
+
 def _today(now: datetime) -> date:
     return (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).date()
 

@@ -53,6 +53,7 @@ class EmulatorConfig:
     bulk_reject_limit_order_by: bool = False  # some 2023-24 doc releases said Bulk 2.0 rejects them
     credentials: Credentials = field(default_factory=Credentials)
     living_rate: float = 1.0  # how fast the org changes with time (emulator/living.py); 0: a still org
+    query_timeout_rows: int | None = None  # a query matching more rows than this fails with QUERY_TIMEOUT
 
 
 class ApiUsage:
@@ -98,6 +99,7 @@ class EmulatorState:
         self.frozen_now: datetime | None = None
         self.instance_url = ""
         self._lock = threading.Lock()
+        org.clock = self.now  # formulas' TODAY() is the server's date (a frozen clock freezes it too)
         self.living = LivingOrg(org, rate=config.living_rate) if config.living_rate > 0 else None
         self.catch_up()
 
