@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from configs.salesforce_objects import CURSOR_CANDIDATES
 from utils.sf_types import COMPOUND_TYPES, NUMERIC_TYPES, is_known_type
 
 Field = Mapping[str, Any]  # one entry of a describe's ``fields``
@@ -24,7 +25,6 @@ Field = Mapping[str, Any]  # one entry of a describe's ``fields``
 GROUP_BY_MAX = 2            # summaries grouped by more than two columns are rarely read
 GROUP_BY_MAX_VALUES = 10    # a picklist with more active values makes a long, thin summary
 LONG_TEXT = 255             # textareas longer than this are prose, not something to group, check or sum
-CURSOR_FALLBACKS = ("LastModifiedDate", "CreatedDate")  # when there is no SystemModstamp (*History: CreatedDate)
 # In the default list, fields that say nothing about the record: the sync reads IsDeleted itself (deleted rows
 # leave the replica), and LastViewed/LastReferenced describe the integration user, not the record.
 NOT_USEFUL = frozenset({"IsDeleted", "LastViewedDate", "LastReferencedDate"})
@@ -43,8 +43,8 @@ class EntryPlan:
     required: tuple[str, ...]
     group_by: tuple[Field, ...]
     metrics: dict[str, tuple[str, ...]]
-    cursor_field: str | None  # None: SystemModstamp, the registry's default
-    full_sync: bool           # no cursor at all: every run pulls the whole object
+    cursor: str | None  # what the registry will sync on (ObjectSpec.cursor: the first CURSOR_CANDIDATES listed)
+    full_sync: bool     # no cursor at all: every run pulls the whole object
     left_out: dict[str, tuple[str, ...]]  # reason -> field names not listed
 
 
@@ -121,12 +121,11 @@ def suggest_metrics(fields: Sequence[Field]) -> dict[str, tuple[str, ...]]:
 
 
 def choose_cursor(names: Sequence[str]) -> tuple[str | None, bool]:
-    """(cursor field when not SystemModstamp, whether only full pulls are possible): the order issue #17 item 4
-    gives, SystemModstamp, LastModifiedDate, then CreatedDate (insert-only objects such as ``*History``)."""
-    if "SystemModstamp" in names:
-        return None, False
-    fallback = next((name for name in CURSOR_FALLBACKS if name in names), None)
-    return fallback, fallback is None
+    """(the cursor the registry will pick from these fields, whether only full pulls are possible): SystemModstamp,
+    LastModifiedDate, then CreatedDate (insert-only objects such as ``*History``); ``ObjectSpec.cursor`` owns
+    the rule, so the entry never needs a ``cursor_field``."""
+    cursor = next((name for name in CURSOR_CANDIDATES if name in names), None)
+    return cursor, cursor is None
 
 
 def plan_entry(describe: Mapping[str, Any], *, every_field: bool = False) -> EntryPlan:
@@ -144,7 +143,7 @@ def plan_entry(describe: Mapping[str, Any], *, every_field: bool = False) -> Ent
     required = tuple(f["name"] for f in fields
                      if f.get("nillable") is False and f.get("createable") and _type(f) != "boolean")
     return EntryPlan(object_name=str(describe["name"]), fields=tuple(fields), required=required,
-                     group_by=suggest_group_by(fields), metrics=suggest_metrics(fields), cursor_field=cursor,
+                     group_by=suggest_group_by(fields), metrics=suggest_metrics(fields), cursor=cursor,
                      full_sync=full, left_out={k: tuple(v) for k, v in left_out.items()})
 
 
@@ -185,12 +184,12 @@ def render_entry(plan: EntryPlan) -> str:
         counts = " and ".join(str(_active_values(f)) for f in plan.group_by)
         settings.append((f'"group_by": {_tuple_text([f["name"] for f in plan.group_by])},',
                          f"picklist{'s' if len(plan.group_by) > 1 else ''} with {counts} active values"))
-    if plan.cursor_field:
-        settings.append((f'"cursor_field": "{plan.cursor_field}",', "no SystemModstamp on this object"))
     if plan.full_sync:
-        settings.append(('"cursor_field": "Id",', "no SystemModstamp, LastModifiedDate or CreatedDate:"))
-        settings.append(('"sync_mode": "full",', "every run pulls the whole object; Id only orders duplicates"))
+        settings.append(('"sync_mode": "full",', "no SystemModstamp, LastModifiedDate or CreatedDate: every run "
+                                                 "pulls the whole object"))
     lines += [f"{i2}{code}  # {comment}" for code, comment in settings]  # not aligned: group_by lines can be long
+    if plan.cursor and plan.cursor != CURSOR_CANDIDATES[0]:
+        lines.append(f"{i2}# incremental on {plan.cursor}: this object has no SystemModstamp")
     lines.append(f'{i2}"metrics": {{')
     lines += _commented_lines([(f'"{name}": {_tuple_text(aggs)},', "") for name, aggs in plan.metrics.items()], i3)
     lines += [f"{i2}}},", f"{i1}}},"]

@@ -14,6 +14,9 @@ from typing import Any, Literal, TypeGuard, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 AGGREGATIONS: tuple[str, ...] = ("count", "n_unique", "sum", "mean", "median", "min", "max", "std", "null_count")
+# The cursor an entry without ``cursor_field`` syncs on: the first of these it lists. Insert-only objects (``*History``)
+# have only CreatedDate; an entry listing none of them is extracted in full every run.
+CURSOR_CANDIDATES: tuple[str, ...] = ("SystemModstamp", "LastModifiedDate", "CreatedDate")
 API_PATHS: tuple[str, ...] = ("auto", "rest", "bulk2")
 
 
@@ -40,7 +43,7 @@ class ObjectSpec(BaseModel):
     group_by: tuple[str, ...] = ()
     metrics: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
     primary_key: str = "Id"
-    cursor_field: str = "SystemModstamp"
+    cursor_field: str | None = None  # None: the first of CURSOR_CANDIDATES among fields (see ``cursor``)
     api: ApiChoice = "auto"
     bulk_threshold_rows: int = Field(default=50_000, ge=0)
     rowcount_drift_tolerance_pct: float = Field(default=50.0, ge=0)
@@ -50,12 +53,23 @@ class ObjectSpec(BaseModel):
     sync_mode: Literal["incremental", "full"] | None = None
     incremental_overlap_minutes: float = Field(default=5.0, ge=0)
     reconcile_every_runs: int = Field(default=96, ge=1)  # hard-delete check at least daily at 15-minute runs
+    # formula fields and relationship paths (Account.Name) change without their record's cursor moving: every this
+    # many incremental runs (hourly at 15-minute runs), one narrow query re-reads them for every record; 0: never
+    formula_refresh_every_runs: int = Field(default=4, ge=0)
+
+    @property
+    def cursor(self) -> str | None:
+        """The field incremental sync and dedup order records by: ``cursor_field``, else the first of
+        ``CURSOR_CANDIDATES`` the entry lists, else None (no cursor: full extracts)."""
+        if self.cursor_field:
+            return self.cursor_field
+        return next((c for c in CURSOR_CANDIDATES if c in self.fields), None)
 
     @property
     def effective_sync_mode(self) -> str:
         if self.sync_mode is not None:
             return self.sync_mode
-        return "incremental" if self.cursor_field else "full"
+        return "incremental" if self.cursor else "full"
 
     def metric_columns(self) -> list[tuple[str, str, str]]:
         """``(column, aggregation, summary column name)`` for every metric, in registry order."""
@@ -64,7 +78,7 @@ class ObjectSpec(BaseModel):
     def qa_required_columns(self) -> dict[str, str]:
         """Column -> why QA requires it: ``required``, and the primary key and cursor that dedup and sampling use."""
         roles = [*((c, "required") for c in self.required), (self.primary_key, "primary key"),
-                 (self.cursor_field, "cursor field")]
+                 *(((self.cursor, "cursor field"),) if self.cursor else ())]
         needed: dict[str, str] = {}
         for column, role in roles:
             needed.setdefault(column, role)
@@ -88,8 +102,11 @@ def _check_spec(name: str, spec: ObjectSpec) -> list[str]:
         seen.add(f)
     for attr in ("primary_key", "cursor_field"):
         value = getattr(spec, attr)
-        if value not in seen:
+        if value is not None and value not in seen:
             problems.append(f"{name}.{attr}: '{value}' is not in fields; add it to fields")
+    if spec.sync_mode == "incremental" and spec.cursor is None:
+        problems.append(f"{name}.sync_mode: incremental needs a cursor; list one of {', '.join(CURSOR_CANDIDATES)} "
+                        "in fields, set cursor_field, or use sync_mode 'full'")
     for col in spec.required:
         if col not in seen:
             problems.append(f"{name}.required: '{col}' is not in fields; add it to fields or drop it")

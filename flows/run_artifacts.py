@@ -37,6 +37,8 @@ def changes_text(row: SummaryRow) -> str:
         text += f", {row.hard_deletes:,} hard-deleted"
     if row.recovered:
         text += f", {row.recovered:,} recovered"
+    if row.refreshed:
+        text += f", {row.refreshed:,} formula values refreshed"
     return text
 
 

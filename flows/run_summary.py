@@ -64,6 +64,7 @@ class SummaryRow:
     summary_json: str | None
     error: str | None
     schema_changes: str | None = None  # the replica's columns changed this run: ``+Foo__c, -Bar__c, ~Baz__c (hidden)``
+    refreshed: int | None = None  # formula / relationship values the periodic refresh found changed
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ def _summary_row(name: str, ext: StepOutcome[LandingResult], phase1: BranchOutco
         summary_json=storage.location(load) if isinstance(load, str) else None,
         error="; ".join(e for e in errors if e) or None,
         schema_changes=landed.schema_changes if landed else None,
+        refreshed=landed.sync.refreshed if landed and landed.sync else None,
     )
 
 

@@ -50,6 +50,7 @@ from utils.sf_errors import (
     Action,
     RetryPolicy,
     classify,
+    error_code_of,
     error_label_of,
     error_message_of,
     outage_message,
@@ -81,7 +82,8 @@ class ExtractOptions:
     bulk_job_timeout_seconds: float = field(
         default_factory=lambda: env_number("SF_BULK_JOB_TIMEOUT_SECONDS", 3600.0, positive=True))
     bulk_progress_log_seconds: float = 30.0  # a `bulk_waiting` line at least this often while a job runs
-    describe_cache_seconds: float = 3600.0  # field lists change rarely; a long-lived serve process re-reads hourly
+    describe_cache_seconds: float = 3600.0  # within one run (a describe is cached per run: schema changes between
+                                            # runs are seen by the next one)
     limits_cache_seconds: float = 60.0      # one /limits read per run, not one per object
 
     def __post_init__(self) -> None:
@@ -105,6 +107,10 @@ class ExtractResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _BulkRefused(FatalSourceError):
+    """Salesforce's Bulk APIs do not serve this object (INVALIDENTITY: some setup objects): REST can."""
 
 
 class _RestartObject(Exception):
@@ -164,7 +170,7 @@ class RequestRunner:
         if action is Action.QUOTA:
             return QuotaExceededError(f"{self.object_name}: {quota_message(err)}")
         msg = f"{self.object_name}: Salesforce rejected {what}: {error_label_of(err)}: {error_message_of(err)}"
-        return FatalSourceError(msg)
+        return _BulkRefused(msg) if error_code_of(err) == "INVALIDENTITY" else FatalSourceError(msg)
 
 
 # ----------------------------------------------------------------------------------------------- REST path
@@ -343,21 +349,23 @@ def _stream_bulk(call: RequestRunner, soql: str, columns: Sequence[str], target:
 
 
 class _TtlCache:
-    """Process-wide memo for metadata that changes rarely (describes, /limits): saves API requests per run."""
+    """Process-wide memo for metadata that changes rarely (describes, /limits): saves API requests per run.
+    Expired entries are dropped whenever one is stored, so a long-lived serve process does not accumulate them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[tuple, tuple[float, Any]] = {}
+        self._items: dict[tuple, tuple[float, Any]] = {}  # key -> (expires at, value)
 
     def get(self, key: tuple, ttl_seconds: float, load: Callable[[], T]) -> T:
         now = time.monotonic()
         with self._lock:
             hit = self._items.get(key)
-        if hit and now - hit[0] < ttl_seconds:
+        if hit and now < hit[0]:
             return hit[1]
         value = load()
         with self._lock:
-            self._items[key] = (now, value)
+            self._items = {k: item for k, item in self._items.items() if now < item[0]}
+            self._items[key] = (now + ttl_seconds, value)
         return value
 
 
@@ -404,13 +412,20 @@ def _describe(conn: SalesforceConnection, object_name: str, name: str) -> dict:
         raise ConfigError(msg) from None
 
 
-def _resolve_schema(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptions):
-    def describe(name: str) -> dict:
-        return _METADATA.get(("describe", call.conn.instance_url, name), options.describe_cache_seconds,
-                             lambda: call(lambda: _describe(call.conn, item.object_name, name),
-                                          f"the {name} describe"))
+def _cached_describe(call: RequestRunner, name: str, options: ExtractOptions) -> dict:
+    """The describe of ``name``, shared by the steps of one run (delta, narrow pulls, reconciliation): read afresh
+    by every run, so a field an admin added, hid or retyped since the last run is seen at once."""
+    return _METADATA.get(("describe", call.conn.instance_url, name, call.run_id), options.describe_cache_seconds,
+                         lambda: call(lambda: _describe(call.conn, call.object_name, name), f"the {name} describe"))
 
-    resolved = resolve_columns(item.object_name, item.columns, describe)
+
+def describe_object(conn: SalesforceConnection, object_name: str, options: ExtractOptions, run_id: str) -> dict:
+    """The object's describe, retried like any request and cached like the extract's own (no extra API call)."""
+    return _cached_describe(RequestRunner(conn, object_name, options, run_id), object_name, options)
+
+
+def _resolve_schema(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptions):
+    resolved = resolve_columns(item.object_name, item.columns, lambda name: _cached_describe(call, name, options))
     if not resolved.missing:
         return item, resolved
     where = ", ".join(f"{item.object_name}.{m}" for m in resolved.missing)
@@ -422,7 +437,10 @@ def _resolve_schema(call: RequestRunner, item: ExtractPlanItem, options: Extract
               fields=",".join(resolved.missing),
               reason="not in describe")
     kept = [c.name for c in resolved.columns]
-    return replace(item, columns=tuple(kept), soql=build_soql(item.object_name, kept)), resolved
+    # the select list shrinks; the rest (a delta's WHERE on the cursor) stays, or every delta would be the whole object
+    head = build_soql(item.object_name, item.columns)
+    tail = item.soql[len(head):] if item.soql.startswith(head) else ""
+    return replace(item, columns=tuple(kept), soql=build_soql(item.object_name, kept) + tail), resolved
 
 
 def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptions):
@@ -515,7 +533,15 @@ def extract_object(
     paths = build_paths(item.object_name, run_id, moment=moment, data_root=data_root)
     log_event("extract_start", object=item.object_name, run_id=run_id, api=api, expected_rows=counted,
               source=conn.source)
-    written = _land_raw(call, item, resolved, api, paths.raw_csv, paths.raw_schema, moment, options)
+    try:
+        written = _land_raw(call, item, resolved, api, paths.raw_csv, paths.raw_schema, moment, options)
+    except _BulkRefused as refused:
+        if api != "bulk2":
+            raise
+        log_event("api_override", level=30, run_id=run_id, object=item.object_name, chosen="rest", reason=str(refused),
+                  action="set api 'rest' for this object in configs/salesforce_objects.py to skip the Bulk attempt")
+        api = "rest"
+        written = _land_raw(call, item, resolved, api, paths.raw_csv, paths.raw_schema, moment, options)
     seconds = time.monotonic() - started
     usage = conn.api_usage  # the last Sforce-Limit-Info Salesforce sent
     log_event("extract_done", object=item.object_name, run_id=run_id, api=api, rows=written,

@@ -218,8 +218,8 @@ def completeness_required(
                    threshold=0, sample_ids=samples, message=message)
 
 
-def deduplicate_latest(frame: pl.LazyFrame, *, primary_key: str, cursor_field: str) -> pl.LazyFrame:
-    """One row per primary key: the latest by ``cursor_field`` (ties and nulls: the last in file order).
+def deduplicate_latest(frame: pl.LazyFrame, *, primary_key: str, cursor_field: str | None) -> pl.LazyFrame:
+    """One row per primary key: the latest by ``cursor_field`` (ties, nulls and no cursor: the last in file order).
 
     Rows without a primary key are kept as they are; they are a completeness problem, not duplicates.
     The result keeps the file order and the input columns.
@@ -228,7 +228,7 @@ def deduplicate_latest(frame: pl.LazyFrame, *, primary_key: str, cursor_field: s
     winners = (
         indexed.filter(pl.col(primary_key).is_not_null())
         .group_by(primary_key)
-        .agg(pl.col(_ROW).sort_by([cursor_field, _ROW], nulls_last=False).last())
+        .agg(pl.col(_ROW).sort_by([*([cursor_field] if cursor_field else []), _ROW], nulls_last=False).last())
         .select(_ROW)
     )
     keyless = indexed.filter(pl.col(primary_key).is_null()).select(_ROW)

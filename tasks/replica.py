@@ -62,6 +62,7 @@ class MergeStats:
     recovered: int = 0  # live records the replica lacked, found by Id-level reconciliation and merged back
     unchanged: int = 0  # existing records the delta repeated with the same values (the overlap window)
     deleted_absent: int = 0  # soft-deleted records the replica never held (a backfill's recycle bin)
+    refreshed: int = 0  # formula / relationship values a refresh found changed (their records' cursor did not move)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -127,6 +128,25 @@ def conform_replica(replica: pl.DataFrame, schema: Mapping[str, pl.DataType], *,
         kept = kept.join(latest, on=primary_key, how="left", maintain_order="left")
     dtypes: dict[Any, Any] = dict(schema)
     return with_null_columns(kept, schema).select(list(schema)).cast(dtypes)
+
+
+def refresh_columns(replica: pl.DataFrame, fill: pl.DataFrame, *, primary_key: str) -> tuple[pl.DataFrame, int]:
+    """The replica with the columns of ``fill`` (a narrow pull keyed on ``primary_key``) taken from it for every
+    record it has (null included: a formula can become null), and how many values changed. Records the pull lacks
+    (deleted since the delta) keep theirs; the next delta removes them."""
+    columns = [c for c in fill.columns if c != primary_key]
+    matched = "__refreshed"
+    fresh = (fill.unique(subset=[primary_key], keep="last")
+             .cast({c: replica.schema[c] for c in columns})
+             .rename({c: f"{c}{matched}" for c in columns})
+             .with_columns(pl.lit(True).alias(matched)))
+    joined = replica.join(fresh, on=primary_key, how="left", maintain_order="left")
+    hit = pl.col(matched).fill_null(False)
+    changed = joined.select(pl.sum_horizontal(
+        [(hit & pl.col(c).ne_missing(pl.col(f"{c}{matched}"))).sum() for c in columns])).item() if columns else 0
+    updated = joined.with_columns([pl.when(hit).then(pl.col(f"{c}{matched}")).otherwise(pl.col(c)).alias(c)
+                                   for c in columns]).select(replica.columns)
+    return updated, int(changed or 0)
 
 
 def with_null_columns(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:

@@ -25,8 +25,15 @@ from typing import Any, Literal
 import polars as pl
 from prefect import task
 
-from configs.salesforce_objects import SALESFORCE_OBJECTS, ApiChoice, ObjectSpec
-from tasks.extract import LANDING_TASK_RETRIES, ExtractOptions, ExtractResult, RequestRunner, extract_object
+from configs.salesforce_objects import CURSOR_CANDIDATES, SALESFORCE_OBJECTS, ApiChoice, ObjectSpec
+from tasks.extract import (
+    LANDING_TASK_RETRIES,
+    ExtractOptions,
+    ExtractResult,
+    RequestRunner,
+    describe_object,
+    extract_object,
+)
 from tasks.extract_plan import ExtractPlanItem, api_choice, build_soql
 from tasks.replica import (
     DELETED_FLAG,
@@ -44,12 +51,14 @@ from tasks.replica import (
     merge_delta,
     next_watermark,
     plan_column_changes,
+    refresh_columns,
     soql_datetime,
     with_null_columns,
 )
 from utils import storage
 from utils.atomic import atomic_path, write_text_atomic
 from utils.connection import SalesforceConnection
+from utils.errors import ConfigError
 from utils.locks import exclusive_lock
 from utils.logs import log_event
 from utils.paths import SyncPaths, build_sync_paths
@@ -92,6 +101,7 @@ class SyncState:
     updated_at: str | None = None
     version: int = STATE_VERSION
     hidden_columns: tuple[str, ...] = ()  # replica columns describe no longer shows (kept, null for new rows)
+    runs_since_formula_refresh: int = 0
 
     def to_json(self) -> str:
         data = {**asdict(self), "fields": list(self.fields), "columns": list(self.columns),
@@ -108,7 +118,8 @@ class SyncState:
                    replica_rows=data.get("replica_rows"),
                    clock_offset_seconds=float(data.get("clock_offset_seconds") or 0.0),
                    last_run_id=data.get("last_run_id"), updated_at=data.get("updated_at"),
-                   version=int(data.get("version", 1)), hidden_columns=tuple(data.get("hidden_columns") or ()))
+                   version=int(data.get("version", 1)), hidden_columns=tuple(data.get("hidden_columns") or ()),
+                   runs_since_formula_refresh=int(data.get("runs_since_formula_refresh") or 0))
 
 
 def read_sync_state(path: Path, object_name: str) -> SyncState | None:
@@ -130,12 +141,16 @@ def write_sync_state(path: Path, state: SyncState) -> None:
 # ------------------------------------------------------------------------------------------- one extract
 
 
-def _delta_item(object_name: str, spec: ObjectSpec, watermark: datetime | None, api: ApiChoice) -> ExtractPlanItem:
-    columns = list(spec.fields) + ([DELETED_FLAG] if DELETED_FLAG not in spec.fields else [])
-    soql = build_soql(object_name, columns)
+def _delta_item(target: _SyncTarget, watermark: datetime | None, api: ApiChoice) -> ExtractPlanItem:
+    """The delta's query: the registry's fields, IsDeleted when the object has it (so soft deletes arrive through
+    queryAll), and the cursor filter (none for a backfill)."""
+    spec, name = target.spec, target.object_name
+    flag = [DELETED_FLAG] if target.has_deleted_flag and DELETED_FLAG not in spec.fields else []
+    columns = [*spec.fields, *flag]
+    soql = build_soql(name, columns)
     if watermark is not None:
-        soql += " WHERE " + delta_filter(spec.cursor_field, watermark, spec.incremental_overlap_minutes)
-    return ExtractPlanItem(object_name, soql, tuple(columns), api, False)
+        soql += " WHERE " + delta_filter(target.cursor, watermark, spec.incremental_overlap_minutes)
+    return ExtractPlanItem(name, soql, tuple(columns), api, False)
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,8 @@ class _SyncTarget:
     run_id: str
     data_root: str | os.PathLike[str] | None
     api: ApiChoice | None
+    cursor: str                    # the field deltas are taken on (ObjectSpec.cursor)
+    has_deleted_flag: bool = True  # the object has IsDeleted (User, Group, History and setup objects may not)
 
 
 @dataclass(frozen=True)
@@ -192,15 +209,19 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
     spec = target.spec
     # a delta is small: skip auto's COUNT() request and page it over REST (unless bulk2 is forced)
     api = target.api or ("rest" if since and spec.api == "auto" else spec.api)
-    extracted = extract_object(_delta_item(target.object_name, spec, since, api), run_id=target.run_id,
+    extracted = extract_object(_delta_item(target, since, api), run_id=target.run_id,
                                connection=target.conn, options=target.options, data_root=target.data_root,
                                bulk_threshold_rows=spec.bulk_threshold_rows)
     raw_schema = read_raw_schema(Path(extracted.raw_schema))
     visible = _visible_types(raw_schema, spec)
-    delta = scan_dataset(Path(extracted.raw_csv), raw_schema).collect()
+    if target.cursor not in visible:  # dropped by drop_missing_fields: no delta can be taken on it
+        msg = (f"{target.object_name}.{target.cursor}: the cursor field is not in the org's describe (deleted, or the "
+               "integration user cannot see it); grant field access, or set sync_mode 'full' for this object")
+        raise ConfigError(msg)
+    delta = _with_deleted_flag(scan_dataset(Path(extracted.raw_csv), raw_schema).collect())
     if since is None or base is None:
         merged, stats = merge_delta(None, delta, columns=list(visible), primary_key=spec.primary_key,
-                                    cursor_field=spec.cursor_field)
+                                    cursor_field=target.cursor)
         return _Landed(extracted, raw_schema, visible, delta, merged, stats)
     changes = plan_column_changes(base.column_types, visible, spec.fields, primary_key=spec.primary_key,
                                   previously_hidden=base.hidden)
@@ -210,22 +231,31 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
         base = _evolve(target, base, changes, note)
     hidden_schema = {c: polars_dtype_for(base.column_types[c]) for c in base.hidden}
     merged, stats = merge_delta(base.replica, with_null_columns(delta, hidden_schema), columns=list(base.column_types),
-                                primary_key=spec.primary_key, cursor_field=spec.cursor_field)
+                                primary_key=spec.primary_key, cursor_field=target.cursor)
     return _Landed(extracted, raw_schema, base.column_types, delta, merged, stats, base.hidden,
                    changes or None, note, base)
+
+
+def _narrow_pull(target: _SyncTarget, columns: tuple[str, ...], replica_rows: int) -> pl.DataFrame:
+    """``Id`` + ``columns`` of every live record: one query, over Bulk 2.0 when the replica is big (``auto``)."""
+    spec, name = target.spec, target.object_name
+    wanted = (spec.primary_key, *columns)
+    api = spec.api if spec.api != "auto" else ("bulk2" if replica_rows >= spec.bulk_threshold_rows else "rest")
+    item = ExtractPlanItem(name, build_soql(name, wanted), wanted, api, True)
+    return _extract_to_frame(target, item, replace(target.options, include_deleted=False))
+
+
+def _with_deleted_flag(delta: pl.DataFrame) -> pl.DataFrame:
+    """An object without IsDeleted has no soft deletes: every delta record is live (deletes are found by
+    reconciliation)."""
+    return delta if DELETED_FLAG in delta.columns else delta.with_columns(pl.lit(False).alias(DELETED_FLAG))
 
 
 def _evolve(target: _SyncTarget, base: _Resumed, changes: ColumnChanges, note: str) -> _Resumed:
     """The replica with the registry's and describe's columns: dropped, kept hidden, or filled for every live record
     by one narrow pull (``Id`` + the new or retyped columns; over Bulk 2.0 for a big object), not a backfill."""
     spec, name = target.spec, target.object_name
-    fill = None
-    if changes.to_fill:
-        columns = (spec.primary_key, *changes.to_fill)
-        api = spec.api if spec.api != "auto" else ("bulk2" if base.replica.height >= spec.bulk_threshold_rows
-                                                   else "rest")
-        item = ExtractPlanItem(name, build_soql(name, columns), columns, api, True)
-        fill = _extract_to_frame(target, item, replace(target.options, include_deleted=False))
+    fill = _narrow_pull(target, changes.to_fill, base.replica.height) if changes.to_fill else None
     types = dict(changes.types)
     replica = conform_replica(base.replica, {c: polars_dtype_for(t) for c, t in types.items()},
                               primary_key=spec.primary_key, fill=fill)
@@ -331,7 +361,7 @@ def _backfill_reason(state: SyncState | None, paths: SyncPaths, target: _SyncTar
     if state.source not in (source, target.conn.legacy_org_key):  # another org's replica is not resumable
         return f"the state is from another source ({state.source}; this run reads {source})"
     spec = target.spec
-    for role, column in (("primary key", spec.primary_key), ("cursor field", spec.cursor_field)):
+    for role, column in (("primary key", spec.primary_key), ("cursor field", target.cursor)):
         if column not in state.columns:  # other registry changes are applied to the replica (_evolve)
             return f"the registry's {role} {column} is not a column of the replica"
     if not paths.replica.is_file():
@@ -428,7 +458,7 @@ def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.DataFrame:
 
 def _records_by_id(target: _SyncTarget, columns: list[str], ids: list[str]) -> pl.DataFrame | None:
     """The given columns (plus IsDeleted) of the given records, a few hundred Ids per REST query."""
-    wanted = [*columns, DELETED_FLAG] if DELETED_FLAG not in columns else list(columns)
+    wanted = [*columns, DELETED_FLAG] if target.has_deleted_flag and DELETED_FLAG not in columns else list(columns)
     frames = []
     for start in range(0, len(ids), RECONCILE_FETCH_BATCH):
         batch = ", ".join(f"'{i}'" for i in ids[start:start + RECONCILE_FETCH_BATCH])
@@ -464,8 +494,8 @@ def _reconcile_ids(target: _SyncTarget, landed: _Landed, *, count: OrgCount, rea
     fetched = _records_by_id(target, [c for c in landed.columns if c not in landed.hidden], missing)
     if fetched is not None and fetched.height:
         fetched = with_null_columns(fetched, {c: kept.schema[c] for c in landed.hidden})
-        kept, stats = merge_delta(kept, fetched, columns=landed.columns, primary_key=spec.primary_key,
-                                  cursor_field=spec.cursor_field)
+        kept, stats = merge_delta(kept, _with_deleted_flag(fetched), columns=landed.columns,
+                                  primary_key=spec.primary_key, cursor_field=target.cursor)
         recovered = stats.inserts
     # recovered records are ones every delta missed: worth a warning; hard deletes are routine
     log_event("sync_reconciled", level=30 if recovered else 20, **log, live_rows=live_keys.height,
@@ -503,6 +533,7 @@ class _Outcome:
     hard_deletes: int = 0
     recovered: int = 0
     reconciled: bool = False
+    refreshed: int = 0  # formula / relationship values the refresh changed
 
 
 def _reset_future_watermark(target: _SyncTarget, count: OrgCount, watermark: datetime | None,
@@ -511,7 +542,7 @@ def _reset_future_watermark(target: _SyncTarget, count: OrgCount, watermark: dat
     the newest change the replica holds and take the delta again. Returns (watermark, landed, forced reason)."""
     if count.org_now is None or not is_watermark_ahead(watermark, count.org_now) or landed.base is None:
         return watermark, landed, None
-    reset_to = fallback_watermark(landed.base.replica, target.spec.cursor_field, count.org_now)
+    reset_to = fallback_watermark(landed.base.replica, target.cursor, count.org_now)
     log_event("sync_watermark_ahead", level=30, object=target.object_name, run_id=target.run_id,
               watermark=_utc_text(watermark), org_now=_utc_text(count.org_now), reset_to=_utc_text(reset_to),
               action="delta again from the reset point, then Id-level reconciliation" if reset_to else "backfill")
@@ -533,13 +564,37 @@ def _reconcile_if_needed(target: _SyncTarget, count: OrgCount, landed: _Landed, 
     return _Outcome(landed, fixed.replica, watermark, fixed.hard_deletes, fixed.recovered, reconciled=True)
 
 
+def _refresh_columns(target: _SyncTarget, landed: _Landed) -> tuple[str, ...]:
+    """The replica's columns whose values change while their record's cursor stays: formula fields (``calculated``
+    in describe) and fields read through a relationship (``Account.Name``: the parent's change moves the parent's
+    cursor, not this record's)."""
+    fields = describe_object(target.conn, target.object_name, target.options, target.run_id)["fields"]
+    calculated = {f["name"] for f in fields if f.get("calculated")}
+    return tuple(c for c in landed.columns if c not in landed.hidden and (c in calculated or "." in c))
+
+
+def _refresh_formulas(target: _SyncTarget, outcome: _Outcome, *, due: bool) -> tuple[_Outcome, bool]:
+    """Every ``formula_refresh_every_runs`` incremental runs, re-read the formula and relationship columns of every
+    record (one narrow query) and count the values that changed. Returns the outcome and whether it ran."""
+    if not due or outcome.watermark is None:
+        return outcome, outcome.watermark is None  # a backfill has just read them all
+    columns = _refresh_columns(target, outcome.landed)
+    if not columns:
+        return outcome, True
+    fill = _narrow_pull(target, columns, outcome.replica.height)
+    refreshed, changed = refresh_columns(outcome.replica, fill, primary_key=target.spec.primary_key)
+    log_event("sync_formulas_refreshed", object=target.object_name, run_id=target.run_id, columns=",".join(columns),
+              records=fill.height, changed_values=changed)
+    return replace(outcome, replica=refreshed, refreshed=changed), True
+
+
 def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: str, runs_since_reconcile: int,
-          count: OrgCount) -> tuple[SyncMode, MergeStats]:
+          runs_since_refresh: int, count: OrgCount) -> tuple[SyncMode, MergeStats]:
     """Replica first, then the state: the watermark moves only once the replica is in place, and only by what the
     delta saw (records fetched by Id never move it)."""
     landed, merged = outcome.landed, outcome.replica
     mode: SyncMode = "incremental" if outcome.watermark else "backfill"
-    new_watermark = next_watermark(landed.delta, target.spec.cursor_field, outcome.watermark)
+    new_watermark = next_watermark(landed.delta, target.cursor, outcome.watermark)
     _write_replica(paths, merged, landed, target.run_id, mode, new_watermark)
     write_sync_state(paths.state, SyncState(
         object=target.object_name, source=source, fields=tuple(target.spec.fields), columns=tuple(landed.columns),
@@ -547,9 +602,9 @@ def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: s
         runs_since_reconcile=0 if outcome.reconciled or not outcome.watermark else runs_since_reconcile,
         replica_rows=merged.height,
         clock_offset_seconds=round(count.clock_offset_seconds, 3), last_run_id=target.run_id,
-        updated_at=now_utc_seconds()))
+        updated_at=now_utc_seconds(), runs_since_formula_refresh=runs_since_refresh))
     stats = replace(landed.stats, hard_deletes=outcome.hard_deletes, recovered=outcome.recovered,
-                    replica_rows=merged.height)
+                    replica_rows=merged.height, refreshed=outcome.refreshed)
     return mode, stats
 
 
@@ -585,9 +640,15 @@ def sync_object(
 ) -> SyncResult:
     """One incremental run for ``object_name``: the delta's extract, the mode, the merge counts and the replica."""
     spec = SALESFORCE_OBJECTS[object_name]
+    if spec.cursor is None:
+        msg = (f"{object_name}: incremental sync needs a cursor; list one of {', '.join(CURSOR_CANDIDATES)} in its "
+               "fields in configs/salesforce_objects.py, or set sync_mode 'full'")
+        raise ConfigError(msg)
     conn = connection or get_connection()
-    target = _SyncTarget(object_name, spec, conn, replace(options or ExtractOptions(), include_deleted=True), run_id,
-                         data_root, api)
+    options = replace(options or ExtractOptions(), include_deleted=True)
+    fields = {f["name"] for f in describe_object(conn, object_name, options, run_id)["fields"]}
+    target = _SyncTarget(object_name, spec, conn, options, run_id, data_root, api, spec.cursor,
+                         has_deleted_flag=DELETED_FLAG in fields)
     paths = build_sync_paths(object_name, data_root=data_root)
     started = time.monotonic()
     source = conn.org_key
@@ -613,7 +674,11 @@ def sync_object(
         runs_since = state.runs_since_reconcile + 1 if watermark and state else 0
         outcome = _reconcile_if_needed(target, count, landed, watermark, due=runs_since >= spec.reconcile_every_runs,
                                        forced=forced)
-        mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=runs_since, count=count)
+        since_refresh = (state.runs_since_formula_refresh + 1) if state else 0
+        every = spec.formula_refresh_every_runs
+        outcome, refreshed = _refresh_formulas(target, outcome, due=every > 0 and since_refresh >= every)
+        mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=runs_since,
+                            runs_since_refresh=0 if refreshed else since_refresh, count=count)
     report_progress(object_name, "replica", rows=stats.replica_rows, status="done", note=mode)
     log_event("sync_done", object=object_name, run_id=run_id, mode=mode, seconds=round(time.monotonic() - started, 3),
               schema_changes=schema_changes, **stats.as_dict())

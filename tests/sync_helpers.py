@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from configs.salesforce_objects import ObjectSpec
 from tasks.extract import ExtractOptions, extract_object
 from tasks.extract_plan import resolve_extract_plan
 from tasks.sync import sync_object
@@ -18,6 +19,8 @@ from utils.settings import Credentials
 from utils.sf_errors import RetryPolicy
 
 FAST = ExtractOptions(retry=RetryPolicy(backoff_base_seconds=0.01))
+# prepended to the run ids of ``sync`` and ``live_records``: set by tests whose runs must not share cached describes
+RUN_PREFIX = ""
 
 
 def connect(info) -> SalesforceConnection:
@@ -39,7 +42,8 @@ def live_records(conn: SalesforceConnection, name: str, tmp_path: Path, options:
     import configs.salesforce_objects as registry
 
     (item,) = resolve_extract_plan([name], registry=registry.SALESFORCE_OBJECTS)
-    result = extract_object(item, run_id="TRUTH", connection=conn, options=options, data_root=tmp_path / "truth")
+    result = extract_object(item, run_id=RUN_PREFIX + "TRUTH", connection=conn, options=options,
+                            data_root=tmp_path / "truth")
     return scan_dataset(Path(result.raw_csv)).collect().sort("Id")
 
 
@@ -47,17 +51,19 @@ def replica_of(name: str, data_root: Path) -> pl.DataFrame:
     return pl.read_parquet(build_sync_paths(name, data_root=data_root).replica).sort("Id")
 
 
-def sync(conn: SalesforceConnection, name: str, data_root: Path, run_id: str, **kw) -> dict[str, Any]:
+def sync(conn: SalesforceConnection, name: str, data_root: Path, run_id: str, *, options: ExtractOptions = FAST,
+         **kw) -> dict[str, Any]:
     """One sync, as the dict ``sync_salesforce_object`` returns (the extract's fields, mode, dataset, sync)."""
-    return sync_object(name, run_id=run_id, connection=conn, options=FAST, data_root=data_root, **kw).as_dict()
+    return sync_object(name, run_id=RUN_PREFIX + run_id, connection=conn, options=options, data_root=data_root,
+                       **kw).as_dict()
 
 
 def with_spec(monkeypatch, name: str, **changes: Any) -> None:
-    """Run with one registry entry changed (the registry is frozen: swap the mapping where it is read)."""
+    """Run with one registry entry changed or added (the registry is frozen: swap the mapping where it is read)."""
     import configs.salesforce_objects as registry
     import tasks.sync
 
     patched = dict(registry.SALESFORCE_OBJECTS)
-    patched[name] = patched[name].model_copy(update=changes)
+    patched[name] = patched[name].model_copy(update=changes) if name in patched else ObjectSpec(**changes)
     monkeypatch.setattr(registry, "SALESFORCE_OBJECTS", patched)
     monkeypatch.setattr(tasks.sync, "SALESFORCE_OBJECTS", patched)

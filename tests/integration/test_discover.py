@@ -34,7 +34,7 @@ def test_discover_prints_valid_entries_for_standard_objects_and_one_line_for_an_
         types = {f["name"]: f["type"] for f in describes[name]["fields"]}
         assert set(spec.fields) <= set(types), "only fields the org describes"
         assert find_misfit_metrics(name, spec.metrics, types) == []
-        assert spec.cursor_field == "SystemModstamp" and spec.effective_sync_mode == "incremental"
+        assert spec.cursor == "SystemModstamp" and spec.effective_sync_mode == "incremental"
     assert "BillingCity" in specs["Account"].fields and "BillingAddress" not in specs["Account"].fields
     assert specs["Opportunity"].group_by[0] == "StageName"
     assert {"Amount", "Probability"} <= set(specs["Opportunity"].metrics)

@@ -123,20 +123,26 @@ def test_required_are_the_createable_non_nillable_fields_except_booleans():
     assert plan_entry(INVOICE).required == ("Account__c",)  # Name is an auto-number: not createable
 
 
-def test_a_cursor_is_named_only_when_systemmodstamp_is_absent():
+def test_the_registry_picks_the_cursor_from_the_listed_fields():
+    """No entry names a cursor_field: the registry takes SystemModstamp, else LastModifiedDate, else CreatedDate
+    from the fields (ObjectSpec.cursor); the printout says which when it is not SystemModstamp."""
     assert "cursor_field" not in entry_of(build_entry(INVOICE))["Invoice__c"]
+    assert validate_registry(entry_of(build_entry(INVOICE)))["Invoice__c"].cursor == "SystemModstamp"
     no_modstamp = {"name": "Thing__c", "fields": [ID, *AUDIT[:2]]}
-    assert entry_of(build_entry(no_modstamp))["Thing__c"]["cursor_field"] == "LastModifiedDate"
+    assert "# incremental on LastModifiedDate: this object has no SystemModstamp" in build_entry(no_modstamp)
+    assert validate_registry(entry_of(build_entry(no_modstamp)))["Thing__c"].cursor == "LastModifiedDate"
     history = {"name": "Invoice__History", "fields": [
         ID, fld("ParentId", "reference", referenceTo=["Invoice__c"], createable=False),
         fld("Field", "picklist", picklistValues=[]), fld("OldValue", "anyType"), fld("NewValue", "anyType"),
         AUDIT[0]]}
-    assert entry_of(build_entry(history))["Invoice__History"]["cursor_field"] == "CreatedDate"
+    spec = validate_registry(entry_of(build_entry(history)))["Invoice__History"]
+    assert (spec.cursor, spec.effective_sync_mode) == ("CreatedDate", "incremental")
 
 
 def test_an_object_without_any_cursor_is_pulled_in_full():
     entry = entry_of(build_entry({"name": "Setting__c", "fields": [ID, fld("Value__c", "string", length=40)]}))
-    assert entry["Setting__c"]["sync_mode"] == "full"
+    assert entry["Setting__c"]["sync_mode"] == "full" and "cursor_field" not in entry["Setting__c"]
+    assert validate_registry(entry)["Setting__c"].cursor is None
 
 
 @pytest.mark.parametrize("every_field", [False, True])

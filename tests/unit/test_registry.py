@@ -32,7 +32,7 @@ def test_shipped_registry_loads_with_the_five_standard_objects():
     assert set(SALESFORCE_OBJECTS) >= {"Account", "Contact", "Opportunity", "Lead", "Case"}
     for name, spec in SALESFORCE_OBJECTS.items():
         assert isinstance(spec, ObjectSpec)
-        assert spec.primary_key in spec.fields and spec.cursor_field in spec.fields, name
+        assert spec.primary_key in spec.fields and spec.cursor == "SystemModstamp", name
         assert any("." in f for f in spec.fields), f"{name} should carry a relationship field"
 
 
@@ -40,6 +40,19 @@ def test_specs_are_frozen():
     spec = SALESFORCE_OBJECTS["Account"]
     with pytest.raises(ValidationError):
         spec.fields = ("Id",)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("fields", "cursor_field", "cursor", "mode"), [
+    (("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp"), None, "SystemModstamp", "incremental"),
+    (("Id", "CreatedDate", "LastModifiedDate"), None, "LastModifiedDate", "incremental"),
+    (("Id", "CreatedDate", "Field", "NewValue"), None, "CreatedDate", "incremental"),  # a *History object
+    (("Id", "Value__c"), None, None, "full"),  # nothing to take a delta on: a full extract every run
+    (("Id", "CreatedDate", "SystemModstamp"), "CreatedDate", "CreatedDate", "incremental"),  # named: it wins
+])
+def test_the_cursor_is_the_first_candidate_listed_unless_named(fields, cursor_field, cursor, mode):
+    spec = validate_registry({"Thing__c": {"fields": fields, "cursor_field": cursor_field}})["Thing__c"]
+    assert (spec.cursor, spec.effective_sync_mode) == (cursor, mode)
+    assert ("cursor field" in spec.qa_required_columns().values()) == (cursor is not None)
 
 
 def test_summary_columns_follow_group_by_then_metrics_in_registry_order():
@@ -60,6 +73,8 @@ def test_summary_columns_follow_group_by_then_metrics_in_registry_order():
         ({"fields": (), "required": (), "group_by": (), "metrics": {}}, "Opp.fields: the field list is empty"),
         ({"cursor_field": "LastModifiedDate"}, "Opp.cursor_field: 'LastModifiedDate' is not in fields"),
         ({"primary_key": "ExternalId__c"}, "Opp.primary_key: 'ExternalId__c' is not in fields"),
+        ({"fields": ("Id", "Name", "Amount", "StageName"), "sync_mode": "incremental"},
+         "Opp.sync_mode: incremental needs a cursor; list one of SystemModstamp, LastModifiedDate, CreatedDate"),
         ({"metrics": {"Amount": ()}}, "Opp.metrics['Amount']: no aggregation listed"),
         ({"colour": "red"}, "Opp.colour: Extra inputs are not permitted"),
         ({"api": "soap"}, "Opp.api: Input should be 'auto', 'rest' or 'bulk2'"),

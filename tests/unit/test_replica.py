@@ -20,6 +20,7 @@ from tasks.replica import (
     merge_delta,
     next_watermark,
     plan_column_changes,
+    refresh_columns,
     with_null_columns,
 )
 
@@ -177,3 +178,13 @@ def test_conform_replica_drops_fills_by_key_and_keeps_hidden_columns():
     assert conform_replica(replica, schema, primary_key="Id")["Title"].null_count() == 3
     delta = with_null_columns(pl.DataFrame({"Id": ["a"]}), {"Rating": pl.Utf8})
     assert delta.schema == {"Id": pl.Utf8, "Rating": pl.Utf8} and delta["Rating"].to_list() == [None]
+
+
+def test_a_refresh_takes_the_pulled_values_keeps_the_others_and_counts_changes():
+    replica = pl.DataFrame({"Id": ["a", "b", "c"], "Formula__c": [1.0, 2.0, None], "Name": ["x", "y", "z"]})
+    pulled = pl.DataFrame({"Id": ["c", "a", "new"], "Formula__c": [5.0, None, 7.0]})  # "new": raced the delta
+    refreshed, changed = refresh_columns(replica, pulled, primary_key="Id")
+    assert_frame_equal(refreshed, pl.DataFrame({"Id": ["a", "b", "c"], "Formula__c": [None, 2.0, 5.0],
+                                                "Name": ["x", "y", "z"]}))
+    assert changed == 2  # a became null, c became 5.0; b (not pulled) keeps its value
+    assert refresh_columns(replica, replica.select("Id", "Formula__c"), primary_key="Id")[1] == 0

@@ -1,0 +1,170 @@
+"""Real-org objects and schema changes end to end (issue #17 items 1 and 4), against an emulator org that has them
+(emulator/optional_objects.py): a *History object synced on CreatedDate, objects without IsDeleted, a setup object
+the Bulk APIs refuse, and fields an admin hides, shows again or retypes between runs. Every run ends with the
+replica equal to the org, through the real client over HTTPS."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from emulator import EmulatorInfo, change_field, reset_state, run_emulator
+from tests.sync_helpers import FAST, connect, live_records, replica_of, sync, with_spec
+from utils.connection import SalesforceConnection
+from utils.errors import ConfigError
+from utils.paths import build_sync_paths
+
+pytestmark = [pytest.mark.integration]
+ROWS = {"User": 10, "Group": 4, "Account": 200, "Contact": 20, "Opportunity": 20, "Lead": 20, "Case": 20,
+        "Invoice__c": 150, "AccountHistory": 120, "CaseStatus": 4}
+HISTORY_FIELDS = ("Id", "AccountId", "Field", "DataType", "CreatedDate")
+INVOICE_FIELDS = ("Id", "Name", "Account__c", "Amount__c", "Quantity__c", "Status__c", "Due_Date__c",
+                  "CreatedDate", "SystemModstamp")
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[EmulatorInfo]:
+    with run_emulator(rows=ROWS, faults="", living_rate=0, in_process=True) as info:
+        yield info
+
+
+@pytest.fixture()
+def conn(org: EmulatorInfo) -> Iterator[SalesforceConnection]:
+    yield connect(org)
+    reset_state(org)  # writes and schema changes undone for the next test
+
+
+@pytest.fixture(autouse=True)
+def _fresh_run_ids(monkeypatch):
+    """A describe is cached per run id (tasks/extract.py): the tests' R1, R2... would share one across tests whose
+    schema changes differ, so each test's run ids are its own, as every real run's are."""
+    import tests.sync_helpers
+
+    monkeypatch.setattr(tests.sync_helpers, "RUN_PREFIX", uuid.uuid4().hex[:6].upper())
+
+
+def _events(caplog, name: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"event={name} ")]
+
+
+def _files(root: Path, name: str) -> dict[Path, bytes]:
+    paths = build_sync_paths(name, data_root=root)
+    return {p: p.read_bytes() for p in (paths.replica, paths.state, paths.replica_schema)}
+
+
+def test_a_history_object_syncs_incrementally_on_created_date(conn, tmp_path, monkeypatch):
+    """AccountHistory has no SystemModstamp or LastModifiedDate: the registry picks CreatedDate from its fields."""
+    with_spec(monkeypatch, "AccountHistory", fields=HISTORY_FIELDS)
+    root = tmp_path / "data"
+    first = sync(conn, "AccountHistory", root, "R1")
+    account = conn.sf.query("SELECT Id FROM Account LIMIT 1")["records"][0]["Id"]
+    conn.sf.Account.update(account, {"Name": "Renamed for the history", "AccountNumber": "HIST-0001"})  # 2 rows
+
+    second = sync(conn, "AccountHistory", root, "R2")
+
+    assert (first["mode"], second["mode"]) == ("backfill", "incremental")
+    assert second["sync"]["inserts"] == 2 and second["rows"] < first["rows"]  # a delta, not the whole object
+    assert replica_of("AccountHistory", root).equals(live_records(conn, "AccountHistory", tmp_path))
+
+
+def test_objects_without_is_deleted_sync_and_one_the_bulk_api_refuses_is_read_over_rest(conn, tmp_path, monkeypatch,
+                                                                                       caplog):
+    """User and CaseStatus have no IsDeleted (the delta must not ask for it); CaseStatus, asked for over Bulk 2.0,
+    is refused by the Bulk API (INVALIDENTITY) and read over REST instead, with a warning that says how to skip the
+    attempt."""
+    with_spec(monkeypatch, "User", fields=("Id", "Name", "Title", "IsActive", "SystemModstamp"))
+    with_spec(monkeypatch, "CaseStatus", fields=("Id", "MasterLabel", "SortOrder", "IsClosed", "SystemModstamp"),
+              api="bulk2")
+    root = tmp_path / "data"
+    caplog.set_level(logging.INFO)
+    sync(conn, "User", root, "R1")
+    first = sync(conn, "CaseStatus", root, "R1")
+    user = replica_of("User", root)["Id"][3]
+    conn.sf.User.update(user, {"Title": "Changed between the runs"})
+
+    second = sync(conn, "User", root, "R2")
+
+    assert (second["mode"], second["sync"]["updates"]) == ("incremental", 1)
+    assert replica_of("User", root).equals(live_records(conn, "User", tmp_path))
+    assert (first["mode"], first["api_path"]) == ("backfill", "rest")
+    (override,) = _events(caplog, "api_override")
+    assert "INVALIDENTITY" in override and "set api 'rest' for this object" in override
+    assert sync(conn, "CaseStatus", root, "R2")["mode"] == "incremental"
+    assert replica_of("CaseStatus", root).equals(live_records(conn, "CaseStatus", tmp_path))
+
+
+def test_a_field_hidden_by_an_admin_is_kept_then_refilled_when_shown_again(conn, org, tmp_path):
+    """Field-level security on Account.Rating is revoked between runs: without drop_missing_fields the run stops
+    before writing anything; with it, the column stays with its last values (null for records changed since) and
+    is reported; once access is granted again, one narrow query fills it for every record."""
+    root = tmp_path / "data"
+    sync(conn, "Account", root, "R1")
+    before = _files(root, "Account")
+    change_field(org, "Account", "Rating", "hide")
+
+    with pytest.raises(ConfigError, match=r"^Account\.Rating: not found in the org's describe"):
+        sync(conn, "Account", root, "R2")
+    assert _files(root, "Account") == before
+
+    changed = replica_of("Account", root).filter(replica_of("Account", root)["Rating"].is_not_null())["Id"][0]
+    conn.sf.Account.update(changed, {"Name": "Changed while Rating is hidden"})
+    options = replace(FAST, drop_missing_fields=True)
+    hidden = sync(conn, "Account", root, "R2", options=options)
+    assert (hidden["mode"], hidden["schema_changes"]) == ("incremental", "~Rating (hidden)")
+    assert hidden["rows"] < 10  # a delta: dropping a field from the query keeps its cursor filter
+    replica = replica_of("Account", root)
+    assert replica.filter(replica["Id"] == changed)["Rating"].item() is None
+    assert replica["Rating"].null_count() < replica.height  # the other records keep their last values
+
+    change_field(org, "Account", "Rating", "show")
+    shown = sync(conn, "Account", root, "R3", options=options)
+    assert (shown["mode"], shown["schema_changes"]) == ("incremental", "+Rating")
+    assert replica_of("Account", root).equals(live_records(conn, "Account", tmp_path))
+
+
+def test_a_field_retyped_by_an_admin_is_refilled_with_its_new_type(conn, org, tmp_path, monkeypatch):
+    with_spec(monkeypatch, "Invoice__c", fields=INVOICE_FIELDS)
+    root = tmp_path / "data"
+    sync(conn, "Invoice__c", root, "R1")
+    assert replica_of("Invoice__c", root).schema["Quantity__c"].is_float()
+    change_field(org, "Invoice__c", "Quantity__c", "retype", type="string", length=20)
+
+    second = sync(conn, "Invoice__c", root, "R2")
+
+    assert (second["mode"], second["schema_changes"]) == ("incremental", "Quantity__c: double -> string")
+    replica = replica_of("Invoice__c", root)
+    assert replica.schema["Quantity__c"] == replica.schema["Name"]  # text now
+    assert replica.equals(live_records(conn, "Invoice__c", tmp_path))
+
+
+def test_formula_and_relationship_values_are_refreshed_every_n_runs(conn, tmp_path, monkeypatch, caplog):
+    """Renaming an Account changes its invoices' formula (Account__r.Name) and relationship (Account__r.Name read
+    through the path) values without moving their SystemModstamp: no delta sees it; the refresh every
+    ``formula_refresh_every_runs`` runs re-reads those columns for every record and counts what changed."""
+    with_spec(monkeypatch, "Invoice__c", fields=(*INVOICE_FIELDS, "Account_Name__c", "Account__r.Name"),
+              formula_refresh_every_runs=2)
+    root = tmp_path / "data"
+    sync(conn, "Invoice__c", root, "R1")
+    invoices = replica_of("Invoice__c", root)
+    account = invoices["Account__c"][0]
+    children = invoices.filter(invoices["Account__c"] == account).height
+    conn.sf.Account.update(account, {"Name": "Renamed Parent Ltd"})
+    caplog.set_level(logging.INFO)
+
+    second = sync(conn, "Invoice__c", root, "R2")  # one run since the backfill: no refresh due yet
+    stale = replica_of("Invoice__c", root)
+    third = sync(conn, "Invoice__c", root, "R3")
+
+    assert second["sync"]["refreshed"] == 0 and second["rows"] < 5  # the rename moved no invoice's cursor
+    assert set(stale.filter(stale["Account__c"] == account)["Account_Name__c"]) != {"Renamed Parent Ltd"}
+    assert third["sync"]["refreshed"] == 2 * children  # both columns of each of the account's invoices
+    (refresh,) = _events(caplog, "sync_formulas_refreshed")
+    assert "columns=Account_Name__c,Account__r.Name" in refresh and f"records={len(invoices)}" in refresh
+    fresh = replica_of("Invoice__c", root)
+    assert set(fresh.filter(fresh["Account__c"] == account)["Account_Name__c"]) == {"Renamed Parent Ltd"}
+    assert fresh.equals(live_records(conn, "Invoice__c", tmp_path))
