@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup s3 run discover test test-fast lint bench emulator ui ui-stop lock clean
+.PHONY: help setup s3 run discover test test-fast lint bench emulator ui ui-postgres ui-stop lock clean
 
 help:  ## list targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 # The venv is rebuilt only when the pins or the package metadata change.
 # requirements.lock pins every package, pip and setuptools too, each with the sha256 of every file pip may pick
@@ -62,8 +62,12 @@ bench: $(STAMP) $(S3_STAMP)  ## benchmarks (installs the bench extra: pandas, du
 ui: $(STAMP)  ## start a local Prefect server + UI in the background (make run reports to it); prints its URL
 	$(BIN)/python deployments/prefect_ui.py start
 
-ui-stop:  ## stop the server make ui started
-	@test -x $(BIN)/python && $(BIN)/python deployments/prefect_ui.py stop || echo "no venv: nothing was started"
+# The same server on PostgreSQL (Debian's; apt-get installs it when missing under root), in .prefect-ui/postgres/
+ui-postgres: $(STAMP)  ## make ui with the server on a local PostgreSQL instead of SQLite (make ui-stop stops both)
+	$(BIN)/python deployments/prefect_postgres.py start
+
+ui-stop:  ## stop the server make ui (or make ui-postgres) started
+	@test -x $(BIN)/python && $(BIN)/python deployments/prefect_postgres.py stop || echo "no venv: nothing was started"
 
 emulator: $(STAMP)  ## serve the embedded Salesforce emulator in the foreground
 	$(BIN)/python -m emulator serve $(ARGS)

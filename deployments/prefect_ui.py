@@ -30,8 +30,10 @@ LOG_FILE = HOME / "server.log"
 START_TIMEOUT_S = 120.0  # a first start migrates a new SQLite database: ~10-30 s on a small machine
 
 
-def _server_env(port: str) -> dict[str, str]:
+def _server_env(port: str, database_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the server is its own API
+    if database_url:  # make ui-postgres (deployments/prefect_postgres.py); else SQLite in HOME
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     env.update(PREFECT_HOME=str(HOME), PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
                PREFECT_SERVER_ANALYTICS_ENABLED="false",
                # Prefect's own services write to SQLite beside the runs; these two are unused here and only add to
@@ -50,7 +52,8 @@ def _pid() -> int | None:
     return pid
 
 
-def start() -> int:
+def start(*, database_url: str | None = None) -> int:
+    """Start the server (on ``database_url``, else its SQLite file in HOME) unless one answers already."""
     ui = local_ui_url()
     if is_up(f"{ui}/api"):
         print(f"Prefect UI already running at {ui}" + ("" if _pid() else " (started elsewhere)"))
@@ -60,8 +63,8 @@ def start() -> int:
     prefect = Path(sys.executable).with_name("prefect")
     with open(LOG_FILE, "ab") as log:
         proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", port],
-                                cwd=PROJECT_ROOT, env=_server_env(port), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                cwd=PROJECT_ROOT, env=_server_env(port, database_url), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     PID_FILE.write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
