@@ -15,11 +15,12 @@ import functools
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -28,7 +29,7 @@ from prefect import task
 from simple_salesforce.exceptions import SalesforceResourceNotFound
 
 from configs.salesforce_objects import ApiPath, spec_for
-from tasks.extract_plan import ExtractPlanItem, build_soql, count_soql
+from tasks.extract_plan import EARLIEST_CURSOR, ExtractPlanItem, build_soql, count_soql, halves, window_soql
 from tasks.extract_schema import check_metric_types, resolve_columns
 from tasks.sf_records import build_page_converter
 from utils.atomic import atomic_path
@@ -82,6 +83,7 @@ class ExtractOptions:
     bulk_job_timeout_seconds: float = field(
         default_factory=lambda: env_number("SF_BULK_JOB_TIMEOUT_SECONDS", 3600.0, positive=True))
     bulk_progress_log_seconds: float = 30.0  # a `bulk_waiting` line at least this often while a job runs
+    query_window_floor_seconds: float = 60.0  # a timing-out query is halved into cursor windows down to this
     describe_cache_seconds: float = 3600.0  # within one run (a describe is cached per run: schema changes between
                                             # runs are seen by the next one)
     limits_cache_seconds: float = 60.0      # one /limits read per run, not one per object
@@ -109,6 +111,10 @@ class ExtractResult:
         return asdict(self)
 
 
+class QueryTimedOut(RetriableSourceError):
+    """QUERY_TIMEOUT (or a Bulk job failed on it): the same query would time out again, a narrower one may not."""
+
+
 class _BulkRefused(FatalSourceError):
     """Salesforce's Bulk APIs do not serve this object (INVALIDENTITY: some setup objects): REST can."""
 
@@ -131,11 +137,15 @@ class RequestRunner:
         self.options = options
         self.run_id = run_id
 
-    def __call__(self, request: Callable[[], T], what: str) -> T:
+    def __call__(self, request: Callable[[], T], what: str, *, split_timeouts: bool = False) -> T:
+        """``split_timeouts``: a QUERY_TIMEOUT is not retried but raised as ``QueryTimedOut`` at once (the caller
+        narrows the query; each retry of the same query would cost Salesforce's full two minutes again)."""
         renewals = 0
+        classify_error = _timeouts_not_retried if split_timeouts else classify
         while True:
             try:
                 return retry_transient(request, self.options.retry, what=what, exhausted=self._exhausted(what),
+                                       classify_error=classify_error,
                                        log_fields={"run_id": self.run_id, "object": self.object_name})
             except (PipelineError, _RestartObject):
                 raise  # already ours, with its message
@@ -170,7 +180,13 @@ class RequestRunner:
         if action is Action.QUOTA:
             return QuotaExceededError(f"{self.object_name}: {quota_message(err)}")
         msg = f"{self.object_name}: Salesforce rejected {what}: {error_label_of(err)}: {error_message_of(err)}"
+        if error_code_of(err) == "QUERY_TIMEOUT":
+            return QueryTimedOut(msg)
         return _BulkRefused(msg) if error_code_of(err) == "INVALIDENTITY" else FatalSourceError(msg)
+
+
+def _timeouts_not_retried(err: BaseException) -> Action:
+    return Action.FATAL if error_code_of(err) == "QUERY_TIMEOUT" else classify(err)
 
 
 # ----------------------------------------------------------------------------------------------- REST path
@@ -182,7 +198,8 @@ def _query_more(conn: SalesforceConnection, next_url: str, headers: dict[str, st
 
 
 def _stream_rest(call: RequestRunner, soql: str, columns: Sequence[str], types: Sequence[str], target: Path,
-                 options: ExtractOptions, progress: Callable[[int, int], None]) -> tuple[int, int]:
+                 options: ExtractOptions, progress: Callable[[int, int], None], *,
+                 split_timeouts: bool = False) -> tuple[int, int]:
     """All REST pages -> CSV rows. Returns (rows written, totalSize reported)."""
     headers = {"Sforce-Query-Options": f"batchSize={options.rest_batch_size}"}
     convert = build_page_converter(columns, types)
@@ -190,7 +207,7 @@ def _stream_rest(call: RequestRunner, soql: str, columns: Sequence[str], types: 
         writer = csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n")
         writer.writerow(columns)
         page = call(lambda: call.conn.sf.query(soql, include_deleted=options.include_deleted, headers=headers),
-                    "the query")
+                    "the query", split_timeouts=split_timeouts)
         total, written = int(page.get("totalSize", 0)), 0
         while True:
             writer.writerows(convert(page["records"]))
@@ -205,7 +222,8 @@ def _stream_rest(call: RequestRunner, soql: str, columns: Sequence[str], types: 
 # ----------------------------------------------------------------------------------------------- Bulk 2.0 path
 
 
-def _bulk_wait(call: RequestRunner, job_id: str, options: ExtractOptions) -> dict[str, Any]:
+def _bulk_wait(call: RequestRunner, job_id: str, options: ExtractOptions, *,
+               split_timeouts: bool = False) -> dict[str, Any]:
     """Poll the job until it completes, saying so every ``bulk_progress_log_seconds``; abort it at the timeout."""
     delay = 0.05
     started = last_logged = time.monotonic()
@@ -215,7 +233,10 @@ def _bulk_wait(call: RequestRunner, job_id: str, options: ExtractOptions) -> dic
         if state == "JobComplete":
             return job
         if state == "Failed":
-            raise _RestartObject(f"Bulk job {job_id} failed: {job.get('errorMessage', 'no message')}")
+            message = job.get("errorMessage", "no message")
+            if split_timeouts and "QUERY_TIMEOUT" in message:
+                raise QueryTimedOut(f"{call.object_name}: Bulk job {job_id} failed: {message}")
+            raise _RestartObject(f"Bulk job {job_id} failed: {message}")
         if state == "Aborted":
             msg = (f"{call.object_name}: the Bulk 2.0 job {job_id} was aborted (by a user or admin); "
                    "re-run when that was not intended")
@@ -318,14 +339,14 @@ def _check_bulk_header(object_name: str, header: bytes, columns: Sequence[str]) 
 
 
 def _stream_bulk(call: RequestRunner, soql: str, columns: Sequence[str], target: Path, options: ExtractOptions,
-                 progress: Callable[[int, int], None]) -> tuple[int, int]:
+                 progress: Callable[[int, int], None], *, split_timeouts: bool = False) -> tuple[int, int]:
     """Bulk 2.0 query job -> the same CSV the REST path writes. Returns (rows written, rows reported)."""
     body = {"operation": "queryAll" if options.include_deleted else "query", "query": soql,
             "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"}
     job = call(lambda: call.conn.request("POST", "jobs/query", json=body).json(), "the Bulk job creation")
     job_id = job["id"]
     try:
-        done = _bulk_wait(call, job_id, options)
+        done = _bulk_wait(call, job_id, options, split_timeouts=split_timeouts)
         expected = int(done.get("numberRecordsProcessed", -1))
         reported_total, locator = 0, ""
         with open(target, "wb") as fh:
@@ -386,6 +407,7 @@ def _check_api_budget(call: RequestRunner, options: ExtractOptions) -> None:
 
 def _choose_api(call: RequestRunner, item: ExtractPlanItem, bulk_ok: bool,
                 threshold: int) -> tuple[ApiPath, int | None]:
+    """The API for ``auto``: Bulk 2.0 from ``threshold`` rows (a COUNT() that times out means a big object)."""
     if item.api == "rest" or not bulk_ok:
         if item.api == "bulk2" and not bulk_ok:
             log_event("api_override", run_id=call.run_id, object=item.object_name, chosen="rest",
@@ -393,7 +415,12 @@ def _choose_api(call: RequestRunner, item: ExtractPlanItem, bulk_ok: bool,
         return "rest", None
     if item.api == "bulk2":
         return "bulk2", None
-    count = call(lambda: call.conn.sf.query(count_soql(item))["totalSize"], "the row count")
+    try:
+        count = call(lambda: call.conn.sf.query(count_soql(item))["totalSize"], "the row count", split_timeouts=True)
+    except QueryTimedOut:
+        log_event("api_choice", run_id=call.run_id, object=item.object_name, chosen="bulk2",
+                  reason="the row count timed out (QUERY_TIMEOUT): a big object")
+        return "bulk2", None
     return ("bulk2" if count >= threshold else "rest"), int(count)
 
 
@@ -482,14 +509,21 @@ def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: ApiPath
     """Stream the object into ``raw_csv`` (+ sidecar), again from scratch after a lost cursor; rows written."""
     columns, types = [c.name for c in resolved.columns], [c.type for c in resolved.columns]
     progress = _ProgressLog(item.object_name, call.run_id or "")
+    splittable = item.cursor is not None
+
+    def stream(soql: str, target: Path, report: Callable[[int, int], None]) -> tuple[int, int]:
+        if api == "bulk2":
+            return _stream_bulk(call, soql, columns, target, options, report, split_timeouts=splittable)
+        return _stream_rest(call, soql, columns, types, target, options, report, split_timeouts=splittable)
+
     restarts = 0
     while True:
         try:
             with atomic_path(raw_csv) as tmp:
-                if api == "bulk2":
-                    written, reported = _stream_bulk(call, item.soql, columns, tmp, options, progress)
-                else:
-                    written, reported = _stream_rest(call, item.soql, columns, types, tmp, options, progress)
+                try:
+                    written, reported = stream(item.soql, tmp, progress)
+                except QueryTimedOut as timed_out:
+                    written, reported = _stream_windows(call, item, stream, tmp, progress, str(timed_out), options)
                 if written != reported:
                     msg = (f"{item.object_name}: wrote {written} rows but Salesforce reported {reported}; "
                            "the extract was discarded, re-run it")
@@ -510,6 +544,88 @@ def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: ApiPath
                 raise RetriableSourceError(msg) from None
             restarts += 1
             log_event("extract_restart", level=30, object=item.object_name, run_id=call.run_id, reason=str(why))
+
+
+def _stream_windows(call: RequestRunner, item: ExtractPlanItem,
+                    stream: Callable[[str, Path, Callable[[int, int], None]], tuple[int, int]], target: Path,
+                    progress: Callable[[int, int], None], why: str, options: ExtractOptions) -> tuple[int, int]:
+    """The query again as consecutive windows of its cursor, each halved while it times out (down to
+    ``query_window_floor_seconds``), streamed to part files and joined in order into ``target``.
+
+    Windows run from the query's own lower bound (a delta's) to a day past now: records updated during the
+    extract move to a later window and may be read twice, which the replica's merge by key absorbs.
+    """
+    cursor = item.cursor
+    assert cursor is not None  # only splittable items raise QueryTimedOut
+    log_event("extract_windows", level=30, object=item.object_name, run_id=call.run_id, cursor=cursor,
+              reason=why, action="split the query into cursor windows, halving each that times out")
+    parts: list[Path] = []
+    counts: list[tuple[int, int]] = []
+
+    def read(low: datetime, high: datetime) -> None:
+        part = target.with_name(f"{target.name}.w{len(parts)}")
+        parts.append(part)
+        so_far = sum(w for w, _ in counts)
+        try:
+            counts.append(stream(window_soql(item.soql, cursor, low, high), part,
+                                 functools.partial(_offset_progress, progress, so_far)))
+        except QueryTimedOut:
+            parts.pop().unlink(missing_ok=True)
+            raise
+
+    try:
+        read_in_windows(read, item.cursor_since or EARLIEST_CURSOR, _windows_end(), what=f"{item.object_name}'s "
+                        f"query", cursor=cursor, floor_seconds=options.query_window_floor_seconds)
+        written, reported = sum(w for w, _ in counts), sum(r for _, r in counts)
+        log_event("extract_windows_done", object=item.object_name, run_id=call.run_id, windows=len(parts),
+                  rows=written)
+        _join_parts(parts, target)
+        return written, reported
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+
+def _windows_end() -> datetime:
+    """Where windows stop: a day past now, so that no clock skew leaves a record's cursor beyond the last one."""
+    return datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1)
+
+
+def read_in_windows(read: Callable[[datetime, datetime], T], low: datetime, high: datetime, *, what: str,
+                    cursor: str, floor_seconds: float) -> list[T]:
+    """``read(start, end)`` over consecutive windows covering [low, high), each halved while it raises
+    ``QueryTimedOut``, down to ``floor_seconds``; the results in window order."""
+    pending: list[tuple[datetime, datetime]] = halves(low, high)
+    results: list[T] = []
+    while pending:
+        start, end = pending.pop(0)
+        try:
+            results.append(read(start, end))
+        except QueryTimedOut:
+            if (end - start).total_seconds() <= floor_seconds:
+                msg = (f"{what}: QUERY_TIMEOUT even for the window {utc_seconds(start)} to {utc_seconds(end)} of "
+                       f"{cursor}; the next run will try again (ask Salesforce support about the object's indexes, "
+                       "or narrow the registry's fields)")
+                raise RetriableSourceError(msg) from None
+            pending[0:0] = halves(start, end)
+    return results
+
+
+def _offset_progress(progress: Callable[[int, int], None], offset: int, done: int, total: int) -> None:
+    """A window's progress as the whole extract's: the rows of earlier windows count too (the object's total is
+    not known, only the windows' so far)."""
+    progress(offset + done, offset + total if total >= 0 else -1)
+
+
+def _join_parts(parts: Sequence[Path], target: Path) -> None:
+    """Concatenate CSV part files with one header (the first part's) into ``target``, streaming."""
+    with open(target, "wb") as out:
+        for n, part in enumerate(parts):
+            with open(part, "rb") as fh:
+                header = fh.readline()
+                if n == 0:
+                    out.write(header)
+                shutil.copyfileobj(fh, out, length=1 << 20)
 
 
 def extract_object(

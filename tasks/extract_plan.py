@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ApiChoice, ObjectSpec, is_api_choice
 from utils.errors import ConfigError
+from utils.timefmt import utc_millis
 
 _HEAD_RE = re.compile(r"^\s*SELECT\s", re.IGNORECASE)
 _FROM_RE = re.compile(r"\sFROM\s+(?P<object>[A-Za-z][A-Za-z0-9_]*)\b", re.IGNORECASE)
@@ -25,6 +27,26 @@ class ExtractPlanItem:
     columns: tuple[str, ...]
     api: ApiChoice
     custom_soql: bool
+    # what a query that times out is split on (cursor windows); None: it cannot be split (custom SOQL)
+    cursor: str | None = None
+    cursor_since: datetime | None = None  # the query's own lower bound on the cursor (a delta's), if any
+
+
+# A query over windows of the cursor starts here when it has no lower bound of its own: before any org existed.
+EARLIEST_CURSOR = datetime(1999, 1, 1, tzinfo=timezone.utc)
+
+
+def window_soql(soql: str, cursor: str, start: datetime, end: datetime) -> str:
+    """``soql`` narrowed to ``start <= cursor < end`` (AND-ed to its own WHERE, if it has one)."""
+    window = f"{cursor} >= {utc_millis(start)} AND {cursor} < {utc_millis(end)}"
+    joiner = " AND " if " WHERE " in mask_string_literals(soql).upper() else " WHERE "
+    return soql + joiner + window
+
+
+def halves(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The window split in two at its middle, to the second."""
+    middle = (start + (end - start) / 2).replace(microsecond=0)
+    return [(start, middle), (middle, end)]
 
 
 def build_soql(object_name: str, fields: Sequence[str]) -> str:
@@ -175,5 +197,6 @@ def resolve_extract_plan(
             check_custom_columns(name, columns, spec, strict_qa=strict_qa)
             plan.append(ExtractPlanItem(name, soql[name].strip(), columns, choice or spec.api, True))
         else:
-            plan.append(ExtractPlanItem(name, build_soql(name, spec.fields), spec.fields, choice or spec.api, False))
+            plan.append(ExtractPlanItem(name, build_soql(name, spec.fields), spec.fields, choice or spec.api, False,
+                                        cursor=spec.cursor))
     return plan

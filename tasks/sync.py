@@ -30,11 +30,13 @@ from tasks.extract import (
     LANDING_TASK_RETRIES,
     ExtractOptions,
     ExtractResult,
+    QueryTimedOut,
     RequestRunner,
     describe_object,
     extract_object,
+    read_in_windows,
 )
-from tasks.extract_plan import ExtractPlanItem, api_choice, build_soql
+from tasks.extract_plan import EARLIEST_CURSOR, ExtractPlanItem, api_choice, build_soql, window_soql
 from tasks.replica import (
     DELETED_FLAG,
     ColumnChanges,
@@ -147,10 +149,11 @@ def _delta_item(target: _SyncTarget, watermark: datetime | None, api: ApiChoice)
     spec, name = target.spec, target.object_name
     flag = [DELETED_FLAG] if target.has_deleted_flag and DELETED_FLAG not in spec.fields else []
     columns = [*spec.fields, *flag]
-    soql = build_soql(name, columns)
+    soql, since = build_soql(name, columns), None
     if watermark is not None:
         soql += " WHERE " + delta_filter(target.cursor, watermark, spec.incremental_overlap_minutes)
-    return ExtractPlanItem(name, soql, tuple(columns), api, False)
+        since = watermark - timedelta(minutes=spec.incremental_overlap_minutes)
+    return ExtractPlanItem(name, soql, tuple(columns), api, False, cursor=target.cursor, cursor_since=since)
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,7 @@ def _narrow_pull(target: _SyncTarget, columns: tuple[str, ...], replica_rows: in
     spec, name = target.spec, target.object_name
     wanted = (spec.primary_key, *columns)
     api = spec.api if spec.api != "auto" else ("bulk2" if replica_rows >= spec.bulk_threshold_rows else "rest")
-    item = ExtractPlanItem(name, build_soql(name, wanted), wanted, api, True)
+    item = ExtractPlanItem(name, build_soql(name, wanted), wanted, api, True, cursor=target.cursor)
     return _extract_to_frame(target, item, replace(target.options, include_deleted=False))
 
 
@@ -408,19 +411,34 @@ class OrgCount:
     clock_offset_seconds: float  # org_now minus our clock when the answer came (0 when the org sent no Date)
 
 
-def _count_live(call: RequestRunner, object_name: str, created_before: datetime | None) -> OrgCount:
-    """One COUNT() request; its HTTP ``Date`` header is the org's clock, at no extra API cost."""
+def _count_live(call: RequestRunner, object_name: str, created_before: datetime | None,
+                window_field: str, floor_seconds: float) -> OrgCount:
+    """One COUNT() request; its HTTP ``Date`` header is the org's clock, at no extra API cost. A COUNT() that times
+    out (a big object) is summed over windows of ``window_field`` (CreatedDate when the object has it: it never
+    moves, so no record is counted in two windows)."""
     soql = f"SELECT COUNT() FROM {object_name}"
     if created_before is not None:
         soql += f" WHERE {CREATED_FIELD} < {soql_datetime(created_before)}"
-    response = call(lambda: call.conn.request("GET", "query/", params={"q": soql}), "the row count")
+
+    def count(query: str) -> tuple[int, Any]:
+        response = call(lambda: call.conn.request("GET", "query/", params={"q": query}), "the row count",
+                        split_timeouts=True)
+        return int(response.json()["totalSize"]), response
+
+    try:
+        live, response = count(soql)
+    except QueryTimedOut:
+        counts = read_in_windows(lambda low, high: count(window_soql(soql, window_field, low, high)), EARLIEST_CURSOR,
+                                 created_before or datetime.now(timezone.utc) + timedelta(days=1),
+                                 what=f"{object_name}'s row count", cursor=window_field, floor_seconds=floor_seconds)
+        live, response = sum(n for n, _ in counts), counts[-1][1]
     local_now = datetime.now(timezone.utc)
     try:
         org_now = parsedate_to_datetime(response.headers["Date"]).astimezone(timezone.utc)
     except (KeyError, TypeError, ValueError):
         org_now = None
     offset = (org_now - local_now).total_seconds() if org_now else 0.0
-    return OrgCount(int(response.json()["totalSize"]), created_before, org_now, offset)
+    return OrgCount(live, created_before, org_now, offset)
 
 
 def _count_bound(landed: _Landed, delta_started: datetime, spec: ObjectSpec,
@@ -452,7 +470,7 @@ def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.DataFrame:
     spec, name = target.spec, target.object_name
     api = spec.api if spec.api != "auto" else ("bulk2" if count.live >= spec.bulk_threshold_rows else "rest")
     columns = (spec.primary_key,) + ((CREATED_FIELD,) if count.created_before else ())
-    item = ExtractPlanItem(name, build_soql(name, columns), columns, api, True)
+    item = ExtractPlanItem(name, build_soql(name, columns), columns, api, True, cursor=target.cursor)
     return _extract_to_frame(target, item, replace(target.options, include_deleted=False))
 
 
@@ -669,7 +687,9 @@ def sync_object(
         report_progress(object_name, "replica", rows=landed.merged.height, note="merging the delta")
         offset = state.clock_offset_seconds if state else 0.0
         count = _count_live(RequestRunner(conn, object_name, target.options, run_id), object_name,
-                            _count_bound(landed, delta_started, spec, offset))
+                            _count_bound(landed, delta_started, spec, offset),
+                            CREATED_FIELD if CREATED_FIELD in fields else target.cursor,
+                            target.options.query_window_floor_seconds)
         watermark, landed, forced = _reset_future_watermark(target, count, watermark, landed)
         runs_since = state.runs_since_reconcile + 1 if watermark and state else 0
         outcome = _reconcile_if_needed(target, count, landed, watermark, due=runs_since >= spec.reconcile_every_runs,

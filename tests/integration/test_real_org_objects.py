@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator import EmulatorInfo, change_field, reset_state, run_emulator
+from emulator import EmulatorInfo, build_org, change_field, reset_state, run_emulator
+from tests.reliability_helpers import expected_ids
 from tests.sync_helpers import FAST, connect, live_records, replica_of, sync, with_spec
 from utils.connection import SalesforceConnection
 from utils.errors import ConfigError
@@ -168,3 +169,37 @@ def test_formula_and_relationship_values_are_refreshed_every_n_runs(conn, tmp_pa
     fresh = replica_of("Invoice__c", root)
     assert set(fresh.filter(fresh["Account__c"] == account)["Account_Name__c"]) == {"Renamed Parent Ltd"}
     assert fresh.equals(live_records(conn, "Invoice__c", tmp_path))
+
+
+TIMEOUT_ROWS = {"User": 10, "Group": 4, "Account": 50, "Contact": 10, "Opportunity": 3000, "Lead": 10, "Case": 10}
+
+
+@pytest.fixture(scope="module")
+def slow_org() -> Iterator[EmulatorInfo]:
+    """An org where any query matching more than 700 rows times out (QUERY_TIMEOUT, or a Failed Bulk job)."""
+    with run_emulator(rows=TIMEOUT_ROWS, faults="", living_rate=0, in_process=True, query_timeout_rows=700) as info:
+        yield info
+
+
+@pytest.mark.parametrize("api", ["rest", "bulk2"])
+def test_a_query_that_times_out_is_split_into_cursor_windows(slow_org, api, tmp_path, monkeypatch, caplog):
+    """The backfill of 3,000 Opportunities times out as one query: it is halved on SystemModstamp until every
+    window passes, the windows join into one raw CSV, and the replica holds exactly the org's live records. (The
+    COUNT() of the reconciliation check times out too: it is summed over CreatedDate windows.)"""
+    with_spec(monkeypatch, "Opportunity", api="rest")  # the truth's read below; the syncs ask for ``api``
+    conn = connect(slow_org)
+    root = tmp_path / "data"
+    caplog.set_level(logging.INFO)
+    first = sync(conn, "Opportunity", root, "R1", api=api)
+    (split,) = _events(caplog, "extract_windows")
+    assert "QUERY_TIMEOUT" in split and "cursor=SystemModstamp" in split
+    (done,) = _events(caplog, "extract_windows_done")
+    assert first["rows"] == TIMEOUT_ROWS["Opportunity"] and f"rows={first['rows']}" in done
+    live = expected_ids(build_org(rows=TIMEOUT_ROWS), "Opportunity").live
+    replica = replica_of("Opportunity", root)
+    assert replica["Id"].n_unique() == replica.height and set(replica["Id"]) == live
+    assert replica.equals(live_records(conn, "Opportunity", tmp_path))  # every value, through windows too
+    conn.sf.Opportunity.update(replica["Id"][0], {"NextStep": "after the windows"})
+    second = sync(conn, "Opportunity", root, "R2", api=api)  # a small delta: one query, no split
+    assert (second["mode"], second["sync"]["updates"]) == ("incremental", 1)
+    assert len(_events(caplog, "extract_windows")) == 2  # the truth's full read above split too; this one did not

@@ -121,3 +121,49 @@ def test_planning_is_pure_and_loads_no_polars():
     code = "import sys, tasks.extract_plan; print('polars' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_query_is_narrowed_to_a_cursor_window_after_its_own_filter():
+    from datetime import datetime, timezone
+
+    from tasks.extract_plan import halves, window_soql
+
+    start, end = datetime(2020, 1, 1, tzinfo=timezone.utc), datetime(2020, 1, 2, 0, 0, 1, tzinfo=timezone.utc)
+    assert window_soql("SELECT Id FROM Lead", "SystemModstamp", start, end) == (
+        "SELECT Id FROM Lead WHERE SystemModstamp >= 2020-01-01T00:00:00.000Z AND SystemModstamp < "
+        "2020-01-02T00:00:01.000Z")
+    delta = "SELECT Id FROM Lead WHERE SystemModstamp >= 2019-12-31T00:00:00.000Z"
+    assert window_soql(delta, "CreatedDate", start, end).startswith(delta + " AND CreatedDate >= ")
+    quoted = "SELECT Id FROM Lead WHERE Company = ' where '"  # a WHERE inside a literal is not the clause
+    assert window_soql("SELECT Id FROM Lead", "X", start, end).count(" WHERE ") == 1
+    assert " AND X >= " in window_soql(quoted, "X", start, end)
+    (low, middle), (middle_again, high) = halves(start, end)
+    assert (low, high, middle, middle_again) == (start, end, datetime(2020, 1, 1, 12, 0, 0, tzinfo=timezone.utc),
+                                                 middle)
+
+
+def test_windows_are_halved_while_they_time_out_and_read_in_order():
+    from datetime import datetime, timedelta, timezone
+
+    from tasks.extract import QueryTimedOut, read_in_windows
+    from utils.errors import RetriableSourceError
+
+    start = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    end = start + timedelta(hours=8)
+    busy = start + timedelta(hours=5, minutes=30)  # a window holding this moment times out unless it is <= 1 h
+
+    def read(low, high):
+        if low <= busy < high and high - low > timedelta(hours=1):
+            raise QueryTimedOut("QUERY_TIMEOUT")
+        return (low, high)
+
+    windows = read_in_windows(read, start, end, what="Lead's query", cursor="SystemModstamp", floor_seconds=60)
+    assert windows[0][0] == start and windows[-1][1] == end
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))  # consecutive, no gap or overlap
+    assert any(high - low <= timedelta(hours=1) and low <= busy < high for low, high in windows)
+
+    def always(low, high):
+        raise QueryTimedOut("QUERY_TIMEOUT")
+
+    with pytest.raises(RetriableSourceError, match=r"^Lead's query: QUERY_TIMEOUT even for the window"):
+        read_in_windows(always, start, end, what="Lead's query", cursor="SystemModstamp", floor_seconds=600)
