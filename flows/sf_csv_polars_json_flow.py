@@ -74,13 +74,13 @@ def run_phase1(datasets: dict[str, str], data_root: str | None, run_id: str) -> 
 
 def land_one_at_a_time(
     plan: list[ExtractPlanItem], *, run_id: str, data_root: str | None, api: ApiChoice | None,
-    drop_missing_fields: bool, full_refresh: bool,
+    drop_missing_fields: bool, full_refresh: bool, credentials_block: str | None = None,
 ) -> tuple[dict[str, list[StepOutcome]], dict[str, str]]:
     """Land (sync or extract) each planned object in turn; returns the outcomes and object -> dataset to process."""
     logger = get_run_logger()
     ensure_data_root(data_root)
     sweep_temp_files(data_root, run_id, logger)
-    with pipeline_source(logger):
+    with pipeline_source(logger, credentials_block=credentials_block):
         landed = land_objects(plan, run_id, max_concurrent=1, full_refresh=full_refresh, data_root=data_root, api=api,
                               drop_missing_fields=drop_missing_fields)
     for step in landed.values():
@@ -132,11 +132,13 @@ def sf_csv_polars_json_flow(
     full_refresh: bool = False,
     run_id: str | None = None,
     data_root: str | None = None,
+    credentials_block: str | None = None,
 ) -> dict[str, Any]:
     """Phase 1 for the chosen objects (default: the whole registry).
 
     With ``raw_files`` (object -> dataset: raw CSV or replica) it starts from datasets that already exist, as
-    the orchestrator does; otherwise it lands them first (incremental objects: delta + replica, see tasks/land.py).
+    the orchestrator does; otherwise it lands them first (incremental objects: delta + replica, see tasks/land.py),
+    with the credentials of the Prefect Secret block ``credentials_block`` if named (else .env / the environment).
     Returns, per object, the files it wrote; fails at the end, after every object had its turn, if any object
     failed.
     """
@@ -147,7 +149,8 @@ def sf_csv_polars_json_flow(
     else:
         plan = resolve_extract_plan(objects, soql, api=api)
         results, todo = land_one_at_a_time(plan, run_id=run_id, data_root=data_root, api=api_choice(api),
-                                           drop_missing_fields=drop_missing_fields, full_refresh=full_refresh)
+                                           drop_missing_fields=drop_missing_fields, full_refresh=full_refresh,
+                                           credentials_block=credentials_block)
     for object_name, steps in run_phase1(todo, data_root, run_id).items():
         results.setdefault(object_name, []).extend(steps)
     summary = summarise_phase1(run_id, results)

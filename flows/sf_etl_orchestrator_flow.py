@@ -122,6 +122,7 @@ def sf_etl_orchestrator_flow(
     raw_retention_count: Annotated[int | None, Field(ge=1)] = None,
     raw_retention_days: Annotated[float | None, Field(gt=0)] = None,
     data_root: str | None = None,
+    credentials_block: str | None = None,  # a Prefect Secret block's name (utils/settings.py); else .env / env
 ) -> dict[str, Any] | State:
     """Land each object once, then Phase 1 and Phase 2 concurrently; returns the run summary (fails if anything
     failed)."""
@@ -132,7 +133,7 @@ def sf_etl_orchestrator_flow(
     started = time.monotonic()
     ensure_data_root(data_root)
     sweep_temp_files(data_root, run_id, logger)
-    with pipeline_source(logger) as source:
+    with pipeline_source(logger, credentials_block=credentials_block) as source:
         logger.info(kv("run_start", run_id=run_id, source=source.kind, objects=",".join(i.object_name for i in plan)))
         extracts = land_objects(plan, run_id, max_concurrent=max_concurrent_extracts, full_refresh=full_refresh,
                                 data_root=data_root, api=api_choice(api), drop_missing_fields=drop_missing_fields)

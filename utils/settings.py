@@ -14,11 +14,17 @@ password               SF_USERNAME, SF_PASSWORD   (SF_TOKEN security token, SF_D
 Optional everywhere: SF_LOGIN_URL (full https URL of the login host; overrides SF_DOMAIN), SF_CA_BUNDLE (a CA
 certificate to trust), SF_API_VERSION (default 59.0), SF_TIMEOUT_SECONDS (HTTP timeout, default 120).
 No SF_* credential variable at all means: use the embedded emulator.
+
+A worker machine has no ``.env``: there the same variables come from a Prefect ``Secret`` block whose value is
+a JSON object of them (``{"SF_USERNAME": "...", "SF_PASSWORD": "..."}``), named by the flows'
+``credentials_block`` parameter. A block replaces every credential variable of the environment and ``.env``
+(none of them can mix into it); other settings the block leaves out still come from there.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -42,6 +48,8 @@ _FLOW_VARS: dict[AuthFlow, tuple[str, ...]] = {
     "client_credentials": ("SF_CONSUMER_KEY", "SF_CONSUMER_SECRET", "SF_DOMAIN"),
     "password": ("SF_USERNAME", "SF_PASSWORD"),
 }
+# what a credentials block may hold: one flow's variables and the settings that go with the org
+BLOCK_VARS = (*CREDENTIAL_VARS, "SF_DOMAIN", "SF_LOGIN_URL", "SF_CA_BUNDLE", "SF_API_VERSION", "SF_TIMEOUT_SECONDS")
 # SF_LOGIN_URL names the login host outright, so it stands in for SF_DOMAIN wherever a flow needs a domain
 # (Credentials.login_base_url is where it overrides the domain)
 _SATISFIED_BY: dict[str, tuple[str, ...]] = {"SF_DOMAIN": ("SF_DOMAIN", "SF_LOGIN_URL")}
@@ -171,9 +179,54 @@ def _choose_flow(env: Mapping[str, str]) -> AuthFlow:
     raise ConfigError(msg)
 
 
-def load_credentials(env: Mapping[str, str] | None = None) -> Credentials | None:
-    """Credentials for the configured flow, or None when no credential variable is set (emulator mode)."""
-    env = read_environment() if env is None else {k: v for k, v in env.items() if v}
+def read_credentials_block(name: str) -> dict[str, str]:
+    """The SF_ variables in the Prefect ``Secret`` block ``name`` (its value: a JSON object of them).
+
+    No error says anything of the value: a JSON error's text quotes it, hence ``from None`` (its ``doc`` holds it).
+    """
+    from prefect.blocks.system import Secret  # imported here: reading .env must not need Prefect
+
+    from utils.prefect_sync import blocking
+
+    try:
+        text = blocking(Secret.load(name)).get()
+    except ValueError:  # Prefect's "Unable to find block document named ..."
+        msg = (f"no Prefect Secret block named {name!r}: create it on the server the flows report to "
+               "(README, Credentials on workers) or pass another credentials_block")
+        raise ConfigError(msg) from None
+    how = f"the Secret block {name!r} must hold a JSON object of SF_ variables (README, Credentials on workers)"
+    try:
+        values = json.loads(text)
+    except ValueError:
+        raise ConfigError(how) from None
+    if not isinstance(values, dict):
+        raise ConfigError(how)
+    unknown = sorted(str(k) for k in values if k not in BLOCK_VARS)
+    if unknown:
+        msg = f"{how}; it has {', '.join(unknown)}, not one of {', '.join(BLOCK_VARS)}"
+        raise ConfigError(msg)
+    return {k: str(v).strip() for k, v in values.items() if v is not None and str(v).strip()}
+
+
+def credential_settings(block: str | None = None) -> dict[str, str]:
+    """The SF_ settings a run connects with: the environment over ``.env``, or with ``block`` that block over the
+    non-credential settings of both (a block stands alone: an exported SF_PASSWORD cannot mix into it)."""
+    env = read_environment()
+    if not block:
+        return env
+    values = read_credentials_block(block)
+    if not any(n in values for n in CREDENTIAL_VARS):
+        msg = f"the Secret block {block!r} holds none of {', '.join(CREDENTIAL_VARS)}: no Salesforce credentials"
+        raise ConfigError(msg)
+    return {**{k: v for k, v in env.items() if k not in CREDENTIAL_VARS}, **values}
+
+
+def load_credentials(env: Mapping[str, str] | None = None, *, block: str | None = None) -> Credentials | None:
+    """Credentials for the configured flow, or None when no credential variable is set (emulator mode).
+
+    ``env`` given: those variables alone; else ``credential_settings(block)``.
+    """
+    env = credential_settings(block) if env is None else {k: v for k, v in env.items() if v}
     if not any(n in env for n in CREDENTIAL_VARS):
         return None
     flow = _choose_flow(env)

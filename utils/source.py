@@ -78,8 +78,10 @@ def _open(credentials: Credentials | None, log: logging.Logger | logging.LoggerA
 
 
 @contextlib.contextmanager
-def pipeline_source(log: logging.Logger | logging.LoggerAdapter | None = None) -> Iterator[SourceInfo]:
-    """Open the run's Salesforce source (or reuse the one already open in this process)."""
+def pipeline_source(log: logging.Logger | logging.LoggerAdapter | None = None, *,
+                    credentials_block: str | None = None) -> Iterator[SourceInfo]:
+    """Open the run's Salesforce source (or reuse the one already open in this process); its credentials come
+    from the Prefect Secret block ``credentials_block`` when one is named, else from the environment / .env."""
     global _active, _depth
     log = log or logger
     with _lock:
@@ -100,7 +102,9 @@ def pipeline_source(log: logging.Logger | logging.LoggerAdapter | None = None) -
             with _lock:
                 _depth -= 1
         return
-    with _open(load_credentials(), log) as active:
+    if credentials_block:
+        log.info("Salesforce credentials from the Prefect Secret block %r", credentials_block)
+    with _open(load_credentials(block=credentials_block), log) as active:
         with _lock:
             _active, _depth = active, 1
         try:
