@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import quote_plus
 
 import numpy as np
 from prefect import task
@@ -407,7 +408,18 @@ def _check_api_budget(call: RequestRunner, options: ExtractOptions) -> None:
 
 def _choose_api(call: RequestRunner, item: ExtractPlanItem, bulk_ok: bool,
                 threshold: int) -> tuple[ApiPath, int | None]:
-    """The API for ``auto``: Bulk 2.0 from ``threshold`` rows (a COUNT() that times out means a big object)."""
+    """The API for ``auto``: Bulk 2.0 from ``threshold`` rows (a COUNT() that times out means a big object). A
+    query too long for a REST GET (a wide object) goes through Bulk 2.0, which takes it in a POST body."""
+    if bulk_ok and rest_url_too_long(item.soql):
+        log_event("api_override", run_id=call.run_id, object=item.object_name, chosen="bulk2",
+                  reason=f"the query is too long for a REST GET ({len(quote_plus(item.soql)):,} bytes encoded, "
+                         f"over {REST_QUERY_BUDGET:,}): {len(item.columns)} columns")
+        return "bulk2", None
+    if rest_url_too_long(item.soql):
+        msg = (f"{item.object_name}: {len(item.columns)} columns make a query too long for a REST GET, and compound "
+               "or base64 fields keep it off Bulk 2.0; list the compound fields' components (BillingStreet, ...) "
+               "instead of BillingAddress, or fewer fields, in configs/salesforce_objects.py")
+        raise ConfigError(msg)
     if item.api == "rest" or not bulk_ok:
         if item.api == "bulk2" and not bulk_ok:
             log_event("api_override", run_id=call.run_id, object=item.object_name, chosen="rest",
@@ -422,6 +434,15 @@ def _choose_api(call: RequestRunner, item: ExtractPlanItem, bulk_ok: bool,
                   reason="the row count timed out (QUERY_TIMEOUT): a big object")
         return "bulk2", None
     return ("bulk2" if count >= threshold else "rest"), int(count)
+
+
+# Salesforce refuses a request whose URI (414), or URI and headers (431), exceed 16,384 bytes; the encoded query
+# gets this much of it, the rest is left to the path, the session header and the others
+REST_QUERY_BUDGET = 14_000
+
+
+def rest_url_too_long(soql: str) -> bool:
+    return len(quote_plus(soql)) > REST_QUERY_BUDGET
 
 
 def _describe(conn: SalesforceConnection, object_name: str, name: str) -> dict:

@@ -22,7 +22,7 @@ from utils.paths import build_sync_paths
 
 pytestmark = [pytest.mark.integration]
 ROWS = {"User": 10, "Group": 4, "Account": 200, "Contact": 20, "Opportunity": 20, "Lead": 20, "Case": 20,
-        "Invoice__c": 150, "AccountHistory": 120, "CaseStatus": 4}
+        "Invoice__c": 150, "AccountHistory": 120, "CaseStatus": 4, "Wide__c": 40}
 HISTORY_FIELDS = ("Id", "AccountId", "Field", "DataType", "CreatedDate")
 INVOICE_FIELDS = ("Id", "Name", "Account__c", "Amount__c", "Quantity__c", "Status__c", "Due_Date__c",
                   "CreatedDate", "SystemModstamp")
@@ -203,3 +203,24 @@ def test_a_query_that_times_out_is_split_into_cursor_windows(slow_org, api, tmp_
     second = sync(conn, "Opportunity", root, "R2", api=api)  # a small delta: one query, no split
     assert (second["mode"], second["sync"]["updates"]) == ("incremental", 1)
     assert len(_events(caplog, "extract_windows")) == 2  # the truth's full read above split too; this one did not
+
+
+def test_a_500_field_object_is_synced_through_bulk_when_its_query_is_too_long_for_a_get(conn, tmp_path, monkeypatch,
+                                                                                          caplog):
+    """Wide__c's 500 fields make a SOQL GET URL longer than Salesforce takes (414): the backfill and the deltas,
+    REST by default, go through Bulk 2.0 instead (a POST body), with one line saying why."""
+    fields = tuple(f["name"] for f in conn.sf.Wide__c.describe()["fields"])
+    assert len(fields) == 500
+    with_spec(monkeypatch, "Wide__c", fields=fields)
+    root = tmp_path / "data"
+    caplog.set_level(logging.INFO)
+    first = sync(conn, "Wide__c", root, "R1")
+    conn.sf.Wide__c.update(replica_of("Wide__c", root)["Id"][0], {"Name": "Changed wide record"})
+    second = sync(conn, "Wide__c", root, "R2")
+
+    assert (first["api_path"], second["api_path"]) == ("bulk2", "bulk2")
+    assert (second["mode"], second["sync"]["updates"]) == ("incremental", 1)
+    assert all("too long for a REST GET" in e for e in _events(caplog, "api_override"))
+    replica = replica_of("Wide__c", root)
+    assert replica.width == 500  # every field, IsDeleted too since the entry lists it
+    assert replica.equals(live_records(conn, "Wide__c", tmp_path))
