@@ -7,11 +7,11 @@ Summary columns are named ``<column>_<aggregation>`` and follow the ``group_by``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal, TypeGuard, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 AGGREGATIONS: tuple[str, ...] = ("count", "n_unique", "sum", "mean", "median", "min", "max", "std", "null_count")
 # The cursor an entry without ``cursor_field`` syncs on: the first of these it lists. Insert-only objects (``*History``)
@@ -24,6 +24,7 @@ class RegistryError(ValueError):
     """The object registry has one or more mistakes; the message lists each of them."""
 
 
+EVERY_FIELD = "*"  # ``fields: "*"``: every field the object's describe has (see ObjectSpec.every_field)
 ApiPath = Literal["rest", "bulk2"]            # the API an extract actually used
 ApiChoice = Literal["auto", "rest", "bulk2"]   # what the registry or a parameter asks for (auto: by row count)
 
@@ -38,7 +39,8 @@ class ObjectSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fields: tuple[str, ...]
+    fields: tuple[str, ...]  # or "*": every field of the describe, at run time (``every_field``)
+    exclude_fields: tuple[str, ...] = ()  # with "*": fields left out (e.g. big text areas)
     required: tuple[str, ...] = ()
     group_by: tuple[str, ...] = ()
     metrics: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -57,19 +59,38 @@ class ObjectSpec(BaseModel):
     # many incremental runs (hourly at 15-minute runs), one narrow query re-reads them for every record; 0: never
     formula_refresh_every_runs: int = Field(default=4, ge=0)
 
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _every_field(cls, value: Any) -> Any:
+        return (EVERY_FIELD,) if value == EVERY_FIELD else value
+
+    @property
+    def every_field(self) -> bool:
+        """``fields: "*"``: the field list is the describe's, resolved by each run (``with_fields``)."""
+        return self.fields == (EVERY_FIELD,)
+
+    def with_fields(self, fields: tuple[str, ...]) -> ObjectSpec:
+        """This entry with its ``"*"`` resolved to a run's field list (the describe's, minus ``exclude_fields``)."""
+        return self.model_copy(update={"fields": fields})
+
     @property
     def cursor(self) -> str | None:
         """The field incremental sync and dedup order records by: ``cursor_field``, else the first of
-        ``CURSOR_CANDIDATES`` the entry lists, else None (no cursor: full extracts)."""
+        ``CURSOR_CANDIDATES`` the entry lists, else None (no cursor: full extracts; unknown until a run resolves
+        ``"*"``)."""
+        return self.cursor_in(self.fields)
+
+    def cursor_in(self, columns: Sequence[str]) -> str | None:
+        """The cursor among ``columns`` (a dataset's, for an entry with ``"*"``)."""
         if self.cursor_field:
             return self.cursor_field
-        return next((c for c in CURSOR_CANDIDATES if c in self.fields), None)
+        return next((c for c in CURSOR_CANDIDATES if c in columns), None)
 
     @property
     def effective_sync_mode(self) -> str:
         if self.sync_mode is not None:
             return self.sync_mode
-        return "incremental" if self.cursor else "full"
+        return "incremental" if self.cursor or self.every_field else "full"
 
     def metric_columns(self) -> list[tuple[str, str, str]]:
         """``(column, aggregation, summary column name)`` for every metric, in registry order."""
@@ -91,7 +112,29 @@ class ObjectSpec(BaseModel):
 
 def _check_spec(name: str, spec: ObjectSpec) -> list[str]:
     """Every semantic problem of one entry, as human-readable lines."""
+    problems = _check_field_list(name, spec)
+    for col, aggs in spec.metrics.items():
+        if not aggs:
+            problems.append(f"{name}.metrics['{col}']: no aggregation listed; use one of {', '.join(AGGREGATIONS)}")
+        for agg in aggs:
+            if agg not in AGGREGATIONS:
+                problems.append(
+                    f"{name}.metrics['{col}']: unknown aggregation '{agg}'; use one of {', '.join(AGGREGATIONS)}"
+                )
+    for v in spec.validators:
+        if ":" not in v:
+            problems.append(f"{name}.validators: '{v}' must look like 'package.module:function'")
+    return problems
+
+
+def _check_field_list(name: str, spec: ObjectSpec) -> list[str]:
+    """The field list, and every column the entry names, against each other. With ``fields: "*"`` the list is the
+    org's describe: the columns named elsewhere are checked against it by each run instead."""
+    if spec.every_field:
+        return []
     problems: list[str] = []
+    if spec.exclude_fields:
+        problems.append(f'{name}.exclude_fields: only applies to fields "*"; remove the fields from fields instead')
     fields = spec.fields
     if not fields:
         problems.append(f"{name}.fields: the field list is empty; list at least Id and the columns you need")
@@ -113,19 +156,9 @@ def _check_spec(name: str, spec: ObjectSpec) -> list[str]:
     for col in spec.group_by:
         if col not in seen:
             problems.append(f"{name}.group_by: '{col}' is not in fields; add it to fields")
-    for col, aggs in spec.metrics.items():
+    for col in spec.metrics:
         if col not in seen:
             problems.append(f"{name}.metrics: '{col}' is not in fields; add it to fields")
-        if not aggs:
-            problems.append(f"{name}.metrics['{col}']: no aggregation listed; use one of {', '.join(AGGREGATIONS)}")
-        for agg in aggs:
-            if agg not in AGGREGATIONS:
-                problems.append(
-                    f"{name}.metrics['{col}']: unknown aggregation '{agg}'; use one of {', '.join(AGGREGATIONS)}"
-                )
-    for v in spec.validators:
-        if ":" not in v:
-            problems.append(f"{name}.validators: '{v}' must look like 'package.module:function'")
     return problems
 
 

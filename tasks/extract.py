@@ -29,9 +29,9 @@ import numpy as np
 from prefect import task
 from simple_salesforce.exceptions import SalesforceResourceNotFound
 
-from configs.salesforce_objects import ApiPath, spec_for
+from configs.salesforce_objects import EVERY_FIELD, ApiPath, ObjectSpec, spec_for
 from tasks.extract_plan import EARLIEST_CURSOR, ExtractPlanItem, build_soql, count_soql, halves, window_soql
-from tasks.extract_schema import check_metric_types, resolve_columns
+from tasks.extract_schema import check_metric_types, every_field, resolve_columns
 from tasks.sf_records import build_page_converter
 from utils.atomic import atomic_path
 from utils.connection import SalesforceConnection
@@ -491,12 +491,23 @@ def _resolve_schema(call: RequestRunner, item: ExtractPlanItem, options: Extract
     return replace(item, columns=tuple(kept), soql=build_soql(item.object_name, kept) + tail), resolved
 
 
+def resolve_every_field(spec: ObjectSpec, conn: SalesforceConnection, object_name: str, options: ExtractOptions,
+                        run_id: str) -> ObjectSpec:
+    """The entry with ``fields: "*"`` resolved to this run's describe (any other entry as it is)."""
+    if not spec.every_field:
+        return spec
+    return spec.with_fields(every_field(describe_object(conn, object_name, options, run_id), spec.exclude_fields))
+
+
 def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptions):
     """Everything checked before the first query: API budget, columns against describe, metrics against types.
 
     A metric that cannot fit its column's type would otherwise fail processing only after the whole extract.
     """
     _check_api_budget(call, options)
+    if item.columns == (EVERY_FIELD,):  # a full extract of an entry with fields "*"
+        spec = resolve_every_field(spec_for(item.object_name), call.conn, item.object_name, options, call.run_id or "")
+        item = replace(item, columns=spec.fields, soql=build_soql(item.object_name, spec.fields))
     item, resolved = _resolve_schema(call, item, options)
     check_metric_types(item.object_name, spec_for(item.object_name), resolved.columns)
     return item, resolved

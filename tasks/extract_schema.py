@@ -60,6 +60,16 @@ def resolve_column(object_name: str, column: str, describe: Describe) -> RawColu
     return RawColumn(name=".".join(canonical), type=field["type"])
 
 
+def every_field(describe: dict[str, Any], exclude: Sequence[str] = ()) -> tuple[str, ...]:
+    """``fields: "*"``: every field of the describe a query can select and a CSV can hold, in describe order: no
+    base64 (Bulk cannot select it and a blob is no column), no compound parent (``BillingAddress``: its components
+    ``BillingStreet``... are fields of their own), nothing in ``exclude``."""
+    excluded = {name.lower() for name in exclude}
+    skipped = BULK_UNSUPPORTED_TYPES  # base64 and the compound types
+    return tuple(f["name"] for f in describe["fields"]
+                 if str(f.get("type", "")).lower() not in skipped and f["name"].lower() not in excluded)
+
+
 def resolve_columns(object_name: str, columns: Sequence[str], describe: Describe) -> ResolvedColumns:
     resolved, missing = [], []
     for column in columns:

@@ -123,14 +123,15 @@ def compare_schema(
     unknown_types = {name: sf_type for name, sf_type in sidecar_columns if not is_known_type(sf_type)}
     present = set(header)
     required = list(spec.qa_required_columns())
+    listed = () if spec.every_field else spec.fields  # fields "*": the describe's list, whatever it holds today
     return {
         "columns": [
             {"name": n, "sf_type": t, "polars_type": None if n in unknown_types else str(polars_dtype_for(t))}
             for n, t in sidecar_columns
         ],
         "missing_required": [c for c in required if c not in present],
-        "missing_fields": [c for c in spec.fields if c not in present and c not in required],
-        "unexpected_columns": [c for c in header if c not in spec.fields],
+        "missing_fields": [c for c in listed if c not in present and c not in required],
+        "unexpected_columns": [c for c in header if listed and c not in listed],
         "header_not_in_sidecar": [c for c in header if c not in sidecar_names],
         "sidecar_not_in_header": [c for c in sidecar_names if c not in present],
         "header_order_matches_sidecar": list(header) == sidecar_names,

@@ -184,7 +184,8 @@ def inspect_raw_extract(
 def write_dedup(object_name: str, frame: pl.LazyFrame, spec: ObjectSpec, qc: QaPaths) -> QaReport:
     """Uniqueness check plus ``dedup.csv``: the latest row per key, in the raw CSV conventions."""
     result = uniqueness_primary_key(object_name, frame, primary_key=spec.primary_key)
-    deduped = deduplicate_latest(frame, primary_key=spec.primary_key, cursor_field=spec.cursor)
+    deduped = deduplicate_latest(frame, primary_key=spec.primary_key,
+                                 cursor_field=spec.cursor_in(frame.collect_schema().names()))
     with atomic_path(qc.dedup) as tmp:
         # Same conventions as the raw extract: every value quoted, null = "", `...000Z` datetimes.
         deduped.sink_csv(tmp, quote_style="always", null_value="", date_format=DATE_FORMAT,

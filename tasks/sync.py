@@ -35,6 +35,7 @@ from tasks.extract import (
     describe_object,
     extract_object,
     read_in_windows,
+    resolve_every_field,
 )
 from tasks.extract_plan import EARLIEST_CURSOR, ExtractPlanItem, api_choice, build_soql, window_soql
 from tasks.replica import (
@@ -657,13 +658,13 @@ def sync_object(
     api: ApiChoice | None = None,
 ) -> SyncResult:
     """One incremental run for ``object_name``: the delta's extract, the mode, the merge counts and the replica."""
-    spec = SALESFORCE_OBJECTS[object_name]
+    conn = connection or get_connection()
+    options = replace(options or ExtractOptions(), include_deleted=True)
+    spec = resolve_every_field(SALESFORCE_OBJECTS[object_name], conn, object_name, options, run_id)
     if spec.cursor is None:
         msg = (f"{object_name}: incremental sync needs a cursor; list one of {', '.join(CURSOR_CANDIDATES)} in its "
                "fields in configs/salesforce_objects.py, or set sync_mode 'full'")
         raise ConfigError(msg)
-    conn = connection or get_connection()
-    options = replace(options or ExtractOptions(), include_deleted=True)
     fields = {f["name"] for f in describe_object(conn, object_name, options, run_id)["fields"]}
     target = _SyncTarget(object_name, spec, conn, options, run_id, data_root, api, spec.cursor,
                          has_deleted_flag=DELETED_FLAG in fields)

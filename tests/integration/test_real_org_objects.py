@@ -209,9 +209,8 @@ def test_a_500_field_object_is_synced_through_bulk_when_its_query_is_too_long_fo
                                                                                           caplog):
     """Wide__c's 500 fields make a SOQL GET URL longer than Salesforce takes (414): the backfill and the deltas,
     REST by default, go through Bulk 2.0 instead (a POST body), with one line saying why."""
-    fields = tuple(f["name"] for f in conn.sf.Wide__c.describe()["fields"])
-    assert len(fields) == 500
-    with_spec(monkeypatch, "Wide__c", fields=fields)
+    assert len(conn.sf.Wide__c.describe()["fields"]) == 500
+    with_spec(monkeypatch, "Wide__c", fields=("*",))  # every field of the describe
     root = tmp_path / "data"
     caplog.set_level(logging.INFO)
     first = sync(conn, "Wide__c", root, "R1")
@@ -222,5 +221,30 @@ def test_a_500_field_object_is_synced_through_bulk_when_its_query_is_too_long_fo
     assert (second["mode"], second["sync"]["updates"]) == ("incremental", 1)
     assert all("too long for a REST GET" in e for e in _events(caplog, "api_override"))
     replica = replica_of("Wide__c", root)
-    assert replica.width == 500  # every field, IsDeleted too since the entry lists it
+    assert replica.width == 500  # every field of the describe, IsDeleted too
     assert replica.equals(live_records(conn, "Wide__c", tmp_path))
+
+
+def test_every_field_follows_the_describe_without_compound_parents_or_excluded_fields(conn, org, tmp_path,
+                                                                                       monkeypatch, caplog):
+    """``fields: "*"``: the replica has every field of the describe in its order, compound parents replaced by
+    their components and ``exclude_fields`` left out; a field an admin adds is filled for every record by the next
+    run, not a backfill."""
+    with_spec(monkeypatch, "Invoice__c", fields=("*",), exclude_fields=("Days_Open__c", "LastViewedDate"))
+    root = tmp_path / "data"
+    sync(conn, "Invoice__c", root, "R1")
+    described = [f["name"] for f in conn.sf.Invoice__c.describe()["fields"]]
+    expected = [c for c in described if c not in ("Site_Location__c", "Days_Open__c", "LastViewedDate")]
+    assert replica_of("Invoice__c", root).columns == expected
+    assert "Site_Location__Latitude__s" in expected  # the geolocation's components
+    change_field(org, "Invoice__c", "Priority__c", "add", type="string", length=20)
+    invoice = replica_of("Invoice__c", root)["Id"][0]
+    conn.sf.Invoice__c.update(invoice, {"Priority__c": "High"})
+
+    second = sync(conn, "Invoice__c", root, "R2")
+
+    assert (second["mode"], second["schema_changes"]) == ("incremental", "+Priority__c")
+    replica = replica_of("Invoice__c", root)
+    assert replica.columns == [*expected, "Priority__c"]
+    assert replica.filter(replica["Id"] == invoice)["Priority__c"].item() == "High"
+    assert replica.equals(live_records(conn, "Invoice__c", tmp_path))

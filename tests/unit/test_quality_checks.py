@@ -353,3 +353,14 @@ def test_profile_distinct_count_ignores_nulls():
     profile = profile_frame(opportunities(WITH_DEFECTS), {"Name": "string"})
 
     assert profile["columns"]["Name"]["distinct"] == 4 and profile["columns"]["Name"]["nulls"] == 1
+
+
+def test_every_field_lists_the_describe_minus_compound_parents_base64_and_exclusions():
+    from tasks.extract_schema import every_field
+
+    describe = {"fields": [{"name": n, "type": t} for n, t in (
+        ("Id", "id"), ("Name", "string"), ("BillingStreet", "textarea"), ("BillingCity", "string"),
+        ("BillingAddress", "address"), ("Logo__c", "base64"), ("Site__Latitude__s", "double"), ("Site__c", "location"),
+        ("Notes__c", "textarea"), ("SystemModstamp", "datetime"))]}
+    assert every_field(describe, exclude=("notes__C",)) == (
+        "Id", "Name", "BillingStreet", "BillingCity", "Site__Latitude__s", "SystemModstamp")

@@ -132,3 +132,16 @@ def _modules_loaded_by(module: str) -> set[str]:
 
 def test_the_registry_imports_neither_polars_nor_prefect():
     assert not {"polars", "prefect"} & _modules_loaded_by("configs.salesforce_objects")
+
+
+def test_every_field_defers_the_field_checks_to_the_describe():
+    spec = validate_registry({"Invoice__c": {"fields": "*", "exclude_fields": ("Notes__c",),
+                                             "group_by": ("Status__c",), "metrics": {"Amount__c": ("sum",)}}})
+    entry = spec["Invoice__c"]
+    assert entry.every_field and entry.fields == ("*",) and entry.exclude_fields == ("Notes__c",)
+    assert (entry.cursor, entry.effective_sync_mode) == (None, "incremental")  # the cursor comes with the describe
+    resolved = entry.with_fields(("Id", "Status__c", "Amount__c", "LastModifiedDate"))
+    assert not resolved.every_field and resolved.cursor == "LastModifiedDate"
+    assert entry.cursor_in(["Id", "SystemModstamp"]) == "SystemModstamp"
+    with pytest.raises(RegistryError, match=r'Opp\.exclude_fields: only applies to fields "\*"'):
+        validate_registry({"Opp": _entry(exclude_fields=("Amount",))})
