@@ -91,13 +91,16 @@ def checked_parameters(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 def config_error_as_failed_state(fn: Callable[P, R]) -> Callable[P, R | State]:
     """A flow body that stops on a ConfigError (a bad parameter, an unknown object) ends in a Failed state carrying
     the error, so the UI and the console show its one line instead of a traceback; calling the flow still raises
-    it. Use under ``@flow``."""
+    it. On an object-store data root the flow returns once every file it published is in the store (a failed
+    upload fails it). Use under ``@flow``."""
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R | State:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except ConfigError as err:
             return Failed(message=one_line(err), data=err)
+        storage.wait_for_uploads()  # an object-store data root: the flow ends once its files are in the store
+        return result
 
     return run
 

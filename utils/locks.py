@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -163,8 +164,21 @@ def _lease(mirror: storage.Mirror, lock_path: Path, *, what: str, log_every_seco
     keeper = threading.Thread(target=heartbeat, name=f"lease-{lock_path.name}", daemon=True)
     keeper.start()
     try:
-        yield
+        try:
+            yield
+        finally:  # what was written under the lease is in the store before the next holder reads it (kept renewed)
+            _wait_for_uploads(failing=sys.exc_info()[1] is not None)
     finally:
         stop.set()
         keeper.join()
         lease.release()
+
+
+def _wait_for_uploads(*, failing: bool) -> None:
+    """Wait for the background uploads (utils/storage.py); when the block already failed, its error is the one
+    to report, and a failed upload stays recorded for the run's next barrier."""
+    try:
+        storage.wait_for_uploads()
+    except storage.StorageError:
+        if not failing:
+            raise

@@ -5,7 +5,9 @@ local root is a scratch mirror (``$SF_PIPELINE_SCRATCH_DIR``, else a folder in t
 the URL) and the store is the truth; this module is the one owner of the mapping between the two:
 
 * ``publish(path)``: after a local atomic write, the complete file is uploaded (one PUT, or a multipart upload,
-  which becomes visible only when complete): no reader of the store ever sees a partial object;
+  which becomes visible only when complete): no reader of the store ever sees a partial object. A big file
+  (``BACKGROUND_UPLOAD_MIN_BYTES``) is uploaded by the process's one upload thread while the run goes on; the
+  store still sees every file in the order it was published (see "Uploads in the background" below);
 * ``fetch(path)``: before reading what another run or machine may have written (sync state, replica, row-count
   history, run records), the local copy is replaced by the store's, or removed when the store has none;
 * ``list_files``, ``remove_file``, ``modified_at``: listings, deletions and ages act on the store;
@@ -19,12 +21,14 @@ Google or Azure defaults); none of them is ever logged or written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,12 +155,109 @@ def location(path: str | os.PathLike[str]) -> str:
 
 
 def publish(path: str | os.PathLike[str]) -> None:
-    """Upload a complete local file to the store, if it lives under an object-store data root."""
+    """Upload a complete local file to the store, if it lives under an object-store data root.
+
+    A small file is in the store when this returns, after every file published before it; a big one is queued
+    behind them and uploaded while the caller goes on (the next small publish, ``wait_for_uploads`` or a read
+    of it waits for it)."""
+    path = Path(path).absolute()
     mirror = mirror_of(path)
-    if mirror is not None:
-        key = mirror.key(Path(path))
-        guarded(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key))
-        _remember_version(mirror, Path(path), guarded(mirror, "read", lambda: mirror.fs.info(key)))
+    if mirror is None:
+        return
+    if path.stat().st_size >= BACKGROUND_UPLOAD_MIN_BYTES:
+        _queue_upload(mirror, path)
+        return
+    wait_for_uploads()  # the store sees the files in the order they were published: the replica before the state
+    _upload(mirror, path)
+
+
+def _upload(mirror: Mirror, path: Path) -> None:
+    key = mirror.key(path)
+    # s3fs sends a multipart upload's 50 MiB parts 10 at a time by default: 500 MiB in memory while QA holds its
+    # own peak; 2 at a time (100 MiB) measured as fast on the loopback store, whose writes are the limit
+    options = {"max_concurrency": S3_UPLOAD_PARTS_AT_ONCE} if mirror.protocol == "s3" else {}
+    guarded(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key, **options))
+    _remember_version(mirror, path, guarded(mirror, "read", lambda: mirror.fs.info(key)))
+
+
+# --- uploads in the background ---------------------------------------------------------------------------------
+# A big file (a raw extract, the replica, the QA snapshot and dedup.csv) takes seconds to upload; the run goes on
+# meanwhile (the sync merges while its raw CSV uploads, QA runs while the replica does). The rules that keep the
+# store consistent:
+# * one upload thread, first in first out, and a small publish first waits for every queued upload: the store
+#   sees the files in the order the run published them (a replica before its sidecar and state, everything of a
+#   run before its run record), so a crash at any point leaves what a synchronous run killed there would;
+# * a failed upload stops the queue: nothing queued after it is uploaded (a state never describes a replica that
+#   did not reach the store), and every later publish, read of a queued file or ``wait_for_uploads`` raises it
+#   until the next run's ``check_data_root`` (which raises it first if nobody has yet): it fails the run;
+# * reading, listing or deleting a file with a queued upload waits for that upload; a lease on the store is
+#   released only once the uploads made under it are done (utils/locks.py); a flow waits for every upload
+#   before it ends (flows/common.py); the thread is not a daemon, so the interpreter finishes them before it exits.
+S3_UPLOAD_PARTS_AT_ONCE = 2
+BACKGROUND_UPLOAD_MIN_BYTES = 8 * 2**20  # below this an upload costs less than the bookkeeping is worth
+_QUEUED: dict[Path, Future[None]] = {}   # the last queued upload of each path, until someone waited for it
+_FAILED: list[tuple[BaseException, bool]] = []  # (the first failed upload's error, whether it was reported)
+
+
+@functools.cache
+def _uploader() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-upload")  # one: uploads stay in order
+
+
+def _queue_upload(mirror: Mirror, path: Path) -> None:
+    _raise_failed_upload()
+
+    def upload() -> None:
+        if _FAILED:  # an earlier upload failed: publishing what followed it could break the order
+            raise StorageError(f"{location(path)} was not uploaded: an upload before it failed")
+        try:
+            _upload(mirror, path)
+        except BaseException as err:
+            with _LOCK:
+                _FAILED[:] = _FAILED or [(err, False)]
+            raise
+
+    with _LOCK:
+        _QUEUED[path] = _uploader().submit(upload)
+
+
+def _settle(under: Path | None = None) -> None:
+    """Wait for the queued uploads (of ``under`` or files below it; all of them if None); raise a failed one."""
+    _wait_for_queued(under)
+    _raise_failed_upload()
+
+
+def _wait_for_queued(under: Path | None) -> None:
+    with _LOCK:
+        waiting = [(p, f) for p, f in _QUEUED.items() if under is None or p == under or under in p.parents]
+    for path, future in waiting:
+        future.exception()  # waits; a failure is kept in _FAILED
+        with _LOCK:
+            if _QUEUED.get(path) is future:
+                del _QUEUED[path]
+
+
+def wait_for_uploads() -> None:
+    """Return once every file published so far is in the store; raise the error of a failed upload."""
+    _settle()
+
+
+def _raise_failed_upload() -> None:
+    with _LOCK:
+        if not _FAILED:
+            return
+        err, _ = _FAILED[0]
+        _FAILED[0] = (err, True)
+    raise StorageError(f"an upload to the store failed, so the run stopped publishing: {err}") from None
+
+
+def _forget_reported_failure() -> None:
+    """A new run starts clean once the failure was reported (to the run it broke) and the queue is idle."""
+    _wait_for_queued(None)
+    with _LOCK:
+        if _FAILED and _FAILED[0][1] and not _QUEUED:
+            _FAILED.clear()
+    _raise_failed_upload()  # one nobody reported yet
 
 
 def fetch(path: str | os.PathLike[str]) -> bool:
@@ -167,6 +268,7 @@ def fetch(path: str | os.PathLike[str]) -> bool:
     mirror = mirror_of(path)
     if mirror is None:
         return path.is_file()
+    _settle(path.absolute())  # our own upload of it first: the store's copy is then this scratch's
     from utils.atomic import temp_path_for  # its temp names: a crashed fetch is swept like a crashed write
 
     key = mirror.key(path)
@@ -232,6 +334,7 @@ def remove_file(path: str | os.PathLike[str]) -> bool:
         removed = True
     mirror = mirror_of(path)
     if mirror is not None:
+        _settle(path.absolute())  # a queued upload would bring it back
         key = mirror.key(path)
         _version_file(mirror, path).unlink(missing_ok=True)
         with contextlib.suppress(FileNotFoundError):  # S3 deletes are idempotent: ask first, to say the truth
@@ -247,6 +350,7 @@ def list_files(directory: str | os.PathLike[str], pattern: str = "*") -> list[Pa
     mirror = mirror_of(directory)
     if mirror is None:
         return [p for p in directory.glob(pattern) if p.is_file()] if directory.is_dir() else []
+    _settle(directory.absolute())
     key = mirror.key(directory)
     found = guarded(mirror, "list", lambda: mirror.fs.glob(f"{key}/{pattern}", detail=True))
     return [mirror.local_of(name) for name, info in found.items() if info.get("type") != "directory"]
@@ -257,6 +361,7 @@ def modified_at(path: str | os.PathLike[str]) -> float:
     mirror = mirror_of(path)
     if mirror is None:
         return Path(path).stat().st_mtime
+    _settle(Path(path).absolute())
     info = guarded(mirror, "read", lambda: mirror.fs.info(mirror.key(Path(path))))
     stamp = info.get("LastModified") or info.get("mtime") or info.get("updated") or info.get("created")
     if hasattr(stamp, "timestamp"):
@@ -292,6 +397,7 @@ def check_data_root(url: str) -> None:
     be used (unreachable, refused credentials, missing bucket, missing package)."""
     local = mirror_root(url)
     mirror = _MIRRORS[local]
+    _forget_reported_failure()
     probe = f"{mirror.key(local)}/.write-probe-{uuid.uuid4().hex[:12]}"
     try:
         mirror.fs.pipe_file(probe, b"")

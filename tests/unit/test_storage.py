@@ -4,6 +4,7 @@ store's copy, and whose listings, deletions and locks act on the store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -123,3 +124,82 @@ def test_the_run_records_name_files_by_their_store_url(store_root):
     assert display_path(storage.location(raw), url) == "raw/Account_20260101-000000_A.csv"
     assert display_path(raw, url) == "raw/Account_20260101-000000_A.csv"
     assert storage.location("/elsewhere/x.csv") == "/elsewhere/x.csv"
+
+
+# --- big files upload in the background (utils/storage.py, "uploads in the background") --------------------------
+@pytest.fixture()
+def held_uploads(store_root, monkeypatch):
+    """Every file of 4 bytes or more uploads in the background, and each upload of a key whose name is in
+    ``held`` waits until the test sets ``release``; ``order`` lists the keys as they reach the store."""
+    url, root, fs = store_root
+    monkeypatch.setattr(storage, "BACKGROUND_UPLOAD_MIN_BYTES", 4)
+    held, release, order = set(), threading.Event(), []
+    real_put = type(fs).put_file
+
+    def put_file(self, lpath, rpath, *args, **kwargs):
+        if any(rpath.endswith(name) for name in held):
+            assert release.wait(10)
+        real_put(self, lpath, rpath, *args, **kwargs)
+        order.append(rpath.rsplit("/", 1)[-1])
+
+    monkeypatch.setattr(type(fs), "put_file", put_file)
+    yield url, root, fs, held, release, order
+    release.set()
+    with contextlib.suppress(storage.StorageError):
+        storage.check_data_root(url)  # the next run starts clean (a reported failure is forgotten)
+
+
+def test_the_state_never_reaches_the_store_before_the_replica_it_describes(held_uploads):
+    url, root, fs, held, release, order = held_uploads
+    paths = build_sync_paths("Account", data_root=url)
+    held.add("Account.parquet")
+    write_text_atomic(paths.replica, "the replica's rows")  # big: queued, and held
+    state_written = threading.Thread(target=write_text_atomic, args=(paths.state, "{}"))  # small: waits its turn
+    state_written.start()
+    state_written.join(0.2)
+    assert state_written.is_alive() and order == []  # neither is in the store: the state waits behind the replica
+    release.set()
+    state_written.join(10)
+    assert order == ["Account.parquet", "Account.json"]
+    assert storage.fetch(paths.replica) and paths.replica.read_text() == "the replica's rows"  # no download needed
+
+
+def test_a_failed_upload_fails_the_run_and_nothing_queued_after_it_reaches_the_store(held_uploads, monkeypatch):
+    url, root, fs, held, release, order = held_uploads
+    paths = build_sync_paths("Account", data_root=url)
+    monkeypatch.setattr(storage, "_remember_version", lambda mirror, path, info: (_ for _ in ()).throw(
+        OSError("connection reset")) if path.name == "Account.parquet" else None)
+    held.add("Account.parquet")
+    write_text_atomic(paths.replica, "the replica's rows")
+    write_text_atomic(paths.replica_schema, "the sidecar")  # big too: queued behind the replica
+    release.set()
+    with pytest.raises(storage.StorageError, match="connection reset"):
+        write_text_atomic(paths.state, "{}")
+    with pytest.raises(storage.StorageError, match="connection reset"):  # every later barrier says so too
+        storage.wait_for_uploads()
+    assert "Account.schema.json" not in order and "Account.json" not in order
+    storage.check_data_root(url)  # the next run: reported once, the queue idle, so it starts clean
+    write_text_atomic(paths.state, "{}")
+    assert order[-1] == "Account.json"
+
+
+def test_a_lease_is_released_only_once_what_was_written_under_it_is_in_the_store(held_uploads):
+    url, root, fs, held, release, order = held_uploads
+    paths = build_sync_paths("Account", data_root=url)
+    lease_key = url.split("://", 1)[1] + "/state/Account.lock"
+    body_done = threading.Event()
+
+    def sync() -> None:
+        with exclusive_lock(paths.state.with_suffix(".lock"), what="test"):
+            write_text_atomic(paths.replica, "the replica's rows")
+            body_done.set()
+
+    held.add("Account.parquet")
+    holder = threading.Thread(target=sync)
+    holder.start()
+    assert body_done.wait(10)
+    holder.join(0.2)
+    assert holder.is_alive() and fs.exists(lease_key)  # the next holder would read the old replica: still held
+    release.set()
+    holder.join(10)
+    assert order[-1] == "Account.parquet" and not fs.exists(lease_key)
