@@ -31,7 +31,7 @@ from simple_salesforce.exceptions import SalesforceResourceNotFound
 
 from configs.salesforce_objects import EVERY_FIELD, ApiPath, ObjectSpec, spec_for
 from tasks.extract_plan import EARLIEST_CURSOR, ExtractPlanItem, build_soql, count_soql, halves, window_soql
-from tasks.extract_schema import check_metric_types, every_field, resolve_columns
+from tasks.extract_schema import check_metric_types, every_field, expand_compound, resolve_columns
 from tasks.sf_records import build_page_converter
 from utils.atomic import atomic_path
 from utils.connection import SalesforceConnection
@@ -491,12 +491,24 @@ def _resolve_schema(call: RequestRunner, item: ExtractPlanItem, options: Extract
     return replace(item, columns=tuple(kept), soql=build_soql(item.object_name, kept) + tail), resolved
 
 
-def resolve_every_field(spec: ObjectSpec, conn: SalesforceConnection, object_name: str, options: ExtractOptions,
-                        run_id: str) -> ObjectSpec:
-    """The entry with ``fields: "*"`` resolved to this run's describe (any other entry as it is)."""
-    if not spec.every_field:
-        return spec
-    return spec.with_fields(every_field(describe_object(conn, object_name, options, run_id), spec.exclude_fields))
+def resolve_fields(spec: ObjectSpec, conn: SalesforceConnection, object_name: str, options: ExtractOptions,
+                   run_id: str) -> ObjectSpec:
+    """The entry's field list for this run's describe: ``"*"`` resolved, compound parents expanded to their
+    components (with a warning: list the components instead)."""
+    return spec.with_fields(_run_fields(spec.fields, spec, RequestRunner(conn, object_name, options, run_id), options))
+
+
+def _run_fields(fields: tuple[str, ...], spec: ObjectSpec, call: RequestRunner,
+                options: ExtractOptions) -> tuple[str, ...]:
+    describe = _cached_describe(call, call.object_name, options)
+    if fields == (EVERY_FIELD,):
+        return every_field(describe, spec.exclude_fields)
+    columns, expanded = expand_compound(fields, describe)
+    for parent, parts in expanded.items():
+        log_event("compound_expanded", level=30, run_id=call.run_id, object=call.object_name, field=parent,
+                  components=",".join(parts), action="list the components in configs/salesforce_objects.py instead "
+                  "(Bulk cannot select a compound field)")
+    return columns
 
 
 def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptions):
@@ -505,9 +517,12 @@ def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptio
     A metric that cannot fit its column's type would otherwise fail processing only after the whole extract.
     """
     _check_api_budget(call, options)
-    if item.columns == (EVERY_FIELD,):  # a full extract of an entry with fields "*"
-        spec = resolve_every_field(spec_for(item.object_name), call.conn, item.object_name, options, call.run_id or "")
-        item = replace(item, columns=spec.fields, soql=build_soql(item.object_name, spec.fields))
+    if not item.custom_soql:  # the registry's fields: "*" and compound parents resolved on this describe
+        columns = _run_fields(item.columns, spec_for(item.object_name), call, options)
+        if columns != item.columns:
+            head = build_soql(item.object_name, item.columns)
+            tail = item.soql[len(head):] if item.soql.startswith(head) else ""
+            item = replace(item, columns=columns, soql=build_soql(item.object_name, columns) + tail)
     item, resolved = _resolve_schema(call, item, options)
     check_metric_types(item.object_name, spec_for(item.object_name), resolved.columns)
     return item, resolved

@@ -10,7 +10,7 @@ from configs.salesforce_objects import ObjectSpec
 from utils.aggregations import find_misfit_metrics
 from utils.errors import ConfigError
 from utils.raw_schema import RawColumn
-from utils.sf_types import BULK_UNSUPPORTED_TYPES, is_known_type
+from utils.sf_types import BULK_UNSUPPORTED_TYPES, COMPOUND_TYPES, is_known_type
 
 Describe = Callable[[str], dict[str, Any]]
 
@@ -68,6 +68,25 @@ def every_field(describe: dict[str, Any], exclude: Sequence[str] = ()) -> tuple[
     skipped = BULK_UNSUPPORTED_TYPES  # base64 and the compound types
     return tuple(f["name"] for f in describe["fields"]
                  if str(f.get("type", "")).lower() not in skipped and f["name"].lower() not in excluded)
+
+
+def expand_compound(fields: Sequence[str],
+                    describe: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The field list with each compound parent (``BillingAddress``, a geolocation) replaced by its component fields
+    in describe order (those not listed already), and what was expanded. Bulk cannot select a compound field, and
+    its components are what a table can hold; expanding on every API keeps the dataset the same whichever runs."""
+    by_name = {f["name"].lower(): f for f in describe["fields"]}
+    out: list[str] = []
+    expanded: dict[str, tuple[str, ...]] = {}
+    for name in fields:
+        field = by_name.get(name.lower()) if "." not in name else None
+        if field is None or str(field.get("type", "")).lower() not in COMPOUND_TYPES:
+            out.append(name)
+            continue
+        parts = tuple(f["name"] for f in describe["fields"] if f.get("compoundFieldName") == field["name"])
+        expanded[name] = parts
+        out.extend(p for p in parts if p not in fields and p not in out)
+    return tuple(out), expanded
 
 
 def resolve_columns(object_name: str, columns: Sequence[str], describe: Describe) -> ResolvedColumns:

@@ -35,7 +35,7 @@ from tasks.extract import (
     describe_object,
     extract_object,
     read_in_windows,
-    resolve_every_field,
+    resolve_fields,
 )
 from tasks.extract_plan import EARLIEST_CURSOR, ExtractPlanItem, api_choice, build_soql, window_soql
 from tasks.replica import (
@@ -660,7 +660,7 @@ def sync_object(
     """One incremental run for ``object_name``: the delta's extract, the mode, the merge counts and the replica."""
     conn = connection or get_connection()
     options = replace(options or ExtractOptions(), include_deleted=True)
-    spec = resolve_every_field(SALESFORCE_OBJECTS[object_name], conn, object_name, options, run_id)
+    spec = resolve_fields(SALESFORCE_OBJECTS[object_name], conn, object_name, options, run_id)
     if spec.cursor is None:
         msg = (f"{object_name}: incremental sync needs a cursor; list one of {', '.join(CURSOR_CANDIDATES)} in its "
                "fields in configs/salesforce_objects.py, or set sync_mode 'full'")

@@ -248,3 +248,24 @@ def test_every_field_follows_the_describe_without_compound_parents_or_excluded_f
     assert replica.columns == [*expected, "Priority__c"]
     assert replica.filter(replica["Id"] == invoice)["Priority__c"].item() == "High"
     assert replica.equals(live_records(conn, "Invoice__c", tmp_path))
+
+
+@pytest.mark.parametrize("api", ["bulk2", "rest"])
+def test_a_compound_field_is_expanded_to_its_components_on_every_api(conn, api, tmp_path, monkeypatch, caplog):
+    """Bulk 2.0 refuses a job selecting BillingAddress (API_ERROR): the entry's compound field is replaced by its
+    components (with a warning) on Bulk and REST alike, so the job runs and the dataset does not depend on the API."""
+    with_spec(monkeypatch, "Account", fields=("Id", "Name", "BillingAddress", "BillingCity", "SystemModstamp"),
+              api=api)
+    root = tmp_path / "data"
+    caplog.set_level(logging.INFO)
+
+    first = sync(conn, "Account", root, "R1")
+
+    assert first["api_path"] == api
+    expanded = _events(caplog, "compound_expanded")[0]  # the sync's, once
+    assert "field=BillingAddress" in expanded and "components=BillingStreet,BillingCity,BillingState" in expanded
+    replica = replica_of("Account", root)
+    assert replica.columns == ["Id", "Name", "BillingStreet", "BillingState", "BillingPostalCode", "BillingCountry",
+                               "BillingLatitude", "BillingLongitude", "BillingGeocodeAccuracy", "BillingCity",
+                               "SystemModstamp"]
+    assert replica.equals(live_records(conn, "Account", tmp_path))

@@ -364,3 +364,17 @@ def test_every_field_lists_the_describe_minus_compound_parents_base64_and_exclus
         ("Notes__c", "textarea"), ("SystemModstamp", "datetime"))]}
     assert every_field(describe, exclude=("notes__C",)) == (
         "Id", "Name", "BillingStreet", "BillingCity", "Site__Latitude__s", "SystemModstamp")
+
+
+def test_compound_parents_are_expanded_to_the_components_not_listed_already():
+    from tasks.extract_schema import expand_compound
+
+    describe = {"fields": [
+        {"name": "Id", "type": "id"},
+        {"name": "BillingStreet", "type": "textarea", "compoundFieldName": "BillingAddress"},
+        {"name": "BillingCity", "type": "string", "compoundFieldName": "BillingAddress"},
+        {"name": "BillingAddress", "type": "address"}, {"name": "Name", "type": "string"}]}
+    assert expand_compound(("Id", "billingaddress", "BillingCity", "Account.BillingAddress"), describe) == (
+        ("Id", "BillingStreet", "BillingCity", "Account.BillingAddress"),
+        {"billingaddress": ("BillingStreet", "BillingCity")})
+    assert expand_compound(("Id", "Name"), describe) == (("Id", "Name"), {})
