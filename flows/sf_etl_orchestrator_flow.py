@@ -30,7 +30,7 @@ from flows.run_artifacts import (
 from flows.run_summary import BranchOutcome, RunSummary, build_run_summary
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
 from reporting import write_run_report
-from tasks.extract_plan import api_choice, resolve_extract_plan
+from tasks.extract_plan import ExtractPlanItem, api_choice, resolve_extract_plan
 from utils.atomic import write_text_atomic
 from utils.errors import PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
@@ -107,6 +107,57 @@ def _publish(summary: RunSummary, qa: BranchOutcome, data_root: str | None, repo
                      f"files written by run {summary.run_id}")
 
 
+def run_objects(plan: list[ExtractPlanItem], run_id: str, *, max_concurrent: int, full_refresh: bool,
+                api: str | None, drop_missing_fields: bool, fail_on_qa_error: bool, raw_retention_count: int | None,
+                raw_retention_days: float | None, data_root: str | None,
+                credentials_block: str | None) -> tuple[RunSummary, BranchOutcome]:
+    """Land the planned objects, run Phase 1 and QA at the same time on what landed, keep raw/ bounded: the
+    run's summary and its QA branch (the orchestrator's body; ``sf-etl-object``'s for its one object)."""
+    logger = get_run_logger()
+    started_at = now_utc_seconds()
+    started = time.monotonic()
+    ensure_data_root(data_root)
+    sweep_temp_files(data_root, run_id, logger)
+    with pipeline_source(logger, credentials_block=credentials_block) as source:
+        logger.info(kv("run_start", run_id=run_id, source=source.kind, objects=",".join(i.object_name for i in plan)))
+        extracts = land_objects(plan, run_id, max_concurrent=max_concurrent, full_refresh=full_refresh,
+                                data_root=data_root, api=api_choice(api), drop_missing_fields=drop_missing_fields)
+    landed = {n: o.value for n, o in extracts.items() if o.ok and o.value is not None}
+    datasets = {n: v.dataset for n, v in landed.items()}
+    if datasets:
+        etl, qa = run_branches(datasets, run_id, data_root, fail_on_qa_error)
+    else:
+        etl = qa = BranchOutcome(False, error="no object was extracted")
+    keep = {n: raw_retention_count or SALESFORCE_OBJECTS[n].raw_retention_count for n in extracts}
+    apply_retention({n: landed[n].raw_csv if n in landed else None for n in extracts}, keep_counts=keep,
+                    max_age_days=raw_retention_days, data_root=data_root, run_id=run_id, logger=logger)
+    summary = build_run_summary(run_id, {"kind": source.kind, "instance_url": source.instance_url,
+                                         "auth_flow": source.auth_flow},
+                                extracts, etl, qa, started_at, time.monotonic() - started)
+    return summary, qa
+
+
+def finish_run(summary: RunSummary, qa: BranchOutcome, data_root: str | None, raw_retention_count: int | None,
+               raw_retention_days: float | None) -> dict[str, Any] | State:
+    """Log the run's table, write its HTML report, JSON summary and artifacts; then the flow's final value."""
+    _log_table(get_run_logger(), summary)
+    report = _write_report(summary, qa, data_root, raw_retention_count, raw_retention_days)
+    _publish(summary, qa, data_root, report)
+    return run_result(summary, qa)
+
+
+def run_result(summary: RunSummary, qa: BranchOutcome) -> dict[str, Any] | State:
+    """The run summary, or a Failed state (carrying it) when an object or the QA branch failed."""
+    failed = summary.failed_objects
+    if failed or not qa.ok:
+        reasons = [f"object(s) failed: {', '.join(failed)}"] if failed else []
+        if not qa.ok:
+            reasons.append(f"QA: {qa.error}")
+        message = "; ".join(reasons)
+        return Failed(message=message, data=PipelineRunError(message, summary.as_dict()))
+    return summary.as_dict()
+
+
 @flow(name="sf-etl-orchestrator", flow_run_name=flow_run_namer("sf-etl"), task_runner=ConcurrentTaskRunner(),
       validate_parameters=False)
 @config_error_as_failed_state
@@ -126,37 +177,10 @@ def sf_etl_orchestrator_flow(
 ) -> dict[str, Any] | State:
     """Land each object once, then Phase 1 and Phase 2 concurrently; returns the run summary (fails if anything
     failed)."""
-    logger = get_run_logger()
     plan = resolve_extract_plan(objects, soql, api=api, strict_qa=fail_on_qa_error)
-    run_id = current_run_id()
-    started_at = now_utc_seconds()
-    started = time.monotonic()
-    ensure_data_root(data_root)
-    sweep_temp_files(data_root, run_id, logger)
-    with pipeline_source(logger, credentials_block=credentials_block) as source:
-        logger.info(kv("run_start", run_id=run_id, source=source.kind, objects=",".join(i.object_name for i in plan)))
-        extracts = land_objects(plan, run_id, max_concurrent=max_concurrent_extracts, full_refresh=full_refresh,
-                                data_root=data_root, api=api_choice(api), drop_missing_fields=drop_missing_fields)
-    landed = {n: o.value for n, o in extracts.items() if o.ok and o.value is not None}
-    datasets = {n: v.dataset for n, v in landed.items()}
-    if datasets:
-        etl, qa = run_branches(datasets, run_id, data_root, fail_on_qa_error)
-    else:
-        etl = qa = BranchOutcome(False, error="no object was extracted")
-    keep = {n: raw_retention_count or SALESFORCE_OBJECTS[n].raw_retention_count for n in extracts}
-    apply_retention({n: landed[n].raw_csv if n in landed else None for n in extracts}, keep_counts=keep,
-                    max_age_days=raw_retention_days, data_root=data_root, run_id=run_id, logger=logger)
-    summary = build_run_summary(run_id, {"kind": source.kind, "instance_url": source.instance_url,
-                                         "auth_flow": source.auth_flow},
-                                extracts, etl, qa, started_at, time.monotonic() - started)
-    _log_table(logger, summary)
-    report = _write_report(summary, qa, data_root, raw_retention_count, raw_retention_days)
-    _publish(summary, qa, data_root, report)
-    failed = summary.failed_objects
-    if failed or not qa.ok:
-        reasons = [f"object(s) failed: {', '.join(failed)}"] if failed else []
-        if not qa.ok:
-            reasons.append(f"QA: {qa.error}")
-        message = "; ".join(reasons)
-        return Failed(message=message, data=PipelineRunError(message, summary.as_dict()))
-    return summary.as_dict()
+    summary, qa = run_objects(plan, current_run_id(), max_concurrent=max_concurrent_extracts,
+                              full_refresh=full_refresh, api=api, drop_missing_fields=drop_missing_fields,
+                              fail_on_qa_error=fail_on_qa_error, raw_retention_count=raw_retention_count,
+                              raw_retention_days=raw_retention_days, data_root=data_root,
+                              credentials_block=credentials_block)
+    return finish_run(summary, qa, data_root, raw_retention_count, raw_retention_days)

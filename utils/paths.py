@@ -8,6 +8,7 @@ Layout under the data root (``./data`` unless ``SF_PIPELINE_DATA_DIR`` is set)::
     output/<object>/summary.json
     replica/<object>.parquet, state/<object>.json          (incremental objects)
     runs/<timestamp>_<RUNID>.json, reports/<timestamp>_<RUNID>.html (+ latest.html)
+    runs/parts/<RUNID>/<object>.json                     (a fan-out's object runs, until it merged them)
 """
 
 from __future__ import annotations
@@ -160,6 +161,16 @@ def build_run_summary_path(started_at: str, run_id: str, *,
                            data_root: str | os.PathLike[str] | None = None) -> Path:
     """``runs/<started_at without colons>_<RUNID>.json``: one run's summary (sorts by time in a listing)."""
     return resolve_data_root(data_root) / "runs" / f"{started_at.replace(':', '')}_{run_id}.json"
+
+
+def build_run_part_path(run_id: str, object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> Path:
+    """``runs/parts/<RUNID>/<object>.json``: one object's part of a fan-out run, written by its ``sf-etl-object``
+    flow run (on any worker) for the fan-out to merge into the run's summary."""
+    _check_object(object_name)
+    if not _RUN_ID_RE.match(run_id):
+        msg = f"invalid run id {run_id!r}: letters and digits only"
+        raise ValueError(msg)
+    return resolve_data_root(data_root) / "runs" / "parts" / run_id / f"{object_name}.json"
 
 
 def build_qa_paths(object_name: str, *, data_root: str | os.PathLike[str] | None = None) -> QaPaths:
