@@ -495,14 +495,15 @@ def resolve_fields(spec: ObjectSpec, conn: SalesforceConnection, object_name: st
                    run_id: str) -> ObjectSpec:
     """The entry's field list for this run's describe: ``"*"`` resolved, compound parents expanded to their
     components (with a warning: list the components instead)."""
-    return spec.with_fields(_run_fields(spec.fields, spec, RequestRunner(conn, object_name, options, run_id), options))
+    call = RequestRunner(conn, object_name, options, run_id)
+    return spec.with_fields(_run_fields(spec.fields, spec.exclude_fields, call, options))
 
 
-def _run_fields(fields: tuple[str, ...], spec: ObjectSpec, call: RequestRunner,
+def _run_fields(fields: tuple[str, ...], exclude: Sequence[str], call: RequestRunner,
                 options: ExtractOptions) -> tuple[str, ...]:
-    describe = _cached_describe(call, call.object_name, options)
+    describe = _cached_describe(call, call.object_name, options)  # an unknown object fails here, naming itself
     if fields == (EVERY_FIELD,):
-        return every_field(describe, spec.exclude_fields)
+        return every_field(describe, exclude)
     columns, expanded = expand_compound(fields, describe)
     for parent, parts in expanded.items():
         log_event("compound_expanded", level=30, run_id=call.run_id, object=call.object_name, field=parent,
@@ -518,7 +519,8 @@ def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptio
     """
     _check_api_budget(call, options)
     if not item.custom_soql:  # the registry's fields: "*" and compound parents resolved on this describe
-        columns = _run_fields(item.columns, spec_for(item.object_name), call, options)
+        exclude = spec_for(item.object_name).exclude_fields if item.columns == (EVERY_FIELD,) else ()
+        columns = _run_fields(item.columns, exclude, call, options)
         if columns != item.columns:
             head = build_soql(item.object_name, item.columns)
             tail = item.soql[len(head):] if item.soql.startswith(head) else ""

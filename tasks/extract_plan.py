@@ -171,7 +171,7 @@ def resolve_extract_plan(
     objects: Sequence[str] | None = None,
     soql: Mapping[str, str] | None = None,
     *,
-    registry: Mapping[str, ObjectSpec] = SALESFORCE_OBJECTS,
+    registry: Mapping[str, ObjectSpec] | None = None,
     api: str | None = None,
     strict_qa: bool = False,
 ) -> list[ExtractPlanItem]:
@@ -181,6 +181,7 @@ def resolve_extract_plan(
     metrics, and strict QA (``strict_qa``) its required, key and cursor columns, so it must select those:
     missing ones are reported before anything runs.
     """
+    registry = registry if registry is not None else SALESFORCE_OBJECTS
     soql = dict(soql or {})
     chosen = list(objects) if objects else list(registry)
     unknown = [o for o in list(chosen) + list(soql) if o not in registry]

@@ -59,11 +59,15 @@ def sync(conn: SalesforceConnection, name: str, data_root: Path, run_id: str, *,
 
 
 def with_spec(monkeypatch, name: str, **changes: Any) -> None:
-    """Run with one registry entry changed or added (the registry is frozen: swap the mapping where it is read)."""
-    import configs.salesforce_objects as registry
-    import tasks.sync
+    """Run with one registry entry changed or added (the registry is frozen: swap the mapping in every module that
+    imported it)."""
+    import sys
 
-    patched = dict(registry.SALESFORCE_OBJECTS)
+    import configs.salesforce_objects as registry
+
+    current = registry.SALESFORCE_OBJECTS
+    patched = dict(current)
     patched[name] = patched[name].model_copy(update=changes) if name in patched else ObjectSpec(**changes)
-    monkeypatch.setattr(registry, "SALESFORCE_OBJECTS", patched)
-    monkeypatch.setattr(tasks.sync, "SALESFORCE_OBJECTS", patched)
+    for module in list(sys.modules.values()):
+        if getattr(module, "SALESFORCE_OBJECTS", None) is current:
+            monkeypatch.setattr(module, "SALESFORCE_OBJECTS", patched)

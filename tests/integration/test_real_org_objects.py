@@ -5,6 +5,7 @@ replica equal to the org, through the real client over HTTPS."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -269,3 +270,32 @@ def test_a_compound_field_is_expanded_to_its_components_on_every_api(conn, api, 
                                "BillingLatitude", "BillingLongitude", "BillingGeocodeAccuracy", "BillingCity",
                                "SystemModstamp"]
     assert replica.equals(live_records(conn, "Account", tmp_path))
+
+
+def test_a_whole_run_of_an_every_field_entry_lands_processes_and_passes_qa(prefect_harness, conn, org, data_root,
+                                                                           monkeypatch):
+    """The orchestrator on ``fields: "*"``: the raw CSV, the replica, Phase 1's summary and the QA schema report all
+    follow the describe (no column reported missing or unexpected), and every QA check passes."""
+    from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow
+    from tests.emulator_fixtures import point_pipeline_at
+    from utils.paths import build_qa_paths
+
+    point_pipeline_at(org, monkeypatch)
+    with_spec(monkeypatch, "Invoice__c", fields=("*",), exclude_fields=("Days_Open__c",), group_by=("Status__c",),
+              metrics={"Id": ("count",), "Amount__c": ("sum", "max")})
+
+    state = sf_etl_orchestrator_flow(objects=["Invoice__c"], return_state=True)
+
+    assert state.is_completed(), state.message
+    (row,) = state.result()["objects"]
+    assert (row["status"], row["mode"]) == ("ok", "backfill") and row["qa"].endswith("passed"), row
+    described = [f["name"] for f in conn.sf.Invoice__c.describe()["fields"]]
+    expected = [c for c in described if c not in ("Site_Location__c", "Days_Open__c")]
+    assert replica_of("Invoice__c", data_root).columns == expected
+    assert Path(row["raw_csv"]).read_text(encoding="utf-8").splitlines()[0] == ",".join(f'"{c}"' for c in expected)
+    report = json.loads(build_qa_paths("Invoice__c", data_root=data_root).schema_report.read_text(encoding="utf-8"))
+    assert report["missing_fields"] == [] and report["unexpected_columns"] == []
+    assert [c["name"] for c in report["columns"]] == expected
+    summary = json.loads(Path(row["summary_json"]).read_text(encoding="utf-8"))
+    assert {r["Status__c"] for r in summary} <= {"Draft", "Sent", "Paid", "Void", None}
+    assert sum(r["Id_count"] for r in summary) == row["replica_rows"]
