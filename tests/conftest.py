@@ -60,7 +60,8 @@ def pytest_collection_modifyitems(config, items):
 # under pytest 9.)
 ONE_WORKER_GROUPS = {
     "prefect-server": (
-        ("tests/integration/test_prefect_ui.py", "tests/integration/test_scheduling.py"),
+        ("tests/integration/test_prefect_ui.py", "tests/integration/test_scheduling.py",
+         "tests/integration/test_fanout.py"),
         "one real Prefect server (~9 s of CPU to start), stopped after them (tests/prefect_server.py SharedServer)",
     ),
     "make-run": (

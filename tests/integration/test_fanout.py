@@ -1,0 +1,146 @@
+"""The fan-out on a real work pool: a Prefect server, a ``process`` pool named sf-etl with the README's deployments
+(deployments/work_pool.py), a ``prefect worker start --pool sf-etl`` subprocess in a working directory of its own
+(as on another machine), and a small emulator org. The fan-out deployment's run, taken by the worker, starts one
+``sf-etl-object`` flow run per object, which the worker runs each in a process of its own; its outputs equal a
+single-machine orchestrator run of the same org.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from emulator import EmulatorInfo, run_emulator
+from tests.prefect_server import (
+    PREFECT_BIN,
+    PrefectServer,
+    api_post,
+    background_process,
+    create_flow_run,
+    failure_report,
+    pause_deployment,
+    prefect_server,  # noqa: F401 - the shared server's fixture
+    read_deployment,
+    wait_for_flow_run,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # one xdist worker with the other server tests
+
+OBJECTS = ["Account", "Lead"]  # each object run is a process importing Prefect and Polars: ~6.5 s of CPU
+SMALL_ORG = {"Account": 300, "Contact": 300, "Opportunity": 300, "Lead": 300, "Case": 300}
+FANOUT = "sf-etl-fanout/sf-etl-fanout-15min"
+OBJECT = "sf-etl-object/sf-etl-object"
+RUN_TIMEOUT_S = 240.0
+SAME_IN_BOTH = ("object", "status", "mode", "rows", "api", "inserts", "updates", "deletes", "hard_deletes",
+                "recovered", "unchanged", "deleted_absent", "replica_rows", "qa", "error", "schema_changes")
+
+
+@pytest.fixture(scope="module")
+def small_org() -> Iterator[EmulatorInfo]:
+    """A still org of a few hundred rows per object, served from a thread of the test process."""
+    with run_emulator(rows=SMALL_ORG, faults="", living_rate=0, in_process=True) as info:
+        yield info
+
+
+def _org_env(server: PrefectServer, org: EmulatorInfo, data_root: Path) -> dict[str, str]:
+    """What a worker machine has: the server, the org's credentials in the environment, the shared data root."""
+    return {**server.env, "SF_INSTANCE_URL": org.instance_url, "SF_ACCESS_TOKEN": org.access_token,
+            "SF_CA_BUNDLE": org.ca_bundle, "SF_PIPELINE_DATA_DIR": str(data_root),
+            "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
+
+
+def _register(server: PrefectServer) -> None:
+    """The README's `python deployments/work_pool.py`, called in this process (a subprocess costs ~5 s of CPU):
+    it creates the process pool and both deployments, the fan-out on its cron."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.work_pool import CRON, ensure_process_pool, register
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        assert ensure_process_pool("sf-etl")
+        register(cron=CRON)
+
+
+def _children(server: PrefectServer, parent_id: str) -> list[dict[str, Any]]:
+    return api_post(server.api_url, "/flow_runs/filter",
+                    {"flow_runs": {"parent_flow_run_id": {"any_": [parent_id]}}, "limit": 50})
+
+
+def _artifact_keys(server: PrefectServer, flow_run_id: str) -> set[str]:
+    artifacts = api_post(server.api_url, "/artifacts/filter",
+                         {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 50})
+    return {a["key"] for a in artifacts if a["key"]}
+
+
+def _run_summary(root: Path) -> dict[str, Any]:
+    (path,) = (root / "runs").glob("*.json")
+    return json.loads(path.read_text())
+
+
+def _outputs(root: Path, name: str) -> dict[str, Any]:
+    return {"summary": json.loads((root / "output" / name / "summary.json").read_text()),
+            "replica_ids": sorted(pl.read_parquet(root / "replica" / f"{name}.parquet")["Id"].to_list()),
+            "profile": json.loads((root / "processed" / "qa" / name / "profile.json").read_text()) | {"raw_csv": None}}
+
+
+def _orchestrator_run(server: PrefectServer, org: EmulatorInfo, root: Path, monkeypatch) -> None:
+    """The single-machine orchestrator on the same org, in this process, reporting to the same server."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow
+
+    for name, value in _org_env(server, org, root).items():
+        if name.startswith("SF_"):
+            monkeypatch.setenv(name, value)
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        state = sf_etl_orchestrator_flow(objects=OBJECTS, return_state=True)
+    assert state.is_completed(), state.message
+
+
+def test_a_fanout_runs_each_object_in_its_own_flow_run_on_the_worker_and_matches_the_orchestrator(
+        prefect_server: PrefectServer, small_org, tmp_path, monkeypatch):  # noqa: F811
+    shared_root, single_root, worker_dir = tmp_path / "shared", tmp_path / "single", tmp_path / "worker-a"
+    worker_dir.mkdir()
+    _register(prefect_server)
+    fanout = read_deployment(prefect_server, FANOUT)
+    assert fanout is not None and fanout["work_pool_name"] == "sf-etl"
+    assert [s["schedule"]["cron"] for s in fanout["schedules"]] == ["*/15 * * * *"]
+    pause_deployment(prefect_server, fanout["id"])  # a quarter-hour passing mid-test must not start a full run
+    assert read_deployment(prefect_server, OBJECT)["work_pool_name"] == "sf-etl"
+
+    env = _org_env(prefect_server, small_org, shared_root)
+    log = prefect_server.log_path("worker-a.log")
+    cmd = [str(PREFECT_BIN), "worker", "start", "--pool", "sf-etl", "--name", "worker-a"]
+    with background_process(cmd, env=env, log_path=log, cwd=worker_dir) as worker:
+        flow_run_id = create_flow_run(prefect_server, fanout, params={"objects": OBJECTS, "timeout_seconds": 180})
+        run = wait_for_flow_run(prefect_server, flow_run_id, timeout_s=RUN_TIMEOUT_S, logs=[log], watch=[worker])
+        assert run["state"]["type"] == "COMPLETED", failure_report(run, [prefect_server.log, log])
+        children = wait_until(lambda: _children(prefect_server, flow_run_id) or None, timeout_s=10,
+                              what="the fan-out's object runs", logs=[log])
+
+    run_id = run["name"].split()[-1]
+    assert sorted(c["name"] for c in children) == sorted(f"{name} {run_id}" for name in OBJECTS)
+    assert {c["state"]["type"] for c in children} == {"COMPLETED"}
+    assert {c["deployment_id"] for c in children} == {read_deployment(prefect_server, OBJECT)["id"]}
+    assert {c["work_pool_name"] for c in children} == {"sf-etl"}
+    pids = {c["infrastructure_pid"] for c in children} | {run["infrastructure_pid"]}
+    assert None not in pids and len(pids) == len(OBJECTS) + 1, "each flow run had a process of its own"
+    assert {"sf-etl-run-summary", "qa-summary", "sf-etl-files"} <= _artifact_keys(prefect_server, flow_run_id)
+
+    _orchestrator_run(prefect_server, small_org, single_root, monkeypatch)
+    fanned, single = _run_summary(shared_root), _run_summary(single_root)
+    assert fanned["run_id"] == run_id and fanned["phase1_ok"] and fanned["qa_ok"]
+    assert fanned["source"] == single["source"]
+    assert [{k: r[k] for k in SAME_IN_BOTH} for r in fanned["objects"]] == \
+        [{k: r[k] for k in SAME_IN_BOTH} for r in single["objects"]]
+    for name in OBJECTS:
+        assert _outputs(shared_root, name) == _outputs(single_root, name), name
+        assert list((shared_root / "raw").glob(f"{name}_*_{run_id}.csv")), "the object runs share the run id"
+    assert (shared_root / "reports" / "latest.html").is_file()
+    assert not list((shared_root / "runs" / "parts").rglob("*")), "the parts were merged and removed"
