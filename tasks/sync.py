@@ -170,6 +170,7 @@ class _SyncTarget:
     api: ApiChoice | None
     cursor: str                    # the field deltas are taken on (ObjectSpec.cursor)
     has_deleted_flag: bool = True  # the object has IsDeleted (User, Group, History and setup objects may not)
+    has_created_date: bool = True  # the object has CreatedDate: row counts are bounded and windowed on it
 
 
 @dataclass(frozen=True)
@@ -647,6 +648,20 @@ class SyncResult:
                 "schema_changes": self.schema_changes}
 
 
+def _sync_target(object_name: str, conn: SalesforceConnection, options: ExtractOptions, run_id: str,
+                 data_root: str | os.PathLike[str] | None, api: ApiChoice | None) -> _SyncTarget:
+    """The object's entry resolved on this run's describe (``"*"``, compound fields), its cursor, and whether the
+    object has IsDeleted and CreatedDate."""
+    spec = resolve_fields(SALESFORCE_OBJECTS[object_name], conn, object_name, options, run_id)
+    if spec.cursor is None:
+        msg = (f"{object_name}: incremental sync needs a cursor; list one of {', '.join(CURSOR_CANDIDATES)} in its "
+               "fields in configs/salesforce_objects.py, or set sync_mode 'full'")
+        raise ConfigError(msg)
+    described = {f["name"] for f in describe_object(conn, object_name, options, run_id)["fields"]}
+    return _SyncTarget(object_name, spec, conn, options, run_id, data_root, api, spec.cursor,
+                       has_deleted_flag=DELETED_FLAG in described, has_created_date=CREATED_FIELD in described)
+
+
 def sync_object(
     object_name: str,
     *,
@@ -660,14 +675,8 @@ def sync_object(
     """One incremental run for ``object_name``: the delta's extract, the mode, the merge counts and the replica."""
     conn = connection or get_connection()
     options = replace(options or ExtractOptions(), include_deleted=True)
-    spec = resolve_fields(SALESFORCE_OBJECTS[object_name], conn, object_name, options, run_id)
-    if spec.cursor is None:
-        msg = (f"{object_name}: incremental sync needs a cursor; list one of {', '.join(CURSOR_CANDIDATES)} in its "
-               "fields in configs/salesforce_objects.py, or set sync_mode 'full'")
-        raise ConfigError(msg)
-    fields = {f["name"] for f in describe_object(conn, object_name, options, run_id)["fields"]}
-    target = _SyncTarget(object_name, spec, conn, options, run_id, data_root, api, spec.cursor,
-                         has_deleted_flag=DELETED_FLAG in fields)
+    target = _sync_target(object_name, conn, options, run_id, data_root, api)
+    spec = target.spec
     paths = build_sync_paths(object_name, data_root=data_root)
     started = time.monotonic()
     source = conn.org_key
@@ -689,7 +698,7 @@ def sync_object(
         offset = state.clock_offset_seconds if state else 0.0
         count = _count_live(RequestRunner(conn, object_name, target.options, run_id), object_name,
                             _count_bound(landed, delta_started, spec, offset),
-                            CREATED_FIELD if CREATED_FIELD in fields else target.cursor,
+                            CREATED_FIELD if target.has_created_date else target.cursor,
                             target.options.query_window_floor_seconds)
         watermark, landed, forced = _reset_future_watermark(target, count, watermark, landed)
         runs_since = state.runs_since_reconcile + 1 if watermark and state else 0
