@@ -182,7 +182,9 @@ def merge_delta(
     keys = replica.select(primary_key)
     inserts = upserts.join(keys, on=primary_key, how="anti").height
     existing = upserts.join(keys, on=primary_key, how="semi")
-    updates = existing.join(replica, on=columns, how="anti", nulls_equal=True).height
+    # only the delta's own keys can match (the key is one of ``columns``): hashing every replica row cost ~0.7 s at 1M
+    updates = existing.join(replica.join(existing.select(primary_key), on=primary_key, how="semi"), on=columns,
+                            how="anti", nulls_equal=True).height
     soft_deleted = latest.filter(is_deleted).select(primary_key)
     deletes = soft_deleted.join(keys, on=primary_key, how="semi").height
     untouched = replica.join(latest.select(primary_key), on=primary_key, how="anti")
