@@ -1,13 +1,15 @@
 """The fan-out on a real work pool: a Prefect server, a ``process`` pool named sf-etl with the README's deployments
-(deployments/work_pool.py), a ``prefect worker start --pool sf-etl`` subprocess in a working directory of its own
-(as on another machine), and a small emulator org. The fan-out deployment's run, taken by the worker, starts one
-``sf-etl-object`` flow run per object, which the worker runs each in a process of its own; its outputs equal a
-single-machine orchestrator run of the same org.
+(deployments/work_pool.py), two ``prefect worker start --pool sf-etl`` subprocesses, each in a working directory of
+its own (as two machines would have), and a small emulator org. The fan-out deployment's run, taken by one worker,
+starts one ``sf-etl-object`` flow run per object, which the workers run each in a process of its own; its outputs
+equal a single-machine orchestrator run of the same org.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from emulator import EmulatorInfo, run_emulator
 from tests.prefect_server import (
     PREFECT_BIN,
+    PROJECT_ROOT,
     PrefectServer,
     api_post,
     background_process,
@@ -27,7 +30,6 @@ from tests.prefect_server import (
     prefect_server,  # noqa: F401 - the shared server's fixture
     read_deployment,
     wait_for_flow_run,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # one xdist worker with the other server tests
@@ -103,26 +105,37 @@ def _orchestrator_run(server: PrefectServer, org: EmulatorInfo, root: Path, monk
     assert state.is_completed(), state.message
 
 
-def test_a_fanout_runs_each_object_in_its_own_flow_run_on_the_worker_and_matches_the_orchestrator(
+def _started_by(log: Path) -> set[str]:
+    """The flow runs a worker started, from its log: ``Completed submission of flow run '<id>'`` (both workers may
+    try one; the server lets one through and the other logs ``Aborted submission``)."""
+    return set(re.findall(r"Completed submission of flow run '([0-9a-f-]{36})'", log.read_text(errors="replace")))
+
+
+def test_a_fanout_on_two_workers_runs_each_object_in_its_own_flow_run_and_matches_the_orchestrator(
         prefect_server: PrefectServer, small_org, tmp_path, monkeypatch):  # noqa: F811
-    shared_root, single_root, worker_dir = tmp_path / "shared", tmp_path / "single", tmp_path / "worker-a"
-    worker_dir.mkdir()
+    shared_root, single_root = tmp_path / "shared", tmp_path / "single"
     _register(prefect_server)
     fanout = read_deployment(prefect_server, FANOUT)
     assert fanout is not None and fanout["work_pool_name"] == "sf-etl"
     assert [s["schedule"]["cron"] for s in fanout["schedules"]] == ["*/15 * * * *"]
     pause_deployment(prefect_server, fanout["id"])  # a quarter-hour passing mid-test must not start a full run
+    assert str(PROJECT_ROOT) in json.dumps(fanout["pull_steps"]), "runs start in the checkout"
     assert read_deployment(prefect_server, OBJECT)["work_pool_name"] == "sf-etl"
 
     env = _org_env(prefect_server, small_org, shared_root)
-    log = prefect_server.log_path("worker-a.log")
-    cmd = [str(PREFECT_BIN), "worker", "start", "--pool", "sf-etl", "--name", "worker-a"]
-    with background_process(cmd, env=env, log_path=log, cwd=worker_dir) as worker:
+    logs = {name: prefect_server.log_path(f"{name}.log") for name in ("worker-a", "worker-b")}
+    with contextlib.ExitStack() as stack:
+        workers = []
+        for name, log in logs.items():  # two machines: each its own working directory
+            (tmp_path / name).mkdir()
+            # at most 2 runs each: the worker that takes the fan-out leaves an object run or two to the other
+            cmd = [str(PREFECT_BIN), "worker", "start", "--pool", "sf-etl", "--name", name, "--limit", "2"]
+            workers.append(stack.enter_context(background_process(cmd, env=env, log_path=log, cwd=tmp_path / name)))
         flow_run_id = create_flow_run(prefect_server, fanout, params={"objects": OBJECTS, "timeout_seconds": 180})
-        run = wait_for_flow_run(prefect_server, flow_run_id, timeout_s=RUN_TIMEOUT_S, logs=[log], watch=[worker])
-        assert run["state"]["type"] == "COMPLETED", failure_report(run, [prefect_server.log, log])
-        children = wait_until(lambda: _children(prefect_server, flow_run_id) or None, timeout_s=10,
-                              what="the fan-out's object runs", logs=[log])
+        run = wait_for_flow_run(prefect_server, flow_run_id, timeout_s=RUN_TIMEOUT_S, logs=list(logs.values()),
+                                watch=workers)
+        assert run["state"]["type"] == "COMPLETED", failure_report(run, [prefect_server.log, *logs.values()])
+    children = _children(prefect_server, flow_run_id)
 
     run_id = run["name"].split()[-1]
     assert sorted(c["name"] for c in children) == sorted(f"{name} {run_id}" for name in OBJECTS)
@@ -131,6 +144,10 @@ def test_a_fanout_runs_each_object_in_its_own_flow_run_on_the_worker_and_matches
     assert {c["work_pool_name"] for c in children} == {"sf-etl"}
     pids = {c["infrastructure_pid"] for c in children} | {run["infrastructure_pid"]}
     assert None not in pids and len(pids) == len(OBJECTS) + 1, "each flow run had a process of its own"
+    taken = {name: _started_by(log) for name, log in logs.items()}
+    assert set.union(*taken.values()) == {flow_run_id, *(c["id"] for c in children)}, taken
+    assert sum(map(len, taken.values())) == len(OBJECTS) + 1, f"a flow run started twice: {taken}"
+    assert all(taken.values()), f"a worker ran nothing: {taken}"
     assert {"sf-etl-run-summary", "qa-summary", "sf-etl-files"} <= _artifact_keys(prefect_server, flow_run_id)
 
     _orchestrator_run(prefect_server, small_org, single_root, monkeypatch)
