@@ -57,16 +57,33 @@ def _org_env(server: PrefectServer, org: EmulatorInfo, data_root: Path) -> dict[
             "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
 
 
-def _register(server: PrefectServer) -> None:
-    """The README's `python deployments/work_pool.py`, called in this process (a subprocess costs ~5 s of CPU):
-    it creates the process pool and both deployments, the fan-out on its cron."""
+@pytest.fixture(scope="module")
+def pool_deployments(prefect_server: PrefectServer) -> dict[str, Any]:  # noqa: F811
+    """The README's `python deployments/work_pool.py`, called in this process (a subprocess costs ~5 s of CPU): it
+    creates the process pool and both deployments, the fan-out on its cron; returns the fan-out's deployment, its
+    schedule paused (a quarter-hour passing mid-test must not start a run of every object)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from deployments.work_pool import CRON, ensure_process_pool, register
 
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
         assert ensure_process_pool("sf-etl")
         register(cron=CRON)
+    fanout = read_deployment(prefect_server, FANOUT)
+    assert fanout is not None and fanout["work_pool_name"] == "sf-etl"
+    assert [s["schedule"]["cron"] for s in fanout["schedules"]] == ["*/15 * * * *"]
+    pause_deployment(prefect_server, fanout["id"])
+    return fanout
+
+
+def _in_process(server: PrefectServer, org: EmulatorInfo, root: Path, monkeypatch) -> contextlib.AbstractContextManager:
+    """Flows called in this process report to the server and read the org and data root a worker would."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    for name, value in _org_env(server, org, root).items():
+        if name.startswith("SF_"):
+            monkeypatch.setenv(name, value)
+    return temporary_settings(updates={PREFECT_API_URL: server.api_url})
 
 
 def _children(server: PrefectServer, parent_id: str) -> list[dict[str, Any]]:
@@ -93,14 +110,9 @@ def _outputs(root: Path, name: str) -> dict[str, Any]:
 
 def _orchestrator_run(server: PrefectServer, org: EmulatorInfo, root: Path, monkeypatch) -> None:
     """The single-machine orchestrator on the same org, in this process, reporting to the same server."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow
 
-    for name, value in _org_env(server, org, root).items():
-        if name.startswith("SF_"):
-            monkeypatch.setenv(name, value)
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    with _in_process(server, org, root, monkeypatch):
         state = sf_etl_orchestrator_flow(objects=OBJECTS, return_state=True)
     assert state.is_completed(), state.message
 
@@ -112,13 +124,8 @@ def _started_by(log: Path) -> set[str]:
 
 
 def test_a_fanout_on_two_workers_runs_each_object_in_its_own_flow_run_and_matches_the_orchestrator(
-        prefect_server: PrefectServer, small_org, tmp_path, monkeypatch):  # noqa: F811
-    shared_root, single_root = tmp_path / "shared", tmp_path / "single"
-    _register(prefect_server)
-    fanout = read_deployment(prefect_server, FANOUT)
-    assert fanout is not None and fanout["work_pool_name"] == "sf-etl"
-    assert [s["schedule"]["cron"] for s in fanout["schedules"]] == ["*/15 * * * *"]
-    pause_deployment(prefect_server, fanout["id"])  # a quarter-hour passing mid-test must not start a full run
+        prefect_server: PrefectServer, pool_deployments, small_org, tmp_path, monkeypatch):  # noqa: F811
+    shared_root, single_root, fanout = tmp_path / "shared", tmp_path / "single", pool_deployments
     assert str(PROJECT_ROOT) in json.dumps(fanout["pull_steps"]), "runs start in the checkout"
     assert read_deployment(prefect_server, OBJECT)["work_pool_name"] == "sf-etl"
 
@@ -161,3 +168,18 @@ def test_a_fanout_on_two_workers_runs_each_object_in_its_own_flow_run_and_matche
         assert list((shared_root / "raw").glob(f"{name}_*_{run_id}.csv")), "the object runs share the run id"
     assert (shared_root / "reports" / "latest.html").is_file()
     assert not list((shared_root / "runs" / "parts").rglob("*")), "the parts were merged and removed"
+
+
+def test_object_runs_no_worker_takes_are_cancelled_at_the_timeout_and_their_objects_reported_failed(
+        prefect_server: PrefectServer, pool_deployments, small_org, tmp_path, monkeypatch):  # noqa: F811
+    from flows.sf_etl_fanout_flow import sf_etl_fanout_flow
+
+    root = tmp_path / "data"
+    with _in_process(prefect_server, small_org, root, monkeypatch):  # no worker runs: nothing takes the object run
+        state = sf_etl_fanout_flow(objects=["Account"], timeout_seconds=2, return_state=True)
+
+    assert state.is_failed() and state.message == "object(s) failed: Account; QA: no object was extracted"
+    (row,) = _run_summary(root)["objects"]
+    assert row["status"] == "failed" and row["error"] == "its flow run did not finish within 2 s; cancelled"
+    children = _children(prefect_server, str(state.state_details.flow_run_id))
+    assert [c["state"]["type"] for c in children] == ["CANCELLED"], "a worker started later must not run it"
