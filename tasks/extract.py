@@ -94,6 +94,10 @@ class ExtractOptions:
         if not (math.isfinite(timeout) and timeout > 0):  # nan/inf would never abort a stuck job, <= 0 abort all
             msg = f"ExtractOptions.bulk_job_timeout_seconds must be a positive number of seconds, got {timeout!r}"
             raise ConfigError(msg)
+        if not self.query_window_floor_seconds >= 1:  # windows are halved to the second: below it, never ending
+            msg = ("ExtractOptions.query_window_floor_seconds must be at least 1 second, got "
+                   f"{self.query_window_floor_seconds!r}")
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True)
@@ -509,7 +513,11 @@ def _run_fields(fields: tuple[str, ...], exclude: Sequence[str], call: RequestRu
         log_event("compound_expanded", level=30, run_id=call.run_id, object=call.object_name, field=parent,
                   components=",".join(parts), action="list the components in configs/salesforce_objects.py instead "
                   "(Bulk cannot select a compound field)")
-    return columns
+    # describe's spelling (``industry`` -> ``Industry``): the replica's columns, its state and the registry's list
+    # must compare equal, or a column would be dropped and pulled again on every run
+    canonical = resolve_columns(call.object_name, columns, lambda name: _cached_describe(call, name, options))
+    spelled = {c.name.lower(): c.name for c in canonical.columns}
+    return tuple(spelled.get(c.lower(), c) for c in columns)
 
 
 def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptions):

@@ -32,8 +32,9 @@ class ExtractPlanItem:
     cursor_since: datetime | None = None  # the query's own lower bound on the cursor (a delta's), if any
 
 
-# A query over windows of the cursor starts here when it has no lower bound of its own: before any org existed.
-EARLIEST_CURSOR = datetime(1999, 1, 1, tzinfo=timezone.utc)
+# A query over windows of the cursor starts here when it has no lower bound of its own: Salesforce's earliest
+# datetime (audit fields can be set in the past on import, so not the org's creation)
+EARLIEST_CURSOR = datetime(1700, 1, 1, tzinfo=timezone.utc)
 
 
 def window_soql(soql: str, cursor: str, start: datetime, end: datetime) -> str:
@@ -198,6 +199,7 @@ def resolve_extract_plan(
             check_custom_columns(name, columns, spec, strict_qa=strict_qa)
             plan.append(ExtractPlanItem(name, soql[name].strip(), columns, choice or spec.api, True))
         else:
-            plan.append(ExtractPlanItem(name, build_soql(name, spec.fields), spec.fields, choice or spec.api, False,
-                                        cursor=spec.cursor))
+            # no cursor: a full extract that timed out is not split, for a record updated between two windows would
+            # be read twice, and a raw CSV (its dataset) has no merge by key to absorb it
+            plan.append(ExtractPlanItem(name, build_soql(name, spec.fields), spec.fields, choice or spec.api, False))
     return plan

@@ -85,7 +85,8 @@ def expand_compound(fields: Sequence[str],
             continue
         parts = tuple(f["name"] for f in describe["fields"] if f.get("compoundFieldName") == field["name"])
         expanded[name] = parts
-        out.extend(p for p in parts if p not in fields and p not in out)
+        listed = {n.lower() for n in (*fields, *out)}
+        out.extend(p for p in parts if p.lower() not in listed)
     return tuple(out), expanded
 
 

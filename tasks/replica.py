@@ -78,10 +78,11 @@ class ColumnChanges:
     ``drop_missing_fields``) is kept with its last values, null for the records changed since.
     """
 
-    added: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()    # new in the registry or the org, or visible again after being hidden
     retyped: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
-    hidden: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()   # every column kept while describe does not show it
+    newly_hidden: tuple[str, ...] = ()  # those hidden since the last run: the change to report
     columns: tuple[str, ...] = ()           # the replica's columns after the change, in registry order
     types: tuple[tuple[str, str], ...] = ()  # (column, Salesforce type) for each of them
 
@@ -91,14 +92,14 @@ class ColumnChanges:
         return self.added + self.retyped
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.retyped or self.dropped or self.hidden)
+        return bool(self.added or self.retyped or self.dropped or self.newly_hidden)
 
     def describe(self, previous: Mapping[str, str]) -> str:
         """``+Foo__c, -Bar__c, AnnualRevenue: string -> currency, ~Baz__c (hidden)`` for logs and the run summary."""
         types = dict(self.types)
         parts = [f"+{c}" for c in self.added] + [f"-{c}" for c in self.dropped]
         parts += [f"{c}: {previous.get(c)} -> {types[c]}" for c in self.retyped]
-        parts += [f"~{c} (hidden)" for c in self.hidden]
+        parts += [f"~{c} (hidden)" for c in self.newly_hidden]
         return ", ".join(parts)
 
 
@@ -111,9 +112,10 @@ def plan_column_changes(recorded: Mapping[str, str], visible: Mapping[str, str],
     retyped = tuple(c for c in visible if c in recorded and c not in added and recorded[c] != visible[c])
     dropped = tuple(c for c in recorded if c not in registry_fields)
     hidden = tuple(c for c in recorded if c in registry_fields and c not in visible)
+    newly_hidden = tuple(c for c in hidden if c not in previously_hidden)
     columns = tuple(c for c in registry_fields if c in visible or c in hidden)
     types = tuple((c, visible[c] if c in visible else recorded[c]) for c in columns)
-    return ColumnChanges(added, retyped, dropped, hidden, columns, types)
+    return ColumnChanges(added, retyped, dropped, hidden, newly_hidden, columns, types)
 
 
 def conform_replica(replica: pl.DataFrame, schema: Mapping[str, pl.DataType], *, primary_key: str,

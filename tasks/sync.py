@@ -61,7 +61,7 @@ from tasks.replica import (
 from utils import storage
 from utils.atomic import atomic_path, write_text_atomic
 from utils.connection import SalesforceConnection
-from utils.errors import ConfigError
+from utils.errors import ConfigError, PipelineError
 from utils.locks import exclusive_lock
 from utils.logs import log_event
 from utils.paths import SyncPaths, build_sync_paths
@@ -601,7 +601,13 @@ def _refresh_formulas(target: _SyncTarget, outcome: _Outcome, *, due: bool) -> t
     columns = _refresh_columns(target, outcome.landed)
     if not columns:
         return outcome, True
-    fill = _narrow_pull(target, columns, outcome.replica.height)
+    try:
+        fill = _narrow_pull(target, columns, outcome.replica.height)
+    except PipelineError as err:  # a refresh only freshens values: the delta is saved, the next run tries again
+        log_event("sync_formulas_refresh_failed", level=30, object=target.object_name, run_id=target.run_id,
+                  columns=",".join(columns), error=" ".join(str(err).split()),
+                  action="the delta is saved; the next run retries")
+        return outcome, False
     refreshed, changed = refresh_columns(outcome.replica, fill, primary_key=target.spec.primary_key)
     log_event("sync_formulas_refreshed", object=target.object_name, run_id=target.run_id, columns=",".join(columns),
               records=fill.height, changed_values=changed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,10 @@ def connect(info) -> SalesforceConnection:
 
 
 @pytest.fixture()
-def conn(emulator_reset) -> SalesforceConnection:
-    """The real client on the session emulator, reset after the test."""
+def conn(emulator_reset, monkeypatch) -> SalesforceConnection:
+    """The real client on the session emulator, reset after the test; this test's run ids are its own (a describe
+    is cached per run id, as every real run's are unique)."""
+    monkeypatch.setattr(sys.modules[__name__], "RUN_PREFIX", uuid.uuid4().hex[:6].upper())
     return connect(emulator_reset)
 
 

@@ -82,7 +82,7 @@ def test_crash_between_replica_and_watermark_writes_loses_nothing(conn, emulator
     assert replica_of("Case", root).equals(live_records(conn, "Case", tmp_path))
 
 
-def test_full_refresh_and_registry_changes_rebuild_the_replica(conn, emulator_reset, tmp_path):
+def test_full_refresh_and_a_corrupt_state_rebuild_the_replica(conn, emulator_reset, tmp_path):
     root = tmp_path / "data"
     sync(conn, "Account", root, "R1")
     assert sync(conn, "Account", root, "R2")["mode"] == "incremental"
@@ -90,7 +90,8 @@ def test_full_refresh_and_registry_changes_rebuild_the_replica(conn, emulator_re
     paths = build_sync_paths("Account", data_root=root)
     paths.state.write_text("{not json")  # a corrupt state file: reported, then a clean backfill
     result = sync(conn, "Account", root, "R4")
-    assert result["mode"] == "backfill" and read_sync_state(paths.state, "Account").last_run_id == "R4"
+    assert result["mode"] == "backfill" and read_sync_state(paths.state, "Account").last_run_id == result["run_id"]
+    assert result["run_id"].endswith("R4")
     assert replica_of("Account", root).equals(live_records(conn, "Account", tmp_path))
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from emulator import EmulatorInfo, build_org, change_field, reset_state, run_emulator
@@ -122,6 +123,9 @@ def test_a_field_hidden_by_an_admin_is_kept_then_refilled_when_shown_again(conn,
     replica = replica_of("Account", root)
     assert replica.filter(replica["Id"] == changed)["Rating"].item() is None
     assert replica["Rating"].null_count() < replica.height  # the other records keep their last values
+    still = sync(conn, "Account", root, "R2B", options=options)  # still hidden: no change to report, values kept
+    assert (still["mode"], still["schema_changes"]) == ("incremental", None)
+    assert replica_of("Account", root)["Rating"].equals(replica["Rating"])
 
     change_field(org, "Account", "Rating", "show")
     shown = sync(conn, "Account", root, "R3", options=options)
@@ -183,11 +187,11 @@ def slow_org() -> Iterator[EmulatorInfo]:
 
 
 @pytest.mark.parametrize("api", ["rest", "bulk2"])
-def test_a_query_that_times_out_is_split_into_cursor_windows(slow_org, api, tmp_path, monkeypatch, caplog):
+def test_a_query_that_times_out_is_split_into_cursor_windows(slow_org, api, tmp_path, caplog):
     """The backfill of 3,000 Opportunities times out as one query: it is halved on SystemModstamp until every
-    window passes, the windows join into one raw CSV, and the replica holds exactly the org's live records. (The
-    COUNT() of the reconciliation check times out too: it is summed over CreatedDate windows.)"""
-    with_spec(monkeypatch, "Opportunity", api="rest")  # the truth's read below; the syncs ask for ``api``
+    window passes, the windows join into one raw CSV, and the replica holds exactly the org's live records. A delta
+    over the limit is split too, from its own lower bound. (The COUNT() of the reconciliation check times out as
+    well: it is summed over CreatedDate windows.)"""
     conn = connect(slow_org)
     root = tmp_path / "data"
     caplog.set_level(logging.INFO)
@@ -199,11 +203,32 @@ def test_a_query_that_times_out_is_split_into_cursor_windows(slow_org, api, tmp_
     live = expected_ids(build_org(rows=TIMEOUT_ROWS), "Opportunity").live
     replica = replica_of("Opportunity", root)
     assert replica["Id"].n_unique() == replica.height and set(replica["Id"]) == live
-    assert replica.equals(live_records(conn, "Opportunity", tmp_path))  # every value, through windows too
-    conn.sf.Opportunity.update(replica["Id"][0], {"NextStep": "after the windows"})
-    second = sync(conn, "Opportunity", root, "R2", api=api)  # a small delta: one query, no split
-    assert (second["mode"], second["sync"]["updates"]) == ("incremental", 1)
-    assert len(_events(caplog, "extract_windows")) == 2  # the truth's full read above split too; this one did not
+    _assert_sample_matches_the_org(conn, replica)
+
+    # the state's watermark set back so that the next delta matches ~1,000 rows: it times out and is split
+    paths = build_sync_paths("Opportunity", data_root=root)
+    state = json.loads(paths.state.read_text())
+    state["watermark"] = replica["SystemModstamp"].sort(descending=True)[1000].isoformat()
+    paths.state.write_text(json.dumps(state))
+    changed = replica["Id"][5]
+    conn.sf.Opportunity.update(changed, {"Name": "Renamed after the windows"})
+    second = sync(conn, "Opportunity", root, "R2", api=api)
+    assert second["mode"] == "incremental" and 1000 <= second["rows"] < TIMEOUT_ROWS["Opportunity"]
+    assert len(_events(caplog, "extract_windows")) == 2 and second["sync"]["updates"] == 1
+    replica = replica_of("Opportunity", root)
+    assert set(replica["Id"]) == live
+    _assert_sample_matches_the_org(conn, replica, [changed])
+
+
+def _assert_sample_matches_the_org(conn: SalesforceConnection, replica: pl.DataFrame, ids: list[str] = ()) -> None:
+    """Values of a sample of records (a query small enough not to time out) equal the replica's."""
+    sample = [*ids, *replica["Id"].gather_every(150).to_list()]
+    quoted = ", ".join(f"'{i}'" for i in sample)
+    rows = conn.sf.query(f"SELECT Id, Name, StageName, Amount, Probability FROM Opportunity WHERE Id IN ({quoted})")
+    org = {r["Id"]: (r["Name"], r["StageName"], r["Amount"], r["Probability"]) for r in rows["records"]}
+    mine = {r["Id"]: (r["Name"], r["StageName"], r["Amount"], r["Probability"])
+            for r in replica.filter(pl.col("Id").is_in(sample)).iter_rows(named=True)}
+    assert len(org) == len(set(sample)) and mine == org
 
 
 def test_a_500_field_object_is_synced_through_bulk_when_its_query_is_too_long_for_a_get(conn, tmp_path, monkeypatch,
@@ -220,7 +245,8 @@ def test_a_500_field_object_is_synced_through_bulk_when_its_query_is_too_long_fo
 
     assert (first["api_path"], second["api_path"]) == ("bulk2", "bulk2")
     assert (second["mode"], second["sync"]["updates"]) == ("incremental", 1)
-    assert all("too long for a REST GET" in e for e in _events(caplog, "api_override"))
+    overrides = _events(caplog, "api_override")
+    assert overrides and all("too long for a REST GET" in e for e in overrides)
     replica = replica_of("Wide__c", root)
     assert replica.width == 500  # every field of the describe, IsDeleted too
     assert replica.equals(live_records(conn, "Wide__c", tmp_path))
@@ -263,7 +289,7 @@ def test_a_compound_field_is_expanded_to_its_components_on_every_api(conn, api, 
     first = sync(conn, "Account", root, "R1")
 
     assert first["api_path"] == api
-    expanded = _events(caplog, "compound_expanded")[0]  # the sync's, once
+    (expanded,) = _events(caplog, "compound_expanded")  # once: the delta's query is built from the expanded list
     assert "field=BillingAddress" in expanded and "components=BillingStreet,BillingCity,BillingState" in expanded
     replica = replica_of("Account", root)
     assert replica.columns == ["Id", "Name", "BillingStreet", "BillingState", "BillingPostalCode", "BillingCountry",

@@ -86,3 +86,15 @@ def test_a_field_the_org_does_not_have_fails_before_anything_is_written(conn, em
     with pytest.raises(ConfigError, match=r"^Lead\.Favourite_Colour__c: not found in the org's describe"):
         sync(conn, "Lead", root, "R2")
     assert {p: p.read_bytes() for p in before} == before
+
+
+def test_registry_names_are_compared_in_describe_spelling(conn, emulator_reset, tmp_path, monkeypatch):
+    """A field typed ``industry`` is the describe's ``Industry``: kept run after run, never dropped and pulled
+    again."""
+    lead = registry.SALESFORCE_OBJECTS["Lead"]
+    with_spec(monkeypatch, "Lead", fields=tuple(f.lower() if f == "Industry" else f for f in lead.fields))
+    root = tmp_path / "data"
+    sync(conn, "Lead", root, "R1")
+    second = sync(conn, "Lead", root, "R2")
+    assert (second["mode"], second["schema_changes"]) == ("incremental", None)
+    assert "Industry" in replica_of("Lead", root).columns

@@ -158,6 +158,9 @@ def test_column_changes_are_planned_from_the_registry_and_describe():
     assert changes.describe(RECORDED) == "+Title, -Old__c, Amount: string -> currency, ~Rating (hidden)"
     same = plan_column_changes(RECORDED, RECORDED, tuple(RECORDED), primary_key="Id")
     assert not same and same.columns == tuple(RECORDED)
+    still = plan_column_changes(RECORDED, visible, ("Id", "Name", "Title", "Amount", "Rating"), primary_key="Id",
+                                previously_hidden=("Rating",))
+    assert still.hidden == ("Rating",) and not still.newly_hidden and "hidden" not in still.describe(RECORDED)
 
 
 def test_a_hidden_column_visible_again_is_refilled():
