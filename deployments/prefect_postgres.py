@@ -34,6 +34,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from deployments import prefect_ui  # noqa: E402
+from deployments.apt import apt_install  # noqa: E402
 from utils.local_ui import is_up, local_ui_url  # noqa: E402
 
 PG_HOME = prefect_ui.HOME / "postgres"
@@ -42,7 +43,6 @@ LOG_FILE = PG_HOME / "postgres.log"
 PORT = int(os.environ.get("SF_UI_POSTGRES_PORT") or 54329)
 ROLE = DATABASE = "prefect"
 SERVER_USERS = ("postgres", "nobody")  # who runs initdb and postgres when this is root (they refuse root)
-INSTALL_TIMEOUT_S = 900  # apt-get update + ~50 MB of packages on a slow mirror
 READY_TIMEOUT_S = 60.0
 
 
@@ -57,15 +57,7 @@ def ensure_postgresql() -> Path:
     found = find_postgres_bin()
     if found is not None:
         return found
-    if os.geteuid() != 0:
-        msg = "PostgreSQL is not installed: run `sudo apt-get install -y postgresql`, then this again"
-        raise RuntimeError(msg)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
-        if done.returncode != 0:
-            msg = f"`{' '.join(command)}` failed ({done.returncode}): {(done.stderr or done.stdout)[-2000:]}"
-            raise RuntimeError(msg)
+    apt_install("postgresql")
     found = find_postgres_bin()
     if found is None:
         msg = "apt-get installed postgresql but no /usr/lib/postgresql/*/bin/initdb exists"

@@ -24,9 +24,10 @@ from typing import Any
 
 from filelock import FileLock
 
+from deployments.apt import INSTALL_TIMEOUT_S, apt_install
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 INSTALL_LOCK = Path(tempfile.gettempdir()) / "sfpp-chromium-install.lock"
-INSTALL_TIMEOUT_S = 900  # apt-get update + ~100 MB of packages on a slow mirror
 # Nothing may leave the machine: every proxied request goes to a dead port, and no host name resolves.
 OFFLINE_FLAGS = ("--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
                  "--host-resolver-rules=MAP * ~NOTFOUND")
@@ -50,15 +51,7 @@ def ensure_chromium() -> Path:
         found = find_chromium()
         if found is not None:
             return found
-        if os.geteuid() != 0:
-            msg = "chromium is not installed and this is not root: run `sudo apt-get install -y chromium`"
-            raise RuntimeError(msg)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
-            proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
-            if proc.returncode != 0:
-                msg = f"`{' '.join(command)}` failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-2000:]}"
-                raise RuntimeError(msg)
+        apt_install("chromium", install_options=("--no-install-recommends",))
     found = find_chromium()
     if found is None:
         msg = "apt-get installed chromium but no chromium binary is on PATH"
