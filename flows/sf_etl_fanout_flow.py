@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, State
@@ -52,12 +53,16 @@ def object_run_parameters(object_name: str, run_id: str, soql: Mapping[str, str]
     return {"object_name": object_name, "run_id": run_id, **chosen}
 
 
-def submit_object_runs(deployment: str, run_id: str, parameters: Mapping[str, dict[str, Any]]) -> dict[str, UUID]:
-    """Start one flow run of ``deployment`` per object (as subflows of this run), without waiting for any."""
+def submit_object_runs(deployment: str, run_id: str, parameters: Mapping[str, dict[str, Any]], *,
+                       attempt: int = 1) -> dict[str, UUID]:
+    """Start one flow run of ``deployment`` per object (as subflows of this run), without waiting for any. A
+    second attempt (an object run lost, re-submitted) has an idempotency key of its own."""
+    suffix = "" if attempt == 1 else f"-{attempt}"
     try:
         return {name: blocking(run_deployment(
             deployment, parameters=params, timeout=0, flow_run_name=f"{name} {run_id}",
-            idempotency_key=f"{run_id}-{name}",  # a retried fan-out finds the run it started, not a second one
+            # a retried fan-out finds the run it started, not a second one
+            idempotency_key=f"{run_id}-{name}{suffix}",
         )).id for name, params in parameters.items()}
     except ObjectNotFound:
         msg = (f"no deployment {deployment!r} on this Prefect server: register it with "
@@ -65,21 +70,75 @@ def submit_object_runs(deployment: str, run_id: str, parameters: Mapping[str, di
         raise ConfigError(msg) from None
 
 
+@dataclass(frozen=True)
+class Lost:
+    """An object's run given up on: it crashed, or it was still going at half the fan-out's timeout (a worker
+    killed with it leaves it Running forever: a Prefect 2 flow run has no heartbeat). Re-submitted once."""
+
+    object: str
+    reason: str  # names the run (its name and id: both of an object's runs share the name)
+
+
+STUCK_STATES = (StateType.RUNNING, StateType.PENDING)  # a worker took it; a Scheduled one waits for a free worker
+
+
+def run_label(run: FlowRun) -> str:
+    return f"{run.name} ({run.id})"
+
+
+def lost_run(name: str, run: FlowRun, *, elapsed: float, timeout_seconds: float, resubmitted: bool) -> Lost | None:
+    """The rule: an object's first run that ended Crashed (its process died, its worker lived) is lost at once;
+    one still Running or Pending after half of ``timeout_seconds`` is lost then (the second run gets the rest).
+    A second run is never lost: its crash or timeout is the object's failure."""
+    state = run.state
+    if resubmitted or state is None:
+        return None
+    if state.type is StateType.CRASHED:
+        return Lost(name, f"its flow run {run_label(run)} ended Crashed: {one_line(state.message or 'no message')}")
+    if state.type in STUCK_STATES and elapsed >= timeout_seconds / 2:
+        return Lost(name, f"its flow run {run_label(run)} was still {state.name} after {timeout_seconds / 2:g} s "
+                          "(half the timeout: its worker may have died) and was cancelled")
+    return None
+
+
+def after_loss(outcome: RunPart | str, lost: Lost | None, second: FlowRun | None) -> RunPart | str:
+    """An object's outcome, saying (on a failure) that it was its second run: the first was lost."""
+    if lost is None or isinstance(outcome, RunPart):
+        return outcome
+    which = run_label(second) if second is not None else "its second run"
+    return f"{lost.reason}; re-submitted as {which}, which failed too: {outcome}"
+
+
 def wait_for_object_runs(runs: Mapping[str, UUID], *, timeout_seconds: float,
-                         poll_seconds: float = POLL_SECONDS) -> tuple[dict[str, FlowRun], dict[str, FlowRun]]:
-    """Poll the object runs until each is final or ``timeout_seconds`` passed; (finished, still going) by object.
-    The ones still going are cancelled: one that finished later would contradict the run's summary."""
+                         resubmit: Callable[[str], UUID] | None = None, poll_seconds: float = POLL_SECONDS,
+                         ) -> tuple[dict[str, FlowRun], dict[str, FlowRun], dict[str, Lost]]:
+    """Poll the object runs until each is final or ``timeout_seconds`` passed; (finished, still going, lost) by
+    object. A lost run (``lost_run``) is marked Cancelled and its object re-submitted once with ``resubmit``
+    (within the same deadline). The ones still going at the deadline are cancelled: one that finished later would
+    contradict the run's summary."""
     logger = get_run_logger()
-    names = {flow_run_id: name for name, flow_run_id in runs.items()}
+    current = dict(runs)
     finished: dict[str, FlowRun] = {}
-    deadline = time.monotonic() + timeout_seconds
+    lost: dict[str, Lost] = {}
+    started = time.monotonic()
+    deadline = started + timeout_seconds
     with get_client(sync_client=True) as client:
         while True:
             going = {}
-            ids = [i for i, name in names.items() if name not in finished]
+            names = {flow_run_id: name for name, flow_run_id in current.items() if name not in finished}
+            ids = list(names)
             for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids))):
                 name = names[run.id]
-                if run.state is not None and run.state.is_final():
+                gone = lost_run(name, run, elapsed=time.monotonic() - started, timeout_seconds=timeout_seconds,
+                                resubmitted=name in lost)
+                if gone is not None and resubmit is not None:
+                    _mark_lost(client, run, gone)
+                    lost[name] = gone
+                    current[name] = resubmit(name)
+                    logger.warning(kv("object_run_lost", object=name, flow_run=str(run.id), reason=gone.reason,
+                                      resubmitted=str(current[name])))
+                    going[name] = run
+                elif run.state is not None and run.state.is_final():
                     finished[name] = run
                     logger.info(kv("object_run_done", object=name, flow_run=run.name, state=run.state.name))
                 else:
@@ -87,11 +146,25 @@ def wait_for_object_runs(runs: Mapping[str, UUID], *, timeout_seconds: float,
             if not going or time.monotonic() >= deadline:
                 break
             time.sleep(poll_seconds)
+        going = {name: run for name, run in going.items() if run.id == current[name]}  # a lost one is no longer
+        for name in set(current) - set(finished) - set(going):  # re-submitted, not seen yet: cancel it too
+            going[name] = client.read_flow_run(current[name])
         for name, run in going.items():
             _cancel(client, run, f"the fan-out stopped waiting after {timeout_seconds:g} s")
             logger.error(kv("object_run_timed_out", object=name, flow_run=run.name,
                             state=run.state.name if run.state else None, seconds=timeout_seconds))
-    return finished, going
+    return finished, going, lost
+
+
+def _mark_lost(client: Any, run: FlowRun, lost: Lost) -> None:
+    """A lost run still Running or Pending is set Cancelled, forced: its worker is presumed dead, so nobody would
+    finish a Cancelling. Were it alive after all, the object lock (utils/locks.py) keeps it and the second run
+    apart: they write one after the other, and a merge by primary key makes the repeat change nothing. A lock held by
+    a SIGKILLed run is no obstacle: a file lock is released by the kernel with the process, and a lease on an object
+    store expires unrenewed after SF_PIPELINE_LOCK_TTL_SECONDS."""
+    if run.state is not None and not run.state.is_final():
+        client.set_flow_run_state(run.id, Cancelled(message=f"the fan-out gave up on it: {lost.reason}"),
+                                  force=True)
 
 
 def _cancel(client: Any, run: FlowRun, reason: str) -> None:
@@ -200,10 +273,16 @@ def sf_etl_fanout_flow(
                "raw_retention_days": raw_retention_days, "data_root": data_root,
                "credentials_block": credentials_block}
     names = [item.object_name for item in plan]
-    runs = submit_object_runs(deployment, run_id, {n: object_run_parameters(n, run_id, soql, options) for n in names})
+    params = {n: object_run_parameters(n, run_id, soql, options) for n in names}
+    runs = submit_object_runs(deployment, run_id, params)
     logger.info(kv("fanout_start", run_id=run_id, deployment=deployment, objects=",".join(names)))
-    finished, _ = wait_for_object_runs(runs, timeout_seconds=timeout_seconds)
-    outcomes = {n: part_or_reason(run_id, n, finished.get(n), timeout_seconds, data_root) for n in names}
+
+    def resubmit(name: str) -> UUID:
+        return submit_object_runs(deployment, run_id, {name: params[name]}, attempt=2)[name]
+
+    finished, going, lost = wait_for_object_runs(runs, timeout_seconds=timeout_seconds, resubmit=resubmit)
+    outcomes = {n: after_loss(part_or_reason(run_id, n, finished.get(n), timeout_seconds, data_root), lost.get(n),
+                              finished.get(n) or going.get(n)) for n in names}
     summary, qa = merge_run(run_id, outcomes, started_at, time.monotonic() - started)
     fetch_report_inputs([row.object for row in summary.objects if row.dataset], data_root)
     result = finish_run(summary, qa, data_root, raw_retention_count, raw_retention_days)

@@ -2,14 +2,20 @@
 (deployments/work_pool.py), two ``prefect worker start --pool sf-etl`` subprocesses, each in a working directory of
 its own (as two machines would have), and a small emulator org. The fan-out deployment's run, taken by one worker,
 starts one ``sf-etl-object`` flow run per object, which the workers run each in a process of its own; its outputs
-equal a single-machine orchestrator run of the same org.
+equal a single-machine orchestrator run of the same org. A worker SIGKILLed with its flow run mid-run: the fan-out
+re-submits the lost object run, the other worker completes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import signal
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +23,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from emulator import EmulatorInfo, run_emulator
+from emulator import EmulatorInfo, build_org, run_emulator
 from tests.prefect_server import (
     PREFECT_BIN,
     PROJECT_ROOT,
@@ -31,6 +37,7 @@ from tests.prefect_server import (
     read_deployment,
     wait_for_flow_run,
 )
+from tests.reliability_helpers import expected_ids, ids_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # one xdist worker with the other server tests
 
@@ -123,6 +130,23 @@ def _started_by(log: Path) -> set[str]:
     return set(re.findall(r"Completed submission of flow run '([0-9a-f-]{36})'", log.read_text(errors="replace")))
 
 
+def _worker_logs(server: PrefectServer) -> dict[str, Path]:
+    return {name: server.log_path(f"{name}.log") for name in ("worker-a", "worker-b")}
+
+
+def _start_workers(stack: contextlib.ExitStack, env: dict[str, str], logs: dict[str, Path],
+                   tmp_path: Path) -> dict[str, subprocess.Popen]:
+    """Two machines, each its own working directory; each worker in a session of its own (with the flow runs it
+    starts: a process worker does not detach them), stopped as a group when the stack closes."""
+    workers = {}
+    for name, log in logs.items():
+        (tmp_path / name).mkdir()
+        # at most 2 runs each: the worker that takes the fan-out leaves an object run or two to the other
+        cmd = [str(PREFECT_BIN), "worker", "start", "--pool", "sf-etl", "--name", name, "--limit", "2"]
+        workers[name] = stack.enter_context(background_process(cmd, env=env, log_path=log, cwd=tmp_path / name))
+    return workers
+
+
 def test_a_fanout_on_two_workers_runs_each_object_in_its_own_flow_run_and_matches_the_orchestrator(
         prefect_server: PrefectServer, pool_deployments, small_org, tmp_path, monkeypatch):  # noqa: F811
     shared_root, single_root, fanout = tmp_path / "shared", tmp_path / "single", pool_deployments
@@ -130,14 +154,9 @@ def test_a_fanout_on_two_workers_runs_each_object_in_its_own_flow_run_and_matche
     assert read_deployment(prefect_server, OBJECT)["work_pool_name"] == "sf-etl"
 
     env = _org_env(prefect_server, small_org, shared_root)
-    logs = {name: prefect_server.log_path(f"{name}.log") for name in ("worker-a", "worker-b")}
+    logs = _worker_logs(prefect_server)
     with contextlib.ExitStack() as stack:
-        workers = []
-        for name, log in logs.items():  # two machines: each its own working directory
-            (tmp_path / name).mkdir()
-            # at most 2 runs each: the worker that takes the fan-out leaves an object run or two to the other
-            cmd = [str(PREFECT_BIN), "worker", "start", "--pool", "sf-etl", "--name", name, "--limit", "2"]
-            workers.append(stack.enter_context(background_process(cmd, env=env, log_path=log, cwd=tmp_path / name)))
+        workers = list(_start_workers(stack, env, logs, tmp_path).values())
         flow_run_id = create_flow_run(prefect_server, fanout, params={"objects": OBJECTS, "timeout_seconds": 180})
         run = wait_for_flow_run(prefect_server, flow_run_id, timeout_s=RUN_TIMEOUT_S, logs=list(logs.values()),
                                 watch=workers)
@@ -183,3 +202,80 @@ def test_object_runs_no_worker_takes_are_cancelled_at_the_timeout_and_their_obje
     assert row["status"] == "failed" and row["error"] == "its flow run did not finish within 2 s; cancelled"
     children = _children(prefect_server, str(state.state_details.flow_run_id))
     assert [c["state"]["type"] for c in children] == ["CANCELLED"], "a worker started later must not run it"
+
+
+@pytest.fixture(scope="module")
+def slow_org() -> Iterator[EmulatorInfo]:
+    """The small org, 200 ms per request: an object run stays Running long enough to be killed mid-run."""
+    with run_emulator(rows=SMALL_ORG, faults="", living_rate=0, in_process=True, latency_ms=200) as info:
+        yield info
+
+
+class _Killer(threading.Thread):
+    """Watches the server for an object run going Running, then SIGKILLs the process group of the worker that
+    started it: the worker and its flow run processes, as a machine lost would."""
+
+    def __init__(self, server: PrefectServer, workers: dict[str, subprocess.Popen], deployment_id: str) -> None:
+        super().__init__(daemon=True)
+        self.server, self.workers, self.deployment_id = server, workers, deployment_id
+        self.stop, self.killed_worker, self.killed_run = threading.Event(), "", ""
+
+    def run(self) -> None:
+        query = {"flow_runs": {"deployment_id": {"any_": [self.deployment_id]},
+                               "state": {"type": {"any_": ["RUNNING"]}}}, "limit": 5}
+        while not self.stop.wait(0.2):
+            for run in api_post(self.server.api_url, "/flow_runs/filter", query):
+                pid = int(run["infrastructure_pid"].rsplit(":", 1)[1])
+                with contextlib.suppress(ProcessLookupError):
+                    group = os.getpgid(pid)
+                    for name, worker in self.workers.items():
+                        if worker.pid == group:
+                            os.killpg(group, signal.SIGKILL)
+                            worker.wait()
+                            self.killed_worker, self.killed_run = name, run["id"]
+                            return
+
+
+def test_a_worker_killed_mid_run_loses_its_object_run_which_the_fanout_resubmits_to_the_other_worker(
+        prefect_server: PrefectServer, pool_deployments, slow_org, tmp_path, monkeypatch):  # noqa: F811
+    """The fan-out runs in this process (so no kill can take it down); the workers only run object runs."""
+    from flows.sf_etl_fanout_flow import sf_etl_fanout_flow
+
+    root, timeout_s = tmp_path / "shared", 60
+    object_deployment = read_deployment(prefect_server, OBJECT)
+    logs = _worker_logs(prefect_server)
+    with contextlib.ExitStack() as stack:
+        workers = _start_workers(stack, _org_env(prefect_server, slow_org, root), logs, tmp_path)
+        killer = _Killer(prefect_server, workers, object_deployment["id"])
+        killer.start()
+        stack.callback(killer.stop.set)
+        started = time.monotonic()
+        with _in_process(prefect_server, slow_org, root, monkeypatch):
+            state = sf_etl_fanout_flow(objects=OBJECTS, timeout_seconds=timeout_s, return_state=True)
+        seconds = time.monotonic() - started
+        killer.stop.set()
+        killer.join()
+    report = failure_report({"state": {"type": state.type.value, "message": state.message}},
+                            [prefect_server.log, *logs.values()])
+    assert killer.killed_run, "no object run was seen Running"
+    assert state.is_completed(), report
+    assert seconds < timeout_s + 10, f"the fan-out took {seconds:.0f} s"
+
+    children = _children(prefect_server, str(state.state_details.flow_run_id))
+    killed = next(c for c in children if c["id"] == killer.killed_run)
+    object_name = killed["parameters"]["object_name"]
+    assert killed["state"]["type"] == "CANCELLED" and "the fan-out gave up on it" in killed["state"]["message"]
+    runs_of = {name: [c for c in children if c["parameters"]["object_name"] == name] for name in OBJECTS}
+    again = [c for c in runs_of[object_name] if c["id"] != killer.killed_run]
+    assert len(again) == 1 and again[0]["state"]["type"] == "COMPLETED", runs_of
+    survivor = next(name for name in workers if name != killer.killed_worker)
+    assert again[0]["id"] in _started_by(logs[survivor]), "the other worker ran the re-submitted run"
+    assert all(any(c["state"]["type"] == "COMPLETED" for c in runs) for runs in runs_of.values()), runs_of
+
+    summary = _run_summary(root)
+    assert [(r["object"], r["status"]) for r in summary["objects"]] == [(name, "ok") for name in OBJECTS], summary
+    org = build_org(rows=SMALL_ORG)
+    for name in OBJECTS:  # nothing lost, nothing twice
+        replica = ids_in(root / "replica" / f"{name}.parquet")
+        assert len(replica) == len(set(replica)) and set(replica) == expected_ids(org, name).live, name
+    assert not list((root / "runs" / "parts").rglob("*")), "the parts were merged and removed"

@@ -1,5 +1,5 @@
-"""The fan-out's pure parts: what each object run is given, and how the object runs' parts (or why there is none)
-become one run summary and one QA branch."""
+"""The fan-out's pure parts: what each object run is given, when an object run is lost (and re-submitted once), and
+how the object runs' parts (or why there is none) become one run summary and one QA branch."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ from dataclasses import replace
 from uuid import uuid4
 
 from prefect.client.schemas.objects import FlowRun
-from prefect.states import Completed, Crashed
+from prefect.states import Cancelled, Completed, Crashed, Failed, Pending, Running, Scheduled
 
 from flows.run_summary import BranchOutcome
-from flows.sf_etl_fanout_flow import failed_row, merge_run, object_run_parameters, part_or_reason
+from flows.sf_etl_fanout_flow import (
+    Lost,
+    after_loss,
+    failed_row,
+    lost_run,
+    merge_run,
+    object_run_parameters,
+    part_or_reason,
+    run_label,
+)
 from flows.sf_etl_object_flow import RunPart
 
 SOURCE = {"kind": "salesforce", "instance_url": "https://example.my.salesforce.com", "auth_flow": "access_token"}
@@ -72,3 +81,45 @@ def test_why_an_object_run_left_no_part(tmp_path):
     completed = part_or_reason("R1", "Lead", _run(Completed()), 60, str(tmp_path))
     assert isinstance(completed, str) and "completed but left no Lead.json" in completed
     assert "SF_PIPELINE_DATA_DIR" in completed
+
+
+def test_a_crashed_first_run_is_lost_at_once_and_a_second_run_never_is():
+    run = _run(Crashed(message="Flow run infrastructure exited with non-zero status code -9."))
+    lost = lost_run("Lead", run, elapsed=1, timeout_seconds=60, resubmitted=False)
+    assert lost == Lost("Lead", f"its flow run Lead R1 ({run.id}) ended Crashed: Flow run infrastructure exited "
+                                "with non-zero status code -9.")
+    assert lost_run("Lead", run, elapsed=1, timeout_seconds=60, resubmitted=True) is None
+
+
+def test_a_run_still_running_or_pending_at_half_the_timeout_is_lost_a_scheduled_one_is_not():
+    for state in (Running(), Pending()):
+        run = _run(state)
+        assert lost_run("Lead", run, elapsed=29.9, timeout_seconds=60, resubmitted=False) is None
+        lost = lost_run("Lead", run, elapsed=30, timeout_seconds=60, resubmitted=False)
+        assert lost is not None and lost.object == "Lead" and f"was still {state.name} after 30 s" in lost.reason
+        assert str(run.id) in lost.reason
+        assert lost_run("Lead", run, elapsed=59, timeout_seconds=60, resubmitted=True) is None
+    # no worker took it yet: another submission would wait just the same; the deadline cancels it
+    assert lost_run("Lead", _run(Scheduled()), elapsed=59, timeout_seconds=60, resubmitted=False) is None
+
+
+def test_runs_that_ended_otherwise_are_not_lost():
+    for state in (Completed(), Failed(message="boom"), Cancelled()):
+        assert lost_run("Lead", _run(state), elapsed=59, timeout_seconds=60, resubmitted=False) is None
+
+
+def test_a_second_loss_fails_the_object_naming_both_runs_and_a_success_hides_the_first():
+    first, second = _run(Running()), _run(Crashed(message="killed"))
+    lost = lost_run("Lead", first, elapsed=30, timeout_seconds=60, resubmitted=False)
+    failure = after_loss(part_or_reason("R1", "Lead", second, 60, "/nowhere"), lost, second)
+    assert isinstance(failure, str)
+    assert failure.startswith(f"its flow run {run_label(first)} was still Running after 30 s")
+    assert f"re-submitted as {run_label(second)}, which failed too: its flow run Lead R1 ended Crashed: killed" \
+        in failure
+    timed_out = after_loss(part_or_reason("R1", "Lead", None, 60, "/nowhere"), lost, None)
+    assert isinstance(timed_out, str) and timed_out.endswith("its flow run did not finish within 60 s; cancelled")
+    part = _part("Lead")
+    assert after_loss(part, lost, second) is part
+    assert after_loss("why", None, None) == "why"
+    summary, _ = merge_run("R1", {"Account": _part("Account"), "Lead": failure}, "t", 1)
+    assert summary.failed_objects == ["Lead"] and summary.objects[0].status == "ok"
