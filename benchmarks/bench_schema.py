@@ -106,8 +106,8 @@ def _patch_registry(fields: list[str], refresh_every: int) -> None:
     patched = dict(registry.SALESFORCE_OBJECTS)
     patched[OBJECT] = patched[OBJECT].model_copy(update={"fields": tuple(fields),
                                                          "formula_refresh_every_runs": refresh_every})
-    registry.SALESFORCE_OBJECTS = patched  # type: ignore[misc]
-    tasks.sync.SALESFORCE_OBJECTS = patched  # type: ignore[misc]
+    registry.SALESFORCE_OBJECTS = patched
+    tasks.sync.SALESFORCE_OBJECTS = patched
 
 
 def _time_phases(info: Any, phases: dict[str, dict[str, float]]) -> None:
