@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -30,7 +30,14 @@ from prefect import task
 from simple_salesforce.exceptions import SalesforceResourceNotFound
 
 from configs.salesforce_objects import EVERY_FIELD, ApiPath, ObjectSpec, spec_for
-from tasks.extract_plan import EARLIEST_CURSOR, ExtractPlanItem, build_soql, count_soql, halves, window_soql
+from tasks.extract_plan import (
+    EARLIEST_CURSOR,
+    ExtractPlanItem,
+    count_soql,
+    halves,
+    window_soql,
+    with_select,
+)
 from tasks.extract_schema import check_metric_types, every_field, expand_compound, resolve_columns
 from tasks.sf_records import build_page_converter
 from utils.atomic import atomic_path
@@ -490,11 +497,7 @@ def _resolve_schema(call: RequestRunner, item: ExtractPlanItem, options: Extract
     log_event("fields_dropped", level=30, run_id=call.run_id, object=item.object_name,
               fields=",".join(resolved.missing),
               reason="not in describe")
-    kept = [c.name for c in resolved.columns]
-    # the select list shrinks; the rest (a delta's WHERE on the cursor) stays, or every delta would be the whole object
-    head = build_soql(item.object_name, item.columns)
-    tail = item.soql[len(head):] if item.soql.startswith(head) else ""
-    return replace(item, columns=tuple(kept), soql=build_soql(item.object_name, kept) + tail), resolved
+    return with_select(item, [c.name for c in resolved.columns]), resolved
 
 
 def resolve_fields(spec: ObjectSpec, conn: SalesforceConnection, object_name: str, options: ExtractOptions,
@@ -532,9 +535,7 @@ def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptio
         exclude = spec_for(item.object_name).exclude_fields if item.columns == (EVERY_FIELD,) else ()
         columns = _run_fields(item.columns, exclude, call, options)
         if columns != item.columns:
-            head = build_soql(item.object_name, item.columns)
-            tail = item.soql[len(head):] if item.soql.startswith(head) else ""
-            item = replace(item, columns=columns, soql=build_soql(item.object_name, columns) + tail)
+            item = with_select(item, columns)
     item, resolved = _resolve_schema(call, item, options)
     check_metric_types(item.object_name, spec_for(item.object_name), resolved.columns)
     return item, resolved

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ApiChoice, ObjectSpec, is_api_choice
@@ -35,6 +35,16 @@ class ExtractPlanItem:
 # A query over windows of the cursor starts here when it has no lower bound of its own: Salesforce's earliest
 # datetime (audit fields can be set in the past on import, so not the org's creation)
 EARLIEST_CURSOR = datetime(1700, 1, 1, tzinfo=timezone.utc)
+
+
+def with_select(item: ExtractPlanItem, columns: Sequence[str]) -> ExtractPlanItem:
+    """``item`` selecting ``columns`` instead, the rest of its SOQL (a delta's WHERE on the cursor) kept: rebuilt
+    from the select list alone, every delta would be the whole object."""
+    head = build_soql(item.object_name, item.columns)
+    if not item.soql.startswith(head):
+        msg = f"{item.object_name}: the query does not start with its own select list, so it cannot be narrowed"
+        raise ValueError(msg)
+    return replace(item, columns=tuple(columns), soql=build_soql(item.object_name, columns) + item.soql[len(head):])
 
 
 def window_soql(soql: str, cursor: str, start: datetime, end: datetime) -> str:
