@@ -505,7 +505,13 @@ def resolve_fields(spec: ObjectSpec, conn: SalesforceConnection, object_name: st
     """The entry's field list for this run's describe: ``"*"`` resolved, compound parents expanded to their
     components (with a warning: list the components instead)."""
     call = RequestRunner(conn, object_name, options, run_id)
-    return spec.with_fields(_run_fields(spec.fields, spec.exclude_fields, call, options))
+    columns = _run_fields(spec.fields, spec.exclude_fields, call, options)
+    # describe's spelling (``industry`` -> ``Industry``): the replica's columns, its state and the registry's list
+    # must compare equal, or a column would be dropped and pulled again on every run (an extract's own columns are
+    # spelled by _resolve_schema already)
+    canonical = resolve_columns(object_name, columns, lambda name: _cached_describe(call, name, options))
+    spelled = {c.name.lower(): c.name for c in canonical.columns}
+    return spec.with_fields(tuple(spelled.get(c.lower(), c) for c in columns))
 
 
 def _run_fields(fields: tuple[str, ...], exclude: Sequence[str], call: RequestRunner,
@@ -518,11 +524,7 @@ def _run_fields(fields: tuple[str, ...], exclude: Sequence[str], call: RequestRu
         log_event("compound_expanded", level=30, run_id=call.run_id, object=call.object_name, field=parent,
                   components=",".join(parts), action="list the components in configs/salesforce_objects.py instead "
                   "(Bulk cannot select a compound field)")
-    # describe's spelling (``industry`` -> ``Industry``): the replica's columns, its state and the registry's list
-    # must compare equal, or a column would be dropped and pulled again on every run
-    canonical = resolve_columns(call.object_name, columns, lambda name: _cached_describe(call, name, options))
-    spelled = {c.name.lower(): c.name for c in canonical.columns}
-    return tuple(spelled.get(c.lower(), c) for c in columns)
+    return columns
 
 
 def _preflight(call: RequestRunner, item: ExtractPlanItem, options: ExtractOptions):

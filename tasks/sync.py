@@ -242,11 +242,19 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
                    changes or None, note, base)
 
 
+def _side_query_api(spec: ObjectSpec, rows: int) -> ApiChoice:
+    """The API of a query beside the delta (a narrow pull, the live Ids): the registry's, or for ``auto`` Bulk 2.0
+    from ``bulk_threshold_rows`` rows, known from the replica or the count without a COUNT() of its own."""
+    if spec.api != "auto":
+        return spec.api
+    return "bulk2" if rows >= spec.bulk_threshold_rows else "rest"
+
+
 def _narrow_pull(target: _SyncTarget, columns: tuple[str, ...], replica_rows: int) -> pl.DataFrame:
     """``Id`` + ``columns`` of every live record: one query, over Bulk 2.0 when the replica is big (``auto``)."""
     spec, name = target.spec, target.object_name
     wanted = (spec.primary_key, *columns)
-    api = spec.api if spec.api != "auto" else ("bulk2" if replica_rows >= spec.bulk_threshold_rows else "rest")
+    api = _side_query_api(spec, replica_rows)
     item = ExtractPlanItem(name, build_soql(name, wanted), wanted, api, True, cursor=target.cursor)
     # a page of a few columns is a fraction of a full row's size: fewer, bigger Bulk result pages, fewer requests
     page = min(NARROW_PAGE_MAX, target.options.bulk_page_size * max(1, len(spec.fields) // len(wanted)))
@@ -481,7 +489,7 @@ def _extract_to_frame(target: _SyncTarget, item: ExtractPlanItem, options: Extra
 def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.DataFrame:
     """Every live Id (and CreatedDate, when the count was bounded by it), over Bulk 2.0 for big objects."""
     spec, name = target.spec, target.object_name
-    api = spec.api if spec.api != "auto" else ("bulk2" if count.live >= spec.bulk_threshold_rows else "rest")
+    api = _side_query_api(spec, count.live)
     columns = (spec.primary_key,) + ((CREATED_FIELD,) if count.created_before else ())
     item = ExtractPlanItem(name, build_soql(name, columns), columns, api, True, cursor=target.cursor)
     return _extract_to_frame(target, item, replace(target.options, include_deleted=False))
