@@ -7,7 +7,6 @@ primary key makes a repeat harmless, so nothing at the cursor boundary is missed
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -15,40 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from utils.timefmt import as_utc, utc_iso, utc_millis
+from utils.timefmt import as_utc, utc_millis
 
 DELETED_FLAG = "IsDeleted"
-STAMP_KEY = "sf_pipeline.replica"  # Parquet key-value metadata written with the rows, so it is atomic with them
-
-
-@dataclass(frozen=True)
-class ReplicaStamp:
-    """What a sync knew when it wrote the replica, stored inside the Parquet file itself.
-
-    The state file is written after the replica, so after a crash between the two writes (or a replica restored
-    from a backup) they disagree; the stamp says which run wrote these rows and up to which watermark they are
-    complete, so resuming from the older of the two watermarks is always safe.
-    """
-
-    run_id: str
-    rows: int
-    watermark: datetime | None
-    column_types: dict[str, str]
-
-    def to_metadata(self) -> dict[str, str]:
-        watermark = utc_iso(self.watermark) if self.watermark else None
-        return {STAMP_KEY: json.dumps({"run_id": self.run_id, "rows": self.rows, "watermark": watermark,
-                                       "column_types": self.column_types})}
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, str]) -> ReplicaStamp | None:
-        """The stamp of a replica, or None when the file has none (another tool or an older version wrote it)."""
-        try:
-            data = json.loads(metadata[STAMP_KEY])
-            watermark = datetime.fromisoformat(data["watermark"]) if data["watermark"] else None
-            return cls(str(data["run_id"]), int(data["rows"]), watermark, dict(data["column_types"]))
-        except (KeyError, TypeError, ValueError):
-            return None
 
 
 @dataclass(frozen=True)
@@ -241,13 +209,14 @@ def find_replica_mismatch(schema: Mapping[str, pl.DataType], rows: int, *, expec
     return None
 
 
-def count_created_before(replica: pl.DataFrame, created_field: str, before: datetime) -> int:
+def count_created_before(replica: pl.DataFrame | pl.LazyFrame, created_field: str, before: datetime) -> int:
     """Replica rows created before ``before``: what ``SELECT COUNT() ... WHERE CreatedDate < before`` should say.
 
     Bounding both counts by an immutable creation time makes the comparison immune to records inserted between
     the delta query and the count, which would otherwise hide (or fake) a hard delete.
     """
-    return replica.filter(pl.col(created_field) < before).height
+    counted = replica.lazy().filter(pl.col(created_field) < before).select(pl.len())
+    return int(counted.collect(engine="streaming").item())
 
 
 def is_watermark_ahead(watermark: datetime | None, org_now: datetime | None, *,
@@ -256,10 +225,10 @@ def is_watermark_ahead(watermark: datetime | None, org_now: datetime | None, *,
     return watermark is not None and org_now is not None and watermark > org_now + tolerance
 
 
-def fallback_watermark(replica: pl.DataFrame, cursor_field: str, org_now: datetime) -> datetime | None:
+def fallback_watermark(replica: pl.DataFrame | pl.LazyFrame, cursor_field: str, org_now: datetime) -> datetime | None:
     """Where to resume when the saved watermark cannot be trusted: the newest change the replica holds, never later
     than the org's clock (None: nothing to resume from, backfill)."""
-    seen = _newest(replica, cursor_field)
+    seen = _newest(replica.lazy().select(pl.col(cursor_field).max()).collect(engine="streaming"), cursor_field)
     return min(seen, org_now) if seen else None
 
 

@@ -42,9 +42,7 @@ from tasks.replica import (
     DELETED_FLAG,
     ColumnChanges,
     MergeStats,
-    ReplicaStamp,
     conform_replica,
-    count_created_before,
     delta_filter,
     drop_missing_keys,
     fallback_watermark,
@@ -58,8 +56,9 @@ from tasks.replica import (
     soql_datetime,
     with_null_columns,
 )
+from tasks.replica_store import Replica, open_replica, write_replica
 from utils import storage
-from utils.atomic import atomic_path, write_text_atomic
+from utils.atomic import write_text_atomic
 from utils.connection import SalesforceConnection
 from utils.errors import ConfigError, PipelineError
 from utils.locks import exclusive_lock
@@ -68,6 +67,7 @@ from utils.paths import SyncPaths, build_sync_paths
 from utils.progress import report_progress
 from utils.raw_frame import scan_dataset
 from utils.raw_schema import RawColumn, RawSchema, read_raw_schema, write_raw_schema
+from utils.replica_layers import FLAGS, ReplicaStamp, StoredReplica, key_problem, overlay_path_for, read_stored
 from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
 from utils.source import get_connection
 from utils.timefmt import now_utc_seconds, utc_iso
@@ -179,7 +179,7 @@ class _Resumed:
     """The replica a delta is merged into, with the Salesforce type of each column and the columns describe no
     longer shows (kept from an earlier run, null for records changed since)."""
 
-    replica: pl.DataFrame
+    replica: Replica
     column_types: dict[str, str]
     hidden: tuple[str, ...] = ()
 
@@ -192,7 +192,7 @@ class _Landed:
     raw_schema: RawSchema
     column_types: dict[str, str]  # the replica's columns, in order, with their Salesforce types
     delta: pl.DataFrame
-    merged: pl.DataFrame
+    merged: Replica
     stats: MergeStats
     hidden: tuple[str, ...] = ()
     changes: ColumnChanges | None = None  # how the replica's columns changed this run (None: they did not)
@@ -226,9 +226,9 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
         raise ConfigError(msg)
     delta = _with_deleted_flag(scan_dataset(Path(extracted.raw_csv), raw_schema).collect())
     if since is None or base is None:
-        merged, stats = merge_delta(None, delta, columns=list(visible), primary_key=spec.primary_key,
-                                    cursor_field=target.cursor)
-        return _Landed(extracted, raw_schema, visible, delta, merged, stats)
+        whole, stats = merge_delta(None, delta, columns=list(visible), primary_key=spec.primary_key,
+                                   cursor_field=target.cursor)
+        return _Landed(extracted, raw_schema, visible, delta, Replica.of_frame(whole, spec.primary_key), stats)
     changes = plan_column_changes(base.column_types, visible, spec.fields, primary_key=spec.primary_key,
                                   previously_hidden=base.hidden)
     note = None
@@ -236,8 +236,7 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
         note = changes.describe(base.column_types)
         base = _evolve(target, base, changes, note)
     hidden_schema = {c: polars_dtype_for(base.column_types[c]) for c in base.hidden}
-    merged, stats = merge_delta(base.replica, with_null_columns(delta, hidden_schema), columns=list(base.column_types),
-                                primary_key=spec.primary_key, cursor_field=target.cursor)
+    merged, stats = base.replica.merge(with_null_columns(delta, hidden_schema), cursor_field=target.cursor)
     return _Landed(extracted, raw_schema, base.column_types, delta, merged, stats, base.hidden,
                    changes or None, note, base)
 
@@ -271,14 +270,14 @@ def _evolve(target: _SyncTarget, base: _Resumed, changes: ColumnChanges, note: s
     """The replica with the registry's and describe's columns: dropped, kept hidden, or filled for every live record
     by one narrow pull (``Id`` + the new or retyped columns; over Bulk 2.0 for a big object), not a backfill."""
     spec, name = target.spec, target.object_name
-    fill = _narrow_pull(target, changes.to_fill, base.replica.height) if changes.to_fill else None
+    fill = _narrow_pull(target, changes.to_fill, base.replica.rows) if changes.to_fill else None
     types = dict(changes.types)
-    replica = conform_replica(base.replica, {c: polars_dtype_for(t) for c, t in types.items()},
+    replica = conform_replica(base.replica.collect(), {c: polars_dtype_for(t) for c, t in types.items()},
                               primary_key=spec.primary_key, fill=fill)
     log_event("sync_columns_changed", level=30, object=name, run_id=target.run_id, changes=note,
               action=(f"filled {', '.join(changes.to_fill)} for {fill.height} live records by one narrow query"
                       if fill is not None else "replica columns changed, no records fetched"))
-    return _Resumed(replica, types, changes.hidden)
+    return _Resumed(Replica.of_frame(replica, spec.primary_key), types, changes.hidden)
 
 
 # ------------------------------------------------------------------------------------- the replica at rest
@@ -296,27 +295,36 @@ def _recorded_types(state: SyncState, paths: SyncPaths) -> dict[str, str] | None
     return {c: types[c] for c in columns} if columns and all(c in types for c in columns) else None
 
 
-def _replica_problem(replica: pl.DataFrame, types: dict[str, str] | None, rows: int | None,
-                     primary_key: str) -> str | None:
-    """Why this replica cannot be resumed, or None, given the column types and rows it was written with."""
+def _replica_problem(stored: StoredReplica, types: dict[str, str] | None, rows: int | None,
+                     primary_key: str, base: Path) -> str | None:
+    """Why this replica cannot be resumed, or None, given the column types and rows it was written with: the
+    files' schemas and row counts against their stamps, and one streaming pass over the base's key column."""
     if types is None:
         return "neither the replica nor the state records its columns and types"
     try:
         expected = {c: polars_dtype_for(t) for c, t in types.items()}
     except ValueError as err:
         return str(err)
-    problem = find_replica_mismatch(replica.schema, replica.height, expected=expected, expected_rows=rows)
-    if problem is None and _has_duplicates(replica.get_column(primary_key)):
+    base_rows = stored.base_stamp.rows if stored.overlay is not None and stored.base_stamp else rows
+    problem = find_replica_mismatch(stored.base_schema, stored.base_rows, expected=expected, expected_rows=base_rows)
+    if problem is None and stored.overlay is not None:
+        problem = _overlay_problem(stored, expected, rows, primary_key, base)
+    return problem or key_problem(base, primary_key)
+
+
+def _overlay_problem(stored: StoredReplica, expected: dict[str, pl.DataType], rows: int | None, primary_key: str,
+                     base: Path) -> str | None:
+    """Why the overlay does not match its stamp (columns, the live records it makes, a repeated key), or None."""
+    assert stored.overlay is not None
+    live = open_replica(base, stored, primary_key=primary_key, schema=expected).rows
+    overlay = stored.overlay.drop(FLAGS)
+    problem = find_replica_mismatch(overlay.schema, live, expected=expected, expected_rows=rows)
+    written = stored.overlay_stamp.overlay_rows if stored.overlay_stamp else None
+    if problem is None and overlay.height != written:
+        problem = f"{overlay.height} rows, its stamp recorded {written}"
+    if problem is None and overlay.get_column(primary_key).n_unique() != overlay.height:
         problem = f"duplicate {primary_key} values"
-    return problem
-
-
-def _has_duplicates(keys: pl.Series) -> bool:
-    """Whether a key repeats: on a replica written sorted by key, a look at neighbours (0.01 s at 1M rows, against
-    0.3 s to hash them all); any other order is hashed."""
-    if keys.is_sorted():
-        return bool((keys.slice(1) == keys.slice(0, max(keys.len() - 1, 0))).any())
-    return keys.n_unique() != keys.len()
+    return f"the overlay: {problem}" if problem else None
 
 
 def _resume_watermark(state: SyncState, stamp: ReplicaStamp | None, *, object_name: str,
@@ -350,19 +358,20 @@ def _load_replica(state: SyncState, paths: SyncPaths, spec: ObjectSpec, *, objec
     """The watermark and replica to resume from; an empty ``_Start`` means rebuild, logged with the reason.
 
     The replica is never written back as it was found: a missing column would fail every run, a changed dtype
-    would be merged into and break Phase 1.
+    would be merged into and break Phase 1. Its rows are not read here: only its files' metadata, the overlay and
+    the base's key column.
     """
     try:
-        replica = pl.read_parquet(paths.replica)
-        stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(paths.replica))
+        stored = read_stored(paths.replica)
+        # the replica's own stamp, or (no stamp: an older version wrote it) what the state recorded
+        stamp = stored.stamp
+        types = stamp.column_types if stamp else _recorded_types(state, paths)
+        rows = stamp.rows if stamp else state.replica_rows
+        problem = _replica_problem(stored, types, rows, spec.primary_key, paths.replica)
     except Exception as err:  # noqa: BLE001 - any unreadable replica means the same thing: rebuild it
         log_event("sync_replica_corrupt", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
                   error=type(err).__name__, action="full backfill")
         return _Start(backfill_reason=f"the replica file is unreadable ({type(err).__name__})")
-    # the replica's own stamp, or (no stamp: an older version wrote it) what the state recorded
-    types = stamp.column_types if stamp else _recorded_types(state, paths)
-    rows = stamp.rows if stamp else state.replica_rows
-    problem = _replica_problem(replica, types, rows, spec.primary_key)
     if problem is not None:
         log_event("sync_replica_mismatch", level=30, object=object_name, run_id=run_id, file=str(paths.replica),
                   reason=problem, action="full backfill (the replica is rebuilt, never written back)")
@@ -371,6 +380,8 @@ def _load_replica(state: SyncState, paths: SyncPaths, spec: ObjectSpec, *, objec
     if not watermark or types is None:
         return _Start(backfill_reason="no usable watermark")
     hidden = tuple(c for c in state.hidden_columns if c in types)
+    replica = open_replica(paths.replica, stored, primary_key=spec.primary_key,
+                           schema={c: polars_dtype_for(t) for c, t in types.items()})
     return _Start(watermark, _Resumed(replica, types, hidden))
 
 
@@ -405,16 +416,16 @@ def _starting_point(state: SyncState | None, paths: SyncPaths, target: _SyncTarg
     return _load_replica(state, paths, target.spec, object_name=target.object_name, run_id=target.run_id)
 
 
-def _write_replica(paths: SyncPaths, merged: pl.DataFrame, landed: _Landed, run_id: str, mode: str,
+def _write_replica(paths: SyncPaths, merged: Replica, landed: _Landed, run_id: str, mode: str,
                    watermark: datetime | None) -> None:
-    """The replica (stamped), then its sidecar: a sidecar never describes a replica that is not in place yet."""
-    stamp = ReplicaStamp(run_id, merged.height, watermark, landed.column_types)
-    with atomic_path(paths.replica) as tmp:
-        merged.write_parquet(tmp, compression="zstd", metadata=stamp.to_metadata())
+    """The replica (its overlay, or a new base; stamped), then its sidecar: a sidecar never describes a replica that
+    is not in place yet."""
+    rows = merged.rows
+    write_replica(paths.replica, merged, ReplicaStamp(run_id, rows, watermark, landed.column_types))
     schema = landed.raw_schema
     write_raw_schema(paths.replica_schema, RawSchema(
         object=schema.object, columns=tuple(RawColumn(c, t) for c, t in landed.column_types.items()),
-        row_count=merged.height, api_path=landed.extracted.api_path, source=landed.extracted.source,
+        row_count=rows, api_path=landed.extracted.api_path, source=landed.extracted.source,
         soql=build_soql(schema.object, landed.columns), run_id=run_id, extracted_at=schema.extracted_at,
         extra={"replica": True, "mode": mode}))
 
@@ -511,7 +522,7 @@ def _records_by_id(target: _SyncTarget, columns: list[str], ids: list[str]) -> p
 class Reconciled:
     """The replica after comparing Ids with the org, what that changed, or that a backfill is the cheaper fix."""
 
-    replica: pl.DataFrame
+    replica: Replica
     hard_deletes: int
     recovered: int
     needs_backfill: bool = False
@@ -521,14 +532,14 @@ def _reconcile_ids(target: _SyncTarget, landed: _Landed, *, count: OrgCount, rea
     """Compare the org's Ids with the replica's: drop the vanished, fetch and merge the missing."""
     spec, log = target.spec, {"object": target.object_name, "run_id": target.run_id, "reason": reason}
     live_keys = _live_keys(target, count)
-    kept, removed = drop_missing_keys(landed.merged, live_keys, primary_key=spec.primary_key)
+    kept, removed = drop_missing_keys(landed.merged.collect(), live_keys, primary_key=spec.primary_key)
     missing = find_missing_keys(kept, live_keys, primary_key=spec.primary_key, created_field=CREATED_FIELD,
                                 created_before=count.created_before)
     limit = max(RECONCILE_FETCH_MIN, int(live_keys.height * RECONCILE_FETCH_SHARE))
     if len(missing) > limit:
         log_event("sync_reconciled", level=30, **log, live_rows=live_keys.height, missing=len(missing),
                   action=f"full backfill (more than {limit} records to fetch by Id)")
-        return Reconciled(kept, removed, 0, needs_backfill=True)
+        return Reconciled(Replica.of_frame(kept, spec.primary_key), removed, 0, needs_backfill=True)
     recovered = 0
     fetched = _records_by_id(target, [c for c in landed.columns if c not in landed.hidden], missing)
     if fetched is not None and fetched.height:
@@ -539,10 +550,10 @@ def _reconcile_ids(target: _SyncTarget, landed: _Landed, *, count: OrgCount, rea
     # recovered records are ones every delta missed: worth a warning; hard deletes are routine
     log_event("sync_reconciled", level=30 if recovered else 20, **log, live_rows=live_keys.height,
               replica_rows=kept.height, hard_deletes=removed, recovered=recovered)
-    return Reconciled(kept, removed, recovered)
+    return Reconciled(Replica.of_frame(kept, spec.primary_key), removed, recovered)
 
 
-def _reconcile_reason(count: OrgCount, merged: pl.DataFrame, *, due: bool, forced: str | None) -> str | None:
+def _reconcile_reason(count: OrgCount, merged: Replica, *, due: bool, forced: str | None) -> str | None:
     """Why the Ids must be compared this run, or None: the counts agree and no periodic check is due.
 
     Without a creation bound, more records in the org than in the replica is what inserts racing the delta look
@@ -551,11 +562,11 @@ def _reconcile_reason(count: OrgCount, merged: pl.DataFrame, *, due: bool, force
     if forced:
         return forced
     if count.created_before is not None:
-        expected = count_created_before(merged, CREATED_FIELD, count.created_before)
+        expected = merged.count_created_before(CREATED_FIELD, count.created_before)
         if count.live != expected:
             return f"count differs: org {count.live}, replica {expected} (created before {count.created_before})"
-    elif count.live < merged.height:
-        return f"the org has fewer records ({count.live}) than the replica ({merged.height})"
+    elif count.live < merged.rows:
+        return f"the org has fewer records ({count.live}) than the replica ({merged.rows})"
     return "periodic check (reconcile_every_runs)" if due else None
 
 
@@ -567,7 +578,7 @@ class _Outcome:
     """What one sync ends with, before it is saved."""
 
     landed: _Landed
-    replica: pl.DataFrame
+    replica: Replica
     watermark: datetime | None  # the watermark the delta started from (None: backfill)
     hard_deletes: int = 0
     recovered: int = 0
@@ -581,7 +592,7 @@ def _reset_future_watermark(target: _SyncTarget, count: OrgCount, watermark: dat
     the newest change the replica holds and take the delta again. Returns (watermark, landed, forced reason)."""
     if count.org_now is None or not is_watermark_ahead(watermark, count.org_now) or landed.base is None:
         return watermark, landed, None
-    reset_to = fallback_watermark(landed.base.replica, target.cursor, count.org_now)
+    reset_to = fallback_watermark(landed.base.replica.scan(), target.cursor, count.org_now)
     log_event("sync_watermark_ahead", level=30, object=target.object_name, run_id=target.run_id,
               watermark=_utc_text(watermark), org_now=_utc_text(count.org_now), reset_to=_utc_text(reset_to),
               action="delta again from the reset point, then Id-level reconciliation" if reset_to else "backfill")
@@ -621,16 +632,16 @@ def _refresh_formulas(target: _SyncTarget, outcome: _Outcome, *, due: bool) -> t
     if not columns:
         return outcome, True
     try:
-        fill = _narrow_pull(target, columns, outcome.replica.height)
+        fill = _narrow_pull(target, columns, outcome.replica.rows)
     except PipelineError as err:  # a refresh only freshens values: the delta is saved, the next run tries again
         log_event("sync_formulas_refresh_failed", level=30, object=target.object_name, run_id=target.run_id,
                   columns=",".join(columns), error=" ".join(str(err).split()),
                   action="the delta is saved; the next run retries")
         return outcome, False
-    refreshed, changed = refresh_columns(outcome.replica, fill, primary_key=target.spec.primary_key)
+    refreshed, changed = refresh_columns(outcome.replica.collect(), fill, primary_key=target.spec.primary_key)
     log_event("sync_formulas_refreshed", object=target.object_name, run_id=target.run_id, columns=",".join(columns),
               records=fill.height, changed_values=changed)
-    return replace(outcome, replica=refreshed, refreshed=changed), True
+    return replace(outcome, replica=Replica.of_frame(refreshed, target.spec.primary_key), refreshed=changed), True
 
 
 def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: str, runs_since_reconcile: int,
@@ -645,11 +656,11 @@ def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: s
         object=target.object_name, source=source, fields=tuple(target.spec.fields), columns=tuple(landed.columns),
         watermark=new_watermark, column_types=landed.column_types, hidden_columns=landed.hidden,
         runs_since_reconcile=0 if outcome.reconciled or not outcome.watermark else runs_since_reconcile,
-        replica_rows=merged.height,
+        replica_rows=merged.rows,
         clock_offset_seconds=round(count.clock_offset_seconds, 3), last_run_id=target.run_id,
         updated_at=now_utc_seconds(), runs_since_formula_refresh=runs_since_refresh))
     stats = replace(landed.stats, hard_deletes=outcome.hard_deletes, recovered=outcome.recovered,
-                    replica_rows=merged.height, refreshed=outcome.refreshed)
+                    replica_rows=merged.rows, refreshed=outcome.refreshed)
     return mode, stats
 
 
@@ -707,7 +718,7 @@ def sync_object(
     source = conn.org_key
     with exclusive_lock(paths.state.with_suffix(".lock"), what=f"sync of {object_name}", object=object_name,
                         run_id=run_id):
-        for kept in (paths.state, paths.replica, paths.replica_schema):
+        for kept in (paths.state, paths.replica, overlay_path_for(paths.replica), paths.replica_schema):
             storage.fetch(kept)  # an object-store data root: what the last run, on whichever machine, published
         state = read_sync_state(paths.state, object_name)
         start = _starting_point(state, paths, target, source, full_refresh)
@@ -719,7 +730,7 @@ def sync_object(
         delta_started = datetime.now(timezone.utc)
         landed = _land(target, watermark, start.resumed)
         schema_changes = landed.change_note
-        report_progress(object_name, "replica", rows=landed.merged.height, note="merging the delta")
+        report_progress(object_name, "replica", rows=landed.merged.rows, note="merging the delta")
         offset = state.clock_offset_seconds if state else 0.0
         count = _count_live(RequestRunner(conn, object_name, target.options, run_id), object_name,
                             _count_bound(landed, delta_started, spec, offset),

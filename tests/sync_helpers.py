@@ -17,6 +17,7 @@ from tasks.sync import sync_object
 from utils.connection import SalesforceConnection
 from utils.paths import build_sync_paths
 from utils.raw_frame import scan_dataset
+from utils.replica_layers import scan_replica
 from utils.settings import Credentials
 from utils.sf_errors import RetryPolicy
 
@@ -52,7 +53,8 @@ def live_records(conn: SalesforceConnection, name: str, tmp_path: Path, options:
 
 
 def replica_of(name: str, data_root: Path) -> pl.DataFrame:
-    return pl.read_parquet(build_sync_paths(name, data_root=data_root).replica).sort("Id")
+    """The replica's live records as every reader sees them (base and overlay, see utils/replica_layers)."""
+    return scan_replica(build_sync_paths(name, data_root=data_root).replica).collect().sort("Id")
 
 
 def sync(conn: SalesforceConnection, name: str, data_root: Path, run_id: str, *, options: ExtractOptions = FAST,

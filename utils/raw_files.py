@@ -7,6 +7,7 @@ from pathlib import Path
 
 from utils import storage
 from utils.paths import RAW_NAME_RE, build_sync_paths, resolve_data_root, schema_sidecar_for
+from utils.replica_layers import overlay_path_for
 
 
 def _raw_sort_key(path: Path) -> tuple[str, str]:
@@ -46,6 +47,7 @@ def find_latest_dataset(object_name: str, data_root: str | os.PathLike[str] | No
     """What Phase 1/2 should read: the replica of an incrementally synced object, else its newest raw CSV."""
     replica = build_sync_paths(object_name, data_root=data_root).replica
     if incremental and storage.fetch(replica):
+        storage.fetch(overlay_path_for(replica))  # the records changed since the base (see utils/replica_layers)
         return replica
     latest = find_latest_raw_csv(object_name, data_root)
     if latest is not None:

@@ -15,6 +15,7 @@ import polars as pl
 
 from utils.paths import schema_sidecar_for
 from utils.raw_schema import RawSchema, read_raw_schema
+from utils.replica_layers import scan_replica
 from utils.sf_types import DATETIME_DTYPE, csv_read_dtype_for
 from utils.timefmt import POLARS_UTC_MILLIS
 
@@ -43,7 +44,7 @@ def scan_dataset(dataset: Path, schema: RawSchema | None = None) -> pl.LazyFrame
     typed); ``schema`` defaults to the sidecar beside the file."""
     schema = schema or read_raw_schema(schema_sidecar_for(Path(dataset)))
     if Path(dataset).suffix == ".parquet":
-        return pl.scan_parquet(dataset).select(schema.column_names)
+        return scan_replica(Path(dataset)).select(schema.column_names)
     read_schema = {c.name: csv_read_dtype_for(c.type) for c in schema.columns}
     lf = pl.scan_csv(dataset, schema=read_schema, null_values=[""], has_header=True, encoding="utf8")
     temporal = parse_temporal(schema.polars_schema())

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 
 from emulator import EmulatorInfo, build_org, run_emulator
@@ -38,6 +37,7 @@ from tests.prefect_server import (
     wait_for_flow_run,
 )
 from tests.reliability_helpers import expected_ids, ids_in
+from utils.replica_layers import scan_replica
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # one xdist worker with the other server tests
 
@@ -111,7 +111,7 @@ def _run_summary(root: Path) -> dict[str, Any]:
 
 def _outputs(root: Path, name: str) -> dict[str, Any]:
     return {"summary": json.loads((root / "output" / name / "summary.json").read_text()),
-            "replica_ids": sorted(pl.read_parquet(root / "replica" / f"{name}.parquet")["Id"].to_list()),
+            "replica_ids": sorted(scan_replica(root / "replica" / f"{name}.parquet").collect()["Id"].to_list()),
             "profile": json.loads((root / "processed" / "qa" / name / "profile.json").read_text()) | {"raw_csv": None}}
 
 

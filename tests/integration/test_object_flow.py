@@ -14,6 +14,7 @@ from flows.sf_etl_object_flow import read_run_part, sf_etl_object_flow
 from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow
 from utils.errors import ConfigError
 from utils.paths import build_qa_paths
+from utils.replica_layers import scan_replica
 
 pytestmark = [pytest.mark.integration]
 
@@ -23,7 +24,7 @@ def _outputs(root: Path, name: str) -> dict[str, object]:
     qa = build_qa_paths(name, data_root=root)
     return {
         "summary": json.loads((root / "output" / name / "summary.json").read_text()),
-        "replica_ids": sorted(pl.read_parquet(root / "replica" / f"{name}.parquet")["Id"].to_list()),
+        "replica_ids": sorted(scan_replica(root / "replica" / f"{name}.parquet").collect()["Id"].to_list()),
         "snapshot_rows": pl.read_parquet(qa.snapshot).height,
         "schema_report": json.loads(qa.schema_report.read_text()) | {"raw_csv": None},  # a path under the root
     }

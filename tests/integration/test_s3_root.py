@@ -23,6 +23,7 @@ from tests.s3_server import S3Store
 from tests.s3_server import s3_store as s3_store  # the session fixture
 from tests.sync_helpers import connect, live_records
 from utils.paths import build_qa_paths, build_summary_paths, build_sync_paths
+from utils.replica_layers import overlay_path_for, scan_replica
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +171,9 @@ def test_two_runs_of_one_object_started_together_on_two_machines_lose_nothing(s3
     assert [run.returncode for run in runs] == [0, 0]
     assert sorted(mode for mode, _ in outputs) == ["backfill", "incremental"], outputs  # one after the other
     state = json.loads(_download(s3_env, f"{remote}/state/Account.json", tmp_path / "state.json").read_text())
-    replica = pl.read_parquet(_download(s3_env, f"{remote}/replica/Account.parquet", tmp_path / "replica.parquet"))
+    base = _download(s3_env, f"{remote}/replica/Account.parquet", tmp_path / "replica" / "Account.parquet")
+    _download(s3_env, f"{remote}/replica/Account.overlay.parquet", overlay_path_for(base))  # the incremental run's
+    replica = scan_replica(base).collect()
     conn = connect(emulator)
     truth = live_records(conn, "Account", tmp_path / "truth")
     assert replica.sort("Id")["Id"].to_list() == truth["Id"].to_list()

@@ -8,7 +8,6 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from tasks.replica import (
-    ReplicaStamp,
     conform_replica,
     count_created_before,
     delta_filter,
@@ -23,6 +22,7 @@ from tasks.replica import (
     refresh_columns,
     with_null_columns,
 )
+from utils.replica_layers import ReplicaStamp
 
 T = [datetime(2026, 1, 1, 0, 0, s, tzinfo=timezone.utc) for s in range(6)]
 SCHEMA = {"Id": pl.Utf8, "Name": pl.Utf8, "SystemModstamp": pl.Datetime("ms", "UTC")}

@@ -1,0 +1,107 @@
+"""The replica at rest as a base file and an overlay: every merge, count and read equals the whole-frame merge."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from tasks import replica_store
+from tasks.replica import count_created_before, merge_delta
+from tasks.replica_store import Replica, open_replica, write_replica
+from utils.replica_layers import ReplicaStamp, key_problem, overlay_path_for, read_stored, scan_replica
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+SCHEMA = {"Id": pl.Utf8, "Name": pl.Utf8, "CreatedDate": pl.Datetime("ms", "UTC"),
+          "SystemModstamp": pl.Datetime("ms", "UTC")}
+TYPES = {"Id": "id", "Name": "string", "CreatedDate": "datetime", "SystemModstamp": "datetime"}
+
+
+def _delta(rng: random.Random, step: int, size: int = 40, keys: int = 120) -> pl.DataFrame:
+    """Random upserts, soft deletes and undeletes over a small key space (repeats within a delta included)."""
+    rows = []
+    for i in range(size):
+        k = rng.randrange(keys)
+        rows.append((f"K{k:04d}", f"v{step}-{i}", T0 + timedelta(seconds=k), T0 + timedelta(minutes=step, seconds=i),
+                     rng.random() < 0.2))
+    return pl.DataFrame(rows, schema={**SCHEMA, "IsDeleted": pl.Boolean}, orient="row")
+
+
+def _stamp(replica: Replica, run: int) -> ReplicaStamp:
+    return ReplicaStamp(f"RUN{run}", replica.rows, T0 + timedelta(minutes=run), TYPES)
+
+
+def _reopen(path) -> Replica:
+    return open_replica(path, read_stored(path), primary_key="Id", schema=SCHEMA)
+
+
+@pytest.mark.parametrize("compact_min_rows", [10**9, 30])  # never compacted / compacted along the way
+def test_layered_merges_equal_whole_frame_merges(tmp_path, monkeypatch, compact_min_rows):
+    monkeypatch.setattr(replica_store, "COMPACT_MIN_ROWS", compact_min_rows)
+    rng = random.Random(7)
+    path = tmp_path / "replica" / "Thing.parquet"
+    first = _delta(rng, 0, size=80)
+    whole, _ = merge_delta(None, first, columns=list(SCHEMA), primary_key="Id", cursor_field="SystemModstamp")
+    replica = write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    compactions = 0
+    for step in range(1, 25):
+        delta = _delta(rng, step)
+        whole, expected = merge_delta(whole, delta, columns=list(SCHEMA), primary_key="Id",
+                                      cursor_field="SystemModstamp")
+        layered, stats = _reopen(path).merge(delta, cursor_field="SystemModstamp")
+        assert stats == expected
+        before = read_stored(path).base_stamp
+        replica = write_replica(path, layered, _stamp(layered, step))
+        compactions += read_stored(path).base_stamp != before
+        live = scan_replica(path).collect().sort("Id")
+        assert_frame_equal(live, whole)  # what Phase 1 and QA read
+        reopened = _reopen(path)
+        assert reopened.rows == whole.height == read_stored(path).stamp.rows
+        assert_frame_equal(reopened.collect(), whole)
+        bound = T0 + timedelta(seconds=60)
+        assert reopened.count_created_before("CreatedDate", bound) == count_created_before(whole, "CreatedDate", bound)
+        assert key_problem(path, "Id") is None
+    assert (compactions > 0) == (compact_min_rows == 30)
+    assert replica.rows == whole.height
+
+
+def test_an_overlay_left_by_a_compaction_is_ignored(tmp_path, monkeypatch):
+    """A crash after a compaction wrote the new base leaves the old overlay: it names the old base, so it is not
+    applied twice (its inserts would repeat)."""
+    path = tmp_path / "Thing.parquet"
+    rng = random.Random(3)
+    whole, _ = merge_delta(None, _delta(rng, 0, size=80), columns=list(SCHEMA), primary_key="Id",
+                           cursor_field="SystemModstamp")
+    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    layered, _ = _reopen(path).merge(_delta(rng, 1), cursor_field="SystemModstamp")
+    write_replica(path, layered, _stamp(layered, 1))
+    stale, expected = overlay_path_for(path).read_bytes(), layered.collect()
+    monkeypatch.setattr(replica_store, "COMPACT_MIN_ROWS", 0)
+    compacted = write_replica(path, layered, _stamp(layered, 1))  # a new base; the overlay file is untouched
+    assert overlay_path_for(path).read_bytes() == stale
+    assert read_stored(path).overlay is None
+    assert_frame_equal(scan_replica(path).collect().sort("Id"), expected)
+    assert compacted.rows == expected.height and compacted.overlay.height == 0
+
+
+def test_a_base_without_an_id_is_rewritten_once_before_an_overlay_names_it(tmp_path):
+    """A replica written by the previous version: one file, a stamp without ``base_id``."""
+    path = tmp_path / "Thing.parquet"
+    whole, _ = merge_delta(None, _delta(random.Random(1), 0), columns=list(SCHEMA), primary_key="Id",
+                           cursor_field="SystemModstamp")
+    whole.write_parquet(path, metadata=ReplicaStamp("OLD", whole.height, T0, TYPES).to_metadata())
+    layered, _ = _reopen(path).merge(_delta(random.Random(2), 1), cursor_field="SystemModstamp")
+    assert layered.needs_compaction()
+    write_replica(path, layered, _stamp(layered, 1))
+    assert read_stored(path).base_stamp.base_id is not None and not overlay_path_for(path).exists()
+
+
+def test_a_base_out_of_key_order_is_a_key_problem(tmp_path):
+    path = tmp_path / "Thing.parquet"
+    pl.DataFrame({"Id": ["b", "a"]}).write_parquet(path)
+    assert key_problem(path, "Id") == "Id values repeat or are out of order"
+    pl.DataFrame({"Id": ["a", "a"]}).write_parquet(path)
+    assert key_problem(path, "Id") is not None

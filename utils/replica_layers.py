@@ -1,0 +1,123 @@
+"""The replica's files, read: which overlay applies to which base, and the live records they make together.
+
+``tasks/replica_store.py`` writes them (and says why the replica is a base file and an overlay); this module is the
+one reader, for the sync and for Phase 1 and QA (through ``utils.raw_frame.scan_dataset``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from utils.timefmt import utc_iso
+
+STAMP_KEY = "sf_pipeline.replica"  # Parquet key-value metadata written with the rows, so it is atomic with them
+OVERLAY_SUFFIX = ".overlay.parquet"
+TOMBSTONE = "_replica_deleted"  # overlay flag: the record was deleted since the base (it stays in the base file)
+IN_BASE = "_replica_in_base"    # overlay flag: the base file holds an older version of the record
+FLAGS = (TOMBSTONE, IN_BASE)
+
+
+def overlay_path_for(base: Path) -> Path:
+    return base.with_name(base.name[: -len(".parquet")] + OVERLAY_SUFFIX)
+
+
+@dataclass(frozen=True)
+class ReplicaStamp:
+    """What a sync knew when it wrote the replica, stored inside the Parquet file itself.
+
+    The state file is written after the replica, so after a crash between the two writes (or a replica restored
+    from a backup) they disagree; the stamp says which run wrote these rows and up to which watermark they are
+    complete, so resuming from the older of the two watermarks is always safe.
+    """
+
+    run_id: str
+    rows: int  # live records of the whole replica (base and overlay)
+    watermark: datetime | None
+    column_types: dict[str, str]
+    base_id: str | None = None  # a base file's own id; an overlay's: the base it applies to (tasks/replica_store)
+    primary_key: str | None = None  # what an overlay's records replace base records by
+    overlay_rows: int | None = None  # an overlay's own rows (live, replaced and deleted records)
+
+    def to_metadata(self) -> dict[str, str]:
+        watermark = utc_iso(self.watermark) if self.watermark else None
+        return {STAMP_KEY: json.dumps({"run_id": self.run_id, "rows": self.rows, "watermark": watermark,
+                                       "column_types": self.column_types, "base_id": self.base_id,
+                                       "primary_key": self.primary_key, "overlay_rows": self.overlay_rows})}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> ReplicaStamp | None:
+        """The stamp of a replica, or None when the file has none (another tool or an older version wrote it)."""
+        try:
+            data = json.loads(metadata[STAMP_KEY])
+            watermark = datetime.fromisoformat(data["watermark"]) if data["watermark"] else None
+            base_id, key, overlay_rows = data.get("base_id"), data.get("primary_key"), data.get("overlay_rows")
+            return cls(str(data["run_id"]), int(data["rows"]), watermark, dict(data["column_types"]),
+                       str(base_id) if base_id else None, str(key) if key else None,
+                       int(overlay_rows) if overlay_rows is not None else None)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def layered_scan(base: pl.LazyFrame, overlay: pl.DataFrame, primary_key: str) -> pl.LazyFrame:
+    """The live records of a base scan with an overlay applied: one owner of what the layers mean."""
+    replaced = overlay.filter(pl.col(IN_BASE)).get_column(primary_key)
+    if replaced.len():
+        base = base.filter(~pl.col(primary_key).is_in(replaced.implode()))
+    live = overlay.filter(~pl.col(TOMBSTONE)).drop(FLAGS)
+    return pl.concat([base, live.lazy()], how="vertical") if live.height else base
+
+
+@dataclass(frozen=True)
+class StoredReplica:
+    """What the replica's files say: the base's stamp and rows, the overlay that applies to it (if any) and its
+    stamp, which is the replica's when there is one."""
+
+    base_stamp: ReplicaStamp | None
+    base_rows: int
+    base_schema: dict[str, pl.DataType]
+    overlay: pl.DataFrame | None
+    overlay_stamp: ReplicaStamp | None
+
+    @property
+    def stamp(self) -> ReplicaStamp | None:
+        return self.overlay_stamp or self.base_stamp
+
+
+def read_stored(base: Path) -> StoredReplica:
+    """The replica's files, read for their stamps, schema and row counts (the base's rows are not read). An
+    overlay written for another base (left by a compaction) is left out. Raises when a file is unreadable."""
+    base_stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(base))
+    base_schema = dict(pl.read_parquet_schema(base))
+    base_rows = int(pl.scan_parquet(base).select(pl.len()).collect().item())
+    overlay_file = overlay_path_for(base)
+    if base_stamp is None or base_stamp.base_id is None or not overlay_file.is_file():
+        return StoredReplica(base_stamp, base_rows, base_schema, None, None)
+    overlay_stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(overlay_file))
+    if overlay_stamp is None or overlay_stamp.base_id != base_stamp.base_id or overlay_stamp.primary_key is None:
+        return StoredReplica(base_stamp, base_rows, base_schema, None, None)
+    return StoredReplica(base_stamp, base_rows, base_schema, pl.read_parquet(overlay_file), overlay_stamp)
+
+
+def scan_replica(base: Path) -> pl.LazyFrame:
+    """The live records of a replica on disk, layers applied: what Phase 1 and QA read."""
+    stored = read_stored(base)
+    scan = pl.scan_parquet(base)
+    if stored.overlay is None or stored.overlay_stamp is None or stored.overlay_stamp.primary_key is None:
+        return scan
+    return layered_scan(scan, stored.overlay, stored.overlay_stamp.primary_key)
+
+
+def key_problem(base: Path, primary_key: str) -> str | None:
+    """Why the base's keys cannot be trusted (a repeat, or out of order: every base is written sorted by key), in
+    one streaming pass over the key column, or None."""
+    keys = pl.col(primary_key)
+    out_of_order = pl.scan_parquet(base).select((keys <= keys.shift(1)).any()).collect(engine="streaming").item()
+    return f"{primary_key} values repeat or are out of order" if out_of_order else None
+
+
