@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_e2e, bench_extract, bench_process, bench_qa, bench_schema, report
+from benchmarks import bench_e2e, bench_extract, bench_process, bench_qa, bench_scale, bench_schema, report
 from benchmarks.harness import REPO, WORK, machine_info
 
-STAGES = ("extract", "process", "qa", "e2e", "schema")
+STAGES = ("extract", "process", "qa", "e2e", "schema", "scale")
 LATEST = REPO / "benchmarks" / "results" / "latest.json"
 PARTIAL = WORK / "results-partial.json"
 
@@ -37,15 +37,16 @@ class Plan:
     qa_rows: int
     e2e_scales: tuple[tuple[str, dict[str, int] | None, int], ...]
     schema_rows: int                     # one org: backfill, added field, formula refresh
+    scale_sizes: tuple[int, ...]         # one org each: backfill, then rounds of 1,000 changes + an incremental run
 
 
 FULL = Plan(repeat=3, extract_sizes=(100_000, 1_000_000), extract_rest_sizes=(1_000_000,), rest_repeat_large=1,
             extract_rss_sizes=(5_000_000,), process_sizes=(1_000_000, 5_000_000), qa_rows=1_000_000,
             e2e_scales=(("default", None, 3), ("Opportunity 1M", {"Opportunity": 1_000_000}, 1)),
-            schema_rows=1_000_000)
+            schema_rows=1_000_000, scale_sizes=bench_scale.SIZES)
 QUICK = Plan(repeat=1, extract_sizes=(20_000,), extract_rest_sizes=(), rest_repeat_large=1,
              extract_rss_sizes=(100_000,), process_sizes=(100_000,), qa_rows=100_000,
-             e2e_scales=(("default", None, 1),), schema_rows=100_000)
+             e2e_scales=(("default", None, 1),), schema_rows=100_000, scale_sizes=bench_scale.QUICK_SIZES)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,12 +78,15 @@ def run_stages(plan: Plan, stages: list[str], repeat: int) -> dict[str, Any]:
         results["e2e"] = bench_e2e.run_stage(scales=scales)
     if "schema" in stages:  # rounds of backfill, incremental, added field, refresh on one org (medians)
         results["schema"] = bench_schema.run_stage(rows=plan.schema_rows, repeat=repeat)
+    if "scale" in stages:  # issue #18: the same 1,000-row delta on growing replicas, per-stage peak RSS
+        results["scale"] = bench_scale.run_stage(sizes=plan.scale_sizes, rounds=repeat)
     return results
 
 
 def print_tables(results: dict[str, Any], verdicts: list[dict[str, Any]]) -> None:
     printers = {"extract": report.extract_table, "process": report.process_table, "qa": report.qa_table,
-                "e2e": report.e2e_table, "schema": bench_schema.table}
+                "e2e": report.e2e_table, "schema": bench_schema.table,
+                "scale": bench_scale.table}
     for stage, section in results.items():
         print("\n" + printers[stage](section))
     print("\n" + report.targets_table(verdicts))
@@ -102,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = report.evaluate_targets(results)
     if "schema" in results:
         verdicts += bench_schema.verdicts(results["schema"])
+    if "scale" in results:
+        verdicts += bench_scale.verdicts(results["scale"])
     print_tables(results, verdicts)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     document = {"mode": "quick" if args.quick else "full", "repeat": repeat, "stages": args.stages,
