@@ -206,12 +206,12 @@ def completeness_required(
     if not columns:
         return _graded(object_name, "completeness_required", False, "error", observed={}, threshold=0,
                        message=f"{object_name}: no required columns to check")
-    counts = frame.select(pl.col(c).null_count() for c in columns).collect().row(0, named=True)
+    counts = frame.select(pl.col(c).null_count() for c in columns).collect(engine="streaming").row(0, named=True)
     samples: tuple[str, ...] = ()
     if any(counts.values()):
         has_null = pl.any_horizontal(pl.col(c).is_null() for c in columns)
         sample_frame = frame.with_row_index(_ROW).filter(has_null).select(_sample_label(primary_key))
-        samples = tuple(sample_frame.head(SAMPLE_SIZE).collect().to_series())
+        samples = tuple(sample_frame.head(SAMPLE_SIZE).collect(engine="streaming").to_series())
     with_nulls = {c: n for c, n in counts.items() if n}
     message = (f"{object_name}: nulls in required columns " + ", ".join(f"{c} ({n})" for c, n in with_nulls.items())
                if with_nulls else f"{object_name}: required columns {', '.join(columns)} have no nulls")
@@ -219,34 +219,99 @@ def completeness_required(
                    threshold=0, sample_ids=samples, message=message)
 
 
-def deduplicate_latest(frame: pl.LazyFrame, *, primary_key: str, cursor_field: str | None) -> pl.LazyFrame:
+# Bounded memory on any row count: work that holds one entry per distinct key runs once per hash bucket of the
+# key, each bucket holding at most about this many rows (every row of a key lands in the same bucket).
+ROWS_PER_BUCKET = 2_000_000
+_HASH = "__qa_key_hash"
+
+
+def bucket_count(rows: int, *, rows_per_bucket: int = ROWS_PER_BUCKET) -> int:
+    """How many hash buckets keep each bucket under ``rows_per_bucket`` rows (1 for small data)."""
+    return max(1, math.ceil(rows / rows_per_bucket))
+
+
+def in_bucket(hashed: pl.Expr, bucket: int, buckets: int) -> pl.Expr:
+    """True on the rows whose hash (``pl.col(c).hash()``) falls in ``bucket`` of ``buckets`` (all, for one)."""
+    return pl.lit(True) if buckets == 1 else hashed % buckets == bucket
+
+
+@dataclass(frozen=True)
+class KeyRepeats:
+    """Where a primary key repeats: the rows a dedup drops and the smallest repeated keys (samples)."""
+
+    dropped_rows: pl.Series  # 0-based row numbers of the non-latest rows of each repeated key, ascending
+    repeated_keys: tuple[str, ...]
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_rows.len()
+
+
+def find_key_repeats(
+    frame: pl.LazyFrame, *, primary_key: str, cursor_field: str | None, rows_per_bucket: int = ROWS_PER_BUCKET
+) -> KeyRepeats:
+    """Exact repeats of ``primary_key`` (nulls are not keys), found one hash bucket of the key at a time.
+
+    Per bucket, rows whose 64-bit key hash repeats are candidates (every repeat, plus rare hash collisions); only
+    those are read back with their key and cursor and checked exactly, so a clean bucket holds a hash and a row
+    number per row. The latest row of a key is the one ``deduplicate_latest`` keeps (see there).
+    """
+    keyed = frame.with_row_index(_ROW).filter(pl.col(primary_key).is_not_null())
+    rows = int(keyed.select(pl.len()).collect(engine="streaming").item())
+    buckets = bucket_count(rows, rows_per_bucket=rows_per_bucket)
+    dropped: list[pl.Series] = []
+    repeated: list[str] = []
+    for bucket in range(buckets):
+        candidates = (
+            keyed.select(_ROW, pl.col(primary_key).hash().alias(_HASH))
+            .filter(in_bucket(pl.col(_HASH), bucket, buckets))
+            .filter(pl.col(_HASH).is_duplicated()).collect(engine="streaming")[_ROW]
+        )
+        if candidates.len():
+            bucket_dropped, bucket_repeated = _exact_repeats(keyed, candidates, primary_key, cursor_field)
+            dropped.append(bucket_dropped)
+            repeated = sorted({*repeated, *bucket_repeated})[:SAMPLE_SIZE]
+    rows_dropped = pl.concat(dropped).sort() if dropped else pl.Series(_ROW, [], dtype=pl.UInt32)
+    return KeyRepeats(rows_dropped, tuple(repeated))
+
+
+def _exact_repeats(
+    keyed: pl.LazyFrame, candidates: pl.Series, primary_key: str, cursor_field: str | None
+) -> tuple[pl.Series, list[str]]:
+    """Among the candidate rows: the rows a dedup drops, and the smallest repeated keys."""
+    cursor = [cursor_field] if cursor_field else []
+    rows = (keyed.filter(pl.col(_ROW).is_in(candidates.implode())).select(primary_key, _ROW, *cursor)
+            .filter(pl.col(primary_key).is_duplicated()).collect(engine="streaming"))
+    # Latest first: the highest cursor (a null cursor is the oldest), ties to the last row in file order.
+    losers = (rows.group_by(primary_key)
+              .agg(pl.col(_ROW).sort_by([*cursor, _ROW], descending=True, nulls_last=True).slice(1))
+              .get_column(_ROW).explode().drop_nulls())
+    keys = rows.get_column(primary_key).unique().sort().head(SAMPLE_SIZE).cast(pl.Utf8).to_list()
+    return losers, keys
+
+
+def deduplicate_latest(
+    frame: pl.LazyFrame, *, primary_key: str, cursor_field: str | None, repeats: KeyRepeats | None = None
+) -> pl.LazyFrame:
     """One row per primary key: the latest by ``cursor_field`` (ties, nulls and no cursor: the last in file order).
 
     Rows without a primary key are kept as they are; they are a completeness problem, not duplicates.
-    The result keeps the file order and the input columns.
+    The result keeps the file order and the input columns. The repeats are found now (``find_key_repeats``,
+    unless given); the rows are only read when the result is.
     """
-    indexed = frame.with_row_index(_ROW)
-    winners = (
-        indexed.filter(pl.col(primary_key).is_not_null())
-        .group_by(primary_key)
-        .agg(pl.col(_ROW).sort_by([*([cursor_field] if cursor_field else []), _ROW], nulls_last=False).last())
-        .select(_ROW)
-    )
-    keyless = indexed.filter(pl.col(primary_key).is_null()).select(_ROW)
-    keep = pl.concat([winners, keyless])
-    return indexed.join(keep, on=_ROW, how="semi", maintain_order="left").drop(_ROW)
+    repeats = repeats or find_key_repeats(frame, primary_key=primary_key, cursor_field=cursor_field)
+    if not repeats.dropped:
+        return frame
+    dropped = repeats.dropped_rows.implode()
+    return frame.with_row_index(_ROW).filter(~pl.col(_ROW).is_in(dropped)).drop(_ROW)
 
 
-def uniqueness_primary_key(object_name: str, frame: pl.LazyFrame, *, primary_key: str) -> CheckResult:
+def uniqueness_primary_key(
+    object_name: str, frame: pl.LazyFrame, *, primary_key: str, repeats: KeyRepeats | None = None
+) -> CheckResult:
     """Warning when the primary key repeats; observed = rows a dedup drops, samples = repeated Ids."""
-    keyed = frame.select(pl.col(primary_key)).filter(pl.col(primary_key).is_not_null())
-    stats = keyed.select(pl.len().alias("rows"), pl.col(primary_key).n_unique().alias("unique")).collect()
-    dropped = int(stats["rows"][0]) - int(stats["unique"][0])
-    samples: tuple[str, ...] = ()
-    if dropped:
-        repeated = (keyed.group_by(primary_key).len().filter(pl.col("len") > 1)
-                    .sort(primary_key).head(SAMPLE_SIZE).collect())
-        samples = tuple(str(v) for v in repeated[primary_key])
+    repeats = repeats or find_key_repeats(frame, primary_key=primary_key, cursor_field=None)
+    dropped, samples = repeats.dropped, repeats.repeated_keys
     message = (f"{object_name}: {dropped} duplicate row(s) on {primary_key}, e.g. {', '.join(samples)}"
                if dropped else f"{object_name}: {primary_key} is unique")
     return _graded(object_name, "uniqueness_primary_key", dropped > 0, "warning", observed=dropped,
@@ -295,8 +360,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _column_stats_exprs(name: str, dtype: pl.DataType) -> list[pl.Expr]:
+    """Reductions that stream in bounded memory; the exact distinct count is ``count_values``' job."""
     col = pl.col(name)
-    exprs = [col.null_count().alias(f"{name}|nulls"), col.drop_nulls().n_unique().alias(f"{name}|distinct")]
+    exprs = [col.null_count().alias(f"{name}|nulls"), col.approx_n_unique().alias(f"{name}|approx_distinct")]
     if dtype.is_numeric() or dtype.is_temporal() or dtype == pl.Utf8:
         exprs += [col.min().alias(f"{name}|min"), col.max().alias(f"{name}|max")]
     if dtype.is_numeric():
@@ -310,16 +376,20 @@ def profile_frame(frame: pl.LazyFrame, sf_types: Mapping[str, str]) -> dict[str,
     exprs = [pl.len().alias("|rows")]
     for name, dtype in schema.items():
         exprs += _column_stats_exprs(name, dtype)
-    stats = frame.select(exprs).collect().row(0, named=True)
+    stats = frame.select(exprs).collect(engine="streaming").row(0, named=True)
     rows = int(stats["|rows"])
     columns = {}
     for name, dtype in schema.items():
         sf_type = sf_types.get(name, "")
         nulls = int(stats[f"{name}|nulls"])
+        with_top = sf_type.lower() in TOP_VALUE_TYPES
+        # The estimate only sizes the buckets (~2% off at most); the count itself is exact.
+        buckets = bucket_count(math.ceil(int(stats[f"{name}|approx_distinct"]) * 1.1))
+        distinct, top = count_values(frame, name, buckets=buckets, top=TOP_VALUES if with_top else 0)
         entry: dict[str, Any] = {
             "sf_type": sf_type, "polars_type": str(dtype), "rows": rows, "nulls": nulls,
             "null_rate": round(nulls / rows, 6) if rows else None,
-            "distinct": int(stats[f"{name}|distinct"]),
+            "distinct": distinct,
         }
         if dtype.is_temporal():
             entry["earliest"] = _jsonable(stats[f"{name}|min"])
@@ -330,20 +400,37 @@ def profile_frame(frame: pl.LazyFrame, sf_types: Mapping[str, str]) -> dict[str,
         if dtype.is_numeric():
             entry["mean"] = _jsonable(stats[f"{name}|mean"])
             entry["std"] = _jsonable(stats[f"{name}|std"])
-        if sf_type.lower() in TOP_VALUE_TYPES:
-            entry["top_values"] = top_values(frame, name)
+        if with_top:
+            entry["top_values"] = top
         columns[name] = entry
     return {"rows": rows, "columns": columns}
 
 
-def top_values(frame: pl.LazyFrame, column: str, *, n: int = TOP_VALUES) -> list[dict[str, Any]]:
-    """The ``n`` most frequent non-null values with their counts (ties broken by value, for stable output)."""
-    counts = (
-        frame.select(pl.col(column)).filter(pl.col(column).is_not_null())
-        .group_by(column).len()
-        .sort(["len", column], descending=[True, False]).head(n).collect()
-    )
-    return [{"value": _jsonable(v), "count": int(c)} for v, c in counts.iter_rows()]
+def count_values(
+    frame: pl.LazyFrame, column: str, *, buckets: int = 1, top: int = TOP_VALUES
+) -> tuple[int, list[dict[str, Any]]]:
+    """Exact number of distinct non-null values, and the ``top`` most frequent with their counts (ties broken by
+    value, for stable output).
+
+    Counted one hash bucket of the values at a time, so a pass holds ~1/``buckets`` of the distinct values. Every
+    value lands in one bucket with its whole count, so the overall leaders are among the buckets' leaders.
+    """
+    values = frame.select(column).filter(pl.col(column).is_not_null())
+    distinct, leaders = 0, []
+    for bucket in range(buckets):
+        counts = (values.filter(in_bucket(pl.col(column).hash(), bucket, buckets)).group_by(column).len()
+                  .collect(engine="streaming"))
+        distinct += counts.height
+        if top:
+            leaders.append(_most_frequent(counts, column, top))
+    if not leaders:
+        return distinct, []
+    return distinct, [{"value": _jsonable(v), "count": int(c)}
+                      for v, c in _most_frequent(pl.concat(leaders), column, top).iter_rows()]
+
+
+def _most_frequent(counts: pl.DataFrame, column: str, n: int) -> pl.DataFrame:
+    return counts.sort(["len", column], descending=[True, False]).head(n)
 
 
 # ------------------------------------------------------------------------------------- custom validators
@@ -387,8 +474,9 @@ def evaluate_validator(
         raise ConfigError(msg)
     severity: Severity = getattr(validator, "severity", "error")
     violating = frame.with_row_index(_ROW).filter(outcome)
-    count = int(violating.select(pl.len()).collect().item())
-    samples = tuple(violating.select(_sample_label(primary_key)).head(SAMPLE_SIZE).collect().to_series())
+    count = int(violating.select(pl.len()).collect(engine="streaming").item())
+    samples = tuple(violating.select(_sample_label(primary_key)).head(SAMPLE_SIZE).collect(engine="streaming")
+                    .to_series())
     doc = (validator.__doc__ or "").strip().splitlines()
     rule = doc[0] if doc else dotted
     message = (f"{object_name}: {count} row(s) violate {check}: {rule}" if count

@@ -27,6 +27,7 @@ from tasks.quality_checks import (
     completeness_required,
     deduplicate_latest,
     evaluate_validator,
+    find_key_repeats,
     load_validator,
     non_empty,
     profile_frame,
@@ -183,13 +184,14 @@ def inspect_raw_extract(
 
 def write_dedup(object_name: str, frame: pl.LazyFrame, spec: ObjectSpec, qc: QaPaths) -> QaReport:
     """Uniqueness check plus ``dedup.csv``: the latest row per key, in the raw CSV conventions."""
-    result = uniqueness_primary_key(object_name, frame, primary_key=spec.primary_key)
-    deduped = deduplicate_latest(frame, primary_key=spec.primary_key,
-                                 cursor_field=spec.cursor_in(frame.collect_schema().names()))
+    cursor_field = spec.cursor_in(frame.collect_schema().names())
+    repeats = find_key_repeats(frame, primary_key=spec.primary_key, cursor_field=cursor_field)  # once for both
+    result = uniqueness_primary_key(object_name, frame, primary_key=spec.primary_key, repeats=repeats)
+    deduped = deduplicate_latest(frame, primary_key=spec.primary_key, cursor_field=cursor_field, repeats=repeats)
     with atomic_path(qc.dedup) as tmp:
         # Same conventions as the raw extract: every value quoted, null = "", `...000Z` datetimes.
         deduped.sink_csv(tmp, quote_style="always", null_value="", date_format=DATE_FORMAT,
-                         datetime_format=DATETIME_FORMAT, check_extension=False)
+                         datetime_format=DATETIME_FORMAT, check_extension=False, engine="streaming")
     return QaReport((result,), (str(qc.dedup),))
 
 

@@ -15,9 +15,11 @@ from tasks.quality_checks import (
     CheckResult,
     compare_schema,
     completeness_required,
+    count_values,
     crashed_result,
     deduplicate_latest,
     evaluate_validator,
+    find_key_repeats,
     load_validator,
     non_empty,
     not_run_result,
@@ -239,6 +241,21 @@ def test_deduplicate_latest_is_identity_on_clean_data():
                        frame.collect())
 
 
+def test_deduplicate_latest_gives_the_same_rows_one_hash_bucket_at_a_time():
+    rows = [(f"006{i % 13}", f"n{i}", "s", float(i), None, stamp(1 + i % 5) if i % 7 else None) for i in range(60)]
+    frame = opportunities([*rows, (None, "keyless", "s", 0.0, None, None)])  # defects: 47 repeats, a null Id
+    whole = find_key_repeats(frame, primary_key="Id", cursor_field="SystemModstamp")
+
+    bucketed = find_key_repeats(frame, primary_key="Id", cursor_field="SystemModstamp", rows_per_bucket=4)
+
+    assert whole.dropped == 47 and whole.repeated_keys == ("0060", "0061", "00610", "00611", "00612")
+    assert (bucketed.dropped_rows.to_list(), bucketed.repeated_keys) == (whole.dropped_rows.to_list(),
+                                                                          whole.repeated_keys)
+    assert_frame_equal(
+        deduplicate_latest(frame, primary_key="Id", cursor_field="SystemModstamp", repeats=bucketed).collect(),
+        deduplicate_latest(frame, primary_key="Id", cursor_field="SystemModstamp").collect())
+
+
 # ----------------------------------------------------------------------------------------- rowcount
 
 
@@ -353,6 +370,14 @@ def test_profile_distinct_count_ignores_nulls():
     profile = profile_frame(opportunities(WITH_DEFECTS), {"Name": "string"})
 
     assert profile["columns"]["Name"]["distinct"] == 4 and profile["columns"]["Name"]["nulls"] == 1
+
+
+def test_count_values_is_exact_one_hash_bucket_at_a_time():
+    frame = pl.LazyFrame({"StageName": ["b", "a", None, "c", "a", "b", "d", "a", None, "e"]})
+
+    assert count_values(frame, "StageName", buckets=3) == count_values(frame, "StageName") == (5, [
+        {"value": "a", "count": 3}, {"value": "b", "count": 2}, {"value": "c", "count": 1},
+        {"value": "d", "count": 1}, {"value": "e", "count": 1}])
 
 
 def test_every_field_lists_the_describe_minus_compound_parents_base64_and_exclusions():
