@@ -165,12 +165,6 @@ def merge_delta(
                               unchanged=existing.height - updates, deleted_absent=soft_deleted.height - deletes)
 
 
-def drop_missing_keys(replica: pl.DataFrame, live_keys: pl.DataFrame, *, primary_key: str) -> tuple[pl.DataFrame, int]:
-    """Reconciliation: remove records Salesforce no longer has at all (hard deletes, purged recycle bin)."""
-    kept = replica.join(live_keys.select(primary_key), on=primary_key, how="semi")
-    return kept, replica.height - kept.height
-
-
 def find_missing_keys(replica: pl.DataFrame, live_keys: pl.DataFrame, *, primary_key: str,
                       created_field: str | None = None, created_before: datetime | None = None) -> list[str]:
     """Reconciliation: live keys the replica lacks (committed behind the watermark, or lost from the replica).

@@ -19,6 +19,7 @@ sync, Phase 1, QA) all go through ``scan``: base minus overlaid keys, plus the o
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,7 +28,15 @@ from pathlib import Path
 
 import polars as pl
 
-from tasks.replica import DELETED_FLAG, MergeStats, count_created_before, latest_versions, merge_delta
+from tasks.replica import (
+    DELETED_FLAG,
+    MergeStats,
+    count_created_before,
+    find_missing_keys,
+    latest_versions,
+    merge_delta,
+    refresh_columns,
+)
 from utils.atomic import atomic_path
 from utils.replica_layers import (
     FLAGS,
@@ -42,6 +51,7 @@ from utils.replica_layers import (
 COMPACT_SHARE = 0.05       # merge the overlay into the base once it holds this share of the base's records...
 COMPACT_MIN_ROWS = 20_000  # ...and at least this many (a small object is cheap to rewrite, but not every run)
 ROW_GROUP_ROWS = 122_880   # Polars' streaming default: bounded reads of the base
+BUCKET_ROWS = 2_000_000    # records per group when a refresh or a reconciliation compares keys (a few columns)
 
 
 def new_base_id() -> str:
@@ -139,11 +149,77 @@ class Replica:
         return (pl.scan_parquet(self.base_file).filter(pl.col(self.primary_key).is_in(keys.implode()))
                 .collect(engine="streaming").cast(self.schema))  # type: ignore[arg-type]
 
+    def refresh(self, fresh: pl.LazyFrame) -> tuple[Replica, int]:
+        """Take the values of ``fresh`` (the key and some columns of every live record: a formula refresh) and count
+        the values that changed. The comparison runs one bucket of keys at a time on those columns alone; only the
+        records whose values changed are read whole, into the overlay."""
+        key = self.primary_key
+        columns = [c for c in fresh.collect_schema().names() if c != key]
+        if self.whole is not None:
+            updated, changed_values = refresh_columns(self.whole, fresh.collect(engine="streaming"), primary_key=key)
+            return replace(self, whole=updated), changed_values
+        changed_values, changed = 0, []
+        for in_bucket in _buckets(key, self.rows):
+            current = self.scan().select(key, *columns).filter(in_bucket).collect(engine="streaming")
+            updated, count = refresh_columns(current, fresh.filter(in_bucket).collect(engine="streaming"),
+                                             primary_key=key)
+            changed_values += count
+            changed.append(updated.join(current, on=[key, *columns], how="anti", nulls_equal=True))
+        new_values = pl.concat(changed)
+        if not new_values.height:
+            return self, 0
+        records = (self.scan().filter(pl.col(key).is_in(new_values.get_column(key).implode())).drop(columns)
+                   .collect(engine="streaming"))
+        return self._upsert(records.join(new_values, on=key).select(list(self.schema))), changed_values
+
+    def compare_keys(self, live: pl.LazyFrame, *, created_field: str,
+                     created_before: datetime | None) -> tuple[pl.Series, list[str]]:
+        """Reconciliation: the replica's keys the org no longer has, and the org's keys (``live``: every live record's
+        key, and creation time when the count was bounded by it) the replica lacks, one bucket of keys at a time."""
+        key = self.primary_key
+        vanished, missing = [], []
+        for in_bucket in _buckets(key, self.rows):
+            held = self.scan().select(key).filter(in_bucket).collect(engine="streaming")
+            org = live.filter(in_bucket).collect(engine="streaming")
+            vanished.append(held.join(org.select(key), on=key, how="anti").get_column(key))
+            missing += find_missing_keys(held, org, primary_key=key, created_field=created_field,
+                                         created_before=created_before)
+        return pl.concat(vanished).sort(), sorted(missing)
+
+    def remove(self, keys: pl.Series) -> Replica:
+        """The replica without these records (hard deletes): a base record gets a tombstone, an overlay one goes."""
+        key = self.primary_key
+        if not keys.len():
+            return self
+        if self.whole is not None:
+            kept = self.whole.filter(~pl.col(key).is_in(keys.implode()))
+            return replace(self, whole=kept, base_rows=kept.height)
+        gone = self._base_records(keys).with_columns(pl.lit(True).alias(TOMBSTONE), pl.lit(True).alias(IN_BASE))
+        kept = self.overlay.filter(~pl.col(key).is_in(keys.implode()))
+        return replace(self, overlay=pl.concat([kept, gone.cast(self.overlay.schema)]).sort(key))
+
+    def _upsert(self, records: pl.DataFrame) -> Replica:
+        """New versions of live records into the overlay (no counts: a refresh counts values, not records)."""
+        key = self.primary_key
+        held = self.overlay.select(key, IN_BASE)
+        flagged = (records.join(held, on=key, how="left")  # a record the overlay lacks is a base record
+                   .with_columns(pl.col(IN_BASE).fill_null(True), pl.lit(False).alias(TOMBSTONE)))
+        kept = self.overlay.filter(~pl.col(key).is_in(records.get_column(key).implode()))
+        return replace(self, overlay=pl.concat([kept, flagged.select(self.overlay.columns)
+                                                .cast(self.overlay.schema)]).sort(key))
+
     def needs_compaction(self) -> bool:
         """A base without an id (written by an older version) is rewritten once, so an overlay can name it."""
         if self.whole is not None:
             return False
         return self.base_id is None or self.overlay.height > max(COMPACT_MIN_ROWS, COMPACT_SHARE * self.base_rows)
+
+
+def _buckets(primary_key: str, rows: int) -> list[pl.Expr]:
+    """Filters splitting records by a hash of their key into groups of about ``BUCKET_ROWS``: a record's versions
+    on both sides of a comparison always fall in the same group."""
+    count = max(1, math.ceil(rows / BUCKET_ROWS))
+    return [pl.col(primary_key).hash(seed=0) % count == b for b in range(count)]
 
 
 def empty_overlay(schema: pl.Schema | dict[str, pl.DataType]) -> pl.DataFrame:

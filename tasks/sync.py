@@ -44,15 +44,12 @@ from tasks.replica import (
     MergeStats,
     conform_replica,
     delta_filter,
-    drop_missing_keys,
     fallback_watermark,
-    find_missing_keys,
     find_replica_mismatch,
     is_watermark_ahead,
     merge_delta,
     next_watermark,
     plan_column_changes,
-    refresh_columns,
     soql_datetime,
     with_null_columns,
 )
@@ -170,6 +167,7 @@ class _SyncTarget:
     data_root: str | os.PathLike[str] | None
     api: ApiChoice | None
     cursor: str                    # the field deltas are taken on (ObjectSpec.cursor)
+    scratch: Path                  # this sync's throwaway folder (side queries), removed when it ends
     has_deleted_flag: bool = True  # the object has IsDeleted (User, Group, History and setup objects may not)
     has_created_date: bool = True  # the object has CreatedDate: row counts are bounded and windowed on it
 
@@ -249,7 +247,7 @@ def _side_query_api(spec: ObjectSpec, rows: int) -> ApiChoice:
     return "bulk2" if rows >= spec.bulk_threshold_rows else "rest"
 
 
-def _narrow_pull(target: _SyncTarget, columns: tuple[str, ...], replica_rows: int) -> pl.DataFrame:
+def _narrow_pull(target: _SyncTarget, columns: tuple[str, ...], replica_rows: int) -> pl.LazyFrame:
     """``Id`` + ``columns`` of every live record: one query, over Bulk 2.0 when the replica is big (``auto``)."""
     spec, name = target.spec, target.object_name
     wanted = (spec.primary_key, *columns)
@@ -257,7 +255,7 @@ def _narrow_pull(target: _SyncTarget, columns: tuple[str, ...], replica_rows: in
     item = ExtractPlanItem(name, build_soql(name, wanted), wanted, api, True, cursor=target.cursor)
     # a page of a few columns is a fraction of a full row's size: fewer, bigger Bulk result pages, fewer requests
     page = min(NARROW_PAGE_MAX, target.options.bulk_page_size * max(1, len(spec.fields) // len(wanted)))
-    return _extract_to_frame(target, item, replace(target.options, include_deleted=False, bulk_page_size=page))
+    return _side_query(target, item, replace(target.options, include_deleted=False, bulk_page_size=page))
 
 
 def _with_deleted_flag(delta: pl.DataFrame) -> pl.DataFrame:
@@ -270,7 +268,7 @@ def _evolve(target: _SyncTarget, base: _Resumed, changes: ColumnChanges, note: s
     """The replica with the registry's and describe's columns: dropped, kept hidden, or filled for every live record
     by one narrow pull (``Id`` + the new or retyped columns; over Bulk 2.0 for a big object), not a backfill."""
     spec, name = target.spec, target.object_name
-    fill = _narrow_pull(target, changes.to_fill, base.replica.rows) if changes.to_fill else None
+    fill = _narrow_pull(target, changes.to_fill, base.replica.rows).collect() if changes.to_fill else None
     types = dict(changes.types)
     replica = conform_replica(base.replica.collect(), {c: polars_dtype_for(t) for c, t in types.items()},
                               primary_key=spec.primary_key, fill=fill)
@@ -487,23 +485,25 @@ def _count_bound(landed: _Landed, delta_started: datetime, spec: ObjectSpec,
     return (org_start - timedelta(minutes=spec.incremental_overlap_minutes)).replace(microsecond=0)
 
 
-def _extract_to_frame(target: _SyncTarget, item: ExtractPlanItem, options: ExtractOptions) -> pl.DataFrame:
-    """A side query (Ids, records by Id) extracted through the normal path into a throwaway folder."""
-    with tempfile.TemporaryDirectory(prefix="sf-reconcile-") as tmp:
+def _side_query(target: _SyncTarget, item: ExtractPlanItem, options: ExtractOptions) -> pl.LazyFrame:
+    """A side query (a narrow pull, the live Ids, records by Id) extracted through the normal path, kept as Parquet
+    in the sync's scratch folder: a 20M-record pull is read a bucket at a time, never held whole."""
+    with tempfile.TemporaryDirectory(prefix="side-", dir=target.scratch) as tmp:
         result = extract_object(item, run_id=target.run_id, connection=target.conn, options=options, data_root=tmp,
                                 bulk_threshold_rows=target.spec.bulk_threshold_rows)
-        frame = scan_dataset(Path(result.raw_csv)).collect()
-    report_progress(target.object_name, "replica", note=f"reconciling: {len(frame):,} rows read by a side query")
-    return frame
+        kept = target.scratch / f"{Path(tmp).name}.parquet"
+        scan_dataset(Path(result.raw_csv)).sink_parquet(kept, compression="lz4")
+    report_progress(target.object_name, "replica", note=f"{result.rows:,} rows read by a side query")
+    return pl.scan_parquet(kept)
 
 
-def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.DataFrame:
+def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.LazyFrame:
     """Every live Id (and CreatedDate, when the count was bounded by it), over Bulk 2.0 for big objects."""
     spec, name = target.spec, target.object_name
     api = _side_query_api(spec, count.live)
     columns = (spec.primary_key,) + ((CREATED_FIELD,) if count.created_before else ())
     item = ExtractPlanItem(name, build_soql(name, columns), columns, api, True, cursor=target.cursor)
-    return _extract_to_frame(target, item, replace(target.options, include_deleted=False))
+    return _side_query(target, item, replace(target.options, include_deleted=False))
 
 
 def _records_by_id(target: _SyncTarget, columns: list[str], ids: list[str]) -> pl.DataFrame | None:
@@ -514,7 +514,7 @@ def _records_by_id(target: _SyncTarget, columns: list[str], ids: list[str]) -> p
         batch = ", ".join(f"'{i}'" for i in ids[start:start + RECONCILE_FETCH_BATCH])
         soql = f"{build_soql(target.object_name, wanted)} WHERE {target.spec.primary_key} IN ({batch})"
         item = ExtractPlanItem(target.object_name, soql, tuple(wanted), "rest", True)
-        frames.append(_extract_to_frame(target, item, target.options))
+        frames.append(_side_query(target, item, target.options).collect())
     return pl.concat(frames, how="vertical") if frames else None
 
 
@@ -530,27 +530,25 @@ class Reconciled:
 
 def _reconcile_ids(target: _SyncTarget, landed: _Landed, *, count: OrgCount, reason: str) -> Reconciled:
     """Compare the org's Ids with the replica's: drop the vanished, fetch and merge the missing."""
-    spec, log = target.spec, {"object": target.object_name, "run_id": target.run_id, "reason": reason}
-    live_keys = _live_keys(target, count)
-    kept, removed = drop_missing_keys(landed.merged.collect(), live_keys, primary_key=spec.primary_key)
-    missing = find_missing_keys(kept, live_keys, primary_key=spec.primary_key, created_field=CREATED_FIELD,
-                                created_before=count.created_before)
-    limit = max(RECONCILE_FETCH_MIN, int(live_keys.height * RECONCILE_FETCH_SHARE))
+    log = {"object": target.object_name, "run_id": target.run_id, "reason": reason}
+    vanished, missing = landed.merged.compare_keys(_live_keys(target, count), created_field=CREATED_FIELD,
+                                                   created_before=count.created_before)
+    kept = landed.merged.remove(vanished)
+    limit = max(RECONCILE_FETCH_MIN, int(count.live * RECONCILE_FETCH_SHARE))
     if len(missing) > limit:
-        log_event("sync_reconciled", level=30, **log, live_rows=live_keys.height, missing=len(missing),
+        log_event("sync_reconciled", level=30, **log, live_rows=count.live, missing=len(missing),
                   action=f"full backfill (more than {limit} records to fetch by Id)")
-        return Reconciled(Replica.of_frame(kept, spec.primary_key), removed, 0, needs_backfill=True)
+        return Reconciled(kept, vanished.len(), 0, needs_backfill=True)
     recovered = 0
     fetched = _records_by_id(target, [c for c in landed.columns if c not in landed.hidden], missing)
     if fetched is not None and fetched.height:
         fetched = with_null_columns(fetched, {c: kept.schema[c] for c in landed.hidden})
-        kept, stats = merge_delta(kept, _with_deleted_flag(fetched), columns=landed.columns,
-                                  primary_key=spec.primary_key, cursor_field=target.cursor)
+        kept, stats = kept.merge(_with_deleted_flag(fetched), cursor_field=target.cursor)
         recovered = stats.inserts
     # recovered records are ones every delta missed: worth a warning; hard deletes are routine
-    log_event("sync_reconciled", level=30 if recovered else 20, **log, live_rows=live_keys.height,
-              replica_rows=kept.height, hard_deletes=removed, recovered=recovered)
-    return Reconciled(Replica.of_frame(kept, spec.primary_key), removed, recovered)
+    log_event("sync_reconciled", level=30 if recovered else 20, **log, live_rows=count.live,
+              replica_rows=kept.rows, hard_deletes=vanished.len(), recovered=recovered)
+    return Reconciled(kept, vanished.len(), recovered)
 
 
 def _reconcile_reason(count: OrgCount, merged: Replica, *, due: bool, forced: str | None) -> str | None:
@@ -638,10 +636,10 @@ def _refresh_formulas(target: _SyncTarget, outcome: _Outcome, *, due: bool) -> t
                   columns=",".join(columns), error=" ".join(str(err).split()),
                   action="the delta is saved; the next run retries")
         return outcome, False
-    refreshed, changed = refresh_columns(outcome.replica.collect(), fill, primary_key=target.spec.primary_key)
+    refreshed, changed = outcome.replica.refresh(fill)
     log_event("sync_formulas_refreshed", object=target.object_name, run_id=target.run_id, columns=",".join(columns),
-              records=fill.height, changed_values=changed)
-    return replace(outcome, replica=Replica.of_frame(refreshed, target.spec.primary_key), refreshed=changed), True
+              records=fill.select(pl.len()).collect().item(), changed_values=changed)
+    return replace(outcome, replica=refreshed, refreshed=changed), True
 
 
 def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: str, runs_since_reconcile: int,
@@ -685,7 +683,7 @@ class SyncResult:
 
 
 def _sync_target(object_name: str, conn: SalesforceConnection, options: ExtractOptions, run_id: str,
-                 data_root: str | os.PathLike[str] | None, api: ApiChoice | None) -> _SyncTarget:
+                 data_root: str | os.PathLike[str] | None, api: ApiChoice | None, scratch: Path) -> _SyncTarget:
     """The object's entry resolved on this run's describe (``"*"``, compound fields), its cursor, and whether the
     object has IsDeleted and CreatedDate."""
     spec = resolve_fields(SALESFORCE_OBJECTS[object_name], conn, object_name, options, run_id)
@@ -694,7 +692,7 @@ def _sync_target(object_name: str, conn: SalesforceConnection, options: ExtractO
                "fields in configs/salesforce_objects.py, or set sync_mode 'full'")
         raise ConfigError(msg)
     described = {f["name"] for f in describe_object(conn, object_name, options, run_id)["fields"]}
-    return _SyncTarget(object_name, spec, conn, options, run_id, data_root, api, spec.cursor,
+    return _SyncTarget(object_name, spec, conn, options, run_id, data_root, api, spec.cursor, scratch,
                        has_deleted_flag=DELETED_FLAG in described, has_created_date=CREATED_FIELD in described)
 
 
@@ -711,13 +709,14 @@ def sync_object(
     """One incremental run for ``object_name``: the delta's extract, the mode, the merge counts and the replica."""
     conn = connection or get_connection()
     options = replace(options or ExtractOptions(), include_deleted=True)
-    target = _sync_target(object_name, conn, options, run_id, data_root, api)
-    spec = target.spec
     paths = build_sync_paths(object_name, data_root=data_root)
     started = time.monotonic()
     source = conn.org_key
-    with exclusive_lock(paths.state.with_suffix(".lock"), what=f"sync of {object_name}", object=object_name,
-                        run_id=run_id):
+    with tempfile.TemporaryDirectory(prefix="sf-sync-") as scratch, \
+            exclusive_lock(paths.state.with_suffix(".lock"), what=f"sync of {object_name}", object=object_name,
+                           run_id=run_id):
+        target = _sync_target(object_name, conn, options, run_id, data_root, api, Path(scratch))
+        spec = target.spec
         for kept in (paths.state, paths.replica, overlay_path_for(paths.replica), paths.replica_schema):
             storage.fetch(kept)  # an object-store data root: what the last run, on whichever machine, published
         state = read_sync_state(paths.state, object_name)

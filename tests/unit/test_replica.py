@@ -11,7 +11,6 @@ from tasks.replica import (
     conform_replica,
     count_created_before,
     delta_filter,
-    drop_missing_keys,
     fallback_watermark,
     find_missing_keys,
     find_replica_mismatch,
@@ -68,12 +67,6 @@ def test_undelete_brings_a_record_back():
     assert replica.height == 0
     replica, stats = merge(replica, frame([("a", "A", T[2])], [False]))
     assert replica["Id"].to_list() == ["a"] and stats.inserts == 1
-
-
-def test_hard_deletes_are_dropped_by_reconciliation():
-    replica, _ = merge(None, frame([("a", "A", T[0]), ("b", "B", T[0])], [False, False]))
-    kept, removed = drop_missing_keys(replica, pl.DataFrame({"Id": ["b"]}), primary_key="Id")
-    assert kept["Id"].to_list() == ["b"] and removed == 1
 
 
 def test_watermark_never_moves_backwards_and_filter_applies_overlap():

@@ -105,3 +105,32 @@ def test_a_base_out_of_key_order_is_a_key_problem(tmp_path):
     assert key_problem(path, "Id") == "Id values repeat or are out of order"
     pl.DataFrame({"Id": ["a", "a"]}).write_parquet(path)
     assert key_problem(path, "Id") is not None
+
+
+@pytest.mark.parametrize("bucket_rows", [10**9, 7])  # one bucket / many
+def test_reconciliation_and_refresh_on_layers_equal_the_whole_frame(tmp_path, monkeypatch, bucket_rows):
+    """Keys compared, hard deletes removed and formula values refreshed one bucket of keys at a time give what the
+    whole-frame functions give, and leave base records as tombstones in the overlay."""
+    monkeypatch.setattr(replica_store, "BUCKET_ROWS", bucket_rows)
+    rng = random.Random(11)
+    path = tmp_path / "Thing.parquet"
+    whole, _ = merge_delta(None, _delta(rng, 0, size=80), columns=list(SCHEMA), primary_key="Id",
+                           cursor_field="SystemModstamp")
+    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    layered, _ = _reopen(path).merge(_delta(rng, 1), cursor_field="SystemModstamp")
+    expected = layered.collect()
+    org = expected.filter(pl.col("Id").str.ends_with("1").not_()).select("Id", "CreatedDate")  # some vanished
+    org = pl.concat([org, pl.DataFrame({"Id": ["Z1", "Z2"], "CreatedDate": [T0, T0 + timedelta(days=9)]},
+                                       schema={"Id": pl.Utf8, "CreatedDate": SCHEMA["CreatedDate"]})])
+    vanished, missing = layered.compare_keys(org.lazy(), created_field="CreatedDate",
+                                             created_before=T0 + timedelta(days=1))
+    assert vanished.to_list() == sorted(set(expected["Id"]) - set(org["Id"])) and missing == ["Z1"]
+    kept = layered.remove(vanished)
+    assert_frame_equal(kept.collect(), expected.filter(~pl.col("Id").is_in(vanished.implode())))
+    assert kept.rows == expected.height - vanished.len()
+    fresh = kept.collect().select("Id", pl.col("Name").str.to_uppercase())
+    refreshed, changed = kept.refresh(fresh.lazy())
+    assert changed == fresh.height  # every name was lower case
+    assert_frame_equal(refreshed.collect(), kept.collect().with_columns(pl.col("Name").str.to_uppercase()))
+    write_replica(path, refreshed, _stamp(refreshed, 2))
+    assert_frame_equal(scan_replica(path).collect().sort("Id"), refreshed.collect())
