@@ -52,10 +52,12 @@ TARGET_WHOLE_RUN_MB = 1536.0      # issue #18: a whole incremental run under 1.5
 MEMORY_GUARD_MB = 2048            # a child is killed when the machine's MemAvailable falls below this
 SYNC_TIMEOUT_S = 3600.0           # a 20M-row backfill takes minutes; a hung child must still end
 EMULATOR_STARTUP_S = 1800.0       # a 20M-row org takes ~40 s to generate here; the runner's default is 180 s
-# tasks.sync functions timed inside the sync child when they exist (the replica layout is changing: missing ones
-# are skipped). The rest of the run is describe, the delta's query, the count, the lock and the state.
-PHASES = ("_load_replica", "merge_delta", "_narrow_pull", "refresh_columns", "_write_replica", "_count_live",
-          "_reconcile_ids")
+# Functions timed inside the sync child, ``module:qualified name``, where they exist (the replica layout changes:
+# missing ones are skipped). ``_reconcile_ids`` calls ``merge_delta``: their seconds overlap. The rest of a run is
+# describe, the delta's query, the lock and the state.
+PHASES = ("tasks.sync:_load_replica", "tasks.sync:merge_delta", "tasks.replica_store:Replica.merge",
+          "tasks.sync:_narrow_pull", "tasks.sync:refresh_columns", "tasks.sync:_write_replica",
+          "tasks.sync:_count_live", "tasks.sync:_reconcile_ids")
 STAGES = ("sync", "phase1", "qa", "whole_run")
 
 
@@ -148,11 +150,13 @@ def table(section: Mapping[str, Any]) -> str:
     and the QA checks' own peaks."""
     from benchmarks.report import format_table
 
-    rows, checks = [], []
+    rows, checks, phases = [], [], []
+    names = sorted({p for e in section["by_size"].values() for p in e.get("sync", {}).get("phases_s", {})})
     for n, e in sorted(section["by_size"].items(), key=lambda kv: int(kv[0])):
         if e.get("failed"):
             rows.append([size_label(int(n)), *["-"] * 10, f"FAILED: {e['failed']}"])
             continue
+        phases.append([size_label(int(n)), e["sync"]["seconds"], *(e["sync"]["phases_s"].get(p) for p in names)])
         sync, whole = e["sync"], e["whole_run"]
         top = e.get("heaviest_stage") or ["-", None]
         rows.append([size_label(int(n)), e["backfill"]["seconds"], sync["seconds"], sync["api_requests"],
@@ -164,7 +168,8 @@ def table(section: Mapping[str, Any]) -> str:
                          "phase1 MB", "QA MB", "whole MB", "whole s", "emulator MB", "heaviest"], rows)
     ratios = "  ".join(f"sync {k}: {v:.2f}x" for k, v in section["sync_ratios"].items() if v is not None)
     qa = format_table(["QA peak RSS MB", *_QA_COLUMNS], checks)
-    return runs + ("\n" + ratios if ratios else "") + "\n\n" + qa
+    by_phase = format_table(["sync s by phase", "sync s", *names], phases)
+    return runs + ("\n" + ratios if ratios else "") + "\n\n" + qa + "\n\n" + by_phase
 
 
 _QA_COLUMNS = ("gate", "completeness", "dedup", "profile", "rowcount", "validators")
@@ -205,8 +210,8 @@ def _capture_events() -> _EventNames:
 
 
 def _time_phases(phases: dict[str, dict[str, float]]) -> None:
-    """Wrap the sync's ``PHASES`` that exist to add up their seconds and calls."""
-    import tasks.sync
+    """Wrap the ``PHASES`` that exist to add up their seconds and calls (a method is wrapped on its class)."""
+    import importlib
 
     def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -214,14 +219,22 @@ def _time_phases(phases: dict[str, dict[str, float]]) -> None:
             try:
                 return fn(*args, **kwargs)
             finally:
-                entry = phases.setdefault(name.lstrip("_"), {"seconds": 0.0, "calls": 0})
+                entry = phases.setdefault(name, {"seconds": 0.0, "calls": 0})
                 entry["seconds"] += time.perf_counter() - started
                 entry["calls"] += 1
         return timed
 
-    for name in PHASES:
-        if callable(getattr(tasks.sync, name, None)):
-            setattr(tasks.sync, name, wrap(name, getattr(tasks.sync, name)))
+    for dotted in PHASES:
+        module_name, _, qualified = dotted.partition(":")
+        owner_path, _, attribute = qualified.rpartition(".")
+        try:
+            owner: Any = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for part in filter(None, owner_path.split(".")):
+            owner = getattr(owner, part, None)
+        if callable(getattr(owner, attribute, None)):
+            setattr(owner, attribute, wrap(attribute.lstrip("_"), getattr(owner, attribute)))
 
 
 def sync_case(params: dict[str, Any]) -> Callable[[], dict[str, Any]]:
