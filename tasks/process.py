@@ -124,6 +124,10 @@ def metric_expr(column: str, aggregation: str) -> pl.Expr:
 
 # Aggregations that need every value of a group at once; the others merge chunk by chunk while streaming.
 _HOLISTIC = frozenset({"median"})
+# A median holds its group's values (~55 bytes a row in a Polars group_by). Groups are read back in batches of
+# about this many rows, so memory follows the largest group, not the table.
+HOLD_BATCH_ROWS = 2_000_000
+_GROUP_ROWS = "__summary_group_rows"
 
 
 def _aggregate(lf: pl.LazyFrame, group_by: list[str], aggs: list[pl.Expr]) -> pl.LazyFrame:
@@ -132,20 +136,38 @@ def _aggregate(lf: pl.LazyFrame, group_by: list[str], aggs: list[pl.Expr]) -> pl
     return lf.group_by(group_by).agg(aggs) if aggs else lf.select(group_by).unique()
 
 
-def narrow_for_holding(spec: ObjectSpec, dtypes: Mapping[str, pl.DataType]) -> tuple[list[pl.Expr], list[str]]:
-    """Expressions that shrink the columns an aggregation must hold, and the text keys they turn categorical.
+def batch_groups(groups: pl.DataFrame, *, rows_column: str, batch_rows: int) -> list[pl.DataFrame]:
+    """Consecutive groups whose rows start within the same ``batch_rows`` window: at most ``batch_rows`` plus one
+    group's rows per batch (a group bigger than that is a batch on its own)."""
+    start = pl.col(rows_column).cum_sum() - pl.col(rows_column)
+    return groups.with_columns((start // batch_rows).alias("__batch")).partition_by("__batch", include_key=False)
 
-    Text group keys become 4-byte categorical codes; a text column only counted (``count``/``null_count``) is
-    replaced by a Boolean with the same nulls. Every aggregation gives the same result on the narrowed columns.
-    """
-    # A key that is also a metric column keeps its text: min/max must compare text, not categories.
-    text_keys = [k for k in spec.group_by if dtypes[k] == pl.Utf8() and k not in spec.metrics]
-    exprs = [pl.col(k).cast(pl.Categorical) for k in text_keys]
-    only_counted = {"count", "null_count"}
-    for column, aggregations in spec.metrics.items():
-        if column not in spec.group_by and dtypes[column] == pl.Utf8() and set(aggregations) <= only_counted:
-            exprs.append(pl.when(pl.col(column).is_not_null()).then(pl.lit(True)).alias(column))
-    return exprs, text_keys
+
+def _hold_in_batches(lf: pl.LazyFrame, groups: pl.DataFrame, group_by: list[str],
+                     dtypes: Mapping[str, pl.DataType], aggs: list[pl.Expr]) -> pl.DataFrame:
+    """``aggs`` (medians) per group, reading one batch of groups at a time; text keys held as categorical codes."""
+    text_keys = [k for k in group_by if dtypes[k] == pl.Utf8()]
+    batches = batch_groups(groups, rows_column=_GROUP_ROWS, batch_rows=HOLD_BATCH_ROWS)
+    parts = []
+    for batch in batches:
+        rows = lf if len(batches) == 1 else lf.join(batch.select(group_by).lazy(), on=group_by, how="semi",
+                                                    nulls_equal=True)
+        held = rows.with_columns(pl.col(k).cast(pl.Categorical) for k in text_keys)
+        parts.append(_aggregate(held, group_by, aggs).with_columns(pl.col(k).cast(pl.Utf8) for k in text_keys)
+                     .collect(engine="streaming"))
+    return pl.concat(parts)
+
+
+def _summarise_with_medians(lf: pl.LazyFrame, group_by: list[str], dtypes: Mapping[str, pl.DataType],
+                            streamed: list[pl.Expr], held: list[pl.Expr]) -> pl.LazyFrame:
+    """Streamed metrics (plus each group's row count) in one pass, then the held ones batch by batch, joined."""
+    summary = _aggregate(lf, group_by, [*streamed, pl.len().alias(_GROUP_ROWS)]).collect(engine="streaming")
+    if not group_by:  # one group, the whole table: held at once
+        return pl.concat([summary, lf.select(held).collect(engine="streaming")], how="horizontal").lazy()
+    if summary.is_empty():
+        return summary.with_columns(pl.lit(None).alias(e.meta.output_name()) for e in held).lazy()  # cast below
+    medians = _hold_in_batches(lf, summary.select(*group_by, _GROUP_ROWS), group_by, dtypes, held)
+    return summary.join(medians, on=group_by, how="left", nulls_equal=True).lazy()
 
 
 def build_summary(
@@ -153,21 +175,22 @@ def build_summary(
 ) -> pl.LazyFrame:
     """Group ``lf`` by ``spec.group_by`` and compute ``spec.metrics``, checked against the schema first.
 
-    Without a median the aggregation streams in bounded memory. A median needs its column's values, and one in
-    a Polars group_by makes the aggregation hold every row it reads; the columns are narrowed first
-    (``narrow_for_holding``), which holds ~13 bytes per Opportunity row instead of ~60.
+    Without a median the aggregation streams in bounded memory and nothing is read until the result is. A median
+    needs its group's values: then the streamed metrics and each group's row count are read now, and the medians
+    per batch of groups (``HOLD_BATCH_ROWS``), so memory follows the largest group rather than the table.
     """
     check_summary_spec(spec, raw_schema, object_name=object_name)
     schema = summary_schema(spec, raw_schema)
-    metrics = metric_columns(spec)
-    aggs = [metric_expr(column, aggregation).cast(schema[name]).alias(name) for column, aggregation, name in metrics]
     group_by = list(spec.group_by)
-    if any(aggregation in _HOLISTIC for _, aggregation, _ in metrics):
-        narrowing, text_keys = narrow_for_holding(spec, raw_schema.polars_schema())
-        summary = _aggregate(lf.with_columns(narrowing), group_by, aggs)
-        summary = summary.with_columns(pl.col(k).cast(pl.Utf8) for k in text_keys)  # sort text bytewise
+    streamed: list[pl.Expr] = []
+    held: list[pl.Expr] = []
+    for column, aggregation, name in metric_columns(spec):
+        expr = metric_expr(column, aggregation).cast(schema[name]).alias(name)
+        (held if aggregation in _HOLISTIC else streamed).append(expr)
+    if held:
+        summary = _summarise_with_medians(lf, group_by, raw_schema.polars_schema(), streamed, held)
     else:
-        summary = _aggregate(lf, group_by, aggs)
+        summary = _aggregate(lf, group_by, streamed)
     if group_by:
         summary = summary.sort(group_by, nulls_last=False)
     # Re-select to pin the column order and dtypes even when the extract is empty.

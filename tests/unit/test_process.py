@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from configs.salesforce_objects import SALESFORCE_OBJECTS, ObjectSpec
+from tasks import process
 from tasks.load import read_summary_csv
 from tasks.process import (
     build_summary,
@@ -190,8 +191,11 @@ def test_tricky_text_keys_survive_the_summary_csv(tmp_path):
     }
 
 
-def test_medians_join_back_on_null_text_and_boolean_keys(tmp_path):
-    # Medians run in their own branch (text keys as categorical codes) and are joined back on the group keys.
+@pytest.mark.parametrize("batch_rows", [2_000_000, 1, 2])
+def test_medians_join_back_on_null_text_and_boolean_keys(tmp_path, monkeypatch, batch_rows):
+    # Medians are held per batch of groups (text keys as categorical codes) and joined back on the group keys;
+    # tiny batches read the groups back one or two at a time, with the same result.
+    monkeypatch.setattr(process, "HOLD_BATCH_ROWS", batch_rows)
     columns = [("Id", "id"), ("StageName", "picklist"), ("IsWon", "boolean"), ("Amount", "currency")]
     spec = _spec(["StageName", "IsWon", "Amount"], group_by=("StageName", "IsWon"), metrics={"Amount": ("median",)})
     rows = [["1", None, None, "1.0"], ["2", None, None, "3.0"], ["3", "Won", None, "5.0"], ["4", "Won", "true", "7.0"],
@@ -436,7 +440,9 @@ def _expected_summary(rows: list[list[str | None]]) -> list[dict]:
     return expected
 
 
-def test_10k_rows_match_an_independent_python_computation(tmp_path):
+@pytest.mark.parametrize("batch_rows", [2_000_000, 1_500])  # medians held all at once, or ~3 groups at a time
+def test_10k_rows_match_an_independent_python_computation(tmp_path, monkeypatch, batch_rows):
+    monkeypatch.setattr(process, "HOLD_BATCH_ROWS", batch_rows)
     rows = _generate_rows(10_000)
     raw = write_raw_fixture(tmp_path / "raw", "Widget", BIG_COLUMNS, rows)
     raw_schema = _schema("Widget", BIG_COLUMNS)
