@@ -150,11 +150,12 @@ def table(section: Mapping[str, Any]) -> str:
     and the QA checks' own peaks."""
     from benchmarks.report import format_table
 
-    rows, checks, phases = [], [], []
+    rows, checks, phases, failures = [], [], [], []
     names = sorted({p for e in section["by_size"].values() for p in e.get("sync", {}).get("phases_s", {})})
     for n, e in sorted(section["by_size"].items(), key=lambda kv: int(kv[0])):
         if e.get("failed"):
-            rows.append([size_label(int(n)), *["-"] * 10, f"FAILED: {e['failed']}"])
+            rows.append([size_label(int(n)), *["-"] * 10, "did not fit"])
+            failures.append(f"{size_label(int(n))}: {e['failed']}")
             continue
         phases.append([size_label(int(n)), e["sync"]["seconds"], *(e["sync"]["phases_s"].get(p) for p in names)])
         sync, whole = e["sync"], e["whole_run"]
@@ -166,7 +167,8 @@ def table(section: Mapping[str, Any]) -> str:
         checks.append([size_label(int(n)), *(e["qa"].get("check_peaks_mb", {}).get(c) for c in _QA_COLUMNS)])
     runs = format_table(["scale (Opportunity)", "backfill s", "sync s", "requests", "delta rows", "sync MB",
                          "phase1 MB", "QA MB", "whole MB", "whole s", "emulator MB", "heaviest"], rows)
-    ratios = "  ".join(f"sync {k}: {v:.2f}x" for k, v in section["sync_ratios"].items() if v is not None)
+    ratios = "  ".join([*(f"sync {k}: {v:.2f}x" for k, v in section["sync_ratios"].items() if v is not None),
+                        *failures])
     qa = format_table(["QA peak RSS MB", *_QA_COLUMNS], checks)
     by_phase = format_table(["sync s by phase", "sync s", *names], phases)
     return runs + ("\n" + ratios if ratios else "") + "\n\n" + qa + "\n\n" + by_phase
@@ -410,7 +412,7 @@ def run_guarded(case: Case, *, timeout: float = SYNC_TIMEOUT_S, guard_mb: float 
         reason = killed or f"exit code {proc.returncode}" + (" (SIGKILL: the kernel's OOM killer?)"
                                                               if proc.returncode == -signal.SIGKILL else "")
         msg = f"benchmark child {case.name} ({case.target}) failed: {reason}:\n{tail}"
-        raise ChildFailed(msg, reason=reason, sampled_peak_mb=sampled)
+        raise ChildFailed(msg, reason=f"{case.name} {reason}", sampled_peak_mb=sampled)
     return json.loads(lines[-1])
 
 
