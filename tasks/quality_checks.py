@@ -235,7 +235,7 @@ def in_bucket(hashed: pl.Expr, bucket: int, buckets: int) -> pl.Expr:
     return pl.lit(True) if buckets == 1 else hashed % buckets == bucket
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a Series has no truth value, so no field-wise ==
 class KeyRepeats:
     """Where a primary key repeats: the rows a dedup drops and the smallest repeated keys (samples)."""
 
@@ -299,7 +299,8 @@ def deduplicate_latest(
     The result keeps the file order and the input columns. The repeats are found now (``find_key_repeats``,
     unless given); the rows are only read when the result is.
     """
-    repeats = repeats or find_key_repeats(frame, primary_key=primary_key, cursor_field=cursor_field)
+    if repeats is None:
+        repeats = find_key_repeats(frame, primary_key=primary_key, cursor_field=cursor_field)
     if not repeats.dropped:
         return frame
     dropped = repeats.dropped_rows.implode()
@@ -310,7 +311,8 @@ def uniqueness_primary_key(
     object_name: str, frame: pl.LazyFrame, *, primary_key: str, repeats: KeyRepeats | None = None
 ) -> CheckResult:
     """Warning when the primary key repeats; observed = rows a dedup drops, samples = repeated Ids."""
-    repeats = repeats or find_key_repeats(frame, primary_key=primary_key, cursor_field=None)
+    if repeats is None:
+        repeats = find_key_repeats(frame, primary_key=primary_key, cursor_field=None)
     dropped, samples = repeats.dropped, repeats.repeated_keys
     message = (f"{object_name}: {dropped} duplicate row(s) on {primary_key}, e.g. {', '.join(samples)}"
                if dropped else f"{object_name}: {primary_key} is unique")
@@ -383,7 +385,7 @@ def profile_frame(frame: pl.LazyFrame, sf_types: Mapping[str, str]) -> dict[str,
         sf_type = sf_types.get(name, "")
         nulls = int(stats[f"{name}|nulls"])
         with_top = sf_type.lower() in TOP_VALUE_TYPES
-        # The estimate only sizes the buckets (~2% off at most); the count itself is exact.
+        # The estimate (HyperLogLog, typically within ~2%) only sizes the buckets; the count itself is exact.
         buckets = bucket_count(math.ceil(int(stats[f"{name}|approx_distinct"]) * 1.1))
         distinct, top = count_values(frame, name, buckets=buckets, top=TOP_VALUES if with_top else 0)
         entry: dict[str, Any] = {
