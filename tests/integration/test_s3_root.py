@@ -6,7 +6,6 @@ until its lease expires, and an unusable store is one clear error before any Sal
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -17,10 +16,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
 from emulator import get_state
 from flows.sf_etl_orchestrator_flow import sf_etl_orchestrator_flow
+from tests.float_compare import assert_same_summary
 from tests.s3_server import S3Store
 from tests.s3_server import s3_store as s3_store  # the session fixture
 from tests.sync_helpers import connect, live_records
@@ -53,26 +52,6 @@ def _download(store: S3Store, url: str, target: Path) -> Path:
     return target
 
 
-def _assert_same_summary(there: Path, here: Path) -> None:
-    """Phase 1's summaries of the same records: equal, floats to 1e-12 relative. A float sum or mean over many
-    records depends on the order parallel threads add partial sums in (Polars' engines: measured, 10 runs of one
-    aggregation over 3M records gave 10 different last digits), so two runs never promise the same last bits."""
-    if here.suffix == ".csv":
-        assert_frame_equal(pl.read_csv(there), pl.read_csv(here), check_exact=False, rel_tol=1e-12, abs_tol=0)
-        return
-    assert _close(json.loads(there.read_text()), json.loads(here.read_text())), here.name
-
-
-def _close(a: object, b: object) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-12)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
 def test_runs_on_s3_write_what_runs_on_a_local_root_write(prefect_harness, org_env, s3_env, tmp_path, monkeypatch):
     """Three runs each way; every run on S3 starts on an empty scratch, so each resumes from the store alone."""
     local, remote = tmp_path / "local", s3_env.url(_prefix())
@@ -90,7 +69,7 @@ def test_runs_on_s3_write_what_runs_on_a_local_root_write(prefect_harness, org_e
     for name in OBJECTS:
         for here in build_summary_paths(name, data_root=local)[:2]:
             relative = here.relative_to(local).as_posix()
-            _assert_same_summary(_download(s3_env, f"{remote}/{relative}", fetched / relative), here)
+            assert_same_summary(_download(s3_env, f"{remote}/{relative}", fetched / relative), here)
         for here in (build_qa_paths(name, data_root=local).dedup, build_qa_paths(name, data_root=local).schema_report):
             relative = here.relative_to(local).as_posix()
             there = _download(s3_env, f"{remote}/{relative}", fetched / relative)
