@@ -147,15 +147,18 @@ def api_post(api_url: str, path: str, payload: Mapping[str, Any]) -> Any:
 
 
 @contextlib.contextmanager
-def running_prefect_server(work_dir: Path) -> Iterator[PrefectServer]:
+def running_prefect_server(work_dir: Path, *, database_url: str | None = None) -> Iterator[PrefectServer]:
     """``prefect server start`` on a free port with its own PREFECT_HOME; yields once /api/health says true.
 
     The home starts with a copy of the session's migrated template database (``tests/prefect_template.py``):
-    the server would otherwise spend ~10 s of CPU creating and migrating one before it answers.
+    the server would otherwise spend ~10 s of CPU creating and migrating one before it answers. With
+    ``database_url`` (``postgresql+asyncpg://...``, tests/postgres_server.py) the server keeps its data there
+    instead, and creates its tables on that first start.
     """
     home, log_dir = work_dir / "prefect-home", work_dir / "logs"
     home.mkdir(parents=True)
-    seed_prefect_home(home)
+    if database_url is None:
+        seed_prefect_home(home)
     log_dir.mkdir()
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
@@ -166,6 +169,8 @@ def running_prefect_server(work_dir: Path) -> Iterator[PrefectServer]:
                   # its SQLite writes race the API's ("database is locked", PrefectHQ/prefect#10188); unused here
                   "PREFECT_API_SERVICES_FLOW_RUN_NOTIFICATIONS_ENABLED": "false"}
     server_env.pop("PREFECT_API_URL")
+    if database_url is not None:
+        server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     log = log_dir / "server.log"
     cmd = [str(PREFECT_BIN), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with background_process(cmd, env=server_env, log_path=log) as proc:
