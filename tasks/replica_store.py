@@ -66,8 +66,8 @@ def new_base_id() -> str:
 class Replica:
     """The replica as one run holds it: a base (a file, or a frame this run made) and the overlay in memory.
 
-    ``whole`` is set when this run rebuilt the replica in memory (a backfill, a schema change, a reconciliation):
-    it is the new base and the overlay is empty. Otherwise ``base_file`` is the base on disk.
+    ``whole`` is set when this run rebuilt the replica in memory (a backfill, a schema change): it is the new base
+    and the overlay is empty. Otherwise ``base_file`` is the base on disk.
     """
 
     primary_key: str
@@ -111,8 +111,8 @@ class Replica:
         return layered_scan(pl.scan_parquet(self.base_file), self.overlay, self.primary_key)
 
     def collect(self) -> pl.DataFrame:
-        """The whole replica in memory, sorted by key: for the rare paths that rebuild it (schema change, refresh,
-        reconciliation); a run without them never calls this."""
+        """The whole replica in memory, sorted by key: for a schema change, which rewrites every record anyway; no
+        other path of a run calls this."""
         if self.whole is not None:
             return self.whole
         return self.scan().collect(engine="streaming").sort(self.primary_key)
