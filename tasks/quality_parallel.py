@@ -25,7 +25,6 @@ from tasks.quality_checks import (
     CheckResult,
     compare_schema,
     completeness_required,
-    deduplicate_latest,
     evaluate_validator,
     find_key_repeats,
     load_validator,
@@ -182,17 +181,40 @@ def inspect_raw_extract(
 # ------------------------------------------------------------------------------------------ file writers
 
 
+# Same conventions as the raw extract: every value quoted, null = "", `...000Z` datetimes.
+_RAW_CSV_OPTIONS: dict[str, Any] = {"quote_style": "always", "null_value": "", "date_format": DATE_FORMAT,
+                                    "datetime_format": DATETIME_FORMAT}
+# Rows per slice when dedup.csv leaves rows out: a streaming sink with a filter on the row number held ~1 GB
+# (Polars 2.1, 5M-44M rows); a slice of the dataset held in memory is ~200 MB.
+DEDUP_SLICE_ROWS = 1_000_000
+_SLICE_ROW = "__qa_slice_row"
+
+
 def write_dedup(object_name: str, frame: pl.LazyFrame, spec: ObjectSpec, qc: QaPaths) -> QaReport:
     """Uniqueness check plus ``dedup.csv``: the latest row per key, in the raw CSV conventions."""
     cursor_field = spec.cursor_in(frame.collect_schema().names())
     repeats = find_key_repeats(frame, primary_key=spec.primary_key, cursor_field=cursor_field)  # once for both
     result = uniqueness_primary_key(object_name, frame, primary_key=spec.primary_key, repeats=repeats)
-    deduped = deduplicate_latest(frame, primary_key=spec.primary_key, cursor_field=cursor_field, repeats=repeats)
     with atomic_path(qc.dedup) as tmp:
-        # Same conventions as the raw extract: every value quoted, null = "", `...000Z` datetimes.
-        deduped.sink_csv(tmp, quote_style="always", null_value="", date_format=DATE_FORMAT,
-                         datetime_format=DATETIME_FORMAT, check_extension=False, engine="streaming")
+        if repeats.dropped:
+            write_csv_without_rows(frame, repeats.dropped_rows, tmp)
+        else:  # nothing to drop: the dataset as it is, streamed
+            frame.sink_csv(tmp, check_extension=False, engine="streaming", **_RAW_CSV_OPTIONS)
     return QaReport((result,), (str(qc.dedup),))
+
+
+def write_csv_without_rows(frame: pl.LazyFrame, dropped_rows: pl.Series, target: Path) -> Path:
+    """``frame`` minus the rows numbered ``dropped_rows`` (0-based, as ``deduplicate_latest`` drops them) as one
+    CSV in the raw conventions, written slice by slice of ``DEDUP_SLICE_ROWS`` rows."""
+    rows = int(frame.select(pl.len()).collect(engine="streaming").item())
+    with open(target, "wb") as fh:
+        for start in range(0, max(rows, 1), DEDUP_SLICE_ROWS):  # an empty frame still gets its header
+            end = start + DEDUP_SLICE_ROWS
+            local = (dropped_rows.filter((dropped_rows >= start) & (dropped_rows < end)) - start).implode()
+            part = (frame.slice(start, DEDUP_SLICE_ROWS).with_row_index(_SLICE_ROW)
+                    .filter(~pl.col(_SLICE_ROW).is_in(local)).drop(_SLICE_ROW).collect(engine="streaming"))
+            part.write_csv(fh, include_header=start == 0, **_RAW_CSV_OPTIONS)
+    return target
 
 
 def write_profile(object_name: str, frame: pl.LazyFrame, raw_csv: Path, qc: QaPaths) -> QaReport:

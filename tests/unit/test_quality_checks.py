@@ -32,6 +32,7 @@ from tasks.quality_checks import (
 )
 from tasks.validators import amount_non_negative, close_date_present_when_closed
 from utils.errors import ConfigError
+from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT
 
 UTC = timezone.utc
 OPPORTUNITY = SALESFORCE_OBJECTS["Opportunity"]
@@ -254,6 +255,23 @@ def test_deduplicate_latest_gives_the_same_rows_one_hash_bucket_at_a_time():
     assert_frame_equal(
         deduplicate_latest(frame, primary_key="Id", cursor_field="SystemModstamp", repeats=bucketed).collect(),
         deduplicate_latest(frame, primary_key="Id", cursor_field="SystemModstamp").collect())
+
+
+@pytest.mark.parametrize("slice_rows", [1, 4, 1_000])
+def test_dedup_csv_written_slice_by_slice_matches_the_streamed_dedup(tmp_path, monkeypatch, slice_rows):
+    from tasks import quality_parallel
+
+    monkeypatch.setattr(quality_parallel, "DEDUP_SLICE_ROWS", slice_rows)
+    frame = opportunities([*WITH_DEFECTS, ("006B", "Small deal v2", "Closed Won", 43.0, None, stamp(2))])  # tie
+    repeats = find_key_repeats(frame, primary_key="Id", cursor_field="SystemModstamp")
+    streamed = tmp_path / "streamed.csv"
+    deduplicate_latest(frame, primary_key="Id", cursor_field="SystemModstamp", repeats=repeats).sink_csv(
+        streamed, quote_style="always", null_value="", date_format=DATE_FORMAT, datetime_format=DATETIME_FORMAT)
+
+    sliced = quality_parallel.write_csv_without_rows(frame, repeats.dropped_rows, tmp_path / "sliced.csv")
+
+    assert repeats.dropped_rows.to_list() == [0, 2]
+    assert sliced.read_bytes() == streamed.read_bytes()
 
 
 # ----------------------------------------------------------------------------------------- rowcount
