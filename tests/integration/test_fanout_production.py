@@ -69,6 +69,7 @@ OBJECTS = sorted(SALESFORCE_OBJECTS)  # every registry object: the fan-out's def
 FANOUT_TIMEOUT_S = 600
 RUN_TIMEOUT_S = FANOUT_TIMEOUT_S + 120.0
 EVERY_MINUTE = "* * * * *"
+PAST_SCHEDULED = ["PENDING", "RUNNING", "PAUSED", "CANCELLING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED"]
 
 
 @dataclass(frozen=True)
@@ -183,15 +184,16 @@ def _clear_of_the_minute(margin_s: float = 12.0) -> None:
         time.sleep(to_go + 0.5)
 
 
-def _fanout_runs(server: PrefectServer, deployment_id: str) -> list[dict[str, Any]]:
-    return api_post(server.api_url, "/flow_runs/filter",
-                    {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 50})
+def _runs_past_scheduled(server: PrefectServer, deployment_id: str) -> list[dict[str, Any]]:
+    """The deployment's runs no longer Scheduled, earliest first. Filtered by the server: a cron of every minute has
+    a hundred runs scheduled ahead, and a page of them in id order (random) may miss the one that started."""
+    return api_post(server.api_url, "/flow_runs/filter", {
+        "flow_runs": {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": PAST_SCHEDULED}}},
+        "sort": "EXPECTED_START_TIME_ASC", "limit": 50})
 
 
-def _first_scheduled_run_started(server: PrefectServer, deployment_id: str) -> dict[str, Any] | None:
-    started = [r for r in _fanout_runs(server, deployment_id)
-               if r["auto_scheduled"] and r["state"]["type"] != "SCHEDULED"]
-    return min(started, key=lambda r: r["expected_start_time"]) if started else None
+def _first_fired_run(server: PrefectServer, deployment_id: str) -> dict[str, Any] | None:
+    return next((r for r in _runs_past_scheduled(server, deployment_id) if r["auto_scheduled"]), None)
 
 
 def test_the_fanout_deployment_fires_on_its_cron_on_the_postgres_server_and_a_worker_completes_the_run(
@@ -207,7 +209,7 @@ def test_the_fanout_deployment_fires_on_its_cron_on_the_postgres_server_and_a_wo
         params = {"objects": ["Lead"], "data_root": p.store.url(f"scheduled-{uuid.uuid4().hex[:10]}"),
                   "timeout_seconds": FANOUT_TIMEOUT_S}
         _patch_deployment(p.server, deployment_id, {"parameters": params})
-        run = wait_until(lambda: _first_scheduled_run_started(p.server, deployment_id), timeout_s=120,
+        run = wait_until(lambda: _first_fired_run(p.server, deployment_id), timeout_s=120,
                          what=f"the scheduler's first run of {FANOUT} to start", logs=p.all_logs(),
                          watch=list(p.workers.values()))
     finally:
@@ -227,5 +229,8 @@ def test_the_fanout_deployment_fires_on_its_cron_on_the_postgres_server_and_a_wo
     # the server keeps it in PostgreSQL
     assert p.postgres.psql(f"SELECT auto_scheduled, state_type FROM flow_run WHERE id = '{run['id']}'") == [
         "t|COMPLETED"]
-    fired_runs = [r for r in _fanout_runs(p.server, deployment_id) if r["auto_scheduled"]]
-    assert [r["id"] for r in fired_runs] == [run["id"]], "only the first firing ran; the pause deleted the rest"
+    fired_runs = [r["id"] for r in _runs_past_scheduled(p.server, deployment_id) if r["auto_scheduled"]]
+    assert fired_runs == [run["id"]], "only the first firing ran"
+    still_scheduled = api_post(p.server.api_url, "/flow_runs/count", {
+        "flow_runs": {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": ["SCHEDULED"]}}}})
+    assert still_scheduled == 0, "the pause deleted the runs the cron had scheduled ahead"
