@@ -16,22 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
-from deployments.prefect_postgres import ensure_postgresql, postmaster_pid, stop_postgres
+from deployments.prefect_postgres import postmaster_pid, stop_postgres
+from tests.postgres_server import postgres_binaries
 from tests.prefect_server import PROJECT_ROOT, api_post, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-INSTALL_LOCK = Path(tempfile.gettempdir()) / "sfpp-postgresql-install.lock"
-
 
 @pytest.fixture()
 def postgres_bin() -> Path:
-    """Debian's PostgreSQL server binaries, installed by apt-get on a machine without them (CI starts clean); a
-    file lock makes parallel workers install once, and an installed one is found with a glob."""
-    with FileLock(str(INSTALL_LOCK), timeout=1200):
-        return ensure_postgresql()
+    """Debian's PostgreSQL server binaries, installed by apt-get when missing (tests/postgres_server.py)."""
+    return postgres_binaries()
 
 
 @pytest.fixture()
