@@ -47,6 +47,7 @@ from utils.paths import QaPaths, build_qa_paths, display_path, schema_sidecar_fo
 from utils.raw_files import run_id_of
 from utils.raw_frame import DATE_FORMAT, DATETIME_FORMAT, scan_dataset
 from utils.raw_schema import RawSchema, read_raw_schema
+from utils.replica_layers import scan_replica
 from utils.timefmt import utc_seconds
 
 ROWCOUNT_HISTORY_LIMIT = 500  # lines kept in rowcount.txt; enough for months of 15-minute runs
@@ -98,9 +99,9 @@ def typed_rows_of(gate: GateOutcome) -> pl.LazyFrame:
 
 
 def read_dataset_columns(dataset: Path) -> list[str]:
-    """The header row of a raw CSV (empty list for an empty file); the column names of a replica Parquet file."""
+    """The header row of a raw CSV (empty list for an empty file); the record columns of a replica."""
     if Path(dataset).suffix == ".parquet":
-        return list(pl.read_parquet_schema(dataset))
+        return scan_replica(Path(dataset)).collect_schema().names()
     # utf-8-sig: a byte-order mark (Excel, some exports) is not part of the first column's name; Polars agrees
     with open(dataset, newline="", encoding="utf-8-sig") as fh:
         return next(csv.reader(fh), [])

@@ -42,6 +42,7 @@ from utils.atomic import atomic_path
 from utils.replica_layers import (
     FLAGS,
     IN_BASE,
+    ROW_HASH,
     TOMBSTONE,
     ReplicaStamp,
     StoredReplica,
@@ -55,6 +56,7 @@ from utils.replica_layers import (
 # overlay's share of a run to ~0.1 s, the sum of the two near its least.
 COMPACT_SHARE = 0.01
 COMPACT_MIN_ROWS = 20_000  # a small object is cheap to rewrite, but not on every run
+CREATED_FIELD = "CreatedDate"  # never changes once a record exists: tombstones keep it, counts bounded by it hold
 ROW_GROUP_ROWS = 122_880   # Polars' streaming default: bounded reads of the base
 BUCKET_ROWS = 2_000_000    # records per group when a refresh or a reconciliation compares keys (a few columns)
 BACKFILL_BUCKET_ROWS = 250_000  # whole records per range a backfill merges and sorts in memory
@@ -130,32 +132,46 @@ class Replica:
                                         cursor_field=cursor_field)
             return replace(self, whole=merged, base_rows=merged.height, schema=dict(merged.schema)), stats
         key = self.primary_key
-        latest = latest_versions(delta, primary_key=key, cursor_field=cursor_field)
+        typed = delta.with_columns(pl.col(c).cast(t) for c, t in self.schema.items())
+        latest = latest_versions(typed, primary_key=key, cursor_field=cursor_field)
         keys = latest.get_column(key)
-        in_base = self._base_records(keys)  # the base's version of the delta's records (superseded or not)
+        # the base is read for the delta's records' key, row hash and creation time only: not their values
+        kept_columns = [key, ROW_HASH, *([CREATED_FIELD] if CREATED_FIELD in self.schema else [])]
+        in_base = (self.base_scan().select(kept_columns)
+                   .filter(pl.col(key).is_in(keys.implode())).collect(engine="streaming"))
         overlaid = self.overlay.filter(pl.col(key).is_in(keys.implode()))
-        current = pl.concat([
-            in_base.join(overlaid.select(key), on=key, how="anti"),
-            overlaid.filter(~pl.col(TOMBSTONE)).select(columns),
+        current = pl.concat([  # each record's version before this delta, as (key, row hash)
+            in_base.join(overlaid.select(key), on=key, how="anti").select(key, ROW_HASH),
+            overlaid.filter(~pl.col(TOMBSTONE)).select(key, row_hash(columns)),
         ])
-        # merge_delta on just these records gives exactly the counts a merge into the whole replica gives
-        merged, stats = merge_delta(current, delta, columns=columns, primary_key=key, cursor_field=cursor_field)
+        # merge_delta on (key, row hash) gives exactly the counts a merge of the whole rows into the whole replica
+        # gives: an equal hash is an unchanged record (a 64-bit collision would only count a change as unchanged)
+        _, stats = merge_delta(current, typed.with_columns(row_hash(columns)), columns=[key, ROW_HASH],
+                               primary_key=key, cursor_field=cursor_field)
         base_keys = in_base.get_column(key).implode()
-        deleted = latest.filter(pl.col(DELETED_FLAG).fill_null(False)).get_column(key).implode()
+        is_deleted = pl.col(DELETED_FLAG).fill_null(False)
         changed = pl.concat([
-            merged.with_columns(pl.lit(False).alias(TOMBSTONE), pl.col(key).is_in(base_keys).alias(IN_BASE)),
-            # a tombstone keeps the base's version of the record: its creation time still counts for the base
-            in_base.filter(pl.col(key).is_in(deleted)).with_columns(pl.lit(True).alias(TOMBSTONE),
-                                                                      pl.lit(True).alias(IN_BASE)),
-        ])
+            latest.filter(~is_deleted).select(columns)
+            .with_columns(pl.lit(False).alias(TOMBSTONE), pl.col(key).is_in(base_keys).alias(IN_BASE)),
+            # a tombstone keeps the base record's creation time: it still counts in the base's count
+            latest.filter(is_deleted & pl.col(key).is_in(base_keys)).select(key)
+            .join(in_base.drop(ROW_HASH), on=key, how="left")
+            .with_columns(pl.lit(True).alias(TOMBSTONE), pl.lit(True).alias(IN_BASE)),
+        ], how="diagonal")
         kept = self.overlay.filter(~pl.col(key).is_in(keys.implode()))
-        updated = replace(self, overlay=pl.concat([kept, changed.cast(self.overlay.schema)]).sort(key))
+        changed = changed.select(self.overlay.columns).cast(self.overlay.schema)
+        updated = replace(self, overlay=pl.concat([kept, changed]).sort(key))
         return updated, replace(stats, replica_rows=updated.rows)
 
     def _base_records(self, keys: pl.Series) -> pl.DataFrame:
-        assert self.base_file is not None
-        return (pl.scan_parquet(self.base_file).filter(pl.col(self.primary_key).is_in(keys.implode()))
+        return (self.base_scan().select(list(self.schema)).filter(pl.col(self.primary_key).is_in(keys.implode()))
                 .collect(engine="streaming").cast(self.schema))  # type: ignore[arg-type]
+
+    def base_scan(self) -> pl.LazyFrame:
+        """The base file's rows with their row hashes (computed, for a base an older version wrote)."""
+        assert self.base_file is not None
+        base = pl.scan_parquet(self.base_file)
+        return base if ROW_HASH in base.collect_schema().names() else base.with_columns(row_hash(list(self.schema)))
 
     def refresh(self, fresh: pl.LazyFrame) -> tuple[Replica, int]:
         """Take the values of ``fresh`` (the key and some columns of every live record: a formula refresh) and count
@@ -223,6 +239,12 @@ class Replica:
         return self.base_id is None or self.overlay.height > max(COMPACT_MIN_ROWS, COMPACT_SHARE * self.base_rows)
 
 
+def row_hash(columns: Sequence[str]) -> pl.Expr:
+    """A record's values as one 64-bit hash (Polars' own, fixed seed): stored beside every base record, so a merge
+    tells an update from a repeat without reading the base's values."""
+    return pl.struct(list(columns)).hash(seed=0).alias(ROW_HASH)
+
+
 def _buckets(primary_key: str, rows: int) -> list[pl.Expr]:
     """Filters splitting records by a hash of their key into groups of about ``BUCKET_ROWS``: a record's versions
     on both sides of a comparison always fall in the same group."""
@@ -254,8 +276,9 @@ def write_replica(base: Path, replica: Replica, stamp: ReplicaStamp) -> Replica:
     metadata = replace(stamp, base_id=base_id).to_metadata()
     with atomic_path(base) as tmp:
         if replica.whole is not None:
-            replica.whole.sort(replica.primary_key).write_parquet(tmp, compression="zstd", metadata=metadata,
-                                                                  row_group_size=ROW_GROUP_ROWS)
+            hashed = replica.whole.sort(replica.primary_key).with_columns(row_hash(list(replica.schema)))
+            hashed.write_parquet(tmp, compression="zstd", metadata=metadata,
+                                 row_group_size=ROW_GROUP_ROWS)
         else:
             _compact(replica).sink_parquet(tmp, compression="zstd", metadata=metadata, row_group_size=ROW_GROUP_ROWS)
     # no overlay to remove: the one on disk names the old base, so it is ignored from now on
@@ -294,10 +317,10 @@ def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Se
         newest = next_watermark(frame, cursor_field, newest)
         stats = MergeStats(*(a + b for a, b in zip(astuple(stats), astuple(counted), strict=True)))
         run = staged / f"sorted-{len(runs)}.parquet"
-        merged.write_parquet(run)
+        merged.with_columns(row_hash(columns)).write_parquet(run)
         runs.append(run)
     if not runs:  # an empty object: one empty base
-        empty = pl.DataFrame(schema=dict(schema)).select(columns)
+        empty = pl.DataFrame(schema=dict(schema)).select(columns).with_columns(row_hash(columns))
         runs.append(staged / "sorted-0.parquet")
         empty.write_parquet(runs[0])
     stream = pl.concat([pl.scan_parquet(run) for run in runs])  # key ranges in order: sorted as a whole
@@ -330,18 +353,19 @@ def _compact(replica: Replica) -> pl.LazyFrame:
     key = replica.primary_key
     assert replica.base_file is not None
     overlay = replica.overlay
-    base = pl.scan_parquet(replica.base_file)
+    base = replica.base_scan()
     replaced = overlay.filter(pl.col(IN_BASE)).get_column(key)
     if replaced.len():
         base = base.filter(~pl.col(key).is_in(replaced.implode()))
-    live = overlay.filter(~pl.col(TOMBSTONE)).drop(FLAGS).sort(key)
+    live = overlay.filter(~pl.col(TOMBSTONE)).drop(FLAGS).sort(key).with_columns(row_hash(list(replica.schema)))
     return base.merge_sorted(live.lazy(), key=key) if live.height else base
 
 
 def open_replica(base: Path, stored: StoredReplica, *, primary_key: str,
                  schema: dict[str, pl.DataType]) -> Replica:
     """The replica to merge into, from files that passed their checks."""
-    base_id = stored.base_stamp.base_id if stored.base_stamp else None
+    # a base without an id or row hashes (an older version wrote it) is rewritten by this run (needs_compaction)
+    base_id = stored.base_stamp.base_id if stored.base_stamp and stored.has_row_hash else None
     overlay = stored.overlay if stored.overlay is not None else empty_overlay(schema)
     return Replica(primary_key, schema, base, base_id, stored.base_rows, overlay)
 

@@ -21,6 +21,7 @@ OVERLAY_SUFFIX = ".overlay.parquet"
 TOMBSTONE = "_replica_deleted"  # overlay flag: the record was deleted since the base (it stays in the base file)
 IN_BASE = "_replica_in_base"    # overlay flag: the base file holds an older version of the record
 FLAGS = (TOMBSTONE, IN_BASE)
+ROW_HASH = "_replica_row_hash"  # base files only: each record's values hashed (tasks/replica_store.row_hash)
 
 
 def overlay_path_for(base: Path) -> Path:
@@ -66,6 +67,7 @@ class ReplicaStamp:
 
 def layered_scan(base: pl.LazyFrame, overlay: pl.DataFrame, primary_key: str) -> pl.LazyFrame:
     """The live records of a base scan with an overlay applied: one owner of what the layers mean."""
+    base = base.drop(ROW_HASH, strict=False)
     replaced = overlay.filter(pl.col(IN_BASE)).get_column(primary_key)
     if replaced.len():
         base = base.filter(~pl.col(primary_key).is_in(replaced.implode()))
@@ -80,9 +82,10 @@ class StoredReplica:
 
     base_stamp: ReplicaStamp | None
     base_rows: int
-    base_schema: dict[str, pl.DataType]
+    base_schema: dict[str, pl.DataType]  # the records' columns (the row hash left out)
     overlay: pl.DataFrame | None
     overlay_stamp: ReplicaStamp | None
+    has_row_hash: bool = True  # False: a base an older version wrote (rewritten by the next run)
 
     @property
     def stamp(self) -> ReplicaStamp | None:
@@ -94,14 +97,16 @@ def read_stored(base: Path) -> StoredReplica:
     overlay written for another base (left by a compaction) is left out. Raises when a file is unreadable."""
     base_stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(base))
     base_schema = dict(pl.read_parquet_schema(base))
+    has_row_hash = base_schema.pop(ROW_HASH, None) is not None
     base_rows = int(pl.scan_parquet(base).select(pl.len()).collect().item())
     overlay_file = overlay_path_for(base)
     if base_stamp is None or base_stamp.base_id is None or not overlay_file.is_file():
-        return StoredReplica(base_stamp, base_rows, base_schema, None, None)
+        return StoredReplica(base_stamp, base_rows, base_schema, None, None, has_row_hash)
     overlay_stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(overlay_file))
     if overlay_stamp is None or overlay_stamp.base_id != base_stamp.base_id or overlay_stamp.primary_key is None:
-        return StoredReplica(base_stamp, base_rows, base_schema, None, None)
-    return StoredReplica(base_stamp, base_rows, base_schema, pl.read_parquet(overlay_file), overlay_stamp)
+        return StoredReplica(base_stamp, base_rows, base_schema, None, None, has_row_hash)
+    return StoredReplica(base_stamp, base_rows, base_schema, pl.read_parquet(overlay_file), overlay_stamp,
+                         has_row_hash)
 
 
 def scan_replica(base: Path) -> pl.LazyFrame:
@@ -109,7 +114,7 @@ def scan_replica(base: Path) -> pl.LazyFrame:
     stored = read_stored(base)
     scan = pl.scan_parquet(base)
     if stored.overlay is None or stored.overlay_stamp is None or stored.overlay_stamp.primary_key is None:
-        return scan
+        return scan.drop(ROW_HASH, strict=False)
     return layered_scan(scan, stored.overlay, stored.overlay_stamp.primary_key)
 
 

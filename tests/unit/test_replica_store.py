@@ -12,8 +12,8 @@ from polars.testing import assert_frame_equal
 
 from tasks import replica_store
 from tasks.replica import count_created_before, merge_delta
-from tasks.replica_store import Replica, open_replica, write_replica
-from utils.replica_layers import ReplicaStamp, key_problem, overlay_path_for, read_stored, scan_replica
+from tasks.replica_store import Replica, open_replica, row_hash, write_replica
+from utils.replica_layers import ROW_HASH, ReplicaStamp, key_problem, overlay_path_for, read_stored, scan_replica
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SCHEMA = {"Id": pl.Utf8, "Name": pl.Utf8, "CreatedDate": pl.Datetime("ms", "UTC"),
@@ -149,7 +149,8 @@ def test_a_backfill_written_range_by_range_equals_the_whole_frame_merge(tmp_path
     done = replica_store.write_backfill(path, extract.lazy(), extract.height, columns=list(SCHEMA), primary_key="Id",
                                         cursor_field="SystemModstamp", run_id="B1", column_types=TYPES,
                                         scratch=tmp_path)
-    assert_frame_equal(pl.read_parquet(path), whole)  # sorted by key as a whole
+    assert_frame_equal(scan_replica(path).collect(), whole)  # sorted by key as a whole
+    assert pl.read_parquet(path).get_column(ROW_HASH).equals(whole.select(row_hash(list(SCHEMA))).to_series())
     assert done.stats == replace(expected, replica_rows=whole.height)
     assert done.newest == extract["SystemModstamp"].max()
     stored = read_stored(path)
