@@ -42,10 +42,12 @@ from utils.atomic import atomic_path
 from utils.replica_layers import (
     FLAGS,
     IN_BASE,
+    KEYS_DAMAGED,
     ROW_HASH,
     TOMBSTONE,
     ReplicaStamp,
     StoredReplica,
+    keys_out_of_order,
     layered_scan,
     overlay_path_for,
 )
@@ -62,6 +64,10 @@ BUCKET_ROWS = 2_000_000    # records per group when a refresh or a reconciliatio
 BACKFILL_BUCKET_ROWS = 250_000  # whole records per range a backfill merges and sorts in memory
 STAGED_ROW_GROUP_ROWS = 16_384  # a backfill's split holds one row group per open range file before writing it
 _BUCKET = "_replica_bucket"
+
+
+class DamagedBase(Exception):
+    """The base file's records cannot be merged into (found while reading it): the sync rebuilds the replica."""
 
 
 def new_base_id() -> str:
@@ -137,8 +143,12 @@ class Replica:
         keys = latest.get_column(key)
         # the base is read for the delta's records' key, row hash and creation time only: not their values
         kept_columns = [key, ROW_HASH, *([CREATED_FIELD] if CREATED_FIELD in self.schema else [])]
-        in_base = (self.base_scan().select(kept_columns)
-                   .filter(pl.col(key).is_in(keys.implode())).collect(engine="streaming"))
+        lookup = self.base_scan().select(kept_columns).filter(pl.col(key).is_in(keys.implode()))
+        # the base's keys checked in the same read (a repeat or a disorder means it was edited: never merged into)
+        assert self.base_file is not None
+        in_base, disorder = pl.collect_all([lookup, keys_out_of_order(self.base_file, key)], engine="streaming")
+        if disorder.item():
+            raise DamagedBase(KEYS_DAMAGED.format(key=key))
         overlaid = self.overlay.filter(pl.col(key).is_in(keys.implode()))
         current = pl.concat([  # each record's version before this delta, as (key, row hash)
             in_base.join(overlaid.select(key), on=key, how="anti").select(key, ROW_HASH),

@@ -52,7 +52,7 @@ from tasks.replica import (
     soql_datetime,
     with_null_columns,
 )
-from tasks.replica_store import Replica, open_replica, write_backfill, write_replica
+from tasks.replica_store import DamagedBase, Replica, open_replica, write_backfill, write_replica
 from utils import storage
 from utils.atomic import write_text_atomic
 from utils.connection import SalesforceConnection
@@ -63,7 +63,7 @@ from utils.paths import SyncPaths, build_sync_paths
 from utils.progress import report_progress
 from utils.raw_frame import scan_dataset
 from utils.raw_schema import RawColumn, RawSchema, read_raw_schema, write_raw_schema
-from utils.replica_layers import FLAGS, ReplicaStamp, StoredReplica, key_problem, overlay_path_for, read_stored
+from utils.replica_layers import FLAGS, ReplicaStamp, StoredReplica, overlay_path_for, read_stored
 from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
 from utils.source import get_connection
 from utils.timefmt import now_utc_seconds, utc_iso
@@ -301,7 +301,7 @@ def _recorded_types(state: SyncState, paths: SyncPaths) -> dict[str, str] | None
 def _replica_problem(stored: StoredReplica, types: dict[str, str] | None, rows: int | None,
                      primary_key: str, base: Path) -> str | None:
     """Why this replica cannot be resumed, or None, given the column types and rows it was written with: the
-    files' schemas and row counts against their stamps, and one streaming pass over the base's key column."""
+    files' schemas and row counts against their stamps (the base's keys: in the merge, ``DamagedBase``)."""
     if types is None:
         return "neither the replica nor the state records its columns and types"
     try:
@@ -312,7 +312,7 @@ def _replica_problem(stored: StoredReplica, types: dict[str, str] | None, rows: 
     problem = find_replica_mismatch(stored.base_schema, stored.base_rows, expected=expected, expected_rows=base_rows)
     if problem is None and stored.overlay is not None:
         problem = _overlay_problem(stored, expected, rows, primary_key, base)
-    return problem or key_problem(base, primary_key)
+    return problem  # the base's keys are checked in the merge's own read of them (Replica.merge)
 
 
 def _overlay_problem(stored: StoredReplica, expected: dict[str, pl.DataType], rows: int | None, primary_key: str,
@@ -733,7 +733,13 @@ def sync_object(
             log_event("sync_backfill", level=logging.INFO if routine else logging.WARNING, object=object_name,
                       run_id=run_id, reason=start.backfill_reason)
         delta_started = datetime.now(timezone.utc)
-        landed = _land(target, watermark, start.resumed)
+        try:
+            landed = _land(target, watermark, start.resumed)
+        except DamagedBase as err:  # found while reading the base's keys: rebuild, never merge into it
+            log_event("sync_replica_mismatch", level=30, object=object_name, run_id=run_id, reason=str(err),
+                      action="full backfill (the replica is rebuilt, never written back)")
+            watermark = None
+            landed = _land(target, None, None)
         schema_changes = landed.change_note
         report_progress(object_name, "replica", rows=landed.merged.rows, note="merging the delta")
         offset = state.clock_offset_seconds if state else 0.0

@@ -118,11 +118,17 @@ def scan_replica(base: Path) -> pl.LazyFrame:
     return layered_scan(scan, stored.overlay, stored.overlay_stamp.primary_key)
 
 
-def key_problem(base: Path, primary_key: str) -> str | None:
-    """Why the base's keys cannot be trusted (a repeat, or out of order: every base is written sorted by key), in
-    one streaming pass over the key column, or None."""
+def keys_out_of_order(base: Path, primary_key: str) -> pl.LazyFrame:
+    """One streaming pass over the base's key column: true when a key repeats or comes out of order (every base is
+    written sorted by key)."""
     keys = pl.col(primary_key)
-    out_of_order = pl.scan_parquet(base).select((keys <= keys.shift(1)).any()).collect(engine="streaming").item()
-    return f"{primary_key} values repeat or are out of order" if out_of_order else None
+    return pl.scan_parquet(base).select((keys <= keys.shift(1)).any())
 
 
+def key_problem(base: Path, primary_key: str) -> str | None:
+    """Why the base's keys cannot be trusted, or None (``keys_out_of_order`` alone)."""
+    out_of_order = keys_out_of_order(base, primary_key).collect(engine="streaming").item()
+    return KEYS_DAMAGED.format(key=primary_key) if out_of_order else None
+
+
+KEYS_DAMAGED = "{key} values repeat or are out of order"

@@ -82,3 +82,27 @@ def test_a_damaged_overlay_means_a_rebuild_never_a_merge(tmp_path, caplog):
         _assert_exact(conn, tmp_path / "truth", data_root, third.dataset)
     assert third.mode == "backfill"
     assert [r for r in caplog.records if "sync_replica_mismatch" in r.getMessage() and "the overlay" in r.getMessage()]
+
+
+def test_a_base_with_a_repeated_key_means_a_rebuild(tmp_path, caplog):
+    """The base edited by hand, its row count and stamp kept, one Id written twice: the merge's read of the keys
+    finds it, the run rebuilds by a backfill, and the replica equals the org."""
+    import polars as pl
+
+    caplog.set_level(logging.INFO, logger="sf_pipeline")
+    data_root = tmp_path / "data"
+    paths = build_sync_paths("Account", data_root=data_root)
+    with run_emulator(seed=35, rows=SIZES, in_process=True, living_rate=1) as info:
+        conn = connect(info)
+        freeze_clock(info, _at(0))
+        sync_object("Account", run_id="K1", connection=conn, options=FAST, data_root=data_root)
+        base = pl.read_parquet(paths.replica)
+        ids = base["Id"].to_list()
+        ids[1] = ids[0]
+        base.with_columns(pl.Series("Id", ids)).write_parquet(paths.replica,
+                                                              metadata=pl.read_parquet_metadata(paths.replica))
+        freeze_clock(info, _at(6))
+        second = sync_object("Account", run_id="K2", connection=conn, options=FAST, data_root=data_root)
+        _assert_exact(conn, tmp_path / "truth", data_root, second.dataset)
+    assert second.mode == "backfill"
+    assert [r for r in caplog.records if "sync_replica_mismatch" in r.getMessage() and "repeat" in r.getMessage()]

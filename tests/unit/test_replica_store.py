@@ -156,3 +156,18 @@ def test_a_backfill_written_range_by_range_equals_the_whole_frame_merge(tmp_path
     stored = read_stored(path)
     assert stored.stamp.rows == whole.height and stored.stamp.watermark == done.newest
     assert key_problem(path, "Id") is None and done.replica.rows == whole.height
+
+
+def test_a_merge_refuses_a_base_whose_keys_repeat(tmp_path):
+    """An edited base with as many rows as its stamp says, one key written twice: found in the merge's own read of
+    the keys, never merged into."""
+    path = tmp_path / "Thing.parquet"
+    whole, _ = merge_delta(None, _delta(random.Random(4), 0, size=80), columns=list(SCHEMA), primary_key="Id",
+                           cursor_field="SystemModstamp")
+    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    on_disk = pl.read_parquet(path)
+    ids = on_disk["Id"].to_list()
+    ids[1] = ids[0]
+    on_disk.with_columns(pl.Series("Id", ids)).write_parquet(path, metadata=pl.read_parquet_metadata(path))
+    with pytest.raises(replica_store.DamagedBase, match="Id values repeat or are out of order"):
+        _reopen(path).merge(_delta(random.Random(6), 1), cursor_field="SystemModstamp")
