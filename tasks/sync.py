@@ -238,9 +238,9 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
         base = _evolve(target, base, changes, note)
     hidden_schema = {c: polars_dtype_for(base.column_types[c]) for c in base.hidden}
     merged, stats = base.replica.merge(with_null_columns(delta, hidden_schema), cursor_field=target.cursor)
-    return _Landed(extracted, raw_schema, base.column_types, next_watermark(delta, target.cursor, None), merged, stats,
-                   base.hidden,
-                   changes or None, note, base)
+    newest = next_watermark(delta, target.cursor, None)
+    return _Landed(extracted, raw_schema, base.column_types, newest, merged, stats, base.hidden, changes or None, note,
+                   base)
 
 
 def _side_query_api(spec: ObjectSpec, rows: int) -> ApiChoice:
@@ -361,8 +361,8 @@ def _load_replica(state: SyncState, paths: SyncPaths, spec: ObjectSpec, *, objec
     """The watermark and replica to resume from; an empty ``_Start`` means rebuild, logged with the reason.
 
     The replica is never written back as it was found: a missing column would fail every run, a changed dtype
-    would be merged into and break Phase 1. Its rows are not read here: only its files' metadata, the overlay and
-    the base's key column.
+    would be merged into and break Phase 1. Its rows are not read here: only its files' metadata and the overlay
+    (the base's keys are checked where the merge reads them).
     """
     try:
         stored = read_stored(paths.replica)
