@@ -40,7 +40,6 @@ from tasks.replica import (
 )
 from utils.atomic import atomic_path
 from utils.replica_layers import (
-    FLAGS,
     IN_BASE,
     KEYS_DAMAGED,
     ROW_HASH,
@@ -50,6 +49,7 @@ from utils.replica_layers import (
     keys_out_of_order,
     layered_scan,
     overlay_path_for,
+    split_layers,
 )
 
 # Merge the overlay into the base once it holds this share of the base's records (and at least COMPACT_MIN_ROWS).
@@ -361,14 +361,10 @@ def _range_of(extract: pl.LazyFrame, primary_key: str, total: int) -> pl.Expr:
 def _compact(replica: Replica) -> pl.LazyFrame:
     """Base and overlay as one sorted stream: both inputs are sorted by key, so ``merge_sorted`` needs no sort."""
     key = replica.primary_key
-    assert replica.base_file is not None
-    overlay = replica.overlay
-    base = replica.base_scan()
-    replaced = overlay.filter(pl.col(IN_BASE)).get_column(key)
-    if replaced.len():
-        base = base.filter(~pl.col(key).is_in(replaced.implode()))
-    live = overlay.filter(~pl.col(TOMBSTONE)).drop(FLAGS).sort(key).with_columns(row_hash(list(replica.schema)))
-    return base.merge_sorted(live.lazy(), key=key) if live.height else base
+    kept, live = split_layers(replica.base_scan(), replica.overlay, key)
+    if not live.height:
+        return kept
+    return kept.merge_sorted(live.sort(key).with_columns(row_hash(list(replica.schema))).lazy(), key=key)
 
 
 def open_replica(base: Path, stored: StoredReplica, *, primary_key: str,

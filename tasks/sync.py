@@ -52,7 +52,7 @@ from tasks.replica import (
     soql_datetime,
     with_null_columns,
 )
-from tasks.replica_store import DamagedBase, Replica, open_replica, write_backfill, write_replica
+from tasks.replica_store import CREATED_FIELD, DamagedBase, Replica, open_replica, write_backfill, write_replica
 from utils import storage
 from utils.atomic import write_text_atomic
 from utils.connection import SalesforceConnection
@@ -70,7 +70,6 @@ from utils.timefmt import now_utc_seconds, utc_iso
 
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 STATE_VERSION = 2  # 2 adds column_types and clock_offset_seconds; a version-1 state reads as one with them unset
-CREATED_FIELD = "CreatedDate"
 RECONCILE_FETCH_BATCH = 300   # Ids per `WHERE Id IN (...)` query: ~6 KB of Ids, well under the ~16 KB URL limit
 RECONCILE_FETCH_MIN = 6000    # fetch up to this many missing records by Id (20 queries) before a backfill wins...
 NARROW_PAGE_MAX = 1_000_000   # Bulk result page of a narrow pull (Id + a few columns): ~40 MB at most

@@ -65,14 +65,20 @@ class ReplicaStamp:
             return None
 
 
-def layered_scan(base: pl.LazyFrame, overlay: pl.DataFrame, primary_key: str) -> pl.LazyFrame:
-    """The live records of a base scan with an overlay applied: one owner of what the layers mean."""
-    base = base.drop(ROW_HASH, strict=False)
+def split_layers(base: pl.LazyFrame, overlay: pl.DataFrame,
+                 primary_key: str) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """The base's records the overlay leaves in place, and the overlay's live records: one owner of what the layers
+    mean (a read concatenates them, a compaction merges them in key order)."""
     replaced = overlay.filter(pl.col(IN_BASE)).get_column(primary_key)
     if replaced.len():
         base = base.filter(~pl.col(primary_key).is_in(replaced.implode()))
-    live = overlay.filter(~pl.col(TOMBSTONE)).drop(FLAGS)
-    return pl.concat([base, live.lazy()], how="vertical") if live.height else base
+    return base, overlay.filter(~pl.col(TOMBSTONE)).drop(FLAGS)
+
+
+def layered_scan(base: pl.LazyFrame, overlay: pl.DataFrame, primary_key: str) -> pl.LazyFrame:
+    """The live records of a base scan with an overlay applied (the base's row hashes left out)."""
+    kept, live = split_layers(base.drop(ROW_HASH, strict=False), overlay, primary_key)
+    return pl.concat([kept, live.lazy()], how="vertical") if live.height else kept
 
 
 @dataclass(frozen=True)
@@ -123,12 +129,6 @@ def keys_out_of_order(base: Path, primary_key: str) -> pl.LazyFrame:
     written sorted by key)."""
     keys = pl.col(primary_key)
     return pl.scan_parquet(base).select((keys <= keys.shift(1)).any())
-
-
-def key_problem(base: Path, primary_key: str) -> str | None:
-    """Why the base's keys cannot be trusted, or None (``keys_out_of_order`` alone)."""
-    out_of_order = keys_out_of_order(base, primary_key).collect(engine="streaming").item()
-    return KEYS_DAMAGED.format(key=primary_key) if out_of_order else None
 
 
 KEYS_DAMAGED = "{key} values repeat or are out of order"

@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from emulator.runner import freeze_clock, run_emulator
@@ -61,6 +62,11 @@ def test_runs_write_the_overlay_then_compact_it_and_stay_exact(tmp_path, monkeyp
     assert overlay_path_for(paths.replica).is_file()
 
 
+def _rewrite_keeping_stamp(path: Path, frame: pl.DataFrame) -> None:
+    """A replica file edited by hand: other records, the same Parquet metadata (stamp) as before."""
+    frame.write_parquet(path, metadata=pl.read_parquet_metadata(path))
+
+
 def test_a_damaged_overlay_means_a_rebuild_never_a_merge(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="sf_pipeline")
     data_root = tmp_path / "data"
@@ -74,9 +80,7 @@ def test_a_damaged_overlay_means_a_rebuild_never_a_merge(tmp_path, caplog):
         overlay_file = overlay_path_for(paths.replica)
         stored = read_stored(paths.replica)
         assert stored.overlay is not None and stored.overlay.height > 1
-        import polars as pl
-        damaged = stored.overlay.slice(1)  # a record lost from the overlay, its stamp kept
-        damaged.write_parquet(overlay_file, metadata=pl.read_parquet_metadata(overlay_file))
+        _rewrite_keeping_stamp(overlay_file, stored.overlay.slice(1))  # a record lost from the overlay
         freeze_clock(info, _at(7))
         third = sync_object("Account", run_id="D3", connection=conn, options=FAST, data_root=data_root)
         _assert_exact(conn, tmp_path / "truth", data_root, third.dataset)
@@ -87,8 +91,6 @@ def test_a_damaged_overlay_means_a_rebuild_never_a_merge(tmp_path, caplog):
 def test_a_base_with_a_repeated_key_means_a_rebuild(tmp_path, caplog):
     """The base edited by hand, its row count and stamp kept, one Id written twice: the merge's read of the keys
     finds it, the run rebuilds by a backfill, and the replica equals the org."""
-    import polars as pl
-
     caplog.set_level(logging.INFO, logger="sf_pipeline")
     data_root = tmp_path / "data"
     paths = build_sync_paths("Account", data_root=data_root)
@@ -99,8 +101,7 @@ def test_a_base_with_a_repeated_key_means_a_rebuild(tmp_path, caplog):
         base = pl.read_parquet(paths.replica)
         ids = base["Id"].to_list()
         ids[1] = ids[0]
-        base.with_columns(pl.Series("Id", ids)).write_parquet(paths.replica,
-                                                              metadata=pl.read_parquet_metadata(paths.replica))
+        _rewrite_keeping_stamp(paths.replica, base.with_columns(pl.Series("Id", ids)))
         freeze_clock(info, _at(6))
         second = sync_object("Account", run_id="K2", connection=conn, options=FAST, data_root=data_root)
         _assert_exact(conn, tmp_path / "truth", data_root, second.dataset)

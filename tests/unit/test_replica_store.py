@@ -13,7 +13,15 @@ from polars.testing import assert_frame_equal
 from tasks import replica_store
 from tasks.replica import count_created_before, merge_delta
 from tasks.replica_store import Replica, open_replica, row_hash, write_replica
-from utils.replica_layers import ROW_HASH, ReplicaStamp, key_problem, overlay_path_for, read_stored, scan_replica
+from utils.replica_layers import (
+    KEYS_DAMAGED,
+    ROW_HASH,
+    ReplicaStamp,
+    keys_out_of_order,
+    overlay_path_for,
+    read_stored,
+    scan_replica,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SCHEMA = {"Id": pl.Utf8, "Name": pl.Utf8, "CreatedDate": pl.Datetime("ms", "UTC"),
@@ -29,6 +37,12 @@ def _delta(rng: random.Random, step: int, size: int = 40, keys: int = 120) -> pl
         rows.append((f"K{k:04d}", f"v{step}-{i}", T0 + timedelta(seconds=k), T0 + timedelta(minutes=step, seconds=i),
                      rng.random() < 0.2))
     return pl.DataFrame(rows, schema={**SCHEMA, "IsDeleted": pl.Boolean}, orient="row")
+
+
+def key_problem(base, primary_key: str) -> str | None:
+    """Why the base's keys cannot be trusted (the check a merge makes in its own read of them), or None."""
+    out_of_order = keys_out_of_order(base, primary_key).collect(engine="streaming").item()
+    return KEYS_DAMAGED.format(key=primary_key) if out_of_order else None
 
 
 def _stamp(replica: Replica, run: int) -> ReplicaStamp:
