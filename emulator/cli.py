@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from emulator.auth import Credentials
 from emulator.faults import FaultSpecError, parse_faults
+from emulator.generated_objects import DEFAULT_ROWS, with_custom_objects
 from emulator.org import DEFAULT_SEED, SCALES, parse_rows, resolve_sizes
 from emulator.server import info_line, start_server
 from emulator.state import LIVING_ENV, EmulatorConfig, living_rate_of
@@ -25,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"data seed (default {DEFAULT_SEED})")
     serve.add_argument("--scale", choices=sorted(SCALES), default="small", help="org size (default small)")
     serve.add_argument("--rows", default="", help="row counts overriding the scale, e.g. Opportunity=1000000")
+    serve.add_argument("--custom-objects", type=int, default=0,
+                       help=f"also serve N generated custom objects Bench_01__c ... ({DEFAULT_ROWS} rows each; "
+                            "--rows Bench_01__c=N sets one's rows)")
     serve.add_argument("--latency-ms", type=int, default=0, help="delay added to every API response")
     serve.add_argument("--faults", default=None, help=f"fault spec (default: ${FAULTS_ENV}); see README")
     serve.add_argument("--daily-limit", type=int, default=15_000,
@@ -53,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None) -> EmulatorConfig:
     """Validated options (rows, faults) or ValueError naming the bad option."""
     env = dict(os.environ if env is None else env)
-    rows = parse_rows(args.rows)
+    rows = with_custom_objects(parse_rows(args.rows), args.custom_objects)
     resolve_sizes(args.scale, rows)
     faults = args.faults if args.faults is not None else env.get(FAULTS_ENV) or None
     parse_faults(faults)

@@ -6,6 +6,7 @@ cases a pipeline meets beyond the standard objects (issue #17), each with its de
 * ``AccountHistory``: a field history object: insert-only, no LastModifiedDate, no SystemModstamp.
 * ``CaseStatus``: a setup object the Bulk APIs refuse (``Entity 'CaseStatus' is not supported by the Bulk API.``).
 * ``Wide__c``: 500 fields of mixed types: a query of all of them does not fit in a REST GET URL.
+* ``Bench_01__c`` ... (``--custom-objects N``): plain custom objects for scale tests (emulator/generated_objects.py).
 
 Each draws from its own random stream (``object_seed(seed, name)``), so asking for one never changes the rows of
 another, and the default org (none of them) stays exactly as it was."""
@@ -30,6 +31,7 @@ from emulator.generate import (
     column_dtype,
     epoch_for,
 )
+from emulator.generated_objects import generated_columns, lookup_generated
 from emulator.ids import make_ids
 
 INVOICE_STATUSES = ("Draft", "Sent", "Paid", "Void")
@@ -118,7 +120,9 @@ OPTIONAL_OBJECTS: dict[str, s.ObjectDef] = {o.name: o for o in (INVOICE, ACCOUNT
 
 
 def lookup_optional(name: str) -> s.ObjectDef | None:
-    return next((o for o in OPTIONAL_OBJECTS.values() if o.name.lower() == name.lower()), None)
+    """The optional object of that API name (any casing): one above, or a generated ``Bench_NN__c``."""
+    found = next((o for o in OPTIONAL_OBJECTS.values() if o.name.lower() == name.lower()), None)
+    return found or lookup_generated(name)
 
 
 # --- rows ------------------------------------------------------------------------------------------------------
@@ -217,7 +221,8 @@ _BUILDERS: dict[str, Callable[[_Draw, Mapping[str, int]], list[pl.Series]]] = {
 def generate_optional(obj: s.ObjectDef, n: int, *, seed: int, sizes: Mapping[str, int]) -> pl.DataFrame:
     """``n`` rows of an optional object, from its own stream; lookups point below ``sizes[parent]``."""
     d = _Draw(seed, obj.name, n, epoch_for(seed))
-    columns = {c.name: c for c in _BUILDERS[obj.name](d, sizes)}
+    built = _BUILDERS[obj.name](d, sizes) if obj.name in _BUILDERS else generated_columns(obj, d, sizes)
+    columns = {c.name: c for c in built}
     schema = _stored_schema(obj)
     return pl.DataFrame([columns[name].cast(dtype).alias(name) if name in columns else _nulls(name, n, dtype)
                          for name, dtype in schema.items()])

@@ -60,7 +60,7 @@ def resolve_sizes(scale: str, rows: Mapping[str, int] | None) -> dict[str, int]:
         obj = s.lookup_object(name) or lookup_optional(name)
         if obj is None or count < 0:
             msg = (f"--rows {name}={count}: use Object=N with N >= 0 and Object one of {', '.join(OBJECT_ORDER)}, "
-                   "or an optional object: Invoice__c, AccountHistory, CaseStatus, Wide__c")
+                   "or an optional object: Invoice__c, AccountHistory, CaseStatus, Wide__c, Bench_01__c...")
             raise ValueError(msg)
         sizes[obj.name] = int(count)
     return sizes

@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from emulator.generated_objects import with_custom_objects
 from emulator.org import DEFAULT_SEED, parse_rows, resolve_sizes
 from emulator.state import EmulatorConfig, living_rate_of
 
@@ -108,14 +109,17 @@ def _thread_emulator(config: EmulatorConfig) -> Iterator[EmulatorInfo]:
 @contextmanager
 def run_emulator(*, seed: int = DEFAULT_SEED, scale: str = "small", rows: dict[str, int] | None = None,
                  latency_ms: int = 0, faults: str | None = None, living_rate: float | None = None,
-                 query_timeout_rows: int | None = None, in_process: bool = False,
+                 query_timeout_rows: int | None = None, custom_objects: int = 0, in_process: bool = False,
                  extra_args: Sequence[str] = ()) -> Iterator[EmulatorInfo]:
     """Run an emulator for the ``with`` block: a ``python -m emulator serve`` subprocess (its own GIL), or a
     background thread with ``in_process=True``. ``extra_args`` are further ``serve`` flags (subprocess only).
     ``faults=None`` lets the subprocess read ``SF_EMULATOR_FAULTS``; pass ``""`` for certainly no faults.
     ``living_rate=None`` reads ``SF_EMULATOR_LIVING_RATE`` (default 1: the org changes with time); 0: it never does.
     ``query_timeout_rows``: a query matching more rows fails with QUERY_TIMEOUT (REST) or a Failed Bulk job.
-    ``rows`` may name optional objects (Invoice__c, AccountHistory, CaseStatus, Wide__c): only then are they there."""
+    ``rows`` may name optional objects (Invoice__c, AccountHistory, CaseStatus, Wide__c): only then are they there.
+    ``custom_objects``: also serve that many generated custom objects, Bench_01__c ... (emulator/generated_objects.py;
+    ``rows`` may set the rows of each)."""
+    rows = with_custom_objects(rows, custom_objects) or None  # the same org whichever way it is served
     resolve_sizes(scale, rows)  # fail fast, in the caller, on a bad scale or object name
     if in_process:
         if extra_args:
