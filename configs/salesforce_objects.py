@@ -1,13 +1,18 @@
 """The object registry: what to extract from Salesforce and how to aggregate and check it.
 
-Add an object by adding one entry to ``SALESFORCE_OBJECTS_RAW``. The registry is validated once, at import:
-one ``RegistryError`` lists every problem, naming the object and field and what to do.
+Add an object by adding one entry to ``SALESFORCE_OBJECTS_RAW``, or, at deploy time without a code change, to a JSON
+file named by ``$SF_PIPELINE_REGISTRY_EXTRA`` (``{"Invoice__c": {"fields": [...], ...}}``: the same keys; an entry
+named like a built-in one replaces it). The registry is validated once, at import, the file's entries by the same
+rules: one ``RegistryError`` lists every problem, naming the object and field (and the file) and what to do.
 Summary columns are named ``<column>_<aggregation>`` and follow the ``group_by`` columns in registry order.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeGuard, get_args
 
@@ -170,13 +175,18 @@ def _format_pydantic(name: str, err: ValidationError) -> list[str]:
     return out
 
 
-def validate_registry(raw: Mapping[str, Mapping[str, Any]]) -> Mapping[str, ObjectSpec]:
-    """Build frozen specs from plain dicts; raise one RegistryError listing every problem."""
+def validate_registry(raw: Mapping[str, Mapping[str, Any]], *,
+                      source: str = "object registry") -> Mapping[str, ObjectSpec]:
+    """Build frozen specs from plain dicts; raise one RegistryError listing every problem (``source`` names where
+    the entries come from)."""
     problems: list[str] = []
     specs: dict[str, ObjectSpec] = {}
     if not raw:
         problems.append("registry: no objects configured; add at least one entry")
     for name, entry in raw.items():
+        if not isinstance(entry, Mapping):
+            problems.append(f"{name}: the entry must be an object of registry keys (fields, group_by, ...)")
+            continue
         if not name.replace("_", "").isalnum() or not name[0].isalpha():
             problems.append(f"{name}: not a valid Salesforce API name (letters, digits, underscores)")
         try:
@@ -186,10 +196,46 @@ def validate_registry(raw: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Obje
             continue
         problems.extend(_check_spec(name, spec))
         specs[name] = spec
+    if len(problems) == 1:
+        msg = f"invalid {source}: {problems[0]}"
+        raise RegistryError(msg)
     if problems:
-        msg = f"invalid object registry ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
+        msg = f"invalid {source} ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
         raise RegistryError(msg)
     return MappingProxyType(specs)
+
+
+REGISTRY_EXTRA_ENV = "SF_PIPELINE_REGISTRY_EXTRA"  # a JSON file of more entries, read by every process at import
+
+
+def load_registry_extra(path: str | Path) -> Mapping[str, ObjectSpec]:
+    """The entries of a JSON registry file (object name -> entry, the keys of ``ObjectSpec``), validated like the
+    built-in ones; a RegistryError naming the file (and each bad entry and field) otherwise."""
+    where = f"registry extra {Path(path).absolute()} (${REGISTRY_EXTRA_ENV})"
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        msg = f"invalid {where}: cannot read it ({err.strerror or err}); point {REGISTRY_EXTRA_ENV} at a JSON file"
+        raise RegistryError(msg) from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        msg = f"invalid {where}: not JSON ({err}); write an object of object name -> entry"
+        raise RegistryError(msg) from err
+    if not isinstance(raw, dict):
+        kind = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(raw), "null")
+        msg = (f"invalid {where}: the file holds a JSON {kind}, not an object of object name -> "
+               'entry, e.g. {"Invoice__c": {"fields": ["Id", "Name", "SystemModstamp"]}}')
+        raise RegistryError(msg)
+    return validate_registry(raw, source=where)
+
+
+def with_registry_extra(registry: Mapping[str, ObjectSpec],
+                        env: Mapping[str, str] | None = None) -> Mapping[str, ObjectSpec]:
+    """``registry`` plus the entries of the file ``$SF_PIPELINE_REGISTRY_EXTRA`` names, after the built-in ones (an
+    entry of the same name replaces a built-in one, in its place); ``registry`` itself when the variable is unset."""
+    path = (os.environ if env is None else env).get(REGISTRY_EXTRA_ENV, "").strip()
+    if not path:
+        return registry
+    return MappingProxyType({**registry, **load_registry_extra(path)})
 
 
 SALESFORCE_OBJECTS_RAW: dict[str, dict[str, Any]] = {
@@ -236,7 +282,8 @@ SALESFORCE_OBJECTS_RAW: dict[str, dict[str, Any]] = {
     },
 }
 
-SALESFORCE_OBJECTS: Mapping[str, ObjectSpec] = validate_registry(SALESFORCE_OBJECTS_RAW)
+# every process builds the same registry: a worker and each flow-run process it starts inherit the variable
+SALESFORCE_OBJECTS: Mapping[str, ObjectSpec] = with_registry_extra(validate_registry(SALESFORCE_OBJECTS_RAW))
 
 
 def spec_for(object_name: str) -> ObjectSpec:
