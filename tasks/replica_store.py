@@ -2,10 +2,12 @@
 
 ``replica/<Object>.parquet`` (the base) holds every live record as of its last compaction, sorted by key.
 ``replica/<Object>.overlay.parquet`` holds what changed since: the latest version of every record a delta touched,
-and a tombstone for every base record deleted since. A run reads the base's key column once (which delta keys it
-holds, and that none repeats), rewrites only the overlay, and leaves the base alone; once the overlay passes
-``COMPACT_SHARE`` of the base (``COMPACT_MIN_ROWS`` at least), the two are merged into a new base in one streaming
-pass (sorted inputs, ``merge_sorted``), so memory stays bounded by the overlay, not the object.
+and a tombstone for every base record deleted since. A run reads three integer columns of the base (the hash of
+each record's key, of its values, and its creation time) to learn which delta records it holds, rewrites only the
+overlay, and leaves the base alone; once the overlay passes ``COMPACT_SHARE`` of the base (``COMPACT_MIN_ROWS`` at
+least), the two are merged into a new base in one streaming pass (sorted inputs, ``merge_sorted``), so memory stays
+bounded by the overlay, not the object. The compaction is also where every key of the base is read and checked
+(sorted, none repeated): a run checks only the delta's.
 
 Why not hash-partitioned Parquet, or Delta Lake's MERGE: a 1,000-record delta spread over random Ids touches
 every partition of any layout with fewer than ~1,000 partitions, so both rewrite the whole object on every run
@@ -40,7 +42,9 @@ from tasks.replica import (
 )
 from utils.atomic import atomic_path
 from utils.replica_layers import (
+    HASHES,
     IN_BASE,
+    KEY_HASH,
     KEYS_DAMAGED,
     ROW_HASH,
     TOMBSTONE,
@@ -141,14 +145,17 @@ class Replica:
         typed = delta.with_columns(pl.col(c).cast(t) for c, t in self.schema.items())
         latest = latest_versions(typed, primary_key=key, cursor_field=cursor_field)
         keys = latest.get_column(key)
-        # the base is read for the delta's records' key, row hash and creation time only: not their values
-        kept_columns = [key, ROW_HASH, *([CREATED_FIELD] if CREATED_FIELD in self.schema else [])]
-        lookup = self.base_scan().select(kept_columns).filter(pl.col(key).is_in(keys.implode()))
-        # the base's keys checked in the same read (a repeat or a disorder means it was edited: never merged into)
-        assert self.base_file is not None
-        in_base, disorder = pl.collect_all([lookup, keys_out_of_order(self.base_file, key)], engine="streaming")
-        if disorder.item():
+        # The base is read for the delta's records' row hash and creation time only, found by their key's hash: three
+        # integer columns, where the string keys cost 5x the time (at 20M records, 0.65 s against 0.13 s measured).
+        # A 64-bit collision between a delta key and another base key (odds ~1e-9 for 1,000 keys against 20M) would
+        # count that record as an update: the replica's row count is then one off until the next compaction.
+        wanted = latest.select(key, key_hash(key))
+        kept_columns = [KEY_HASH, ROW_HASH, *([CREATED_FIELD] if CREATED_FIELD in self.schema else [])]
+        found = (self.base_scan().select(kept_columns)
+                 .filter(pl.col(KEY_HASH).is_in(wanted.get_column(KEY_HASH).implode())).collect(engine="streaming"))
+        if found.get_column(KEY_HASH).is_duplicated().any():  # a key twice: the base was edited, never merged into
             raise DamagedBase(KEYS_DAMAGED.format(key=key))
+        in_base = wanted.join(found, on=KEY_HASH).drop(KEY_HASH)
         overlaid = self.overlay.filter(pl.col(key).is_in(keys.implode()))
         current = pl.concat([  # each record's version before this delta, as (key, row hash)
             in_base.join(overlaid.select(key), on=key, how="anti").select(key, ROW_HASH),
@@ -178,10 +185,12 @@ class Replica:
                 .collect(engine="streaming").cast(self.schema))  # type: ignore[arg-type]
 
     def base_scan(self) -> pl.LazyFrame:
-        """The base file's rows with their row hashes (computed, for a base an older version wrote)."""
+        """The base file's rows with their hashes (computed, for a base an older version wrote)."""
         assert self.base_file is not None
         base = pl.scan_parquet(self.base_file)
-        return base if ROW_HASH in base.collect_schema().names() else base.with_columns(row_hash(list(self.schema)))
+        if set(HASHES) <= set(base.collect_schema().names()):
+            return base
+        return base.drop(HASHES, strict=False).with_columns(hashes(list(self.schema), self.primary_key))
 
     def refresh(self, fresh: pl.LazyFrame) -> tuple[Replica, int]:
         """Take the values of ``fresh`` (the key and some columns of every live record: a formula refresh) and count
@@ -255,6 +264,17 @@ def row_hash(columns: Sequence[str]) -> pl.Expr:
     return pl.struct(list(columns)).hash(seed=0).alias(ROW_HASH)
 
 
+def key_hash(primary_key: str) -> pl.Expr:
+    """A record's key as a 64-bit hash: stored beside every base record, so a merge finds the delta's records
+    without reading the base's keys."""
+    return pl.col(primary_key).hash(seed=0).alias(KEY_HASH)
+
+
+def hashes(columns: Sequence[str], primary_key: str) -> list[pl.Expr]:
+    """The columns every base record carries beside its values (``HASHES``)."""
+    return [row_hash(columns), key_hash(primary_key)]
+
+
 def _buckets(primary_key: str, rows: int) -> list[pl.Expr]:
     """Filters splitting records by a hash of their key into groups of about ``BUCKET_ROWS``: a record's versions
     on both sides of a comparison always fall in the same group."""
@@ -286,11 +306,15 @@ def write_replica(base: Path, replica: Replica, stamp: ReplicaStamp) -> Replica:
     metadata = replace(stamp, base_id=base_id).to_metadata()
     with atomic_path(base) as tmp:
         if replica.whole is not None:
-            hashed = replica.whole.sort(replica.primary_key).with_columns(row_hash(list(replica.schema)))
-            hashed.write_parquet(tmp, compression="zstd", metadata=metadata,
-                                 row_group_size=ROW_GROUP_ROWS)
+            hashed = replica.whole.sort(replica.primary_key).with_columns(
+                hashes(list(replica.schema), replica.primary_key))
+            hashed.write_parquet(tmp, compression="zstd", metadata=metadata, row_group_size=ROW_GROUP_ROWS)
         else:
             _compact(replica).sink_parquet(tmp, compression="zstd", metadata=metadata, row_group_size=ROW_GROUP_ROWS)
+            # merge_sorted trusts its inputs' order: what it wrote is checked before it replaces the base, which
+            # also finds a base edited by hand (a key repeated or out of order) that no run's delta touched
+            if keys_out_of_order(tmp, replica.primary_key).collect(engine="streaming").item():
+                raise DamagedBase(KEYS_DAMAGED.format(key=replica.primary_key))
     # no overlay to remove: the one on disk names the old base, so it is ignored from now on
     return Replica(replica.primary_key, replica.schema, base, base_id, stamp.rows, empty_overlay(replica.schema))
 
@@ -327,10 +351,10 @@ def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Se
         newest = next_watermark(frame, cursor_field, newest)
         stats = MergeStats(*(a + b for a, b in zip(astuple(stats), astuple(counted), strict=True)))
         run = staged / f"sorted-{len(runs)}.parquet"
-        merged.with_columns(row_hash(columns)).write_parquet(run)
+        merged.with_columns(hashes(columns, primary_key)).write_parquet(run)
         runs.append(run)
     if not runs:  # an empty object: one empty base
-        empty = pl.DataFrame(schema=dict(schema)).select(columns).with_columns(row_hash(columns))
+        empty = pl.DataFrame(schema=dict(schema)).select(columns).with_columns(hashes(columns, primary_key))
         runs.append(staged / "sorted-0.parquet")
         empty.write_parquet(runs[0])
     stream = pl.concat([pl.scan_parquet(run) for run in runs])  # key ranges in order: sorted as a whole
@@ -364,14 +388,14 @@ def _compact(replica: Replica) -> pl.LazyFrame:
     kept, live = split_layers(replica.base_scan(), replica.overlay, key)
     if not live.height:
         return kept
-    return kept.merge_sorted(live.sort(key).with_columns(row_hash(list(replica.schema))).lazy(), key=key)
+    return kept.merge_sorted(live.sort(key).with_columns(hashes(list(replica.schema), key)).lazy(), key=key)
 
 
 def open_replica(base: Path, stored: StoredReplica, *, primary_key: str,
                  schema: dict[str, pl.DataType]) -> Replica:
     """The replica to merge into, from files that passed their checks."""
-    # a base without an id or row hashes (an older version wrote it) is rewritten by this run (needs_compaction)
-    base_id = stored.base_stamp.base_id if stored.base_stamp and stored.has_row_hash else None
+    # a base without an id or hashes (an older version wrote it) is rewritten by this run (needs_compaction)
+    base_id = stored.base_stamp.base_id if stored.base_stamp and stored.has_hashes else None
     overlay = stored.overlay if stored.overlay is not None else empty_overlay(schema)
     return Replica(primary_key, schema, base, base_id, stored.base_rows, overlay)
 

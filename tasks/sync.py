@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from tasks.extract import (
     LANDING_TASK_RETRIES,
     ExtractOptions,
     ExtractResult,
+    QueryAllRefused,
     QueryTimedOut,
     RequestRunner,
     describe_object,
@@ -154,6 +155,13 @@ def _delta_item(target: _SyncTarget, watermark: datetime | None, api: ApiChoice)
     return ExtractPlanItem(name, soql, tuple(columns), api, False, cursor=target.cursor, cursor_since=since)
 
 
+@dataclass
+class _Learned:
+    """What one sync learns about the object on the way, for every later extract of the same sync."""
+
+    query_all_refused: bool = False  # its deltas are read with query: deletions reach the replica by reconciliation
+
+
 @dataclass(frozen=True)
 class _SyncTarget:
     """What every extract of one sync shares: the object, the client and the options."""
@@ -169,6 +177,12 @@ class _SyncTarget:
     scratch: Path                  # this sync's throwaway folder (side queries), removed when it ends
     has_deleted_flag: bool = True  # the object has IsDeleted (User, Group, History and setup objects may not)
     has_created_date: bool = True  # the object has CreatedDate: row counts are bounded and windowed on it
+    learned: _Learned = field(default_factory=_Learned)
+
+    @property
+    def delta_options(self) -> ExtractOptions:
+        """The delta's options: queryAll (deleted records included) unless the object refused it this run."""
+        return replace(self.options, include_deleted=not self.learned.query_all_refused)
 
 
 @dataclass(frozen=True)
@@ -212,9 +226,7 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
     spec = target.spec
     # a delta is small: skip auto's COUNT() request and page it over REST (unless bulk2 is forced)
     api = target.api or ("rest" if since and spec.api == "auto" else spec.api)
-    extracted = extract_object(_delta_item(target, since, api), run_id=target.run_id,
-                               connection=target.conn, options=target.options, data_root=target.data_root,
-                               bulk_threshold_rows=spec.bulk_threshold_rows)
+    extracted = _extract_delta(target, _delta_item(target, since, api))
     raw_schema = read_raw_schema(Path(extracted.raw_schema))
     visible = _visible_types(raw_schema, spec)
     if target.cursor not in visible:  # dropped by drop_missing_fields: no delta can be taken on it
@@ -240,6 +252,25 @@ def _land(target: _SyncTarget, since: datetime | None, base: _Resumed | None) ->
     newest = next_watermark(delta, target.cursor, None)
     return _Landed(extracted, raw_schema, base.column_types, newest, merged, stats, base.hidden, changes or None, note,
                    base)
+
+
+def _extract_delta(target: _SyncTarget, item: ExtractPlanItem) -> ExtractResult:
+    """The delta's extract through queryAll, so that soft deletes arrive with ``IsDeleted``; an object that refuses
+    queryAll is read with query instead, for the rest of the sync too, and the sync says once that its deletions
+    reach the replica only when the counts disagree (reconciliation by Id), never through the delta."""
+    def extract() -> ExtractResult:
+        return extract_object(item, run_id=target.run_id, connection=target.conn, options=target.delta_options,
+                              data_root=target.data_root, bulk_threshold_rows=target.spec.bulk_threshold_rows)
+
+    try:
+        return extract()
+    except QueryAllRefused as refused:
+        target.learned.query_all_refused = True
+        log_event("sync_query_all_refused", level=30, object=target.object_name, run_id=target.run_id,
+                  reason=" ".join(str(refused).split()),
+                  action="read with query: deletions are not in the delta; the replica drops deleted records when "
+                         "the counts disagree (reconciliation by Id), or at the periodic check")
+        return extract()
 
 
 def _side_query_api(spec: ObjectSpec, rows: int) -> ApiChoice:
@@ -663,7 +694,8 @@ def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: s
         clock_offset_seconds=round(count.clock_offset_seconds, 3), last_run_id=target.run_id,
         updated_at=now_utc_seconds(), runs_since_formula_refresh=runs_since_refresh))
     stats = replace(landed.stats, hard_deletes=outcome.hard_deletes, recovered=outcome.recovered,
-                    replica_rows=merged.rows, refreshed=outcome.refreshed)
+                    replica_rows=merged.rows, refreshed=outcome.refreshed,
+                    deletes_untracked=target.learned.query_all_refused)
     return mode, stats
 
 
@@ -685,6 +717,11 @@ class SyncResult:
         ``sync_salesforce_object`` returns)."""
         return {**self.extracted.as_dict(), "mode": self.mode, "dataset": self.dataset, "sync": self.sync.as_dict(),
                 "schema_changes": self.schema_changes}
+
+
+def _rebuilding(target: _SyncTarget, err: DamagedBase) -> None:
+    log_event("sync_replica_mismatch", level=30, object=target.object_name, run_id=target.run_id, reason=str(err),
+              action="full backfill (the replica is rebuilt, never written back)")
 
 
 def _sync_target(object_name: str, conn: SalesforceConnection, options: ExtractOptions, run_id: str,
@@ -734,9 +771,8 @@ def sync_object(
         delta_started = datetime.now(timezone.utc)
         try:
             landed = _land(target, watermark, start.resumed)
-        except DamagedBase as err:  # found while reading the base's keys: rebuild, never merge into it
-            log_event("sync_replica_mismatch", level=30, object=object_name, run_id=run_id, reason=str(err),
-                      action="full backfill (the replica is rebuilt, never written back)")
+        except DamagedBase as err:  # found in the delta's records of the base: rebuild, never merge into it
+            _rebuilding(target, err)
             watermark = None
             landed = _land(target, None, None)
         schema_changes = landed.change_note
@@ -753,8 +789,14 @@ def sync_object(
         since_refresh = (state.runs_since_formula_refresh + 1) if state else 0
         every = spec.formula_refresh_every_runs
         outcome, refreshed = _refresh_formulas(target, outcome, due=every > 0 and since_refresh >= every)
-        mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=runs_since,
-                            runs_since_refresh=0 if refreshed else since_refresh, count=count)
+        try:
+            mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=runs_since,
+                                runs_since_refresh=0 if refreshed else since_refresh, count=count)
+        except DamagedBase as err:  # found by a compaction, which checks every key of the base it writes
+            _rebuilding(target, err)
+            landed = _land(target, None, None)
+            mode, stats = _save(paths, target, _Outcome(landed, landed.merged, None), source=source,
+                                runs_since_reconcile=0, runs_since_refresh=0, count=count)
     report_progress(object_name, "replica", rows=stats.replica_rows, status="done", note=mode)
     log_event("sync_done", object=object_name, run_id=run_id, mode=mode, seconds=round(time.monotonic() - started, 3),
               schema_changes=schema_changes, **stats.as_dict())

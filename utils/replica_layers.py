@@ -22,6 +22,8 @@ TOMBSTONE = "_replica_deleted"  # overlay flag: the record was deleted since the
 IN_BASE = "_replica_in_base"    # overlay flag: the base file holds an older version of the record
 FLAGS = (TOMBSTONE, IN_BASE)
 ROW_HASH = "_replica_row_hash"  # base files only: each record's values hashed (tasks/replica_store.row_hash)
+KEY_HASH = "_replica_key_hash"  # base files only: the record's key hashed, what a merge finds the delta's records by
+HASHES = (ROW_HASH, KEY_HASH)
 
 
 def overlay_path_for(base: Path) -> Path:
@@ -76,8 +78,8 @@ def split_layers(base: pl.LazyFrame, overlay: pl.DataFrame,
 
 
 def layered_scan(base: pl.LazyFrame, overlay: pl.DataFrame, primary_key: str) -> pl.LazyFrame:
-    """The live records of a base scan with an overlay applied (the base's row hashes left out)."""
-    kept, live = split_layers(base.drop(ROW_HASH, strict=False), overlay, primary_key)
+    """The live records of a base scan with an overlay applied (the base's hashes left out)."""
+    kept, live = split_layers(base.drop(HASHES, strict=False), overlay, primary_key)
     return pl.concat([kept, live.lazy()], how="vertical") if live.height else kept
 
 
@@ -88,10 +90,10 @@ class StoredReplica:
 
     base_stamp: ReplicaStamp | None
     base_rows: int
-    base_schema: dict[str, pl.DataType]  # the records' columns (the row hash left out)
+    base_schema: dict[str, pl.DataType]  # the records' columns (the hashes left out)
     overlay: pl.DataFrame | None
     overlay_stamp: ReplicaStamp | None
-    has_row_hash: bool = True  # False: a base an older version wrote (rewritten by the next run)
+    has_hashes: bool = True  # False: a base an older version wrote (rewritten by the next run)
 
     @property
     def stamp(self) -> ReplicaStamp | None:
@@ -103,16 +105,16 @@ def read_stored(base: Path) -> StoredReplica:
     overlay written for another base (left by a compaction) is left out. Raises when a file is unreadable."""
     base_stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(base))
     base_schema = dict(pl.read_parquet_schema(base))
-    has_row_hash = base_schema.pop(ROW_HASH, None) is not None
+    has_hashes = all([base_schema.pop(column, None) is not None for column in HASHES])
     base_rows = int(pl.scan_parquet(base).select(pl.len()).collect().item())
     overlay_file = overlay_path_for(base)
     if base_stamp is None or base_stamp.base_id is None or not overlay_file.is_file():
-        return StoredReplica(base_stamp, base_rows, base_schema, None, None, has_row_hash)
+        return StoredReplica(base_stamp, base_rows, base_schema, None, None, has_hashes)
     overlay_stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(overlay_file))
     if overlay_stamp is None or overlay_stamp.base_id != base_stamp.base_id or overlay_stamp.primary_key is None:
-        return StoredReplica(base_stamp, base_rows, base_schema, None, None, has_row_hash)
+        return StoredReplica(base_stamp, base_rows, base_schema, None, None, has_hashes)
     return StoredReplica(base_stamp, base_rows, base_schema, pl.read_parquet(overlay_file), overlay_stamp,
-                         has_row_hash)
+                         has_hashes)
 
 
 def scan_replica(base: Path) -> pl.LazyFrame:
@@ -120,13 +122,13 @@ def scan_replica(base: Path) -> pl.LazyFrame:
     stored = read_stored(base)
     scan = pl.scan_parquet(base)
     if stored.overlay is None or stored.overlay_stamp is None or stored.overlay_stamp.primary_key is None:
-        return scan.drop(ROW_HASH, strict=False)
+        return scan.drop(HASHES, strict=False)
     return layered_scan(scan, stored.overlay, stored.overlay_stamp.primary_key)
 
 
 def keys_out_of_order(base: Path, primary_key: str) -> pl.LazyFrame:
-    """One streaming pass over the base's key column: true when a key repeats or comes out of order (every base is
-    written sorted by key)."""
+    """One streaming pass over a base's key column: true when a key repeats or comes out of order (every base is
+    written sorted by key, and a compaction checks the base it wrote)."""
     keys = pl.col(primary_key)
     return pl.scan_parquet(base).select((keys <= keys.shift(1)).any())
 

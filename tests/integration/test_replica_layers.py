@@ -88,10 +88,13 @@ def test_a_damaged_overlay_means_a_rebuild_never_a_merge(tmp_path, caplog):
     assert [r for r in caplog.records if "sync_replica_mismatch" in r.getMessage() and "the overlay" in r.getMessage()]
 
 
-def test_a_base_with_a_repeated_key_means_a_rebuild(tmp_path, caplog):
-    """The base edited by hand, its row count and stamp kept, one Id written twice: the merge's read of the keys
-    finds it, the run rebuilds by a backfill, and the replica equals the org."""
+def test_a_base_with_a_repeated_key_means_a_rebuild(tmp_path, caplog, monkeypatch):
+    """The base edited by hand, its row count and stamp kept, one Id written twice: the next compaction (here: the
+    next run) checks every key of what it writes and finds it, the run rebuilds by a backfill, and the replica
+    equals the org."""
     caplog.set_level(logging.INFO, logger="sf_pipeline")
+    monkeypatch.setattr(replica_store, "COMPACT_MIN_ROWS", 0)
+    monkeypatch.setattr(replica_store, "COMPACT_SHARE", 0.0)
     data_root = tmp_path / "data"
     paths = build_sync_paths("Account", data_root=data_root)
     with run_emulator(seed=35, rows=SIZES, in_process=True, living_rate=1) as info:

@@ -172,16 +172,56 @@ def test_a_backfill_written_range_by_range_equals_the_whole_frame_merge(tmp_path
     assert key_problem(path, "Id") is None and done.replica.rows == whole.height
 
 
-def test_a_merge_refuses_a_base_whose_keys_repeat(tmp_path):
-    """An edited base with as many rows as its stamp says, one key written twice: found in the merge's own read of
-    the keys, never merged into."""
-    path = tmp_path / "Thing.parquet"
+def _base_with_a_repeated_key(path, *, rehash: bool) -> list[str]:
+    """A base edited by hand, as many rows as its stamp says: its second key made the first's, its key hashes kept
+    or made anew (as a writer that knows them would). Returns its keys as they were."""
     whole, _ = merge_delta(None, _delta(random.Random(4), 0, size=80), columns=list(SCHEMA), primary_key="Id",
                            cursor_field="SystemModstamp")
     write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
     on_disk = pl.read_parquet(path)
     ids = on_disk["Id"].to_list()
-    ids[1] = ids[0]
-    on_disk.with_columns(pl.Series("Id", ids)).write_parquet(path, metadata=pl.read_parquet_metadata(path))
+    edited = list(ids)
+    edited[1] = ids[0]
+    on_disk = on_disk.with_columns(pl.Series("Id", edited))
+    if rehash:
+        on_disk = on_disk.with_columns(replica_store.key_hash("Id"))
+    on_disk.write_parquet(path, metadata=pl.read_parquet_metadata(path))
+    return ids
+
+
+def test_a_merge_refuses_a_base_whose_keys_repeat_among_the_delta(tmp_path):
+    """The repeated key is one of the delta's: found in the merge's own read of the delta's records, never merged."""
+    path = tmp_path / "Thing.parquet"
+    ids = _base_with_a_repeated_key(path, rehash=True)
+    delta = _delta(random.Random(6), 1).with_columns(pl.lit(ids[0]).alias("Id"))
     with pytest.raises(replica_store.DamagedBase, match="Id values repeat or are out of order"):
-        _reopen(path).merge(_delta(random.Random(6), 1), cursor_field="SystemModstamp")
+        _reopen(path).merge(delta, cursor_field="SystemModstamp")
+
+
+def test_a_compaction_refuses_a_base_whose_keys_repeat_elsewhere(tmp_path, monkeypatch):
+    """A repeat no delta touches is found by the next compaction, which checks every key of the base it wrote and
+    leaves the old files in place."""
+    path = tmp_path / "Thing.parquet"
+    ids = _base_with_a_repeated_key(path, rehash=False)
+    delta = _delta(random.Random(6), 1).filter(~pl.col("Id").is_in(ids[:2]))
+    before = path.read_bytes()
+    layered, _ = _reopen(path).merge(delta, cursor_field="SystemModstamp")  # the delta's records are fine
+    monkeypatch.setattr(replica_store, "COMPACT_MIN_ROWS", 0)
+    with pytest.raises(replica_store.DamagedBase, match="Id values repeat or are out of order"):
+        write_replica(path, layered, _stamp(layered, 1))
+    assert path.read_bytes() == before
+
+
+def test_the_merge_reads_no_key_of_the_base(tmp_path):
+    """The merge finds the delta's records by the hash of their key: a base whose key column says something else
+    (its hashes kept) merges as the hashes say."""
+    path = tmp_path / "Thing.parquet"
+    whole, _ = merge_delta(None, _delta(random.Random(8), 0, size=80), columns=list(SCHEMA), primary_key="Id",
+                           cursor_field="SystemModstamp")
+    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    delta = _delta(random.Random(9), 1)
+    _, expected = _reopen(path).merge(delta, cursor_field="SystemModstamp")
+    on_disk = pl.read_parquet(path)
+    on_disk.with_columns(pl.col("Id").str.to_lowercase()).write_parquet(path, metadata=pl.read_parquet_metadata(path))
+    _, stats = _reopen(path).merge(delta, cursor_field="SystemModstamp")
+    assert stats == expected and expected.updates + expected.deletes > 0
