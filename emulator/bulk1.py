@@ -240,6 +240,8 @@ def _check_job_request(body: dict[str, Any], schema: s.Schema) -> tuple[str, s.O
         raise Bulk1Error(400, "InvalidJob", f"Unable to find object: {object_name}")
     if not obj.bulk_query:
         raise Bulk1Error(400, "InvalidEntity", f"Entity '{obj.name}' is not supported by the Bulk API.")
+    if operation == "queryAll" and not obj.query_all:  # Bulk 1.0's own code for it [unverified]
+        raise Bulk1Error(400, "InvalidOperation", s.query_all_refusal(obj.name)[2])
     if content_type not in RESULT_CONTENT_TYPES:
         raise Bulk1Error(400, "InvalidJob", f"contentType {content_type!r} is not supported by the emulator for "
                          f"query jobs: use {' or '.join(RESULT_CONTENT_TYPES)}")

@@ -6,6 +6,10 @@ cases a pipeline meets beyond the standard objects (issue #17), each with its de
 * ``AccountHistory``: a field history object: insert-only, no LastModifiedDate, no SystemModstamp.
 * ``CaseStatus``: a setup object the Bulk APIs refuse (``Entity 'CaseStatus' is not supported by the Bulk API.``).
 * ``Wide__c``: 500 fields of mixed types: a query of all of them does not fit in a REST GET URL.
+* ``Snapshot__c``: an object that refuses queryAll on every API (``INVALID_TYPE_FOR_OPERATION``, see
+  ``schema.query_all_refusal``) while query works: a delta cannot see its deletions. Which real objects do is
+  barely documented (tap-salesforce excludes ``ListViewChartInstance``, a virtual object without audit fields);
+  this one is a plain custom object with SystemModstamp, so the fallback to query is tested on an incremental sync.
 * ``Bench_01__c`` ... (``--custom-objects N``): plain custom objects for scale tests (emulator/generated_objects.py).
 
 Each draws from its own random stream (``object_seed(seed, name)``), so asking for one never changes the rows of
@@ -115,8 +119,15 @@ WIDE = s.ObjectDef("Wide__c", "a01", "Wides", (
     *_wide_fields(),
 ))
 
+SNAPSHOT_STATUSES = ("Open", "Frozen", "Archived")
+SNAPSHOT = s.ObjectDef("Snapshot__c", "a02", "Snapshots", (
+    s._ID, s._owner(), s._IS_DELETED, s.FieldDef("Name", "string", length=80, nillable=False), *_custom_audit(),
+    s.FieldDef("Value__c", "double", precision=18, scale=2, label="Value"),
+    s._pick("Status__c", SNAPSHOT_STATUSES, label="Status"),
+), query_all=False)
+
 AUTO_NUMBER_FORMATS = {"Invoice__c": "INV-{:06d}"}  # the display format of each auto-number Name
-OPTIONAL_OBJECTS: dict[str, s.ObjectDef] = {o.name: o for o in (INVOICE, ACCOUNT_HISTORY, CASE_STATUS, WIDE)}
+OPTIONAL_OBJECTS: dict[str, s.ObjectDef] = {o.name: o for o in (INVOICE, ACCOUNT_HISTORY, CASE_STATUS, WIDE, SNAPSHOT)}
 
 
 def lookup_optional(name: str) -> s.ObjectDef | None:
@@ -213,8 +224,16 @@ def _wides(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:
     return head + [_wide_column(d, f) for f in WIDE.fields if f.is_custom]
 
 
+def _snapshots(d: _Draw, sizes: Mapping[str, int]) -> list[pl.Series]:
+    numbers = pl.Series(np.arange(1, d.n + 1)).cast(pl.String)
+    return [make_ids("a02", np.arange(d.n)), d.lookup("OwnerId", "005", sizes["User"]),
+            pl.Series("IsDeleted", d.mask(0.02)), d.text("Name", ["Snapshot ", numbers]), *_audit_columns(d, sizes),
+            d.money("Value__c", 0, 10_000, 0.01, 0.1), d.choice("Status__c", SNAPSHOT_STATUSES, 0.05)]
+
+
 _BUILDERS: dict[str, Callable[[_Draw, Mapping[str, int]], list[pl.Series]]] = {
     "Invoice__c": _invoices, "AccountHistory": _account_history, "CaseStatus": _case_statuses, "Wide__c": _wides,
+    "Snapshot__c": _snapshots,
 }
 
 

@@ -354,6 +354,8 @@ def query(state: EmulatorState, req: Request, *, include_deleted: bool) -> Respo
     if not soql:
         raise ApiError(400, "MALFORMED_QUERY", "A query string (q=SELECT ...) is required")
     parsed = _parse(state, soql)
+    if include_deleted:
+        _check_query_all(state, parsed)
     if times_out(state, parsed, include_deleted=include_deleted):
         raise ApiError(*QUERY_TIMEOUT)
     if parsed.is_count:
@@ -369,6 +371,13 @@ def query(state: EmulatorState, req: Request, *, include_deleted: bool) -> Respo
         return _page_response(frame, plan, result.total_size, done=True, next_url=None)
     locator = state.cursors.open(frame, plan, result.total_size)
     return _page(state, req, locator, 0, size)
+
+
+def _check_query_all(state: EmulatorState, parsed: SoqlQuery) -> None:
+    """An object that refuses queryAll (``ObjectDef.query_all``) answers it with an error; query still works."""
+    entity = state.org.schema.objects.get(parsed.object_name)
+    if entity is not None and not entity.query_all:
+        raise ApiError(*s.query_all_refusal(entity.name))
 
 
 def query_more(state: EmulatorState, req: Request, locator_and_offset: str) -> Response:
@@ -418,6 +427,8 @@ def bulk_create(state: EmulatorState, req: Request) -> Response:
     if problem:
         raise ApiError(400, *problem)
     include_deleted = operation == "queryAll"
+    if include_deleted:  # refused at creation, as an entity the Bulk API refuses is
+        _check_query_all(state, parsed)
     failure = None
     if times_out(state, parsed, include_deleted=include_deleted):  # the job runs, then fails [wording unverified]
         failure, frame = f"Failed to process query: {QUERY_TIMEOUT[1]}: {QUERY_TIMEOUT[2]}", pl.DataFrame()

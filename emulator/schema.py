@@ -82,6 +82,7 @@ class ObjectDef:
     # describeGlobal flags that differ from a standard object's (a History object is neither createable nor ...)
     describe_flags: tuple[tuple[str, bool], ...] = ()
     bulk_query: bool = True  # False: the Bulk APIs refuse the entity (INVALIDENTITY / InvalidEntity)
+    query_all: bool = True   # False: queryAll is refused on every API (REST, Bulk 2.0, Bulk 1.0); query works
     _by_name: dict[str, FieldDef] = field(default_factory=dict, compare=False, repr=False, init=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +94,14 @@ class ObjectDef:
     @property
     def formulas(self) -> tuple[FieldDef, ...]:
         return tuple(f for f in self.fields if f.formula is not None)
+
+
+def query_all_refusal(name: str) -> tuple[int, str, str]:
+    """(HTTP status, errorCode, message) of a queryAll an object refuses (REST ``queryAll``, a Bulk 2.0 ``queryAll``
+    job). No Salesforce document gives the exact answer: the code is the one tap-salesforce records (its
+    Blacklisting.md) for objects whose queryAll fails, ``INVALID_TYPE_FOR_OPERATION: entity type ... does not support
+    query``, with HTTP 400 as every REST query error; the message naming queryAll is the emulator's [unverified]."""
+    return 400, "INVALID_TYPE_FOR_OPERATION", f"entity type {name} does not support queryAll"
 
 
 _ID = FieldDef("Id", "id", nillable=False, writable=False)

@@ -65,6 +65,8 @@ class SummaryRow:
     error: str | None
     schema_changes: str | None = None  # the replica's columns changed this run: ``+Foo__c, -Bar__c, ~Baz__c (hidden)``
     refreshed: int | None = None  # formula / relationship values the periodic refresh found changed
+    # the object refused queryAll: its delta could not show deletions (reconciliation by Id removes them)
+    deletes_untracked: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ def _summary_row(name: str, ext: StepOutcome[LandingResult], phase1: BranchOutco
         error="; ".join(e for e in errors if e) or None,
         schema_changes=landed.schema_changes if landed else None,
         refreshed=landed.sync.refreshed if landed and landed.sync else None,
+        deletes_untracked=landed.sync.deletes_untracked if landed and landed.sync else None,
     )
 
 

@@ -69,9 +69,12 @@ from utils.sf_errors import (
 from utils.source import get_connection
 from utils.timefmt import utc_seconds
 
-__all__ = ["ExtractOptions", "ExtractResult", "extract_object", "extract_salesforce_to_csv"]
+__all__ = ["ExtractOptions", "ExtractResult", "QueryAllRefused", "extract_object", "extract_salesforce_to_csv"]
 
 T = TypeVar("T")
+# what Salesforce answers a queryAll of an object that does not support it (tap-salesforce's Blacklisting.md records
+# it for such objects; no Salesforce document gives the exact answer): the extract reads the object with query instead
+QUERY_ALL_REFUSED = "INVALID_TYPE_FOR_OPERATION"
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,11 @@ class QueryTimedOut(RetriableSourceError):
 
 class _BulkRefused(FatalSourceError):
     """Salesforce's Bulk APIs do not serve this object (INVALIDENTITY: some setup objects): REST can."""
+
+
+class QueryAllRefused(FatalSourceError):
+    """The object refuses queryAll (``QUERY_ALL_REFUSED`` on a REST queryAll or a Bulk queryAll job's creation): the
+    caller can read it with query instead, without its deleted records (``tasks.sync`` does)."""
 
 
 class _RestartObject(Exception):
@@ -194,6 +202,8 @@ class RequestRunner:
         msg = f"{self.object_name}: Salesforce rejected {what}: {error_label_of(err)}: {error_message_of(err)}"
         if error_code_of(err) == "QUERY_TIMEOUT":
             return QueryTimedOut(msg)
+        if error_code_of(err) == QUERY_ALL_REFUSED and self.options.include_deleted:
+            return QueryAllRefused(msg)
         return _BulkRefused(msg) if error_code_of(err) == "INVALIDENTITY" else FatalSourceError(msg)
 
 

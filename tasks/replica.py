@@ -31,6 +31,9 @@ class MergeStats:
     unchanged: int = 0  # existing records the delta repeated with the same values (the overlap window)
     deleted_absent: int = 0  # soft-deleted records the replica never held (a backfill's recycle bin)
     refreshed: int = 0  # formula / relationship values a refresh found changed (their records' cursor did not move)
+    # the object refused queryAll, so the delta could not show deletions (the replica loses deleted records only
+    # through reconciliation by Id); a flag, not a count: summed stats (a backfill's ranges) give 0, the sync sets it
+    deletes_untracked: bool = False
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

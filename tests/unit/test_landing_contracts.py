@@ -25,7 +25,7 @@ SYNC_TASK_DICT = {**EXTRACTED.as_dict(), "mode": "incremental", "dataset": "repl
                   "sync": MergeStats(12, 2, 3, 1, 0, 40, 0).as_dict(), "schema_changes": None}
 SOURCE = {"kind": "emulator", "instance_url": "https://127.0.0.1", "auth_flow": "access_token"}
 ROW_KEYS = ["object", "status", "mode", "rows", "api", *SYNC_COLUMNS, "dataset", "extract_s", "process_s", "load_s",
-            "qa_s", "qa", "raw_csv", "summary_json", "error", "schema_changes", "refreshed"]
+            "qa_s", "qa", "raw_csv", "summary_json", "error", "schema_changes", "refreshed", "deletes_untracked"]
 
 
 def test_a_full_extract_lands_its_raw_csv_as_the_dataset_and_keeps_the_extract_task_dict():
