@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
 from utils.timefmt import as_utc, utc_millis
 
 DELETED_FLAG = "IsDeleted"
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,17 @@ def plan_column_changes(recorded: Mapping[str, str], visible: Mapping[str, str],
     return ColumnChanges(added, retyped, dropped, hidden, newly_hidden, columns, types)
 
 
-def conform_replica(replica: pl.DataFrame, schema: Mapping[str, pl.DataType], *, primary_key: str,
-                    fill: pl.DataFrame | None = None) -> pl.DataFrame:
+def conform_replica(replica: FrameT, schema: Mapping[str, pl.DataType], *, primary_key: str,
+                    fill: pl.DataFrame | None = None) -> FrameT:
     """The replica with exactly the columns of ``schema``, in its order: columns outside it dropped, the columns of
     ``fill`` (a narrow pull keyed on ``primary_key``) replaced by its values (null for a record it lacks), and any
-    other new column null."""
+    other new column null. A LazyFrame (a base file's scan) stays lazy, in its order: one streaming pass."""
     filled = [c for c in (fill.columns if fill is not None else ()) if c != primary_key and c in schema]
-    kept = replica.select([c for c in replica.columns if c in schema and c not in filled])
+    kept = replica.select([c for c in replica.collect_schema().names() if c in schema and c not in filled])
     if fill is not None and filled:
         latest = fill.select(primary_key, *filled).unique(subset=[primary_key], keep="last")
-        kept = kept.join(latest, on=primary_key, how="left", maintain_order="left")
+        right = latest.lazy() if isinstance(kept, pl.LazyFrame) else latest
+        kept = kept.join(right, on=primary_key, how="left", maintain_order="left")
     dtypes: dict[Any, Any] = dict(schema)
     return with_null_columns(kept, schema).select(list(schema)).cast(dtypes)
 
@@ -122,9 +124,10 @@ def refresh_columns(replica: pl.DataFrame, fill: pl.DataFrame, *, primary_key: s
     return updated, int(changed or 0)
 
 
-def with_null_columns(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+def with_null_columns(frame: FrameT, schema: Mapping[str, pl.DataType]) -> FrameT:
     """``frame`` plus every column of ``schema`` it lacks, all null (a hidden field in a delta that cannot see it)."""
-    missing = [pl.lit(None, dtype=dtype).alias(c) for c, dtype in schema.items() if c not in frame.columns]
+    present = frame.collect_schema().names()
+    missing = [pl.lit(None, dtype=dtype).alias(c) for c, dtype in schema.items() if c not in present]
     return frame.with_columns(missing) if missing else frame
 
 

@@ -43,7 +43,6 @@ from tasks.replica import (
     DELETED_FLAG,
     ColumnChanges,
     MergeStats,
-    conform_replica,
     delta_filter,
     fallback_watermark,
     find_replica_mismatch,
@@ -53,6 +52,7 @@ from tasks.replica import (
     soql_datetime,
     with_null_columns,
 )
+from tasks.replica_evolve import evolve_replica
 from tasks.replica_store import CREATED_FIELD, DamagedBase, Replica, open_replica, write_backfill, write_replica
 from utils import storage
 from utils.atomic import write_text_atomic
@@ -301,16 +301,17 @@ def _with_deleted_flag(delta: FrameT) -> FrameT:
 
 def _evolve(target: _SyncTarget, base: _Resumed, changes: ColumnChanges, note: str) -> _Resumed:
     """The replica with the registry's and describe's columns: dropped, kept hidden, or filled for every live record
-    by one narrow pull (``Id`` + the new or retyped columns; over Bulk 2.0 for a big object), not a backfill."""
-    spec, name = target.spec, target.object_name
+    by one narrow pull (``Id`` + the new or retyped columns; over Bulk 2.0 for a big object), not a backfill. The
+    base is rewritten in one streaming pass (``evolve_replica``), never held whole."""
+    name = target.object_name
     fill = _narrow_pull(target, changes.to_fill, base.replica.rows).collect() if changes.to_fill else None
     types = dict(changes.types)
-    replica = conform_replica(base.replica.collect(), {c: polars_dtype_for(t) for c, t in types.items()},
-                              primary_key=spec.primary_key, fill=fill)
+    replica = evolve_replica(base.replica, {c: polars_dtype_for(t) for c, t in types.items()}, fill,
+                             run_id=target.run_id, column_types=types)
     log_event("sync_columns_changed", level=30, object=name, run_id=target.run_id, changes=note,
               action=(f"filled {', '.join(changes.to_fill)} for {fill.height} live records by one narrow query"
                       if fill is not None else "replica columns changed, no records fetched"))
-    return _Resumed(Replica.of_frame(replica, spec.primary_key), types, changes.hidden)
+    return _Resumed(replica, types, changes.hidden)
 
 
 # ------------------------------------------------------------------------------------- the replica at rest

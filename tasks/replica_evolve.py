@@ -1,0 +1,48 @@
+"""A schema change applied to the replica without holding it whole: the base streamed, in key order, through a join
+with the narrow pull (``Id`` + the new or retyped columns) into a new base; the overlay, a few records in memory,
+conformed the same way. The records stay the same; only their columns change.
+
+Collecting the replica, joining and rewriting it held all of it in memory (1.3 GB peak at 1M records), and its
+merge and write then went through the whole-frame path. Here memory is the pull's lookup (a few columns) and a row
+group of the base, and the run's delta afterwards lands in the overlay like any other run's.
+
+The new base is written where the base was, before the run's delta is merged: it holds the old base's records as of
+that base's watermark (its stamp says so), with the new columns filled as of now. The overlay on disk names the old
+base, so until this run writes its own, readers see the new base alone; a crash in between is resumed from the
+base's (older) watermark, as after a compaction, and the records the old overlay held come back with the next delta
+(deleted ones through reconciliation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from tasks.replica import conform_replica
+from tasks.replica_store import ROW_GROUP_ROWS, Replica, new_base_id, row_hash
+from utils.atomic import atomic_path
+from utils.replica_layers import FLAGS, ROW_HASH, ReplicaStamp
+
+
+def evolve_replica(replica: Replica, schema: Mapping[str, pl.DataType], fill: pl.DataFrame | None, *, run_id: str,
+                   column_types: Mapping[str, str]) -> Replica:
+    """``replica`` with exactly the columns of ``schema`` (``conform_replica``'s rules: dropped, filled by key from
+    ``fill``, else null), its base rewritten in one streaming pass and stamped with ``column_types``."""
+    key = replica.primary_key
+    if replica.whole is not None or replica.base_file is None:  # rebuilt in memory this run: small, or a backfill
+        whole = conform_replica(replica.collect(), schema, primary_key=key, fill=fill)
+        return Replica.of_frame(whole, key)
+    base = conform_replica(replica.base_scan().drop(ROW_HASH), schema, primary_key=key, fill=fill)
+    before = ReplicaStamp.from_metadata(pl.read_parquet_metadata(replica.base_file))
+    stamp = ReplicaStamp(run_id, replica.base_rows, before.watermark if before else None, dict(column_types),
+                         base_id=new_base_id())
+    with atomic_path(replica.base_file) as tmp:
+        base.with_columns(row_hash(list(schema))).sink_parquet(
+            tmp, compression="zstd", metadata=stamp.to_metadata(), row_group_size=ROW_GROUP_ROWS)
+    flags: dict[str, pl.DataType] = {flag: pl.Boolean() for flag in FLAGS}
+    overlay = conform_replica(replica.overlay, {**schema, **flags}, primary_key=key, fill=fill)
+    return Replica(key, dict(schema), replica.base_file, stamp.base_id, replica.base_rows, overlay)
+
+
+__all__ = ["evolve_replica"]
