@@ -613,15 +613,16 @@ def _expected_live(rows: Mapping[str, int], names: Sequence[str]) -> dict[str, i
 
 
 def run_stage(*, counts: Sequence[int] = COUNTS, latency_ms: int = LATENCY_MS, rounds: int = 1,
-              worker_limit: int = WORKER_LIMIT, database: str = "postgres", modes: Sequence[str] = MODES,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              rows_per_object: int | None = None, worker_limit: int = WORKER_LIMIT, database: str = "postgres",
+              modes: Sequence[str] = MODES, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every (object count, mode), interleaved round after round, on one emulator, one server and one pool."""
     from emulator import run_emulator
     from emulator.generated_objects import custom_object_names, with_custom_objects
 
     started = time.perf_counter()
     names = custom_object_names(max(counts))
-    rows = with_custom_objects(STANDARD_ROWS, len(names))
+    sized = {n: rows_per_object for n in names} if rows_per_object is not None else {}
+    rows = with_custom_objects({**STANDARD_ROWS, **sized}, len(names))
     shutil.rmtree(BENCH_WORK, ignore_errors=True)
     BENCH_WORK.mkdir(parents=True)
     registry = BENCH_WORK / "registry-extra.json"
@@ -668,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", default=",".join(map(str, COUNTS)), help="comma-separated object counts")
     parser.add_argument("--latency-ms", type=int, default=LATENCY_MS, help="added to every emulator request")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of every mode (medians)")
+    parser.add_argument("--rows", type=int, default=None, help="rows of each generated object (default 1,000)")
     parser.add_argument("--worker-limit", type=int, default=WORKER_LIMIT, help="flow runs per worker at once")
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres",
                         help="the Prefect server's database (default postgres, the production shape)")
@@ -678,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = QUICK_COUNTS if args.quick else tuple(int(n) for n in args.objects.split(",") if n.strip())
     machine = machine_info()
     section = run_stage(counts=counts, latency_ms=args.latency_ms, rounds=1 if args.quick else args.rounds,
-                        worker_limit=args.worker_limit, database=args.database)
+                        rows_per_object=args.rows, worker_limit=args.worker_limit, database=args.database)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = args.out or (WORK / "fanout.json" if args.quick else RESULTS)
     out.parent.mkdir(parents=True, exist_ok=True)
