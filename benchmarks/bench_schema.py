@@ -18,8 +18,8 @@ usage counter around each child. In order:
 After each run the replica is checked against the org: its row count and unique Ids against ``SELECT COUNT()``,
 the added column's non-null count against ``COUNT() ... WHERE Type != null``, and a sample of records (including
 every renamed Account's Opportunities in it) read back by Id over REST, value for value. Inside each child the
-phases of the sync (the narrow pull, the column merge, the replica write) are timed by wrapping those functions,
-with the API requests each made, so a missed target says where the time went.
+phases of the sync (the narrow pull, the base rewritten with the new column, the replica write) are timed by
+wrapping those functions, with the API requests each made, so a missed target says where the time went.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ RUNS = ("backfill", "incremental", "add_field", "refresh")
 # tasks.sync functions timed inside the child (each wrapped when present; none calls another): name -> phase.
 # The rest of a run ("other") is the describe, the delta's REST query and its parsing, the lock and the state.
 PHASES = {"_load_replica": "load_replica", "merge_delta": "merge_delta", "_narrow_pull": "narrow_pull",
-          "conform_replica": "conform_replica", "refresh_columns": "refresh_columns",
+          "evolve_replica": "evolve_replica", "refresh_columns": "refresh_columns",
           "_write_replica": "write_replica", "_count_live": "count"}
 
 

@@ -12,7 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tasks import replica_store
-from tasks.replica import conform_replica, merge_delta
+from tasks.replica import conform_replica, join_by_key, merge_delta
 from tasks.replica_evolve import evolve_replica
 from tasks.replica_store import Replica, open_replica, row_hash, write_replica
 from utils.replica_layers import ROW_HASH, ReplicaStamp, keys_out_of_order, read_stored, scan_replica
@@ -55,20 +55,37 @@ def layered(tmp_path) -> tuple[Replica, pl.DataFrame]:
     return open_replica(path, read_stored(path), primary_key="Id", schema=SCHEMA), whole
 
 
-def _pull(whole: pl.DataFrame) -> pl.DataFrame:
-    """``Id, Type`` of the live records, shuffled, one of them twice (the later wins) and one missing."""
+def _pull(whole: pl.DataFrame, *, repeated: bool = True) -> pl.DataFrame:
+    """``Id, Type`` of the live records, shuffled, two of them missing, and one of them twice (the later wins)."""
     pull = whole.select("Id", pl.format("T{}", pl.col("Old__c") % 3).alias("Type")).sample(fraction=1.0, seed=3)
-    return pl.concat([pull.slice(2), pull.head(1).with_columns(pl.lit("first").alias("Type")),
-                      pull.head(1).with_columns(pl.lit("last").alias("Type"))])
+    twice = [pull.head(1).with_columns(pl.lit("first").alias("Type"))] if repeated else []
+    return pl.concat([pull.slice(2), *twice, pull.head(1).with_columns(pl.lit("last").alias("Type"))])
 
 
-def test_the_evolved_replica_equals_the_whole_frame_conform(layered):
+def _joined_on_strings(frame: pl.DataFrame, fill: pl.DataFrame) -> pl.DataFrame:
+    return frame.join(fill.unique(subset=["Id"], keep="last"), on="Id", how="left", maintain_order="left")
+
+
+@pytest.mark.parametrize("repeated", [False, True])  # joined on key hashes / on the keys (a key repeats)
+def test_a_join_by_key_equals_a_join_on_the_keys_eager_and_lazy(layered, repeated):
+    _, whole = layered
+    fill = _pull(whole, repeated=repeated)
+    expected = _joined_on_strings(whole.drop("Old__c"), fill)
+    assert_frame_equal(join_by_key(whole.drop("Old__c"), fill, primary_key="Id"), expected)
+    assert_frame_equal(join_by_key(whole.drop("Old__c").lazy(), fill, primary_key="Id").collect(), expected)
+    assert expected["Type"].null_count() == 1
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_the_evolved_replica_equals_the_whole_frame_conform(layered, repeated):
     replica, whole = layered
-    fill = _pull(whole)
+    fill = _pull(whole, repeated=repeated)
     evolved = evolve_replica(replica, NEW_SCHEMA, fill, run_id="RUN2", column_types=NEW_TYPES)
 
     expected = conform_replica(whole, NEW_SCHEMA, primary_key="Id", fill=fill)
     assert_frame_equal(evolved.scan().collect().sort("Id"), expected)
+    joined = _joined_on_strings(whole, fill)
+    assert_frame_equal(expected.drop("Note__c"), joined.select(expected.drop("Note__c").columns))
     assert evolved.rows == whole.height and evolved.schema == NEW_SCHEMA
     assert expected.filter(pl.col("Id") == fill["Id"][-1])["Type"].item() == "last"
 
