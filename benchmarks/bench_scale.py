@@ -6,14 +6,17 @@ object, not with memory"): the incremental sync at 20M rows takes at most 5x the
 incremental run (every stage) on the 20M-row object peaks under 1.5 GB RSS, and the stage that held the memory is
 named.
 
-Per size: one emulator org (Opportunity only, no living changes, its own process), one data root. A backfill
-(recorded, not a target), then rounds of: 1,000 random replica records changed through the real REST API, one
-incremental ``sync_object`` in a fresh child (wall time of the sync alone, peak RSS, the API requests the emulator
-counted), then, on the same data root, Phase 1 (``process_object_file`` + the JSON load) and the QA task bodies
-(gate, then each check with the peak reset before it, so each check's own peak is known) in fresh children. After
-the rounds, 1,000 more records changed and one whole run of the real orchestrator flow narrowed to Opportunity (its
-sync, Phase 1 and QA in one process, as ``make run`` runs them): the target's peak RSS. Every measured run records
-whether the formula refresh and the Id reconciliation ran (registry defaults: every 4 and 96 runs).
+Per size: one emulator org (Opportunity only, no living changes, its own process), one data root; every size's org
+is up at once and the sizes are measured step by step in turn (interleaved, as the other stages interleave their
+variants), so the sync ratio is also taken round by round between syncs run back to back (``paired_sync_ratios``:
+the verdict's number). A backfill (recorded, not a target), then rounds of: 1,000 random replica records changed
+through the real REST API, one incremental ``sync_object`` in a fresh child (wall time of the sync alone, peak RSS,
+the API requests the emulator counted), then, on the same data root, Phase 1 (``process_object_file`` + the JSON
+load) and the QA task bodies (gate, then each check with the peak reset before it, so each check's own peak is
+known) in fresh children. After the rounds, 1,000 more records changed and one whole run of the real orchestrator
+flow narrowed to Opportunity (its sync, Phase 1 and QA in one process, as ``make run`` runs them): the target's peak
+RSS. Every measured run records whether the formula refresh and the Id reconciliation ran (registry defaults: every
+4 and 96 runs).
 
 The replica is never read here except through what the pipeline hands out (``SyncResult.dataset`` scanned with
 ``utils.raw_frame.scan_dataset``); each sync is checked against the org (replica rows = ``SELECT COUNT()``, exactly
@@ -37,7 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +117,9 @@ def verdicts(section: Mapping[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]
-        measured = ratio(section["by_size"][str(large)]["sync"]["seconds"],
-                         section["by_size"][str(small)]["sync"]["seconds"])
+        paired = section.get("paired_sync_ratios", {}).get(f"{size_label(large)}/{size_label(small)}")
+        measured = paired if paired is not None else ratio(section["by_size"][str(large)]["sync"]["seconds"],
+                                                           section["by_size"][str(small)]["sync"]["seconds"])
         out.append(_verdict(f"scale: incremental sync {size_label(large)} / {size_label(small)} rows, seconds",
                             measured, TARGET_SYNC_RATIO, "x"))
     if sizes:
@@ -168,6 +172,8 @@ def table(section: Mapping[str, Any]) -> str:
     runs = format_table(["scale (Opportunity)", "backfill s", "sync s", "requests", "delta rows", "sync MB",
                          "phase1 MB", "QA MB", "whole MB", "whole s", "emulator MB", "heaviest"], rows)
     ratios = "  ".join([*(f"sync {k}: {v:.2f}x" for k, v in section["sync_ratios"].items() if v is not None),
+                        *(f"(paired by round: {k} {v:.2f}x)" for k, v in section.get("paired_sync_ratios", {}).items()
+                          if v is not None),
                         *failures])
     qa = format_table(["QA peak RSS MB", *_QA_COLUMNS], checks)
     by_phase = format_table(["sync s by phase", "sync s", *names], phases)
@@ -419,8 +425,9 @@ def run_guarded(case: Case, *, timeout: float = SYNC_TIMEOUT_S, guard_mb: float 
 # --- in the parent: the org -----------------------------------------------------------------------------------
 
 
-def _emulator_pid() -> int | None:
-    """This process's ``python -m emulator serve`` child (``run_emulator`` does not hand out its pid)."""
+def _emulator_pid(known: Sequence[int | None] = ()) -> int | None:
+    """This process's ``python -m emulator serve`` child not in ``known`` (``run_emulator`` does not hand out its
+    pid; several sizes' emulators run at once)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -429,13 +436,14 @@ def _emulator_pid() -> int | None:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"emulator serve" in cmdline:
+        if (int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"emulator serve" in cmdline
+                and int(entry.name) not in known):
             return int(entry.name)
     return None
 
 
 @contextmanager
-def _org(rows: int) -> Iterator[tuple[Any, float, int | None]]:
+def _org(rows: int, known_pids: Sequence[int | None] = ()) -> Iterator[tuple[Any, float, int | None]]:
     """An emulator with ``rows`` Opportunities, no living changes, no faults: (info, startup seconds, pid)."""
     import emulator.runner
     from emulator import run_emulator
@@ -443,7 +451,7 @@ def _org(rows: int) -> Iterator[tuple[Any, float, int | None]]:
     emulator.runner.STARTUP_TIMEOUT_S = max(emulator.runner.STARTUP_TIMEOUT_S, EMULATOR_STARTUP_S)
     started = time.perf_counter()
     with run_emulator(rows={OBJECT: rows}, living_rate=0, faults="") as info:
-        yield info, time.perf_counter() - started, _emulator_pid()
+        yield info, time.perf_counter() - started, _emulator_pid(known_pids)
 
 
 def changed_ids(dataset: str, *, rows: int, n: int, seed: int) -> list[str]:
@@ -571,23 +579,79 @@ def _whole_run_env(info: Any) -> dict[str, str]:
             "SF_CA_BUNDLE": info.ca_bundle, "SF_API_RESERVE": "0"}
 
 
-def _measure_size(size: _Size, rounds: int) -> dict[str, Any]:
-    """Backfill, ``rounds`` of (change, sync, Phase 1, QA), then a change and one whole orchestrator run."""
-    backfill = size.sync("BACKFILL")
-    dataset = backfill["dataset"]
-    syncs, phase1, qa = [], [], []
-    for i in range(rounds):
-        changed = size.change(dataset, seed=i)
-        run_id = f"INC{i}"
+class _Interleaved:
+    """Every size's runs, measured step by step across the sizes (``each``): the machine's load at a moment hits
+    every size alike, so the sync ratio compares runs minutes apart, not one size's runs with another's half an hour
+    later. A size whose child fails is reported as failed, with every larger one, and measured no further."""
+
+    def __init__(self, sizes: Sequence[_Size], log: Callable[[str], None]) -> None:
+        self.live, self.log = list(sizes), log
+        self.runs: dict[int, dict[str, Any]] = {size.rows: {"syncs": [], "phase1": [], "qa": []} for size in sizes}
+        self.datasets: dict[int, str] = {}
+        self.changed: dict[int, int] = {}
+
+    def each(self, step: Callable[..., None], *args: Any) -> None:
+        """``step(size, *args)`` for every size still measured, smallest first."""
+        for size in list(self.live):
+            if size not in self.live:
+                continue
+            try:
+                step(size, *args)
+            except ChildFailed as err:
+                self.log(f"  {size_label(size.rows):>5} FAILED: {err}")
+                for dropped in [s for s in self.live if s.rows >= size.rows]:
+                    self.live.remove(dropped)
+                    self.runs[dropped.rows]["failed"] = (err.reason, err.sampled_peak_mb)
+
+    def backfill(self, size: _Size) -> None:
+        self.runs[size.rows]["backfill"] = result = size.sync("BACKFILL")
+        self.datasets[size.rows] = result["dataset"]
+
+    def change(self, size: _Size, seed: int) -> None:
+        self.changed[size.rows] = size.change(self.datasets[size.rows], seed=seed)
+
+    def sync(self, size: _Size, run_id: str) -> None:
         result = size.sync(run_id)
-        result["checked"] = not size.checked(result, changed)
-        syncs.append(result)
-        dataset = result["dataset"]
-        phase1.append(size.stage(f"phase1-{i}", "phase1_case", dataset, run_id))
-        qa.append(size.stage(f"qa-{i}", "qa_case", dataset, run_id))
-    size.change(dataset, seed=rounds)
-    whole = size.whole_run(_whole_run_env(size.info))
-    return {"backfill": backfill, "syncs": syncs, "phase1": phase1, "qa": qa, "whole_run": whole}
+        result["checked"] = not size.checked(result, self.changed[size.rows])
+        self.runs[size.rows]["syncs"].append(result)
+        self.datasets[size.rows] = result["dataset"]
+
+    def stages(self, size: _Size, n: int) -> None:
+        dataset, run_id = self.datasets[size.rows], f"INC{n}"
+        self.runs[size.rows]["phase1"].append(size.stage(f"phase1-{n}", "phase1_case", dataset, run_id))
+        self.runs[size.rows]["qa"].append(size.stage(f"qa-{n}", "qa_case", dataset, run_id))
+
+    def whole(self, size: _Size) -> None:
+        self.runs[size.rows]["whole_run"] = size.whole_run(_whole_run_env(size.info))
+
+
+def _measure_sizes(sizes: Sequence[_Size], rounds: int, log: Callable[[str], None]) -> dict[int, dict[str, Any]]:
+    """Every size's backfill, then ``rounds`` of (change every org; every size's sync, back to back, smallest
+    first; every size's Phase 1 and QA), then one more change and one whole orchestrator run per size."""
+    steps = _Interleaved(sizes, log)
+    steps.each(steps.backfill)
+    for i in range(rounds):
+        steps.each(steps.change, i)
+        steps.each(steps.sync, f"INC{i}")
+        steps.each(steps.stages, i)
+    steps.each(steps.change, rounds)
+    steps.each(steps.whole)
+    return steps.runs
+
+
+def paired_sync_ratios(syncs: Mapping[int, Sequence[float]]) -> dict[str, float | None]:
+    """Each larger size's sync over the smallest's in the same round (measured back to back), median over rounds,
+    keyed ``"2M/0.2M"``: what the load of the moment cannot skew."""
+    if not syncs:
+        return {}
+    smallest = min(syncs)
+    out: dict[str, float | None] = {}
+    for n, seconds in sorted(syncs.items()):
+        if n == smallest:
+            continue
+        paired = median(ratio(large, small) for large, small in zip(seconds, syncs[smallest], strict=False))
+        out[f"{size_label(n)}/{size_label(smallest)}"] = round(paired, 3) if paired is not None else None
+    return out
 
 
 def summarize_size(rows: int, runs: Mapping[str, Any], *, emulator: Mapping[str, Any]) -> dict[str, Any]:
@@ -630,33 +694,44 @@ def summarize_size(rows: int, runs: Mapping[str, Any], *, emulator: Mapping[str,
 
 
 def run_stage(*, sizes: Sequence[int] = SIZES, rounds: int = 3, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every size on its own org and data root, smallest first; a size that does not fit (a child killed by the
-    memory guard, or by the kernel) is reported as failed and the larger sizes are not tried."""
+    """Every size on its own org and data root, all open at once and measured interleaved (``_measure_sizes``); a
+    size that does not fit (a child killed by the memory guard, or by the kernel) is reported as failed and the
+    larger sizes are not measured further."""
     started = time.perf_counter()
     log(f"scale: {OBJECT} at {', '.join(size_label(n) for n in sizes)} rows, {rounds} round(s) of "
-        f"{DELTA_ROWS:,} changed records + an incremental run, one child per measurement")
-    by_size: dict[str, Any] = {}
-    for rows in sorted(sizes):
-        root = WORK / "scale" / uuid.uuid4().hex[:12]
-        try:
-            with _org(rows) as (info, startup_s, pid):
+        f"{DELTA_ROWS:,} changed records + an incremental run, one child per measurement, sizes interleaved")
+    roots = {rows: WORK / "scale" / uuid.uuid4().hex[:12] for rows in sizes}
+    emulators: dict[int, dict[str, Any]] = {}
+    try:
+        with ExitStack() as stack:
+            measured_sizes = []
+            for rows in sorted(sizes):
+                info, startup_s, pid = stack.enter_context(_org(rows, [e["pid"] for e in emulators.values()]))
                 log(f"  {size_label(rows):>5} emulator ready in {startup_s:.1f} s, "
                     f"RSS {(_rss_of(pid) if pid else None) or 0:,.0f} MB")
-                runs = _measure_size(_Size(rows, info, root, log), rounds)
-                emulator = {"emulator_startup_s": round(startup_s, 1),
-                            "emulator_peak_rss_mb": round(_rss_of(pid, "VmHWM") or 0.0, 1) if pid else None}
-            by_size[str(rows)] = summarize_size(rows, runs, emulator=emulator)
-        except ChildFailed as err:
-            log(f"  {size_label(rows):>5} FAILED: {err}")
-            by_size[str(rows)] = {"rows": rows, "failed": err.reason, "sampled_peak_mb": err.sampled_peak_mb}
-            break
-        finally:
+                emulators[rows] = {"emulator_startup_s": round(startup_s, 1), "pid": pid}
+                measured_sizes.append(_Size(rows, info, roots[rows], log))
+            runs = _measure_sizes(measured_sizes, rounds, log)
+            for entry in emulators.values():
+                pid = entry.pop("pid")
+                entry["emulator_peak_rss_mb"] = round(_rss_of(pid, "VmHWM") or 0.0, 1) if pid else None
+    finally:
+        for root in roots.values():
             shutil.rmtree(root, ignore_errors=True)
-    measured = {int(n): e["sync"]["seconds"] for n, e in by_size.items() if not e.get("failed")}
+    by_size: dict[str, Any] = {}
+    for rows, measured in sorted(runs.items()):
+        if "failed" in measured:
+            reason, peak = measured["failed"]
+            by_size[str(rows)] = {"rows": rows, "failed": reason, "sampled_peak_mb": peak}
+        else:
+            by_size[str(rows)] = summarize_size(rows, measured, emulator=emulators[rows])
+    measured_syncs = {int(n): e["sync"]["runs_s"] for n, e in by_size.items() if not e.get("failed")}
     section = {"object": OBJECT, "delta_rows": DELTA_ROWS, "rounds": rounds, "sizes": list(sizes),
-               "by_size": by_size, "sync_ratios": sync_ratios(measured),
+               "interleaved": True, "by_size": by_size,
+               "sync_ratios": sync_ratios({n: median(s) for n, s in measured_syncs.items()}),
+               "paired_sync_ratios": paired_sync_ratios(measured_syncs),
                "stage_seconds": round(time.perf_counter() - started, 1)}
-    largest = str(max(measured)) if measured else None
+    largest = str(max(measured_syncs)) if measured_syncs else None
     section["heaviest_stage_at_largest"] = by_size[largest]["heaviest_stage"] if largest else None
     return section
 

@@ -52,6 +52,7 @@ from utils.replica_layers import (
     StoredReplica,
     keys_out_of_order,
     layered_scan,
+    newest_value,
     overlay_path_for,
     split_layers,
 )
@@ -109,14 +110,18 @@ class Replica:
 
     def count_created_before(self, created_field: str, before: datetime) -> int:
         """``count_created_before`` of the live records without applying the overlay to the base's rows: creation
-        times never change, so the base's count less its replaced records' plus the overlay's live ones is exact
-        (the base is read for one column, not filtered by key)."""
+        times never change, so the base's count less its replaced records' plus the overlay's live ones is exact.
+        The base is read for one column only when the bound falls before its newest record's creation; otherwise
+        every base record counts (a run's bound is minutes before its delta, a base was compacted by an earlier
+        run)."""
         if self.whole is not None or self.base_file is None:
             return count_created_before(self.scan(), created_field, before)
         created = pl.col(created_field) < before
         overlay = self.overlay
-        return (count_created_before(pl.scan_parquet(self.base_file), created_field, before)
-                - overlay.filter(pl.col(IN_BASE) & created).height
+        newest = newest_value(self.base_file, created_field)  # the footer's statistics: usually older than the bound
+        in_base = (self.base_rows if isinstance(newest, datetime) and newest.tzinfo and newest < before
+                   else count_created_before(pl.scan_parquet(self.base_file), created_field, before))
+        return (in_base - overlay.filter(pl.col(IN_BASE) & created).height
                 + overlay.filter(~pl.col(TOMBSTONE) & created).height)
 
     def scan(self) -> pl.LazyFrame:

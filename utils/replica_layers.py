@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from utils.timefmt import utc_iso
 
@@ -124,6 +126,20 @@ def scan_replica(base: Path) -> pl.LazyFrame:
     if stored.overlay is None or stored.overlay_stamp is None or stored.overlay_stamp.primary_key is None:
         return scan.drop(HASHES, strict=False)
     return layered_scan(scan, stored.overlay, stored.overlay_stamp.primary_key)
+
+
+def newest_value(path: Path, column: str) -> Any | None:
+    """A column's largest value from the Parquet footer's statistics, without reading the column; None when a row
+    group holds a null or has no statistics, or the file has no rows (the caller then reads the column)."""
+    metadata = pq.read_metadata(path)
+    index = metadata.schema.names.index(column)
+    highest = None
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(index).statistics
+        if statistics is None or not statistics.has_min_max or not statistics.has_null_count or statistics.null_count:
+            return None
+        highest = statistics.max if highest is None else max(highest, statistics.max)
+    return highest
 
 
 def keys_out_of_order(base: Path, primary_key: str) -> pl.LazyFrame:

@@ -10,6 +10,7 @@ from benchmarks.bench_scale import (
     check_sync,
     flags_from_events,
     heaviest,
+    paired_sync_ratios,
     size_label,
     summarize_runs,
     sync_ratios,
@@ -28,6 +29,21 @@ def test_sync_ratios_divide_every_larger_size_by_the_smallest():
     assert ratios == {"2M/0.2M": 2.0, "20M/0.2M": 4.0}
     assert sync_ratios({}) == {}
     assert sync_ratios({200_000: None, 2_000_000: 1.0}) == {"2M/0.2M": None}
+
+
+def test_paired_sync_ratios_divide_within_each_round_then_take_the_median():
+    """A loaded round slows both sizes of it: the ratio of each round's pair is what the median is taken of."""
+    syncs = {200_000: [0.2, 0.4, 0.1], 20_000_000: [0.8, 1.6, 0.5]}
+    assert paired_sync_ratios(syncs) == {"20M/0.2M": 4.0}  # per round 4, 4, 5
+    assert sync_ratios({n: sorted(s)[1] for n, s in syncs.items()}) == {"20M/0.2M": 4.0}
+    assert paired_sync_ratios({200_000: [0.2], 2_000_000: []}) == {"2M/0.2M": None}
+    assert paired_sync_ratios({}) == {}
+
+
+def test_verdicts_prefer_the_paired_ratio():
+    section = {"by_size": {"200000": _size(1.0, 400.0), "20000000": _size(6.0, 1000.0)},
+               "paired_sync_ratios": {"20M/0.2M": 4.5}}
+    assert verdicts(section)[0]["measured"] == 4.5 and verdicts(section)[0]["ok"]
 
 
 def test_heaviest_names_the_highest_peak_and_ignores_unmeasured_stages():

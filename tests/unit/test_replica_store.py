@@ -225,3 +225,21 @@ def test_the_merge_reads_no_key_of_the_base(tmp_path):
     on_disk.with_columns(pl.col("Id").str.to_lowercase()).write_parquet(path, metadata=pl.read_parquet_metadata(path))
     _, stats = _reopen(path).merge(delta, cursor_field="SystemModstamp")
     assert stats == expected and expected.updates + expected.deletes > 0
+
+
+@pytest.mark.parametrize("null_created", [False, True])
+def test_a_count_bound_after_every_base_record_reads_no_base_column(tmp_path, null_created):
+    """Past the base's newest creation time (the footer's statistics say so) every base record counts; a null
+    creation time (never counted) makes the count read the column."""
+    path = tmp_path / "Thing.parquet"
+    whole, _ = merge_delta(None, _delta(random.Random(12), 0, size=80), columns=list(SCHEMA), primary_key="Id",
+                           cursor_field="SystemModstamp")
+    if null_created:
+        whole = whole.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise(pl.col("CreatedDate"))
+                                   .alias("CreatedDate"))
+    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    layered, _ = _reopen(path).merge(_delta(random.Random(13), 1), cursor_field="SystemModstamp")
+    expected = layered.collect()
+    for bound in (T0 + timedelta(seconds=30), T0 + timedelta(days=1)):
+        assert layered.count_created_before("CreatedDate", bound) == count_created_before(expected, "CreatedDate",
+                                                                                          bound)
