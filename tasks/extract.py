@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -98,6 +98,7 @@ class ExtractOptions:
     describe_cache_seconds: float = 3600.0  # within one run (a describe is cached per run: schema changes between
                                             # runs are seen by the next one)
     limits_cache_seconds: float = 60.0      # one /limits read per run, not one per object
+    expected_rows: int | None = None  # records the caller expects (a narrow pull: the replica's): see _first_look
 
     def __post_init__(self) -> None:
         timeout = self.bulk_job_timeout_seconds
@@ -244,12 +245,25 @@ def _stream_rest(call: RequestRunner, soql: str, columns: Sequence[str], types: 
 # ----------------------------------------------------------------------------------------------- Bulk 2.0 path
 
 
-def _bulk_wait(call: RequestRunner, job_id: str, options: ExtractOptions, *,
+# No Bulk query job of N records completes in under N / this many seconds (an assumption, far above what Salesforce
+# reads: millions of records take it minutes): a job's first status look waits that long when N is known
+BULK_ROWS_PER_SECOND_BOUND = 1_000_000
+
+
+def _first_look(options: ExtractOptions, expected_rows: int | None) -> float:
+    """Seconds before a job's first status request: 0.25 s, or the least time ``expected_rows`` records can take (a
+    1M-record narrow pull was looked at 3 times before it could be complete), never over the polling cap."""
+    least = (expected_rows or 0) / BULK_ROWS_PER_SECOND_BOUND
+    return min(max(0.25, least), options.bulk_poll_max_seconds)
+
+
+def _bulk_wait(call: RequestRunner, job_id: str, options: ExtractOptions, *, expected_rows: int | None = None,
                split_timeouts: bool = False) -> dict[str, Any]:
     """Poll the job until it completes, saying so every ``bulk_progress_log_seconds``; abort it at the timeout."""
-    # a job is never complete the moment it is created: each look waits first, 0.25 s then 1.5x longer each time
-    # (0.05 s at first cost 4-5 status requests per job where 2 do; short jobs are still noticed within a second)
-    delay = min(0.25, options.bulk_poll_max_seconds)
+    # a job is never complete the moment it is created: each look waits first, 0.25 s (longer for a job known to be
+    # big) then 1.5x longer each time (0.05 s at first cost 4-5 status requests per job where 2 do; short jobs are
+    # still noticed within a second)
+    delay = _first_look(options, expected_rows)
     started = last_logged = time.monotonic()
     while True:
         time.sleep(delay)
@@ -363,14 +377,15 @@ def _check_bulk_header(object_name: str, header: bytes, columns: Sequence[str]) 
 
 
 def _stream_bulk(call: RequestRunner, soql: str, columns: Sequence[str], target: Path, options: ExtractOptions,
-                 progress: Callable[[int, int], None], *, split_timeouts: bool = False) -> tuple[int, int]:
+                 progress: Callable[[int, int], None], *, split_timeouts: bool = False,
+                 expected_rows: int | None = None) -> tuple[int, int]:
     """Bulk 2.0 query job -> the same CSV the REST path writes. Returns (rows written, rows reported)."""
     body = {"operation": "queryAll" if options.include_deleted else "query", "query": soql,
             "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"}
     job = call(lambda: call.conn.request("POST", "jobs/query", json=body).json(), "the Bulk job creation")
     job_id = job["id"]
     try:
-        done = _bulk_wait(call, job_id, options, split_timeouts=split_timeouts)
+        done = _bulk_wait(call, job_id, options, expected_rows=expected_rows, split_timeouts=split_timeouts)
         expected = int(done.get("numberRecordsProcessed", -1))
         reported_total, locator = 0, ""
         with open(target, "wb") as fh:
@@ -583,9 +598,11 @@ def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: ApiPath
     progress = _ProgressLog(item.object_name, call.run_id or "")
     splittable = item.cursor is not None
 
-    def stream(soql: str, target: Path, report: Callable[[int, int], None]) -> tuple[int, int]:
+    def stream(soql: str, target: Path, report: Callable[[int, int], None], *,
+               expected_rows: int | None = None) -> tuple[int, int]:
         if api == "bulk2":
-            return _stream_bulk(call, soql, columns, target, options, report, split_timeouts=splittable)
+            return _stream_bulk(call, soql, columns, target, options, report, split_timeouts=splittable,
+                                expected_rows=expected_rows)
         return _stream_rest(call, soql, columns, types, target, options, report, split_timeouts=splittable)
 
     restarts = 0
@@ -593,7 +610,7 @@ def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: ApiPath
         try:
             with atomic_path(raw_csv) as tmp:
                 try:
-                    written, reported = stream(item.soql, tmp, progress)
+                    written, reported = stream(item.soql, tmp, progress, expected_rows=options.expected_rows)
                 except QueryTimedOut as timed_out:
                     written, reported = _stream_windows(call, item, stream, tmp, progress, str(timed_out), options)
                 if written != reported:
@@ -718,6 +735,8 @@ def extract_object(
     moment = moment or datetime.now(timezone.utc)
     item, resolved = _preflight(call, item, options)
     api, counted = _choose_api(call, item, resolved.bulk_compatible, bulk_threshold_rows)
+    if counted is not None:
+        options = replace(options, expected_rows=counted)
     paths = build_paths(item.object_name, run_id, moment=moment, data_root=data_root)
     log_event("extract_start", object=item.object_name, run_id=run_id, api=api, expected_rows=counted,
               source=conn.source)

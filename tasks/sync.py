@@ -289,7 +289,8 @@ def _narrow_pull(target: _SyncTarget, columns: tuple[str, ...], replica_rows: in
     item = ExtractPlanItem(name, build_soql(name, wanted), wanted, api, True, cursor=target.cursor)
     # a page of a few columns is a fraction of a full row's size: fewer, bigger Bulk result pages, fewer requests
     page = min(NARROW_PAGE_MAX, target.options.bulk_page_size * max(1, len(spec.fields) // len(wanted)))
-    return _side_query(target, item, replace(target.options, include_deleted=False, bulk_page_size=page))
+    return _side_query(target, item, replace(target.options, include_deleted=False, bulk_page_size=page,
+                                             expected_rows=replica_rows))
 
 
 def _with_deleted_flag(delta: FrameT) -> FrameT:
