@@ -20,26 +20,30 @@ from collections.abc import Mapping
 import polars as pl
 
 from tasks.replica import conform_replica
-from tasks.replica_store import ROW_GROUP_ROWS, Replica, new_base_id, row_hash
+from tasks.replica_store import ROW_GROUP_ROWS, DamagedBase, Replica, hashes, new_base_id
 from utils.atomic import atomic_path
-from utils.replica_layers import FLAGS, ROW_HASH, ReplicaStamp
+from utils.replica_layers import FLAGS, HASHES, KEYS_DAMAGED, ReplicaStamp, keys_out_of_order
 
 
 def evolve_replica(replica: Replica, schema: Mapping[str, pl.DataType], fill: pl.DataFrame | None, *, run_id: str,
                    column_types: Mapping[str, str]) -> Replica:
     """``replica`` with exactly the columns of ``schema`` (``conform_replica``'s rules: dropped, filled by key from
-    ``fill``, else null), its base rewritten in one streaming pass and stamped with ``column_types``."""
+    ``fill``, else null), its base rewritten in one streaming pass and stamped with ``column_types``. Like a
+    compaction, the new base's keys are checked before it replaces the old one: a key repeated or out of order (a
+    base edited by hand) raises ``DamagedBase``, and the sync rebuilds the replica."""
     key = replica.primary_key
     if replica.whole is not None or replica.base_file is None:  # rebuilt in memory this run: small, or a backfill
         whole = conform_replica(replica.collect(), schema, primary_key=key, fill=fill)
         return Replica.of_frame(whole, key)
-    base = conform_replica(replica.base_scan().drop(ROW_HASH), schema, primary_key=key, fill=fill)
+    base = conform_replica(replica.base_scan().drop(HASHES), schema, primary_key=key, fill=fill)
     before = ReplicaStamp.from_metadata(pl.read_parquet_metadata(replica.base_file))
     stamp = ReplicaStamp(run_id, replica.base_rows, before.watermark if before else None, dict(column_types),
                          base_id=new_base_id())
     with atomic_path(replica.base_file) as tmp:
-        base.with_columns(row_hash(list(schema))).sink_parquet(
+        base.with_columns(hashes(list(schema), key)).sink_parquet(
             tmp, compression="zstd", metadata=stamp.to_metadata(), row_group_size=ROW_GROUP_ROWS)
+        if keys_out_of_order(tmp, key).collect(engine="streaming").item():
+            raise DamagedBase(KEYS_DAMAGED.format(key=key))
     flags: dict[str, pl.DataType] = {flag: pl.Boolean() for flag in FLAGS}
     overlay = conform_replica(replica.overlay, {**schema, **flags}, primary_key=key, fill=fill)
     return Replica(key, dict(schema), replica.base_file, stamp.base_id, replica.base_rows, overlay)

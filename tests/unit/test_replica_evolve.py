@@ -14,8 +14,8 @@ from polars.testing import assert_frame_equal
 from tasks import replica_store
 from tasks.replica import conform_replica, join_by_key, merge_delta
 from tasks.replica_evolve import evolve_replica
-from tasks.replica_store import Replica, open_replica, row_hash, write_replica
-from utils.replica_layers import ROW_HASH, ReplicaStamp, keys_out_of_order, read_stored, scan_replica
+from tasks.replica_store import DamagedBase, Replica, hashes, open_replica, write_replica
+from utils.replica_layers import HASHES, ReplicaStamp, keys_out_of_order, read_stored, scan_replica
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SCHEMA = {"Id": pl.Utf8, "Name": pl.Utf8, "Old__c": pl.Int64, "CreatedDate": pl.Datetime("ms", "UTC"),
@@ -97,7 +97,8 @@ def test_the_new_base_is_sorted_hashed_and_stamped_with_the_old_base_s_watermark
 
     base = pl.read_parquet(evolved.base_file)
     assert not keys_out_of_order(evolved.base_file, "Id").collect().item()
-    assert_frame_equal(base.select(ROW_HASH), base.select(row_hash(list(NEW_SCHEMA))))
+    assert_frame_equal(base.select(HASHES), base.select(hashes(list(NEW_SCHEMA), "Id")))
+    assert read_stored(evolved.base_file).has_hashes
     stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(evolved.base_file))
     assert (stamp.run_id, stamp.rows, stamp.watermark, stamp.column_types, stamp.base_id) == (
         "RUN2", replica.base_rows, old_base.watermark, NEW_TYPES, evolved.base_id)
@@ -130,3 +131,18 @@ def test_no_pull_only_drops_and_adds_null_columns(layered):
     replica, whole = layered
     evolved = evolve_replica(replica, NEW_SCHEMA, None, run_id="RUN2", column_types=NEW_TYPES)
     assert_frame_equal(evolved.scan().collect().sort("Id"), conform_replica(whole, NEW_SCHEMA, primary_key="Id"))
+
+
+def test_a_base_with_a_repeated_key_is_not_replaced(layered):
+    """A base edited by hand (a record copied) is found by the rewrite's key check, like a compaction's: the old base
+    stays in place and the sync rebuilds the replica."""
+    replica, whole = layered
+    damaged = pl.read_parquet(replica.base_file)
+    damaged = pl.concat([damaged, damaged.head(1)]).sort("Id")
+    metadata = pl.read_parquet_metadata(replica.base_file)
+    damaged.write_parquet(replica.base_file, metadata=metadata)
+    before = replica.base_file.read_bytes()
+
+    with pytest.raises(DamagedBase):
+        evolve_replica(replica, NEW_SCHEMA, _pull(whole), run_id="RUN2", column_types=NEW_TYPES)
+    assert replica.base_file.read_bytes() == before
