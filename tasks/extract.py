@@ -248,26 +248,29 @@ def _stream_rest(call: RequestRunner, soql: str, columns: Sequence[str], types: 
 # No Bulk query job of N records completes in under N / this many seconds (an assumption, far above what Salesforce
 # reads: millions of records take it minutes): a job's first status look waits that long when N is known
 BULK_ROWS_PER_SECOND_BOUND = 1_000_000
+BULK_FIRST_LOOK_SECONDS = 0.25  # then each wait 1.5x the one before, up to bulk_poll_max_seconds
 
 
 def _first_look(options: ExtractOptions, expected_rows: int | None) -> float:
-    """Seconds before a job's first status request: 0.25 s, or the least time ``expected_rows`` records can take (a
-    1M-record narrow pull was looked at 3 times before it could be complete), never over the polling cap."""
+    """Seconds before a job's first status request: ``BULK_FIRST_LOOK_SECONDS``, or the least time ``expected_rows``
+    records can take (a 1M-record narrow pull was looked at twice in its first second), never over the cap."""
     least = (expected_rows or 0) / BULK_ROWS_PER_SECOND_BOUND
-    return min(max(0.25, least), options.bulk_poll_max_seconds)
+    return min(max(BULK_FIRST_LOOK_SECONDS, least), options.bulk_poll_max_seconds)
 
 
 def _bulk_wait(call: RequestRunner, job_id: str, options: ExtractOptions, *, expected_rows: int | None = None,
                split_timeouts: bool = False) -> dict[str, Any]:
     """Poll the job until it completes, saying so every ``bulk_progress_log_seconds``; abort it at the timeout."""
-    # a job is never complete the moment it is created: each look waits first, 0.25 s (longer for a job known to be
-    # big) then 1.5x longer each time (0.05 s at first cost 4-5 status requests per job where 2 do; short jobs are
-    # still noticed within a second)
+    # a job is never complete the moment it is created: each look waits first, 0.25 s then 1.5x longer each time
+    # (0.05 s at first cost 4-5 status requests per job where 2 do; short jobs are still noticed within a second). A
+    # job known to be big is first looked at once it can be complete, then as if it had just been created: growing
+    # from that longer first wait noticed a 1.2 s job at 2.5 s
     delay = _first_look(options, expected_rows)
+    step = min(BULK_FIRST_LOOK_SECONDS, options.bulk_poll_max_seconds)
     started = last_logged = time.monotonic()
     while True:
         time.sleep(delay)
-        delay = min(delay * 1.5, options.bulk_poll_max_seconds)
+        delay = step = min(step * 1.5, options.bulk_poll_max_seconds)
         job = call(lambda: call.conn.request("GET", f"jobs/query/{job_id}").json(), "the Bulk job status")
         state = job.get("state")
         if state == "JobComplete":
