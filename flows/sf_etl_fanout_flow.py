@@ -88,17 +88,26 @@ def run_label(run: FlowRun) -> str:
 
 def lost_run(name: str, run: FlowRun, *, elapsed: float, timeout_seconds: float, resubmitted: bool) -> Lost | None:
     """The rule: an object's first run that ended Crashed (its process died, its worker lived) is lost at once;
-    one still Running or Pending after half of ``timeout_seconds`` is lost then (the second run gets the rest).
-    A second run is never lost: its crash or timeout is the object's failure."""
+    one still Running or Pending ``elapsed`` seconds after a worker took it, half of ``timeout_seconds``, is lost
+    then (the second run gets the rest). Time spent Scheduled, waiting for a free worker, does not count. A second
+    run is never lost: its crash or timeout is the object's failure."""
     state = run.state
     if resubmitted or state is None:
         return None
     if state.type is StateType.CRASHED:
         return Lost(name, f"its flow run {run_label(run)} ended Crashed: {one_line(state.message or 'no message')}")
     if state.type in STUCK_STATES and elapsed >= timeout_seconds / 2:
-        return Lost(name, f"its flow run {run_label(run)} was still {state.name} after {timeout_seconds / 2:g} s "
-                          "(half the timeout: its worker may have died) and was cancelled")
+        return Lost(name, f"its flow run {run_label(run)} was still {state.name} {timeout_seconds / 2:g} s after a "
+                          "worker took it (half the timeout: its worker may have died) and was cancelled")
     return None
+
+
+def seconds_since_taken(taken: dict[UUID, float], run: FlowRun, now: float) -> float:
+    """Seconds since ``run`` was first seen taken by a worker (Pending or Running), on this process's clock;
+    0 while it waits Scheduled. ``taken`` keeps the first sightings between polls."""
+    if run.state is not None and run.state.type in STUCK_STATES:
+        taken.setdefault(run.id, now)
+    return now - taken.get(run.id, now)
 
 
 def after_loss(outcome: RunPart | str, lost: Lost | None, second: FlowRun | None) -> RunPart | str:
@@ -120,8 +129,8 @@ def wait_for_object_runs(runs: Mapping[str, UUID], *, timeout_seconds: float,
     current = dict(runs)
     finished: dict[str, FlowRun] = {}
     lost: dict[str, Lost] = {}
-    started = time.monotonic()
-    deadline = started + timeout_seconds
+    deadline = time.monotonic() + timeout_seconds
+    taken: dict[UUID, float] = {}  # when each run was first seen taken by a worker (Pending or Running)
     with get_client(sync_client=True) as client:
         while True:
             going = {}
@@ -129,8 +138,8 @@ def wait_for_object_runs(runs: Mapping[str, UUID], *, timeout_seconds: float,
             ids = list(names)
             for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids))):
                 name = names[run.id]
-                gone = lost_run(name, run, elapsed=time.monotonic() - started, timeout_seconds=timeout_seconds,
-                                resubmitted=name in lost)
+                gone = lost_run(name, run, elapsed=seconds_since_taken(taken, run, time.monotonic()),
+                                timeout_seconds=timeout_seconds, resubmitted=name in lost)
                 if gone is not None and resubmit is not None:
                     _mark_lost(client, run, gone)
                     lost[name] = gone

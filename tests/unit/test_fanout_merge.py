@@ -19,6 +19,7 @@ from flows.sf_etl_fanout_flow import (
     object_run_parameters,
     part_or_reason,
     run_label,
+    seconds_since_taken,
 )
 from flows.sf_etl_object_flow import RunPart
 
@@ -96,11 +97,25 @@ def test_a_run_still_running_or_pending_at_half_the_timeout_is_lost_a_scheduled_
         run = _run(state)
         assert lost_run("Lead", run, elapsed=29.9, timeout_seconds=60, resubmitted=False) is None
         lost = lost_run("Lead", run, elapsed=30, timeout_seconds=60, resubmitted=False)
-        assert lost is not None and lost.object == "Lead" and f"was still {state.name} after 30 s" in lost.reason
+        assert lost is not None and lost.object == "Lead"
+        assert f"was still {state.name} 30 s after a worker took it" in lost.reason
         assert str(run.id) in lost.reason
         assert lost_run("Lead", run, elapsed=59, timeout_seconds=60, resubmitted=True) is None
     # no worker took it yet: another submission would wait just the same; the deadline cancels it
     assert lost_run("Lead", _run(Scheduled()), elapsed=59, timeout_seconds=60, resubmitted=False) is None
+
+
+def test_the_time_a_run_waits_for_a_free_worker_does_not_count():
+    """Scheduled for 100 s (every worker busy), then taken: its clock starts when it is first seen Pending."""
+    taken: dict = {}
+    run = _run(Scheduled())
+    assert seconds_since_taken(taken, run, 100.0) == 0
+    pending = run.copy(update={"state": Pending()})
+    assert seconds_since_taken(taken, pending, 100.0) == 0
+    running = run.copy(update={"state": Running()})
+    assert seconds_since_taken(taken, running, 129.0) == 29.0
+    assert lost_run("Lead", running, elapsed=29.0, timeout_seconds=60, resubmitted=False) is None
+    assert seconds_since_taken(taken, running, 130.0) == 30.0
 
 
 def test_runs_that_ended_otherwise_are_not_lost():
@@ -113,7 +128,7 @@ def test_a_second_loss_fails_the_object_naming_both_runs_and_a_success_hides_the
     lost = lost_run("Lead", first, elapsed=30, timeout_seconds=60, resubmitted=False)
     failure = after_loss(part_or_reason("R1", "Lead", second, 60, "/nowhere"), lost, second)
     assert isinstance(failure, str)
-    assert failure.startswith(f"its flow run {run_label(first)} was still Running after 30 s")
+    assert failure.startswith(f"its flow run {run_label(first)} was still Running 30 s after a worker took it")
     assert f"re-submitted as {run_label(second)}, which failed too: its flow run Lead R1 ended Crashed: killed" \
         in failure
     timed_out = after_loss(part_or_reason("R1", "Lead", None, 60, "/nowhere"), lost, None)
