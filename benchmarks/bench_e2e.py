@@ -347,6 +347,7 @@ def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dic
         "task_runs": runs[-1]["task_runs"],
         "peak_rss_mb": result["peak_rss_mb"],
         "s3_wall_s": on_s3["median_s"], "s3_runs_s": on_s3["runs_s"], "s3_peak_rss_mb": on_s3["peak_rss_mb"],
+        "s3_task_seconds_by_kind": on_s3["raw"][-1]["task_seconds_by_kind"],
         "s3_vs_local": ratio(on_s3["median_s"], result["median_s"]),  # target (issue #18): <= 1.3 at 1M rows
         "parallelism": ratio(median(r["task_sum_s"] for r in runs), result["median_s"]),
     }
