@@ -54,6 +54,7 @@ def write_run_part(summary: RunSummary, qa: BranchOutcome, data_root: str | None
     (row,) = summary.objects
     part = RunPart(row, summary.source, summary.phase1_ok, qa)
     path = build_run_part_path(summary.run_id, row.object, data_root=data_root)
+    storage.wait_for_uploads()  # the part commits the object's run: every file of it is in the store first
     write_text_atomic(path, json.dumps(part.as_dict(), indent=2, default=str) + "\n")
 
 

@@ -31,6 +31,7 @@ from flows.run_summary import BranchOutcome, RunSummary, build_run_summary
 from flows.sf_csv_polars_json_flow import sf_csv_polars_json_flow
 from reporting import write_run_report
 from tasks.extract_plan import ExtractPlanItem, api_choice, resolve_extract_plan
+from utils import storage
 from utils.atomic import write_text_atomic
 from utils.errors import PipelineError
 from utils.housekeeping import apply_retention, ensure_data_root, sweep_temp_files
@@ -92,6 +93,7 @@ def _publish(summary: RunSummary, qa: BranchOutcome, data_root: str | None, repo
     QA checks, and where the files are."""
     root = resolve_data_root(data_root)
     summary_file = build_run_summary_path(summary.started_at, summary.run_id, data_root=data_root)
+    storage.wait_for_uploads()  # the run record commits the run: every file of it is in the store first
     write_text_atomic(summary_file, json.dumps(summary.as_dict(), indent=2, default=str) + "\n")
     publish_table(RUN_SUMMARY_KEY, compact_summary_rows(summary),
                   f"run {summary.run_id} on {summary.source['kind']}: rows, changes, QA and seconds per object")

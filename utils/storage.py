@@ -7,7 +7,7 @@ the URL) and the store is the truth; this module is the one owner of the mapping
 * ``publish(path)``: after a local atomic write, the complete file is uploaded (one PUT, or a multipart upload,
   which becomes visible only when complete): no reader of the store ever sees a partial object. A big file
   (``BACKGROUND_UPLOAD_MIN_BYTES``) is uploaded by the process's one upload thread while the run goes on; the
-  store still sees every file in the order it was published (see "Uploads in the background" below);
+  store still sees every file after the files its writer published before it (see "Uploads in the background");
 * ``fetch(path)``: before reading what another run or machine may have written (sync state, replica, row-count
   history, run records), the local copy is replaced by the store's, or removed when the store has none;
 * ``list_files``, ``remove_file``, ``modified_at``: listings, deletions and ages act on the store;
@@ -157,9 +157,9 @@ def location(path: str | os.PathLike[str]) -> str:
 def publish(path: str | os.PathLike[str]) -> None:
     """Upload a complete local file to the store, if it lives under an object-store data root.
 
-    A small file is in the store when this returns, after every file published before it; a big one is queued
-    behind them and uploaded while the caller goes on (the next small publish, ``wait_for_uploads`` or a read
-    of it waits for it)."""
+    A small file is in the store when this returns, after every file the same thread published before it; a big
+    one is queued and uploaded while the caller goes on (that thread's next small publish, ``wait_for_uploads`` or
+    a read of it waits for it)."""
     path = Path(path).absolute()
     mirror = mirror_of(path)
     if mirror is None:
@@ -167,7 +167,7 @@ def publish(path: str | os.PathLike[str]) -> None:
     if path.stat().st_size >= BACKGROUND_UPLOAD_MIN_BYTES:
         _queue_upload(mirror, path)
         return
-    wait_for_uploads()  # the store sees the files in the order they were published: the replica before the state
+    _settle(writer=threading.get_ident())  # a writer's files reach the store in its order: replica before state
     _upload(mirror, path)
 
 
@@ -184,9 +184,12 @@ def _upload(mirror: Mirror, path: Path) -> None:
 # A big file (a raw extract, the replica, the QA snapshot and dedup.csv) takes seconds to upload; the run goes on
 # meanwhile (the sync merges while its raw CSV uploads, QA runs while the replica does). The rules that keep the
 # store consistent:
-# * one upload thread, first in first out, and a small publish first waits for every queued upload: the store
-#   sees the files in the order the run published them (a replica before its sidecar and state, everything of a
-#   run before its run record), so a crash at any point leaves what a synchronous run killed there would;
+# * one upload thread, first in first out, and a small publish first waits for every upload its own thread queued:
+#   the store sees each writer's files in the order it published them (a sync's raw CSV and replica before its
+#   sidecar and state, QA's snapshot before its report), so a crash at any point leaves what a synchronous writer
+#   killed there would. Writers in other threads (Phase 1 beside QA, the other objects) do not wait for each other
+#   (measured: QA's and Phase 1's small outputs waited 2-4 s each behind a 1M-row backfill's raw CSV); what commits
+#   a whole run (its run record, a fan-out object run's part) calls ``wait_for_uploads`` first;
 # * a failed upload stops the queue: nothing queued after it is uploaded (a state never describes a replica that
 #   did not reach the store), and every later publish, read of a queued file or ``wait_for_uploads`` raises it
 #   until the next run's ``check_data_root`` (which raises it first if nobody has yet): it fails the run;
@@ -196,6 +199,7 @@ def _upload(mirror: Mirror, path: Path) -> None:
 S3_UPLOAD_PARTS_AT_ONCE = 2
 BACKGROUND_UPLOAD_MIN_BYTES = 8 * 2**20  # below this an upload costs less than the bookkeeping is worth
 _QUEUED: dict[Path, Future[None]] = {}   # the last queued upload of each path, until someone waited for it
+_WRITERS: dict[Path, int] = {}           # the thread that queued it
 _FAILED: list[tuple[BaseException, bool]] = []  # (the first failed upload's error, whether it was reported)
 
 
@@ -219,22 +223,26 @@ def _queue_upload(mirror: Mirror, path: Path) -> None:
 
     with _LOCK:
         _QUEUED[path] = _uploader().submit(upload)
+        _WRITERS[path] = threading.get_ident()
 
 
-def _settle(under: Path | None = None) -> None:
-    """Wait for the queued uploads (of ``under`` or files below it; all of them if None); raise a failed one."""
-    _wait_for_queued(under)
+def _settle(under: Path | None = None, *, writer: int | None = None) -> None:
+    """Wait for the queued uploads (of ``under`` or files below it, of one ``writer`` thread; all of them if
+    None); raise a failed one."""
+    _wait_for_queued(under, writer)
     _raise_failed_upload()
 
 
-def _wait_for_queued(under: Path | None) -> None:
+def _wait_for_queued(under: Path | None, writer: int | None = None) -> None:
     with _LOCK:
-        waiting = [(p, f) for p, f in _QUEUED.items() if under is None or p == under or under in p.parents]
+        waiting = [(p, f) for p, f in _QUEUED.items() if (under is None or p == under or under in p.parents)
+                   and (writer is None or _WRITERS.get(p) == writer)]
     for path, future in waiting:
         future.exception()  # waits; a failure is kept in _FAILED
         with _LOCK:
             if _QUEUED.get(path) is future:
                 del _QUEUED[path]
+                _WRITERS.pop(path, None)
 
 
 def wait_for_uploads() -> None:

@@ -150,17 +150,34 @@ def held_uploads(store_root, monkeypatch):
 
 
 def test_the_state_never_reaches_the_store_before_the_replica_it_describes(held_uploads):
+    """One writer (a sync's thread): its state waits behind its replica's upload. Another writer's small file (Phase
+    1's summary, in its own thread) does not wait for it; the run record waits for everything."""
     url, root, fs, held, release, order = held_uploads
     paths = build_sync_paths("Account", data_root=url)
     held.add("Account.parquet")
-    write_text_atomic(paths.replica, "the replica's rows")  # big: queued, and held
-    state_written = threading.Thread(target=write_text_atomic, args=(paths.state, "{}"))  # small: waits its turn
-    state_written.start()
-    state_written.join(0.2)
-    assert state_written.is_alive() and order == []  # neither is in the store: the state waits behind the replica
+    replica_queued = threading.Event()
+
+    def sync() -> None:
+        write_text_atomic(paths.replica, "the replica's rows")  # big: queued, and held
+        replica_queued.set()
+        write_text_atomic(paths.state, "{}")  # small: waits its turn
+
+    writer = threading.Thread(target=sync)
+    writer.start()
+    assert replica_queued.wait(10)
+    writer.join(0.2)
+    assert writer.is_alive() and order == []  # neither is in the store: the state waits behind the replica
+    other = root / "output" / "Account" / "summary.json"
+    write_text_atomic(other, "[]")  # another thread's small file: at once
+    assert order == ["summary.json"]
+    record = threading.Thread(target=storage.wait_for_uploads)  # what a run record's writer calls first
+    record.start()
+    record.join(0.2)
+    assert record.is_alive()
     release.set()
-    state_written.join(10)
-    assert order == ["Account.parquet", "Account.json"]
+    writer.join(10)
+    record.join(10)
+    assert order == ["summary.json", "Account.parquet", "Account.json"]
     assert storage.fetch(paths.replica) and paths.replica.read_text() == "the replica's rows"  # no download needed
 
 
