@@ -551,7 +551,7 @@ def _records_by_id(target: _SyncTarget, columns: list[str], ids: list[str]) -> p
         batch = ", ".join(f"'{i}'" for i in ids[start:start + RECONCILE_FETCH_BATCH])
         soql = f"{build_soql(target.object_name, wanted)} WHERE {target.spec.primary_key} IN ({batch})"
         item = ExtractPlanItem(target.object_name, soql, tuple(wanted), "rest", True)
-        frames.append(_side_query(target, item, target.options).collect())
+        frames.append(_side_query(target, item, target.delta_options).collect())  # queryAll unless refused
     return pl.concat(frames, how="vertical") if frames else None
 
 
@@ -797,8 +797,9 @@ def sync_object(
         except DamagedBase as err:  # found by a compaction, which checks every key of the base it writes
             _rebuilding(target, err)
             landed = _land(target, None, None)
-            mode, stats = _save(paths, target, _Outcome(landed, landed.merged, None), source=source,
-                                runs_since_reconcile=0, runs_since_refresh=0, count=count)
+            outcome, schema_changes = _Outcome(landed, landed.merged, None), landed.change_note
+            mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=0, runs_since_refresh=0,
+                                count=count)
     report_progress(object_name, "replica", rows=stats.replica_rows, status="done", note=mode)
     log_event("sync_done", object=object_name, run_id=run_id, mode=mode, seconds=round(time.monotonic() - started, 3),
               schema_changes=schema_changes, **stats.as_dict())

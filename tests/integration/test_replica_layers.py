@@ -109,4 +109,6 @@ def test_a_base_with_a_repeated_key_means_a_rebuild(tmp_path, caplog, monkeypatc
         second = sync_object("Account", run_id="K2", connection=conn, options=FAST, data_root=data_root)
         _assert_exact(conn, tmp_path / "truth", data_root, second.dataset)
     assert second.mode == "backfill"
+    assert second.extracted.rows >= second.sync.replica_rows  # the backfill's extract, not the discarded delta's
+    assert second.sync.inserts == second.sync.replica_rows  # the rebuild's counts, not the discarded delta's
     assert [r for r in caplog.records if "sync_replica_mismatch" in r.getMessage() and "repeat" in r.getMessage()]
