@@ -14,6 +14,7 @@ from tasks.extract import LANDING_TASK_RETRIES, ExtractOptions, ExtractResult, e
 from tasks.extract_plan import ExtractPlanItem
 from tasks.replica import MergeStats
 from tasks.sync import SyncResult, sync_object
+from utils import storage
 
 LandingMode = Literal["backfill", "incremental", "full"]
 
@@ -91,7 +92,11 @@ def land_object(item: ExtractPlanItem, run_id: str, *, full_refresh: bool = Fals
 
     options = ExtractOptions(drop_missing_fields=drop_missing_fields)
     if uses_incremental_sync(item):
-        return LandingResult.from_sync(sync_object(item.object_name, run_id=run_id, full_refresh=full_refresh,
-                                                   data_root=data_root, api=api, options=options))
-    return LandingResult.from_extract(extract_object(item, run_id=run_id, options=options, data_root=data_root,
-                                                     bulk_threshold_rows=spec_for(item.object_name).bulk_threshold_rows))
+        landed = LandingResult.from_sync(sync_object(item.object_name, run_id=run_id, full_refresh=full_refresh,
+                                                     data_root=data_root, api=api, options=options))
+    else:
+        landed = LandingResult.from_extract(extract_object(
+            item, run_id=run_id, options=options, data_root=data_root,
+            bulk_threshold_rows=spec_for(item.object_name).bulk_threshold_rows))
+    storage.wait_for_own_uploads()  # an object-store root: what Phase 1 and QA derive files from is there first
+    return landed

@@ -50,10 +50,13 @@ from utils.replica_layers import (
     TOMBSTONE,
     ReplicaStamp,
     StoredReplica,
+    hashes,
+    key_hash,
     keys_out_of_order,
     layered_scan,
     newest_value,
     overlay_path_for,
+    row_hash,
     split_layers,
 )
 
@@ -94,6 +97,7 @@ class Replica:
     base_rows: int
     overlay: pl.DataFrame  # replica columns + FLAGS; a few records
     whole: pl.DataFrame | None = None
+    stored_hashes: bool = True  # the base file's hash columns can be used as they are (StoredReplica.has_hashes)
 
     @classmethod
     def of_frame(cls, frame: pl.DataFrame, primary_key: str) -> Replica:
@@ -150,18 +154,7 @@ class Replica:
         typed = delta.with_columns(pl.col(c).cast(t) for c, t in self.schema.items())
         latest = latest_versions(typed, primary_key=key, cursor_field=cursor_field)
         keys = latest.get_column(key)
-        # The base is read for the delta's records' row hash and creation time only, found by their key's hash: three
-        # integer columns (a synthetic 20M-record base, idle machine: the key-hash filter 0.07 s, a further integer
-        # column ~0.03 s, where the same lookup on the string keys took 0.65 s).
-        # A 64-bit collision between a delta key and another base key (odds ~1e-9 for 1,000 keys against 20M) would
-        # count that record as an update: the replica's row count is then one off until the next compaction.
-        wanted = latest.select(key, key_hash(key))
-        kept_columns = [KEY_HASH, ROW_HASH, *([CREATED_FIELD] if CREATED_FIELD in self.schema else [])]
-        found = (self.base_scan().select(kept_columns)
-                 .filter(pl.col(KEY_HASH).is_in(wanted.get_column(KEY_HASH).implode())).collect(engine="streaming"))
-        if found.get_column(KEY_HASH).is_duplicated().any():  # a key twice: the base was edited, never merged into
-            raise DamagedBase(KEYS_DAMAGED.format(key=key))
-        in_base = wanted.join(found, on=KEY_HASH).drop(KEY_HASH)
+        in_base = self._base_versions(latest.select(key))
         overlaid = self.overlay.filter(pl.col(key).is_in(keys.implode()))
         current = pl.concat([  # each record's version before this delta, as (key, row hash)
             in_base.join(overlaid.select(key), on=key, how="anti").select(key, ROW_HASH),
@@ -186,6 +179,28 @@ class Replica:
         updated = replace(self, overlay=pl.concat([kept, changed]).sort(key))
         return updated, replace(stats, replica_rows=updated.rows)
 
+    def _base_versions(self, wanted: pl.DataFrame) -> pl.DataFrame:
+        """The base's (key, row hash, creation time) of the ``wanted`` keys it holds, found by their key's hash:
+        three integer columns read (a synthetic 20M-record base, idle machine: the key-hash filter 0.07 s, a further
+        integer column ~0.03 s, where the same lookup on the string keys took 0.65 s). A base key sharing a delta
+        key's hash (odds ~1e-9 for 1,000 keys against 20M) would count that record as an update and the row count
+        one off until the next compaction; two delta keys sharing one are looked up by key instead."""
+        key = self.primary_key
+        created = [CREATED_FIELD] if CREATED_FIELD in self.schema else []
+        wanted = wanted.with_columns(key_hash(key))
+        if wanted.get_column(KEY_HASH).is_duplicated().any():
+            found = (self.base_scan().select(key, ROW_HASH, *created)
+                     .filter(pl.col(key).is_in(wanted.get_column(key).implode())).collect(engine="streaming"))
+            repeated = found.get_column(key).is_duplicated().any()
+        else:
+            found = (self.base_scan().select(KEY_HASH, ROW_HASH, *created)
+                     .filter(pl.col(KEY_HASH).is_in(wanted.get_column(KEY_HASH).implode())).collect(engine="streaming"))
+            repeated = found.get_column(KEY_HASH).is_duplicated().any()
+            found = wanted.join(found, on=KEY_HASH).drop(KEY_HASH)
+        if repeated:  # a key twice: the base was edited, never merged into
+            raise DamagedBase(KEYS_DAMAGED.format(key=key))
+        return found
+
     def _base_records(self, keys: pl.Series) -> pl.DataFrame:
         return (self.base_scan().select(list(self.schema)).filter(pl.col(self.primary_key).is_in(keys.implode()))
                 .collect(engine="streaming").cast(self.schema))  # type: ignore[arg-type]
@@ -194,7 +209,7 @@ class Replica:
         """The base file's rows with their hashes (computed, for a base an older version wrote)."""
         assert self.base_file is not None
         base = pl.scan_parquet(self.base_file)
-        if set(HASHES) <= set(base.collect_schema().names()):
+        if self.stored_hashes and set(HASHES) <= set(base.collect_schema().names()):
             return base
         return base.drop(HASHES, strict=False).with_columns(hashes(list(self.schema), self.primary_key))
 
@@ -262,23 +277,6 @@ class Replica:
         if self.whole is not None:
             return False
         return self.base_id is None or self.overlay.height > max(COMPACT_MIN_ROWS, COMPACT_SHARE * self.base_rows)
-
-
-def row_hash(columns: Sequence[str]) -> pl.Expr:
-    """A record's values as one 64-bit hash (Polars' own, fixed seed): stored beside every base record, so a merge
-    tells an update from a repeat without reading the base's values."""
-    return pl.struct(list(columns)).hash(seed=0).alias(ROW_HASH)
-
-
-def key_hash(primary_key: str) -> pl.Expr:
-    """A record's key as a 64-bit hash: stored beside every base record, so a merge finds the delta's records
-    without reading the base's keys."""
-    return pl.col(primary_key).hash(seed=0).alias(KEY_HASH)
-
-
-def hashes(columns: Sequence[str], primary_key: str) -> list[pl.Expr]:
-    """The columns every base record carries beside its values (``HASHES``)."""
-    return [row_hash(columns), key_hash(primary_key)]
 
 
 def _buckets(primary_key: str, rows: int) -> list[pl.Expr]:
@@ -403,7 +401,7 @@ def open_replica(base: Path, stored: StoredReplica, *, primary_key: str,
     # a base without an id or hashes (an older version wrote it) is rewritten by this run (needs_compaction)
     base_id = stored.base_stamp.base_id if stored.base_stamp and stored.has_hashes else None
     overlay = stored.overlay if stored.overlay is not None else empty_overlay(schema)
-    return Replica(primary_key, schema, base, base_id, stored.base_rows, overlay)
+    return Replica(primary_key, schema, base, base_id, stored.base_rows, overlay, stored_hashes=stored.has_hashes)
 
 
 __all__: Sequence[str] = ("Replica", "open_replica", "write_replica")

@@ -175,10 +175,10 @@ def _lease(mirror: storage.Mirror, lock_path: Path, *, what: str, log_every_seco
 
 
 def _wait_for_uploads(*, failing: bool) -> None:
-    """Wait for the background uploads (utils/storage.py); when the block already failed, its error is the one
-    to report, and a failed upload stays recorded for the run's next barrier."""
+    """Wait for the background uploads the holder made (utils/storage.py); when the block already failed, its
+    error is the one to report, and a failed upload stays recorded for the run's next barrier."""
     try:
-        storage.wait_for_uploads()
+        storage.wait_for_own_uploads()  # the holder's: another thread's uploads are not this lease's
     except storage.StorageError:
         if not failing:
             raise

@@ -7,9 +7,9 @@ one reader, for the sync and for Phase 1 and QA (through ``utils.raw_frame.scan_
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,37 @@ FLAGS = (TOMBSTONE, IN_BASE)
 ROW_HASH = "_replica_row_hash"  # base files only: each record's values hashed (tasks/replica_store.row_hash)
 KEY_HASH = "_replica_key_hash"  # base files only: the record's key hashed, what a merge finds the delta's records by
 HASHES = (ROW_HASH, KEY_HASH)
+
+
+def row_hash(columns: Sequence[str]) -> pl.Expr:
+    """A record's values as one 64-bit hash (Polars' own, fixed seed): stored beside every base record, so a merge
+    tells an update from a repeat without reading the base's values."""
+    return pl.struct(list(columns)).hash(seed=0).alias(ROW_HASH)
+
+
+def key_hash(primary_key: str) -> pl.Expr:
+    """A record's key as a 64-bit hash: stored beside every base record, so a merge finds the delta's records
+    without reading the base's keys."""
+    return pl.col(primary_key).hash(seed=0).alias(KEY_HASH)
+
+
+def hashes(columns: Sequence[str], primary_key: str) -> list[pl.Expr]:
+    """The columns every base record carries beside its values (``HASHES``)."""
+    return [row_hash(columns), key_hash(primary_key)]
+
+
+def _hash_probe() -> str:
+    """The hashes this Polars computes for a fixed sample. Polars does not promise the same hashes across versions:
+    a base whose stamp holds another probe (written by another version, on another worker) has its stored hashes
+    ignored, computed afresh, and is rewritten by the run."""
+    sample = pl.DataFrame({"Id": ["001000000000000AAA", None], "amount": [1.5, None], "count": [7, None],
+                           "flag": [True, None], "at": [datetime(2024, 1, 1, tzinfo=timezone.utc), None],
+                           "day": [date(2024, 1, 1), None]})
+    values = sample.select(hashes(sample.columns, "Id"))
+    return ",".join(str(v) for row in values.iter_rows() for v in row)
+
+
+HASH_PROBE = _hash_probe()
 
 
 def overlay_path_for(base: Path) -> Path:
@@ -48,12 +79,14 @@ class ReplicaStamp:
     base_id: str | None = None  # a base file's own id; an overlay's: the base it applies to (tasks/replica_store)
     primary_key: str | None = None  # what an overlay's records replace base records by
     overlay_rows: int | None = None  # an overlay's own rows (live, replaced and deleted records)
+    hash_probe: str | None = HASH_PROBE  # the Polars hashes the file's hash columns were made with (_hash_probe)
 
     def to_metadata(self) -> dict[str, str]:
         watermark = utc_iso(self.watermark) if self.watermark else None
         return {STAMP_KEY: json.dumps({"run_id": self.run_id, "rows": self.rows, "watermark": watermark,
                                        "column_types": self.column_types, "base_id": self.base_id,
-                                       "primary_key": self.primary_key, "overlay_rows": self.overlay_rows})}
+                                       "primary_key": self.primary_key, "overlay_rows": self.overlay_rows,
+                                       "hash_probe": self.hash_probe})}
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str]) -> ReplicaStamp | None:
@@ -62,9 +95,10 @@ class ReplicaStamp:
             data = json.loads(metadata[STAMP_KEY])
             watermark = datetime.fromisoformat(data["watermark"]) if data["watermark"] else None
             base_id, key, overlay_rows = data.get("base_id"), data.get("primary_key"), data.get("overlay_rows")
+            probe = data.get("hash_probe")
             return cls(str(data["run_id"]), int(data["rows"]), watermark, dict(data["column_types"]),
                        str(base_id) if base_id else None, str(key) if key else None,
-                       int(overlay_rows) if overlay_rows is not None else None)
+                       int(overlay_rows) if overlay_rows is not None else None, str(probe) if probe else None)
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -95,7 +129,7 @@ class StoredReplica:
     base_schema: dict[str, pl.DataType]  # the records' columns (the hashes left out)
     overlay: pl.DataFrame | None
     overlay_stamp: ReplicaStamp | None
-    has_hashes: bool = True  # False: a base an older version wrote (rewritten by the next run)
+    has_hashes: bool = True  # False: hashes missing or made by another Polars (recomputed, rewritten by the next run)
 
     @property
     def stamp(self) -> ReplicaStamp | None:
@@ -107,7 +141,8 @@ def read_stored(base: Path) -> StoredReplica:
     overlay written for another base (left by a compaction) is left out. Raises when a file is unreadable."""
     base_stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(base))
     base_schema = dict(pl.read_parquet_schema(base))
-    has_hashes = all([base_schema.pop(column, None) is not None for column in HASHES])
+    stored = all([base_schema.pop(column, None) is not None for column in HASHES])
+    has_hashes = stored and base_stamp is not None and base_stamp.hash_probe == HASH_PROBE
     base_rows = int(pl.scan_parquet(base).select(pl.len()).collect().item())
     overlay_file = overlay_path_for(base)
     if base_stamp is None or base_stamp.base_id is None or not overlay_file.is_file():

@@ -189,7 +189,8 @@ def _upload(mirror: Mirror, path: Path) -> None:
 #   sidecar and state, QA's snapshot before its report), so a crash at any point leaves what a synchronous writer
 #   killed there would. Writers in other threads (Phase 1 beside QA, the other objects) do not wait for each other
 #   (measured: QA's and Phase 1's small outputs waited 2-4 s each behind a 1M-row backfill's raw CSV); what commits
-#   a whole run (its run record, a fan-out object run's part) calls ``wait_for_uploads`` first;
+#   a whole run (its run record, a fan-out object run's part) calls ``wait_for_uploads`` first, and a landing
+#   step or a lease holder ``wait_for_own_uploads`` before others read what it wrote;
 # * a failed upload stops the queue: nothing queued after it is uploaded (a state never describes a replica that
 #   did not reach the store), and every later publish, read of a queued file or ``wait_for_uploads`` raises it
 #   until the next run's ``check_data_root`` (which raises it first if nobody has yet): it fails the run;
@@ -248,6 +249,12 @@ def _wait_for_queued(under: Path | None, writer: int | None = None) -> None:
 def wait_for_uploads() -> None:
     """Return once every file published so far is in the store; raise the error of a failed upload."""
     _settle()
+
+
+def wait_for_own_uploads() -> None:
+    """Return once every file this thread published is in the store (a step's writes, before others derive files
+    from them or a lease it holds is released); raise the error of a failed upload."""
+    _settle(writer=threading.get_ident())
 
 
 def _raise_failed_upload() -> None:

@@ -14,10 +14,13 @@ from tasks import replica_store
 from tasks.replica import count_created_before, merge_delta
 from tasks.replica_store import Replica, open_replica, row_hash, write_replica
 from utils.replica_layers import (
+    HASH_PROBE,
+    KEY_HASH,
     KEYS_DAMAGED,
     ROW_HASH,
     ReplicaStamp,
     keys_out_of_order,
+    newest_value,
     overlay_path_for,
     read_stored,
     scan_replica,
@@ -238,8 +241,52 @@ def test_a_count_bound_after_every_base_record_reads_no_base_column(tmp_path, nu
         whole = whole.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise(pl.col("CreatedDate"))
                                    .alias("CreatedDate"))
     write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    newest = newest_value(path, "CreatedDate")  # the footer's answer: none when a null is in the column
+    assert newest is None if null_created else newest == whole["CreatedDate"].max()
     layered, _ = _reopen(path).merge(_delta(random.Random(13), 1), cursor_field="SystemModstamp")
     expected = layered.collect()
     for bound in (T0 + timedelta(seconds=30), T0 + timedelta(days=1)):
         assert layered.count_created_before("CreatedDate", bound) == count_created_before(expected, "CreatedDate",
                                                                                           bound)
+
+
+def test_hashes_made_by_another_polars_are_computed_afresh_and_the_base_rewritten(tmp_path):
+    """Polars' hashes may change between versions: a base whose stamp names another probe (written by another
+    version, on another worker) merges as if its hash columns were made now, and the run rewrites it."""
+    path = tmp_path / "Thing.parquet"
+    whole, _ = merge_delta(None, _delta(random.Random(21), 0, size=80), columns=list(SCHEMA), primary_key="Id",
+                           cursor_field="SystemModstamp")
+    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    delta = _delta(random.Random(22), 1)
+    expected_replica, expected = merge_delta(whole, delta, columns=list(SCHEMA), primary_key="Id",
+                                             cursor_field="SystemModstamp")
+    on_disk = pl.read_parquet(path)
+    stamp = ReplicaStamp.from_metadata(pl.read_parquet_metadata(path))
+    assert stamp is not None and stamp.hash_probe == HASH_PROBE
+    foreign = replace(stamp, hash_probe="another polars")
+    on_disk.with_columns(pl.col(KEY_HASH) + 1, pl.col(ROW_HASH) + 1).write_parquet(path,
+                                                                                    metadata=foreign.to_metadata())
+    assert not read_stored(path).has_hashes
+    merged, stats = _reopen(path).merge(delta, cursor_field="SystemModstamp")
+    assert stats == replace(expected, replica_rows=expected_replica.height)
+    assert merged.needs_compaction()
+    write_replica(path, merged, _stamp(merged, 1))
+    assert read_stored(path).has_hashes
+    assert_frame_equal(scan_replica(path).collect().sort("Id"), expected_replica)
+
+
+def test_delta_keys_sharing_a_hash_are_looked_up_by_key(tmp_path, monkeypatch):
+    """Two of the delta's keys with one hash (forced here: every key hashes to its length) would each match the
+    other's base record: the lookup goes by key instead, and the merge counts what the whole-frame merge counts."""
+    path = tmp_path / "Thing.parquet"
+    whole, _ = merge_delta(None, _delta(random.Random(31), 0, size=80), columns=list(SCHEMA), primary_key="Id",
+                           cursor_field="SystemModstamp")
+    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    delta = _delta(random.Random(32), 1)
+    expected_replica, expected = merge_delta(whole, delta, columns=list(SCHEMA), primary_key="Id",
+                                             cursor_field="SystemModstamp")
+    monkeypatch.setattr(replica_store, "key_hash",
+                        lambda key: pl.col(key).str.len_bytes().cast(pl.UInt64).alias(KEY_HASH))
+    merged, stats = _reopen(path).merge(delta, cursor_field="SystemModstamp")
+    assert stats == replace(expected, replica_rows=expected_replica.height)
+    assert_frame_equal(merged.collect(), expected_replica)
