@@ -28,7 +28,8 @@ ERROR_WIDTH = 90  # characters of an error kept in the table; the full text is i
 
 def changes_text(row: SummaryRow) -> str:
     """``+1,980 ~3 =12 -20`` (inserted, updated, unchanged, soft-deleted): together they are the delta's records, so
-    they add up to ``rows``; hard deletes and records recovered by reconciliation follow when there are any."""
+    they add up to ``rows``; hard deletes and records recovered by reconciliation follow when there are any, and
+    that the delta cannot show deletions (an object that refused queryAll)."""
     if row.inserts is None:
         return "full extract" if row.mode == "full" else ""
     soft = (row.deletes or 0) + (row.deleted_absent or 0)
@@ -39,6 +40,8 @@ def changes_text(row: SummaryRow) -> str:
         text += f", {row.recovered:,} recovered"
     if row.refreshed:
         text += f", {row.refreshed:,} formula values refreshed"
+    if row.deletes_untracked:  # the object refused queryAll: deletions arrive by reconciliation, not the delta
+        text += ", deletes by reconciliation only"
     return text
 
 

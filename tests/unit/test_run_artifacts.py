@@ -35,6 +35,12 @@ def test_compact_rows_fit_a_pane_and_add_up():
     assert all("/data" not in v for row in (lead, case) for v in row.values())
 
 
+def test_an_object_whose_delta_cannot_show_deletions_says_so():
+    (row,) = compact_summary_rows(RunSummary(**{**SUMMARY.__dict__, "objects": (
+        SummaryRow(**{**ROW.__dict__, "mode": "incremental", "deletes_untracked": True}),)}))
+    assert row["+ins ~upd =same -del"] == "+4,948 ~0 =0 -52, 3 hard-deleted, deletes by reconciliation only"
+
+
 def test_observed_values_read_as_text_not_python_reprs():
     assert readable({"rows": 1980, "missing": None}) == "rows 1,980, missing -"
     assert readable([0.123456, True]) == "0.1235, yes"
