@@ -181,7 +181,8 @@ class _SyncTarget:
 
     @property
     def delta_options(self) -> ExtractOptions:
-        """The delta's options: queryAll (deleted records included) unless the object refused it this run."""
+        """The options of every query that wants deleted records (the delta, the records fetched by Id): queryAll
+        unless the object refused it this run. The one place a sync turns queryAll on: ``options`` has it off."""
         return replace(self.options, include_deleted=not self.learned.query_all_refused)
 
 
@@ -289,7 +290,7 @@ def _narrow_pull(target: _SyncTarget, columns: tuple[str, ...], replica_rows: in
     item = ExtractPlanItem(name, build_soql(name, wanted), wanted, api, True, cursor=target.cursor)
     # a page of a few columns is a fraction of a full row's size: fewer, bigger Bulk result pages, fewer requests
     page = min(NARROW_PAGE_MAX, target.options.bulk_page_size * max(1, len(spec.fields) // len(wanted)))
-    return _side_query(target, item, replace(target.options, include_deleted=False, bulk_page_size=page,
+    return _side_query(target, item, replace(target.options, bulk_page_size=page,
                                              expected_rows=replica_rows))
 
 
@@ -540,7 +541,7 @@ def _live_keys(target: _SyncTarget, count: OrgCount) -> pl.LazyFrame:
     api = _side_query_api(spec, count.live)
     columns = (spec.primary_key,) + ((CREATED_FIELD,) if count.created_before else ())
     item = ExtractPlanItem(name, build_soql(name, columns), columns, api, True, cursor=target.cursor)
-    return _side_query(target, item, replace(target.options, include_deleted=False))
+    return _side_query(target, item, target.options)
 
 
 def _records_by_id(target: _SyncTarget, columns: list[str], ids: list[str]) -> pl.DataFrame | None:
@@ -752,7 +753,7 @@ def sync_object(
 ) -> SyncResult:
     """One incremental run for ``object_name``: the delta's extract, the mode, the merge counts and the replica."""
     conn = connection or get_connection()
-    options = replace(options or ExtractOptions(), include_deleted=True)
+    options = replace(options or ExtractOptions(), include_deleted=False)  # delta_options alone turns it on
     paths = build_sync_paths(object_name, data_root=data_root)
     started = time.monotonic()
     source = conn.org_key
