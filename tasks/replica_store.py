@@ -366,7 +366,7 @@ def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Se
     stamp = ReplicaStamp(run_id, stats.inserts, newest, dict(column_types), base_id=base_id)
     with atomic_path(base) as tmp:
         stream.sink_parquet(tmp, compression="zstd", metadata=stamp.to_metadata(), row_group_size=ROW_GROUP_ROWS)
-    replica_schema = dict(pl.read_parquet_schema(base))
+    replica_schema = {c: t for c, t in pl.read_parquet_schema(base).items() if c not in HASHES}  # the records'
     replica = Replica(primary_key, replica_schema, base, base_id, stats.inserts, empty_overlay(replica_schema))
     return Backfilled(replica, replace(stats, replica_rows=stats.inserts), newest)
 

@@ -175,6 +175,24 @@ def test_a_backfill_written_range_by_range_equals_the_whole_frame_merge(tmp_path
     assert key_problem(path, "Id") is None and done.replica.rows == whole.height
 
 
+def test_the_same_run_merges_into_the_base_its_backfill_wrote(tmp_path):
+    """A backfill's count can disagree with the org (a record committed while it ran): the reconciliation's records
+    fetched by Id merge into the replica the backfill handed out, whose columns are the records' (not its hashes)."""
+    extract = _delta(random.Random(41), 0, size=60)
+    path = tmp_path / "replica" / "Thing.parquet"
+    done = replica_store.write_backfill(path, extract.lazy(), extract.height, columns=list(SCHEMA), primary_key="Id",
+                                        cursor_field="SystemModstamp", run_id="B1", column_types=TYPES,
+                                        scratch=tmp_path)
+    assert list(done.replica.schema) == list(SCHEMA)
+    whole, _ = merge_delta(None, extract, columns=list(SCHEMA), primary_key="Id", cursor_field="SystemModstamp")
+    fetched = _delta(random.Random(42), 1, size=5).with_columns(pl.lit(False).alias("IsDeleted"))
+    expected_replica, expected = merge_delta(whole, fetched, columns=list(SCHEMA), primary_key="Id",
+                                             cursor_field="SystemModstamp")
+    merged, stats = done.replica.merge(fetched, cursor_field="SystemModstamp")
+    assert stats == replace(expected, replica_rows=expected_replica.height)
+    assert_frame_equal(merged.collect(), expected_replica)
+
+
 def _base_with_a_repeated_key(path, *, rehash: bool) -> list[str]:
     """A base edited by hand, as many rows as its stamp says: its second key made the first's, its key hashes kept
     or made anew (as a writer that knows them would). Returns its keys as they were."""
