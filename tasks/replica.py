@@ -257,10 +257,14 @@ def fallback_watermark(replica: pl.DataFrame | pl.LazyFrame, cursor_field: str, 
 
 def next_watermark(delta: pl.DataFrame, cursor_field: str, previous: datetime | None) -> datetime | None:
     """The highest cursor seen (never moves backwards); an empty delta keeps the previous watermark."""
-    seen = _newest(delta, cursor_field)
-    if seen is None:
-        return previous
-    return max(seen, previous) if previous else seen
+    return later_watermark(_newest(delta, cursor_field), previous)
+
+
+def later_watermark(seen: datetime | None, previous: datetime | None) -> datetime | None:
+    """The later of two watermarks, either of which may be unknown: a watermark never moves backwards."""
+    if seen is None or previous is None:
+        return seen or previous
+    return max(seen, previous)
 
 
 def _newest(frame: pl.DataFrame, cursor_field: str) -> datetime | None:

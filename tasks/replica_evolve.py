@@ -20,9 +20,8 @@ from collections.abc import Mapping
 import polars as pl
 
 from tasks.replica import conform_replica
-from tasks.replica_store import ROW_GROUP_ROWS, DamagedBase, Replica, hashes, new_base_id
-from utils.atomic import atomic_path
-from utils.replica_layers import FLAGS, HASHES, KEYS_DAMAGED, ReplicaStamp, keys_out_of_order
+from tasks.replica_store import Replica, hashes, new_base_id, sink_base
+from utils.replica_layers import FLAGS, HASHES, ReplicaStamp
 
 
 def evolve_replica(replica: Replica, schema: Mapping[str, pl.DataType], fill: pl.DataFrame | None, *, run_id: str,
@@ -39,11 +38,7 @@ def evolve_replica(replica: Replica, schema: Mapping[str, pl.DataType], fill: pl
     before = ReplicaStamp.from_metadata(pl.read_parquet_metadata(replica.base_file))
     stamp = ReplicaStamp(run_id, replica.base_rows, before.watermark if before else None, dict(column_types),
                          base_id=new_base_id())
-    with atomic_path(replica.base_file) as tmp:
-        base.with_columns(hashes(list(schema), key)).sink_parquet(
-            tmp, compression="zstd", metadata=stamp.to_metadata(), row_group_size=ROW_GROUP_ROWS)
-        if keys_out_of_order(tmp, key).collect(engine="streaming").item():
-            raise DamagedBase(KEYS_DAMAGED.format(key=key))
+    sink_base(replica.base_file, base.with_columns(hashes(list(schema), key)), stamp.to_metadata(), check_keys=key)
     flags: dict[str, pl.DataType] = {flag: pl.Boolean() for flag in FLAGS}
     overlay = conform_replica(replica.overlay, {**schema, **flags}, primary_key=key, fill=fill)
     return Replica(key, dict(schema), replica.base_file, stamp.base_id, replica.base_rows, overlay)

@@ -308,19 +308,26 @@ def write_replica(base: Path, replica: Replica, stamp: ReplicaStamp) -> Replica:
         return replica
     base_id = new_base_id()
     metadata = replace(stamp, base_id=base_id).to_metadata()
-    with atomic_path(base) as tmp:
-        if replica.whole is not None:
+    if replica.whole is None:
+        # merge_sorted trusts its inputs' order: what it wrote is checked before it replaces the base
+        sink_base(base, _compact(replica), metadata, check_keys=replica.primary_key)
+    else:
+        with atomic_path(base) as tmp:
             hashed = replica.whole.sort(replica.primary_key).with_columns(
                 hashes(list(replica.schema), replica.primary_key))
             hashed.write_parquet(tmp, compression="zstd", metadata=metadata, row_group_size=ROW_GROUP_ROWS)
-        else:
-            _compact(replica).sink_parquet(tmp, compression="zstd", metadata=metadata, row_group_size=ROW_GROUP_ROWS)
-            # merge_sorted trusts its inputs' order: what it wrote is checked before it replaces the base, which
-            # also finds a base edited by hand (a key repeated or out of order) that no run's delta touched
-            if keys_out_of_order(tmp, replica.primary_key).collect(engine="streaming").item():
-                raise DamagedBase(KEYS_DAMAGED.format(key=replica.primary_key))
     # no overlay to remove: the one on disk names the old base, so it is ignored from now on
     return Replica(replica.primary_key, replica.schema, base, base_id, stamp.rows, empty_overlay(replica.schema))
+
+
+def sink_base(base: Path, rows: pl.LazyFrame, metadata: dict[str, str], *, check_keys: str | None = None) -> None:
+    """Stream ``rows`` (sorted by key, hashes included) into a new base file, atomically. ``check_keys`` names the
+    key to check in what was written before it replaces the old base (a key repeated or out of order: a base edited
+    by hand, found where every key is read anyway; raises ``DamagedBase``)."""
+    with atomic_path(base) as tmp:
+        rows.sink_parquet(tmp, compression="zstd", metadata=metadata, row_group_size=ROW_GROUP_ROWS)
+        if check_keys and keys_out_of_order(tmp, check_keys).collect(engine="streaming").item():
+            raise DamagedBase(KEYS_DAMAGED.format(key=check_keys))
 
 
 @dataclass(frozen=True)
@@ -364,8 +371,7 @@ def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Se
     stream = pl.concat([pl.scan_parquet(run) for run in runs])  # key ranges in order: sorted as a whole
     base_id = new_base_id()
     stamp = ReplicaStamp(run_id, stats.inserts, newest, dict(column_types), base_id=base_id)
-    with atomic_path(base) as tmp:
-        stream.sink_parquet(tmp, compression="zstd", metadata=stamp.to_metadata(), row_group_size=ROW_GROUP_ROWS)
+    sink_base(base, stream, stamp.to_metadata())  # sorted by construction: each range sorted, ranges in order
     replica_schema = {c: t for c, t in pl.read_parquet_schema(base).items() if c not in HASHES}  # the records'
     replica = Replica(primary_key, replica_schema, base, base_id, stats.inserts, empty_overlay(replica_schema))
     return Backfilled(replica, replace(stats, replica_rows=stats.inserts), newest)

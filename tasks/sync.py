@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import polars as pl
 from prefect import task
@@ -42,11 +42,13 @@ from tasks.extract_plan import EARLIEST_CURSOR, ExtractPlanItem, api_choice, bui
 from tasks.replica import (
     DELETED_FLAG,
     ColumnChanges,
+    FrameT,
     MergeStats,
     delta_filter,
     fallback_watermark,
     find_replica_mismatch,
     is_watermark_ahead,
+    later_watermark,
     next_watermark,
     plan_column_changes,
     soql_datetime,
@@ -69,7 +71,6 @@ from utils.sf_types import DATETIME_DTYPE, polars_dtype_for
 from utils.source import get_connection
 from utils.timefmt import now_utc_seconds, utc_iso
 
-FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 STATE_VERSION = 2  # 2 adds column_types and clock_offset_seconds; a version-1 state reads as one with them unset
 RECONCILE_FETCH_BATCH = 300   # Ids per `WHERE Id IN (...)` query: ~6 KB of Ids, well under the ~16 KB URL limit
 RECONCILE_FETCH_MIN = 6000    # fetch up to this many missing records by Id (20 queries) before a backfill wins...
@@ -686,8 +687,7 @@ def _save(paths: SyncPaths, target: _SyncTarget, outcome: _Outcome, *, source: s
     delta saw (records fetched by Id never move it)."""
     landed, merged = outcome.landed, outcome.replica
     mode: SyncMode = "incremental" if outcome.watermark else "backfill"
-    new_watermark = max(landed.newest, outcome.watermark) if landed.newest and outcome.watermark else \
-        landed.newest or outcome.watermark  # never backwards; an empty delta keeps the watermark
+    new_watermark = later_watermark(landed.newest, outcome.watermark)  # an empty delta keeps the watermark
     _write_replica(paths, merged, landed, target.run_id, mode, new_watermark)
     write_sync_state(paths.state, SyncState(
         object=target.object_name, source=source, fields=tuple(target.spec.fields), columns=tuple(landed.columns),
@@ -722,9 +722,11 @@ class SyncResult:
                 "schema_changes": self.schema_changes}
 
 
-def _rebuilding(target: _SyncTarget, err: DamagedBase) -> None:
+def _rebuilt(target: _SyncTarget, err: DamagedBase) -> _Landed:
+    """A base found damaged (by the merge or a compaction) is never merged into: the replica is rebuilt."""
     log_event("sync_replica_mismatch", level=30, object=target.object_name, run_id=target.run_id, reason=str(err),
               action="full backfill (the replica is rebuilt, never written back)")
+    return _land(target, None, None)
 
 
 def _sync_target(object_name: str, conn: SalesforceConnection, options: ExtractOptions, run_id: str,
@@ -774,10 +776,8 @@ def sync_object(
         delta_started = datetime.now(timezone.utc)
         try:
             landed = _land(target, watermark, start.resumed)
-        except DamagedBase as err:  # found in the delta's records of the base: rebuild, never merge into it
-            _rebuilding(target, err)
-            watermark = None
-            landed = _land(target, None, None)
+        except DamagedBase as err:  # found in the delta's records of the base
+            watermark, landed = None, _rebuilt(target, err)
         schema_changes = landed.change_note
         report_progress(object_name, "replica", rows=landed.merged.rows, note="merging the delta")
         offset = state.clock_offset_seconds if state else 0.0
@@ -796,8 +796,7 @@ def sync_object(
             mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=runs_since,
                                 runs_since_refresh=0 if refreshed else since_refresh, count=count)
         except DamagedBase as err:  # found by a compaction, which checks every key of the base it writes
-            _rebuilding(target, err)
-            landed = _land(target, None, None)
+            landed = _rebuilt(target, err)
             outcome, schema_changes = _Outcome(landed, landed.merged, None), landed.change_note
             mode, stats = _save(paths, target, outcome, source=source, runs_since_reconcile=0, runs_since_refresh=0,
                                 count=count)

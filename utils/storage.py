@@ -167,7 +167,7 @@ def publish(path: str | os.PathLike[str]) -> None:
     if path.stat().st_size >= BACKGROUND_UPLOAD_MIN_BYTES:
         _queue_upload(mirror, path)
         return
-    _settle(writer=threading.get_ident())  # a writer's files reach the store in its order: replica before state
+    wait_for_own_uploads()  # a writer's files reach the store in its order: replica before state
     _upload(mirror, path)
 
 
@@ -199,8 +199,8 @@ def _upload(mirror: Mirror, path: Path) -> None:
 #   before it ends (flows/common.py); the thread is not a daemon, so the interpreter finishes them before it exits.
 S3_UPLOAD_PARTS_AT_ONCE = 2
 BACKGROUND_UPLOAD_MIN_BYTES = 8 * 2**20  # below this an upload costs less than the bookkeeping is worth
-_QUEUED: dict[Path, Future[None]] = {}   # the last queued upload of each path, until someone waited for it
-_WRITERS: dict[Path, int] = {}           # the thread that queued it
+_QUEUED: dict[Path, tuple[Future[None], int]] = {}  # the last queued upload of each path and the thread that
+#                                                     queued it, until someone waited for it
 _FAILED: list[tuple[BaseException, bool]] = []  # (the first failed upload's error, whether it was reported)
 
 
@@ -223,8 +223,7 @@ def _queue_upload(mirror: Mirror, path: Path) -> None:
             raise
 
     with _LOCK:
-        _QUEUED[path] = _uploader().submit(upload)
-        _WRITERS[path] = threading.get_ident()
+        _QUEUED[path] = (_uploader().submit(upload), threading.get_ident())
 
 
 def _settle(under: Path | None = None, *, writer: int | None = None) -> None:
@@ -236,14 +235,13 @@ def _settle(under: Path | None = None, *, writer: int | None = None) -> None:
 
 def _wait_for_queued(under: Path | None, writer: int | None = None) -> None:
     with _LOCK:
-        waiting = [(p, f) for p, f in _QUEUED.items() if (under is None or p == under or under in p.parents)
-                   and (writer is None or _WRITERS.get(p) == writer)]
-    for path, future in waiting:
-        future.exception()  # waits; a failure is kept in _FAILED
+        waiting = [(p, queued) for p, queued in _QUEUED.items()
+                   if (under is None or p == under or under in p.parents) and writer in (None, queued[1])]
+    for path, queued in waiting:
+        queued[0].exception()  # waits; a failure is kept in _FAILED
         with _LOCK:
-            if _QUEUED.get(path) is future:
+            if _QUEUED.get(path) is queued:
                 del _QUEUED[path]
-                _WRITERS.pop(path, None)
 
 
 def wait_for_uploads() -> None:

@@ -52,6 +52,14 @@ def _stamp(replica: Replica, run: int) -> ReplicaStamp:
     return ReplicaStamp(f"RUN{run}", replica.rows, T0 + timedelta(minutes=run), TYPES)
 
 
+def _written_base(path, rng: random.Random) -> pl.DataFrame:
+    """A first base written from 80 random records: the whole-frame merge of them, which it equals."""
+    whole, _ = merge_delta(None, _delta(rng, 0, size=80), columns=list(SCHEMA), primary_key="Id",
+                           cursor_field="SystemModstamp")
+    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    return whole
+
+
 def _reopen(path) -> Replica:
     return open_replica(path, read_stored(path), primary_key="Id", schema=SCHEMA)
 
@@ -91,9 +99,7 @@ def test_an_overlay_left_by_a_compaction_is_ignored(tmp_path, monkeypatch):
     applied twice (its inserts would repeat)."""
     path = tmp_path / "Thing.parquet"
     rng = random.Random(3)
-    whole, _ = merge_delta(None, _delta(rng, 0, size=80), columns=list(SCHEMA), primary_key="Id",
-                           cursor_field="SystemModstamp")
-    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    _written_base(path, rng)
     layered, _ = _reopen(path).merge(_delta(rng, 1), cursor_field="SystemModstamp")
     write_replica(path, layered, _stamp(layered, 1))
     stale, expected = overlay_path_for(path).read_bytes(), layered.collect()
@@ -132,9 +138,7 @@ def test_reconciliation_and_refresh_on_layers_equal_the_whole_frame(tmp_path, mo
     monkeypatch.setattr(replica_store, "BUCKET_ROWS", bucket_rows)
     rng = random.Random(11)
     path = tmp_path / "Thing.parquet"
-    whole, _ = merge_delta(None, _delta(rng, 0, size=80), columns=list(SCHEMA), primary_key="Id",
-                           cursor_field="SystemModstamp")
-    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    _written_base(path, rng)
     layered, _ = _reopen(path).merge(_delta(rng, 1), cursor_field="SystemModstamp")
     expected = layered.collect()
     org = expected.filter(pl.col("Id").str.ends_with("1").not_()).select("Id", "CreatedDate")  # some vanished
@@ -196,9 +200,7 @@ def test_the_same_run_merges_into_the_base_its_backfill_wrote(tmp_path):
 def _base_with_a_repeated_key(path, *, rehash: bool) -> list[str]:
     """A base edited by hand, as many rows as its stamp says: its second key made the first's, its key hashes kept
     or made anew (as a writer that knows them would). Returns its keys as they were."""
-    whole, _ = merge_delta(None, _delta(random.Random(4), 0, size=80), columns=list(SCHEMA), primary_key="Id",
-                           cursor_field="SystemModstamp")
-    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    _written_base(path, random.Random(4))
     on_disk = pl.read_parquet(path)
     ids = on_disk["Id"].to_list()
     edited = list(ids)
@@ -237,9 +239,7 @@ def test_the_merge_reads_no_key_of_the_base(tmp_path):
     """The merge finds the delta's records by the hash of their key: a base whose key column says something else
     (its hashes kept) merges as the hashes say."""
     path = tmp_path / "Thing.parquet"
-    whole, _ = merge_delta(None, _delta(random.Random(8), 0, size=80), columns=list(SCHEMA), primary_key="Id",
-                           cursor_field="SystemModstamp")
-    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    _written_base(path, random.Random(8))
     delta = _delta(random.Random(9), 1)
     _, expected = _reopen(path).merge(delta, cursor_field="SystemModstamp")
     on_disk = pl.read_parquet(path)
@@ -272,9 +272,7 @@ def test_hashes_made_by_another_polars_are_computed_afresh_and_the_base_rewritte
     """Polars' hashes may change between versions: a base whose stamp names another probe (written by another
     version, on another worker) merges as if its hash columns were made now, and the run rewrites it."""
     path = tmp_path / "Thing.parquet"
-    whole, _ = merge_delta(None, _delta(random.Random(21), 0, size=80), columns=list(SCHEMA), primary_key="Id",
-                           cursor_field="SystemModstamp")
-    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    whole = _written_base(path, random.Random(21))
     delta = _delta(random.Random(22), 1)
     expected_replica, expected = merge_delta(whole, delta, columns=list(SCHEMA), primary_key="Id",
                                              cursor_field="SystemModstamp")
@@ -297,9 +295,7 @@ def test_delta_keys_sharing_a_hash_are_looked_up_by_key(tmp_path, monkeypatch):
     """Two of the delta's keys with one hash (forced here: every key hashes to its length) would each match the
     other's base record: the lookup goes by key instead, and the merge counts what the whole-frame merge counts."""
     path = tmp_path / "Thing.parquet"
-    whole, _ = merge_delta(None, _delta(random.Random(31), 0, size=80), columns=list(SCHEMA), primary_key="Id",
-                           cursor_field="SystemModstamp")
-    write_replica(path, Replica.of_frame(whole, "Id"), _stamp(Replica.of_frame(whole, "Id"), 0))
+    whole = _written_base(path, random.Random(31))
     delta = _delta(random.Random(32), 1)
     expected_replica, expected = merge_delta(whole, delta, columns=list(SCHEMA), primary_key="Id",
                                              cursor_field="SystemModstamp")
