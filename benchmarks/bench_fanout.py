@@ -35,11 +35,8 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -51,6 +48,8 @@ from typing import Any
 import httpx
 
 from benchmarks.harness import REPO, WORK, Case, child_env, median, ratio, run_child
+from tests.postgres_server import running_postgres  # the tests' servers (as bench_e2e uses tests.s3_server)
+from tests.prefect_server import background_process, free_port
 
 COUNTS = (5, 20)
 QUICK_COUNTS = (2, 4)
@@ -354,35 +353,6 @@ def analyse_fanout(api: Api, run_id: str) -> dict[str, Any]:
 # --- in the parent: the running parts -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop_group(proc: subprocess.Popen, *, grace_s: float = 15.0) -> None:
-    """SIGTERM the process group (the worker and its flow runs, the server and its children), then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-@contextlib.contextmanager
-def _background(cmd: Sequence[str], *, env: Mapping[str, str], log: Path, cwd: Path) -> Iterator[subprocess.Popen]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        _stop_group(proc)
-
-
 def _wait(probe: Callable[[], bool], *, timeout_s: float, what: str, log: Path, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + timeout_s
     while not probe():
@@ -394,35 +364,17 @@ def _wait(probe: Callable[[], bool], *, timeout_s: float, what: str, log: Path, 
 
 
 @contextlib.contextmanager
-def _postgres(work: Path) -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on a free loopback port (``make ui-postgres``'s programs): its URL for
-    Prefect. The cluster's folder is under /tmp, where Debian's unprivileged postgres user can reach it."""
-    from deployments.prefect_postgres import (
-        create_database,
-        database_url,
-        find_postgres_bin,
-        init_cluster,
-        start_postgres,
-        stop_postgres,
-    )
+def _postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free loopback port (the tests' ``running_postgres``, on ``make
+    ui-postgres``'s programs): its URL for Prefect."""
+    from deployments.prefect_postgres import find_postgres_bin
 
     bin_dir = find_postgres_bin()
     if bin_dir is None:
         msg = "no PostgreSQL: `apt-get install postgresql` (or `make ui-postgres` once), or use --database sqlite"
         raise RuntimeError(msg)
-    home = Path(tempfile.mkdtemp(prefix="sfpp-bench-postgres-"))
-    home.chmod(0o755)
-    port = _free_port()
-    try:
-        init_cluster(bin_dir, home / "pg" / "data")
-        proc = start_postgres(bin_dir, home / "pg" / "data", port, work / "postgres.log")
-        try:
-            create_database(bin_dir, port)
-            yield database_url(port)
-        finally:
-            stop_postgres(proc.pid)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    with running_postgres(bin_dir) as postgres:
+        yield postgres.url
 
 
 def _client_env(api_url: str, home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -436,7 +388,7 @@ def _prefect_server(work: Path, database_url: str | None) -> Iterator[str]:
     """``prefect server start`` on a free port (its own home; on ``database_url`` when given): its API URL."""
     home = work / "server-home"
     home.mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = _client_env(api_url, home, {"PREFECT_UI_ENABLED": "false",
                                       "PREFECT_API_SERVICES_FLOW_RUN_NOTIFICATIONS_ENABLED": "false"})
@@ -445,7 +397,7 @@ def _prefect_server(work: Path, database_url: str | None) -> Iterator[str]:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     log = work / "server.log"
     cmd = [str(PREFECT_BIN), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with _background(cmd, env=env, log=log, cwd=REPO) as proc:
+    with background_process(cmd, env=env, log_path=log, cwd=REPO) as proc:
         _wait(lambda: _up(api_url), timeout_s=SERVER_START_TIMEOUT_S, what="the Prefect server", log=log, proc=proc)
         yield api_url
 
@@ -508,7 +460,7 @@ def _workers(count: int, *, limit: int, env: Mapping[str, str], work: Path, api:
             (work / name).mkdir(parents=True)
             logs[name] = work / f"{name}.log"
             cmd = [str(PREFECT_BIN), "worker", "start", "--pool", POOL, "--name", name, "--limit", str(limit)]
-            procs[name] = stack.enter_context(_background(cmd, env=env, log=logs[name], cwd=work / name))
+            procs[name] = stack.enter_context(background_process(cmd, env=env, log_path=logs[name], cwd=work / name))
 
         def listed() -> bool:
             workers = api.post(f"/work_pools/{POOL}/workers/filter", {})
@@ -633,7 +585,7 @@ def run_stage(*, counts: Sequence[int] = COUNTS, latency_ms: int = LATENCY_MS, r
     runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
     with contextlib.ExitStack() as stack:
         info = stack.enter_context(run_emulator(rows=rows, latency_ms=latency_ms, faults="", living_rate=0))
-        db_url = stack.enter_context(_postgres(BENCH_WORK)) if database == "postgres" else None
+        db_url = stack.enter_context(_postgres()) if database == "postgres" else None
         api = Api(stack.enter_context(_prefect_server(BENCH_WORK, db_url)))
         _register(api.url)
         org_env = {"SF_INSTANCE_URL": info.instance_url, "SF_ACCESS_TOKEN": info.access_token,

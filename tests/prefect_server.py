@@ -121,7 +121,8 @@ def wait_until(probe: Callable[[], T | None], *, timeout_s: float, what: str, lo
             return value
         dead = [p for p in watch if p.poll() is not None]
         if dead:
-            codes = ", ".join(f"{' '.join(map(str, p.args[-2:]))} exited {p.returncode}" for p in dead)
+            codes = ", ".join(f"{' '.join(str(a) for a in p.args[-2:])} exited {p.returncode}"  # type: ignore[index]
+                              for p in dead)
             pytest.fail(f"while waiting for {what}: {codes}\n{tails(logs)}", pytrace=False)
         if time.monotonic() > deadline:
             pytest.fail(f"gave up after {timeout_s:.0f} s waiting for {what}\n{tails(logs)}", pytrace=False)
@@ -241,7 +242,9 @@ def pause_deployment(server: PrefectServer, deployment_id: str) -> None:
 
 def read_block_data(server: PrefectServer, block_document_id: str) -> dict[str, Any]:
     """The fields of a block document (e.g. a deployment's Process infrastructure)."""
-    return api_get(server.api_url, f"/block_documents/{block_document_id}")["data"]
+    document = api_get(server.api_url, f"/block_documents/{block_document_id}")
+    assert document is not None, f"no block document {block_document_id}"
+    return document["data"]
 
 
 def failure_report(flow_run: Mapping[str, Any], logs: Sequence[Path]) -> str:
