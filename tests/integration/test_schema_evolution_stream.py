@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 import configs.salesforce_objects as registry
-import tasks.sync
+from emulator.runner import set_faults
 from tests.sync_helpers import live_records, replica_of, sync, with_spec
 from utils.errors import RetriableSourceError
 from utils.paths import build_sync_paths
@@ -43,24 +43,22 @@ def test_an_added_field_fills_base_and_overlay_records(conn, tmp_path, monkeypat
     assert replica.equals(live_records(conn, "Lead", tmp_path))
 
 
-def test_a_run_that_fails_after_the_base_was_rewritten_is_resumed_exactly(conn, tmp_path, monkeypatch):
+def test_a_run_that_fails_after_the_base_was_rewritten_is_resumed_exactly(conn, emulator_reset, tmp_path,
+                                                                          monkeypatch):
     root = tmp_path / "data"
     updated, deleted = _with_an_overlay(conn, root)
     with_spec(monkeypatch, "Lead", fields=(*registry.SALESFORCE_OBJECTS["Lead"].fields, "Title"))
-    count_live = tasks.sync._count_live
 
-    def count_fails(*args, **kwargs):
-        msg = "Lead: the row count failed (injected)"
-        raise RetriableSourceError(msg)
-
-    monkeypatch.setattr(tasks.sync, "_count_live", count_fails)
-    with pytest.raises(RetriableSourceError):
+    # the run's REST queries, in order: the delta, the narrow pull of Title, then the row count, which the org
+    # refuses on every retry: the run fails after the new base is written, before its overlay and state
+    set_faults(emulator_reset, "rest.query:503:after=2:times=0")
+    with pytest.raises(RetriableSourceError, match="row count"):
         sync(conn, "Lead", root, "R3")
+    set_faults(emulator_reset, "")
     stored = read_stored(build_sync_paths("Lead", data_root=root).replica)
     assert "Title" in stored.base_schema and stored.overlay is None  # the new base alone; the old overlay is stale
     conn.sf.Lead.update(updated, {"Title": "changed after the failed run"})
 
-    monkeypatch.setattr(tasks.sync, "_count_live", count_live)
     fourth = sync(conn, "Lead", root, "R4")
 
     assert fourth["mode"] == "incremental"  # resumed from the base's watermark, not a backfill
