@@ -27,8 +27,10 @@ from collections.abc import Sequence
 from dataclasses import astuple, dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from tasks.replica import (
     DELETED_FLAG,
@@ -388,8 +390,30 @@ def _range_of(extract: pl.LazyFrame, primary_key: str, total: int) -> pl.Expr:
     step = max(1, total // (count * 64))  # ~64 samples per range
     sample = (extract.select(primary_key).with_row_index("_n").filter(pl.col("_n") % step == 0)
               .select(primary_key).collect(engine="streaming").get_column(primary_key).sort())
-    bounds = sorted({sample[int(len(sample) * i / count)] for i in range(1, count)})
+    return range_index(primary_key, sorted({sample[int(len(sample) * i / count)] for i in range(1, count)}))
+
+
+def range_index(primary_key: str, bounds: Sequence[Any]) -> pl.Expr:
+    """Which of the key ranges split at ``bounds`` (sorted; each the first key of its range) a record falls in."""
     return pl.sum_horizontal([(pl.col(primary_key) >= bound).cast(pl.UInt32) for bound in bounds])
+
+
+def key_bounds(base: Path, primary_key: str, range_rows: int) -> list[Any]:
+    """Keys splitting a base (sorted by key) into ranges of about ``range_rows`` records, from the row groups'
+    smallest keys in the Parquet footer: nothing is read. Empty (one range) for a small base, or when a row group
+    has no statistics (every base this package writes has them)."""
+    metadata = pq.read_metadata(base)
+    index = metadata.schema.names.index(primary_key)
+    bounds, rows = [], 0
+    for group in range(metadata.num_row_groups):
+        if rows >= range_rows:
+            statistics = metadata.row_group(group).column(index).statistics
+            if statistics is None or not statistics.has_min_max:
+                return []
+            bounds.append(statistics.min)
+            rows = 0
+        rows += metadata.row_group(group).num_rows
+    return bounds
 
 
 def _compact(replica: Replica) -> pl.LazyFrame:

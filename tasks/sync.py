@@ -307,12 +307,13 @@ def _evolve(target: _SyncTarget, base: _Resumed, changes: ColumnChanges, note: s
     by one narrow pull (``Id`` + the new or retyped columns; over Bulk 2.0 for a big object), not a backfill. The
     base is rewritten in one streaming pass (``evolve_replica``), never held whole."""
     name = target.object_name
-    fill = _narrow_pull(target, changes.to_fill, base.replica.rows).collect() if changes.to_fill else None
+    fill = _narrow_pull(target, changes.to_fill, base.replica.rows) if changes.to_fill else None
     types = dict(changes.types)
     replica = evolve_replica(base.replica, {c: polars_dtype_for(t) for c, t in types.items()}, fill,
-                             run_id=target.run_id, column_types=types)
+                             run_id=target.run_id, column_types=types, scratch=target.scratch)
+    pulled = fill.select(pl.len()).collect().item() if fill is not None else 0
     log_event("sync_columns_changed", level=30, object=name, run_id=target.run_id, changes=note,
-              action=(f"filled {', '.join(changes.to_fill)} for {fill.height} live records by one narrow query"
+              action=(f"filled {', '.join(changes.to_fill)} for {pulled} live records by one narrow query"
                       if fill is not None else "replica columns changed, no records fetched"))
     return _Resumed(replica, types, changes.hidden)
 

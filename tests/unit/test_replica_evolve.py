@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tasks import replica_store
+from tasks import replica_evolve, replica_store
 from tasks.replica import conform_replica, join_by_key, merge_delta
 from tasks.replica_evolve import evolve_replica
-from tasks.replica_store import DamagedBase, Replica, hashes, open_replica, write_replica
+from tasks.replica_store import DamagedBase, Replica, hashes, key_bounds, open_replica, write_replica
 from utils.replica_layers import HASHES, ReplicaStamp, keys_out_of_order, read_stored, scan_replica
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -38,8 +38,17 @@ def _stamp(replica: Replica, run: int, types: dict[str, str]) -> ReplicaStamp:
     return ReplicaStamp(f"RUN{run}", replica.rows, T0 + timedelta(minutes=run), types)
 
 
+@pytest.fixture(params=["one range", "key ranges"])
+def ranges(request, monkeypatch) -> str:
+    """The base rewritten in one streaming join, or (row groups of 32 records, ranges of 64) range by range."""
+    if request.param == "key ranges":
+        monkeypatch.setattr(replica_store, "ROW_GROUP_ROWS", 32)
+        monkeypatch.setattr(replica_evolve, "EVOLVE_RANGE_ROWS", 64)
+    return request.param
+
+
 @pytest.fixture()
-def layered(tmp_path) -> tuple[Replica, pl.DataFrame]:
+def layered(tmp_path, ranges) -> tuple[Replica, pl.DataFrame]:
     """A replica on disk as a base and an overlay (updates, inserts, tombstones), and the same records whole."""
     rng = random.Random(11)
     path = tmp_path / "replica" / "Thing.parquet"
@@ -52,6 +61,8 @@ def layered(tmp_path) -> tuple[Replica, pl.DataFrame]:
         delta, cursor_field="SystemModstamp")
     replica = write_replica(path, merged, _stamp(merged, 1, TYPES))
     assert replica.overlay.height and replica.overlay["_replica_deleted"].any()  # both layers hold records
+    ranged = key_bounds(path, "Id", replica_evolve.EVOLVE_RANGE_ROWS)
+    assert len(ranged) > 2 if ranges == "key ranges" else not ranged
     return open_replica(path, read_stored(path), primary_key="Id", schema=SCHEMA), whole
 
 
@@ -77,10 +88,10 @@ def test_a_join_by_key_equals_a_join_on_the_keys_eager_and_lazy(layered, repeate
 
 
 @pytest.mark.parametrize("repeated", [False, True])
-def test_the_evolved_replica_equals_the_whole_frame_conform(layered, repeated):
+def test_the_evolved_replica_equals_the_whole_frame_conform(layered, tmp_path, repeated):
     replica, whole = layered
     fill = _pull(whole, repeated=repeated)
-    evolved = evolve_replica(replica, NEW_SCHEMA, fill, run_id="RUN2", column_types=NEW_TYPES)
+    evolved = evolve_replica(replica, NEW_SCHEMA, fill, run_id="RUN2", column_types=NEW_TYPES, scratch=tmp_path)
 
     expected = conform_replica(whole, NEW_SCHEMA, primary_key="Id", fill=fill)
     assert_frame_equal(evolved.scan().collect().sort("Id"), expected)
@@ -90,10 +101,10 @@ def test_the_evolved_replica_equals_the_whole_frame_conform(layered, repeated):
     assert expected.filter(pl.col("Id") == fill["Id"][-1])["Type"].item() == "last"
 
 
-def test_the_new_base_is_sorted_hashed_and_stamped_with_the_old_base_s_watermark(layered):
+def test_the_new_base_is_sorted_hashed_and_stamped_with_the_old_base_s_watermark(layered, tmp_path):
     replica, whole = layered
     old_base = ReplicaStamp.from_metadata(pl.read_parquet_metadata(replica.base_file))
-    evolved = evolve_replica(replica, NEW_SCHEMA, _pull(whole), run_id="RUN2", column_types=NEW_TYPES)
+    evolved = evolve_replica(replica, NEW_SCHEMA, _pull(whole), run_id="RUN2", column_types=NEW_TYPES, scratch=tmp_path)
 
     base = pl.read_parquet(evolved.base_file)
     assert not keys_out_of_order(evolved.base_file, "Id").collect().item()
@@ -113,7 +124,7 @@ def test_a_merge_and_write_after_the_change_equal_the_whole_frame_ones(layered, 
     monkeypatch.setattr(replica_store, "COMPACT_MIN_ROWS", compact_min_rows)
     replica, whole = layered
     fill = _pull(whole)
-    evolved = evolve_replica(replica, NEW_SCHEMA, fill, run_id="RUN2", column_types=NEW_TYPES)
+    evolved = evolve_replica(replica, NEW_SCHEMA, fill, run_id="RUN2", column_types=NEW_TYPES, scratch=tmp_path)
     delta = (_delta(random.Random(5), 2, 50).drop("Old__c")
              .with_columns(pl.lit("D").alias("Type"), pl.lit(None, dtype=pl.Utf8).alias("Note__c")))
 
@@ -127,13 +138,13 @@ def test_a_merge_and_write_after_the_change_equal_the_whole_frame_ones(layered, 
     assert_frame_equal(scan_replica(evolved.base_file).collect().sort("Id"), expected)
 
 
-def test_no_pull_only_drops_and_adds_null_columns(layered):
+def test_no_pull_only_drops_and_adds_null_columns(layered, tmp_path):
     replica, whole = layered
-    evolved = evolve_replica(replica, NEW_SCHEMA, None, run_id="RUN2", column_types=NEW_TYPES)
+    evolved = evolve_replica(replica, NEW_SCHEMA, None, run_id="RUN2", column_types=NEW_TYPES, scratch=tmp_path)
     assert_frame_equal(evolved.scan().collect().sort("Id"), conform_replica(whole, NEW_SCHEMA, primary_key="Id"))
 
 
-def test_a_base_with_a_repeated_key_is_not_replaced(layered):
+def test_a_base_with_a_repeated_key_is_not_replaced(layered, tmp_path):
     """A base edited by hand (a record copied) is found by the rewrite's key check, like a compaction's: the old base
     stays in place and the sync rebuilds the replica."""
     replica, whole = layered
@@ -144,5 +155,5 @@ def test_a_base_with_a_repeated_key_is_not_replaced(layered):
     before = replica.base_file.read_bytes()
 
     with pytest.raises(DamagedBase):
-        evolve_replica(replica, NEW_SCHEMA, _pull(whole), run_id="RUN2", column_types=NEW_TYPES)
+        evolve_replica(replica, NEW_SCHEMA, _pull(whole), run_id="RUN2", column_types=NEW_TYPES, scratch=tmp_path)
     assert replica.base_file.read_bytes() == before
