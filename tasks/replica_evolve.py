@@ -5,7 +5,7 @@ conformed the same way. The records stay the same; only their columns change.
 Collecting the replica, joining and rewriting it held all of it in memory (1.3 GB peak at 1M records), and its
 merge and write then went through the whole-frame path. Here memory is the pull's lookup (a few columns) and a row
 group of the base, and the run's delta afterwards lands in the overlay like any other run's. A big base is joined
-one key range at a time (``EVOLVE_RANGE_ROWS`` records): the whole pull as the lookup held 3.7 GB at 20M records.
+one key range at a time (``KeyRanges``): the whole pull as the lookup held 3.7 GB at 20M records.
 
 The new base is written where the base was, before the run's delta is merged: it holds the old base's records as of
 that base's watermark (its stamp says so), with the new columns filled as of now. The overlay on disk names the old
@@ -23,22 +23,8 @@ from pathlib import Path
 import polars as pl
 
 from tasks.replica import conform_replica
-from tasks.replica_store import (
-    BUCKET_ROWS,
-    STAGED_ROW_GROUP_ROWS,
-    Replica,
-    hashes,
-    key_bounds,
-    new_base_id,
-    range_index,
-    sink_base,
-)
+from tasks.replica_store import KeyRanges, Replica, hashes, new_base_id, sink_base
 from utils.replica_layers import FLAGS, HASHES, ReplicaStamp
-
-# Base records joined with their part of the pull at a time: at 2M, a 20M-record base with one added column was
-# rewritten at ~0.8 GB peak (each range's join), where the whole pull as one lookup held 3.7 GB.
-EVOLVE_RANGE_ROWS = BUCKET_ROWS
-_RANGE = "_replica_range"
 
 Fill = pl.DataFrame | pl.LazyFrame
 
@@ -74,28 +60,21 @@ def _collected(fill: pl.LazyFrame | None) -> pl.DataFrame | None:
 def _conformed_base(replica: Replica, schema: Mapping[str, pl.DataType], fill: pl.LazyFrame | None,
                     tmp: Path) -> pl.LazyFrame:
     """The base's records with the columns of ``schema``, in key order. A base of one key range is joined with the
-    whole pull in one streaming pass. A bigger one: the pull is split by the base's key ranges in one pass, and each
-    range of the base, joined with its part, is written to ``tmp``; the parts in order are the base, sorted."""
+    whole pull in one streaming pass. A bigger one (``KeyRanges``): each range of the base, joined with its part of
+    the pull, is written to ``tmp``; the parts in order are the base, sorted."""
     key = replica.primary_key
     assert replica.base_file is not None
     base = replica.base_scan().drop(HASHES)
-    bounds = key_bounds(replica.base_file, key, EVOLVE_RANGE_ROWS) if fill is not None else []
-    if fill is None or not bounds:
+    ranges = KeyRanges.of_base(replica.base_file, key)
+    if fill is None or not ranges.bounds:
         return conform_replica(base, schema, primary_key=key, fill=_collected(fill))
-    split = tmp / "pull"
-    fill.with_columns(range_index(key, bounds).alias(_RANGE)).sink_parquet(
-        pl.PartitionBy(split, key=_RANGE, include_key=False), mkdir=True, row_group_size=STAGED_ROW_GROUP_ROWS)
     parts = []
-    for index, (low, high) in enumerate(zip([None, *bounds], [*bounds, None], strict=True)):
-        in_range = [pl.col(key) >= low] if low is not None else []
-        in_range += [pl.col(key) < high] if high is not None else []
-        pulled = split / f"{_RANGE}={index}"  # no folder: the pull has no record in this range
-        lookup = pl.read_parquet(pulled / "*.parquet") if pulled.exists() else fill.clear().collect()
+    for index, (in_range, pulled) in enumerate(zip(ranges.filters(), ranges.split(fill, tmp / "pull"), strict=True)):
         part = tmp / f"base-{index}.parquet"
-        conform_replica(base.filter(*in_range), schema, primary_key=key, fill=lookup).sink_parquet(
+        conform_replica(base.filter(*in_range), schema, primary_key=key, fill=_collected(pulled)).sink_parquet(
             part, compression="lz4")
         parts.append(pl.scan_parquet(part))
     return pl.concat(parts)
 
 
-__all__ = ["EVOLVE_RANGE_ROWS", "evolve_replica"]
+__all__ = ["evolve_replica"]

@@ -676,7 +676,7 @@ def _refresh_formulas(target: _SyncTarget, outcome: _Outcome, *, due: bool) -> t
                   columns=",".join(columns), error=" ".join(str(err).split()),
                   action="the delta is saved; the next run retries")
         return outcome, False
-    refreshed, changed = outcome.replica.refresh(fill)
+    refreshed, changed = outcome.replica.refresh(fill, scratch=target.scratch)
     log_event("sync_formulas_refreshed", object=target.object_name, run_id=target.run_id, columns=",".join(columns),
               records=fill.select(pl.len()).collect().item(), changed_values=changed)
     return replace(outcome, replica=refreshed, refreshed=changed), True

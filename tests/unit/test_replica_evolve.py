@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tasks import replica_evolve, replica_store
+from tasks import replica_store
 from tasks.replica import conform_replica, join_by_key, merge_delta
 from tasks.replica_evolve import evolve_replica
-from tasks.replica_store import DamagedBase, Replica, hashes, key_bounds, open_replica, write_replica
+from tasks.replica_store import DamagedBase, KeyRanges, Replica, hashes, open_replica, write_replica
 from utils.replica_layers import HASHES, ReplicaStamp, keys_out_of_order, read_stored, scan_replica
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -43,7 +43,7 @@ def ranges(request, monkeypatch) -> str:
     """The base rewritten in one streaming join, or (row groups of 32 records, ranges of 64) range by range."""
     if request.param == "key ranges":
         monkeypatch.setattr(replica_store, "ROW_GROUP_ROWS", 32)
-        monkeypatch.setattr(replica_evolve, "EVOLVE_RANGE_ROWS", 64)
+        monkeypatch.setattr(replica_store, "RANGE_ROWS", 64)
     return request.param
 
 
@@ -61,8 +61,8 @@ def layered(tmp_path, ranges) -> tuple[Replica, pl.DataFrame]:
         delta, cursor_field="SystemModstamp")
     replica = write_replica(path, merged, _stamp(merged, 1, TYPES))
     assert replica.overlay.height and replica.overlay["_replica_deleted"].any()  # both layers hold records
-    ranged = key_bounds(path, "Id", replica_evolve.EVOLVE_RANGE_ROWS)
-    assert len(ranged) > 2 if ranges == "key ranges" else not ranged
+    bounds = KeyRanges.of_base(path, "Id").bounds
+    assert len(bounds) > 2 if ranges == "key ranges" else not bounds
     return open_replica(path, read_stored(path), primary_key="Id", schema=SCHEMA), whole
 
 

@@ -131,11 +131,14 @@ def test_a_base_out_of_key_order_is_a_key_problem(tmp_path):
     assert key_problem(path, "Id") is not None
 
 
-@pytest.mark.parametrize("bucket_rows", [10**9, 7])  # one bucket / many
-def test_reconciliation_and_refresh_on_layers_equal_the_whole_frame(tmp_path, monkeypatch, bucket_rows):
-    """Keys compared, hard deletes removed and formula values refreshed one bucket of keys at a time give what the
-    whole-frame functions give, and leave base records as tombstones in the overlay."""
-    monkeypatch.setattr(replica_store, "BUCKET_ROWS", bucket_rows)
+@pytest.mark.parametrize("split", [False, True])  # one bucket and key range / many
+def test_reconciliation_and_refresh_on_layers_equal_the_whole_frame(tmp_path, monkeypatch, split):
+    """Keys compared (one bucket of keys at a time), hard deletes removed and formula values refreshed (one key range
+    at a time) give what the whole-frame functions give, and leave base records as tombstones in the overlay."""
+    if split:  # buckets of 7 keys; row groups of 8 records, key ranges of 16
+        monkeypatch.setattr(replica_store, "BUCKET_ROWS", 7)
+        monkeypatch.setattr(replica_store, "ROW_GROUP_ROWS", 8)
+        monkeypatch.setattr(replica_store, "RANGE_ROWS", 16)
     rng = random.Random(11)
     path = tmp_path / "Thing.parquet"
     _written_base(path, rng)
@@ -151,7 +154,8 @@ def test_reconciliation_and_refresh_on_layers_equal_the_whole_frame(tmp_path, mo
     assert_frame_equal(kept.collect(), expected.filter(~pl.col("Id").is_in(vanished.implode())))
     assert kept.rows == expected.height - vanished.len()
     fresh = kept.collect().select("Id", pl.col("Name").str.to_uppercase())
-    refreshed, changed = kept.refresh(fresh.lazy())
+    assert len(replica_store.KeyRanges.of_base(path, "Id").bounds) >= 2 if split else True
+    refreshed, changed = kept.refresh(fresh.lazy(), scratch=tmp_path)
     assert changed == fresh.height  # every name was lower case
     assert_frame_equal(refreshed.collect(), kept.collect().with_columns(pl.col("Name").str.to_uppercase()))
     write_replica(path, refreshed, _stamp(refreshed, 2))
