@@ -22,6 +22,7 @@ from benchmarks import (
     bench_fanout,
     bench_process,
     bench_qa,
+    bench_replica_ops,
     bench_scale,
     bench_schema,
     report,
@@ -29,9 +30,10 @@ from benchmarks import (
 from benchmarks.harness import REPO, WORK, machine_info
 
 STAGES = ("extract", "process", "qa", "e2e", "schema", "scale")
-# run only when --only names them: fanout (issue #19) takes ~10 minutes a round (a Prefect server, workers, a
-# process per object run), beyond a full run's budget
-OPT_IN_STAGES = ("fanout",)
+# run only when --only names them, beyond a full run's budget: fanout (issue #19) takes ~10 minutes a round (a
+# Prefect server, workers, a process per object run); replica_ops (issues #17, #18) ~7 minutes (a 20M-record base
+# built, then 3 rounds of 3 operations of 25-65 s each)
+OPT_IN_STAGES = ("fanout", "replica_ops")
 LATEST = REPO / "benchmarks" / "results" / "latest.json"
 PARTIAL = WORK / "results-partial.json"
 
@@ -51,16 +53,18 @@ class Plan:
     schema_rows: int                     # one org: backfill, added field, formula refresh
     scale_sizes: tuple[int, ...]         # one org each: backfill, then rounds of 1,000 changes + an incremental run
     fanout_counts: tuple[int, ...]       # generated objects: orchestrator vs fan-out on 1 and 2 workers (opt-in)
+    replica_ops_rows: int                # synthetic base: schema change, refresh, key comparison (opt-in)
 
 
 FULL = Plan(repeat=3, extract_sizes=(100_000, 1_000_000), extract_rest_sizes=(1_000_000,), rest_repeat_large=1,
             extract_rss_sizes=(5_000_000,), process_sizes=(1_000_000, 5_000_000), qa_rows=1_000_000,
             e2e_scales=(("default", None, 3), ("Opportunity 1M", {"Opportunity": 1_000_000}, 1)),
-            schema_rows=1_000_000, scale_sizes=bench_scale.SIZES, fanout_counts=bench_fanout.COUNTS)
+            schema_rows=1_000_000, scale_sizes=bench_scale.SIZES, fanout_counts=bench_fanout.COUNTS,
+            replica_ops_rows=bench_replica_ops.ROWS)
 QUICK = Plan(repeat=1, extract_sizes=(20_000,), extract_rest_sizes=(), rest_repeat_large=1,
              extract_rss_sizes=(100_000,), process_sizes=(100_000,), qa_rows=100_000,
              e2e_scales=(("default", None, 1),), schema_rows=100_000, scale_sizes=bench_scale.QUICK_SIZES,
-             fanout_counts=bench_fanout.QUICK_COUNTS)
+             fanout_counts=bench_fanout.QUICK_COUNTS, replica_ops_rows=bench_replica_ops.QUICK_ROWS)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -97,13 +101,15 @@ def run_stages(plan: Plan, stages: list[str], repeat: int) -> dict[str, Any]:
         results["scale"] = bench_scale.run_stage(sizes=plan.scale_sizes, rounds=repeat)
     if "fanout" in stages:  # issue #19: rounds of orchestrator, fan-out on 1 and 2 workers, plain (medians)
         results["fanout"] = bench_fanout.run_stage(counts=plan.fanout_counts, rounds=repeat)
+    if "replica_ops" in stages:  # issues #17, #18: whole-pull joins and comparisons on a big base, peak RSS
+        results["replica_ops"] = bench_replica_ops.run_stage(rows=plan.replica_ops_rows, repeat=repeat)
     return results
 
 
 def print_tables(results: dict[str, Any], verdicts: list[dict[str, Any]]) -> None:
     printers = {"extract": report.extract_table, "process": report.process_table, "qa": report.qa_table,
                 "e2e": report.e2e_table, "schema": bench_schema.table,
-                "scale": bench_scale.table, "fanout": bench_fanout.table}
+                "scale": bench_scale.table, "fanout": bench_fanout.table, "replica_ops": bench_replica_ops.table}
     for stage, section in results.items():
         print("\n" + printers[stage](section))
     print("\n" + report.targets_table(verdicts))
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         verdicts += bench_schema.verdicts(results["schema"])
     if "scale" in results:
         verdicts += bench_scale.verdicts(results["scale"])
+    if "replica_ops" in results:
+        verdicts += bench_replica_ops.verdicts(results["replica_ops"])
     print_tables(results, verdicts)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     document = {"mode": "quick" if args.quick else "full", "repeat": repeat, "stages": args.stages,
