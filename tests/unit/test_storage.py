@@ -220,3 +220,11 @@ def test_a_lease_is_released_only_once_what_was_written_under_it_is_in_the_store
     release.set()
     holder.join(10)
     assert order[-1] == "Account.parquet" and not fs.exists(lease_key)
+
+
+def test_an_s3_upload_keeps_its_parts_small_unless_s3s_10000_part_limit_needs_bigger_ones():
+    assert storage._s3_upload_options(40 * 2**20) == {"chunksize": storage.S3_PART_BYTES,
+                                                      "max_concurrency": storage.S3_UPLOAD_PARTS_AT_ONCE}
+    huge = storage.S3_PART_BYTES * storage.S3_MAX_PARTS + 1
+    part = storage._s3_upload_options(huge)["chunksize"]
+    assert part > storage.S3_PART_BYTES and -(-huge // part) == storage.S3_MAX_PARTS
