@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import mimetypes
 import os
 import tempfile
 import threading
@@ -173,9 +174,22 @@ def publish(path: str | os.PathLike[str]) -> None:
 
 def _upload(mirror: Mirror, path: Path) -> None:
     key = mirror.key(path)
-    options = _s3_upload_options(path.stat().st_size) if mirror.protocol == "s3" else {}
-    guarded(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key, **options))
-    _remember_version(mirror, path, guarded(mirror, "read", lambda: mirror.fs.info(key)))
+    size = path.stat().st_size
+    if mirror.protocol == "s3" and size < 2 * S3_PART_BYTES:
+        written = guarded(mirror, "write", lambda: _put_object(mirror, path, key))
+    else:
+        options = _s3_upload_options(size) if mirror.protocol == "s3" else {}
+        written = guarded(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key, **options))
+    # a PUT's answer names the version it made: no HEAD after it (which could see a later writer's version)
+    etag = written.get("ETag") if isinstance(written, dict) else None
+    _remember_version(mirror, path, {"ETag": etag} if etag else guarded(mirror, "read", lambda: mirror.fs.info(key)))
+
+
+def _put_object(mirror: Mirror, path: Path, key: str) -> Any:
+    """One PUT of a file under two parts (read whole, as s3fs's ``put_file`` would), with the content type
+    ``put_file`` would give it; the store's answer (its ``ETag``)."""
+    content_type, _ = mimetypes.guess_type(os.fspath(path))
+    return mirror.fs.pipe_file(key, path.read_bytes(), **({"ContentType": content_type} if content_type else {}))
 
 
 def _s3_upload_options(size: int) -> dict[str, int]:

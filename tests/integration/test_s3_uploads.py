@@ -1,6 +1,6 @@
-"""How utils/storage.py moves a data root's bytes to S3 (SeaweedFS on loopback, tests/s3_server.py): big files in
-bounded multipart uploads; and why botocore's default request checksums stay on (the store checks nothing else of a
-body).
+"""How utils/storage.py moves a data root's bytes to S3 (SeaweedFS on loopback, tests/s3_server.py): small files in
+one PUT whose answer names the version, big ones in bounded multipart uploads; and why botocore's default request
+checksums stay on (the store checks nothing else of a body).
 
 Each test works under its own key prefix in the session's one bucket.
 """
@@ -16,6 +16,7 @@ import pytest
 from tests.s3_server import S3Store
 from tests.s3_server import s3_store as s3_store  # the session fixture (`as`: an explicit re-export, not unused)
 from utils import storage
+from utils.atomic import write_text_atomic
 
 pytestmark = pytest.mark.integration
 MiB = 2**20
@@ -42,6 +43,24 @@ def _remembered(path: Path) -> str | None:
     mirror = storage.mirror_of(path)
     assert mirror is not None
     return storage._remembered_version(mirror, path)
+
+
+def test_a_small_file_is_one_put_whose_answer_names_the_version_the_scratch_holds(store_root, monkeypatch):
+    url, root = store_root
+    mirror = storage.mirror_of(root)
+    assert mirror is not None
+    heads = []
+    real_info = mirror.fs.info  # fsspec sets an async filesystem's blocking methods on the instance
+    monkeypatch.setattr(mirror.fs, "info", lambda *a, **k: heads.append(a) or real_info(*a, **k))
+    summary, record = root / "output" / "Account" / "summary.json", root / "raw" / "Account_x.csv"
+    write_text_atomic(summary, "[]")
+    write_text_atomic(record, '"Id"\n"001A"\n')
+    assert heads == []  # no HEAD after a PUT
+    for path, content_type in ((summary, "application/json"), (record, "text/csv")):
+        info = _store_info(url, path)
+        assert _remembered(path) == info["ETag"]  # the next fetch finds the scratch current: no download
+        assert info["ContentType"].startswith(content_type)  # as s3fs's put_file would have set it
+    assert storage.fetch(summary) and summary.read_text() == "[]"
 
 
 def test_a_big_file_uploads_in_bounded_parts_and_is_whole_in_the_store(store_root, monkeypatch):
