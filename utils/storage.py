@@ -324,7 +324,7 @@ def fetch(path: str | os.PathLike[str]) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)
     try:
-        guarded(mirror, "read", lambda: mirror.fs.get_file(key, os.fspath(tmp)))
+        guarded(mirror, "read", lambda: mirror.fs.get_file(key, os.fspath(tmp), **_download_options(mirror)))
     except FileNotFoundError:  # deleted between the two calls
         tmp.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
@@ -335,6 +335,15 @@ def fetch(path: str | os.PathLike[str]) -> bool:
     os.replace(tmp, path)
     _remember_version(mirror, path, info)
     return True
+
+
+def _download_options(mirror: Mirror) -> dict[str, int]:
+    """One stream from the store straight into the file. s3fs's default for a file over 50 MiB is ranged GETs of
+    50 MiB, 10 at a time, each held whole in memory before it is written: measured on a 280 MiB CSV from the
+    loopback store (4 downloads each, one per process), 278-450 MB added to the peak and 0.42-1.19 CPU-s in
+    1.5-3.9 s, against nothing added and 0.14-0.21 CPU-s in 1.2-1.5 s for one stream. (Against S3 itself, far
+    away, parallel ranges can be faster; a replica is fetched only when the scratch does not hold its version.)"""
+    return {"max_concurrency": 1} if mirror.protocol == "s3" else {}
 
 
 # Which version of each file the scratch holds (the store's ETag, or size and time where it has none), kept

@@ -1,6 +1,6 @@
-"""How utils/storage.py moves a data root's bytes to S3 (SeaweedFS on loopback, tests/s3_server.py): small files in
-one PUT whose answer names the version, big ones in bounded multipart uploads; and why botocore's default request
-checksums stay on (the store checks nothing else of a body).
+"""How utils/storage.py moves a data root's bytes to and from S3 (SeaweedFS on loopback, tests/s3_server.py): small
+files in one PUT whose answer names the version, big ones in bounded multipart uploads, downloads in one stream;
+and why botocore's default request checksums stay on (the store checks nothing else of a body).
 
 Each test works under its own key prefix in the session's one bucket.
 """
@@ -82,7 +82,21 @@ def test_a_big_file_uploads_in_bounded_parts_and_is_whole_in_the_store(store_roo
     assert _remembered(path) == info["ETag"]
     path.unlink()
     storage._version_file(mirror, path).unlink()
-    assert storage.fetch(path) and path.read_bytes() == body  # downloaded again, byte for byte
+    assert storage.fetch(path) and path.read_bytes() == body  # downloaded again, in one stream, byte for byte
+
+
+def test_a_download_is_one_stream(store_root, monkeypatch):
+    url, root = store_root
+    mirror = storage.mirror_of(root)
+    assert mirror is not None
+    path = root / "replica" / "Lead.parquet"
+    body = os.urandom(MiB) * 3
+    mirror.fs.pipe_file(mirror.key(path), body)  # written by another machine
+    calls = []
+    real_get = mirror.fs.get_file
+    monkeypatch.setattr(mirror.fs, "get_file", lambda src, dst, **kw: calls.append(kw) or real_get(src, dst, **kw))
+    assert storage.fetch(path) and path.read_bytes() == body
+    assert calls == [{"max_concurrency": 1}]  # s3fs's default: 50 MiB ranges, 10 held in memory at once
 
 
 @pytest.mark.parametrize("checksums", ["when_supported", "when_required"])
