@@ -10,7 +10,10 @@ plus the orchestrator's few non-task steps: plan, retention, artifact, run summa
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import resource
 import shutil
 import sqlite3
 import time
@@ -131,6 +134,39 @@ def read_run_tree(skip_flow: str = "bench-warm-up") -> dict[str, Any]:
     return {"tasks": tasks, "flow_runs": flows_out}
 
 
+def process_cpu_s() -> float:
+    """CPU seconds (user + system, every thread) this process has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def store_pid(endpoint_url: str | None) -> int | None:
+    """The pid of the loopback S3 server answering ``endpoint_url`` (``weed``, found by the ``-s3.port=`` flag
+    tests/s3_server.weed_command gives it), or None: another store, or none on this machine."""
+    port = (endpoint_url or "").rstrip("/").rsplit(":", 1)[-1]
+    if not port.isdigit() or not os.path.isdir("/proc"):
+        return None
+    flag = f"-s3.port={port}".encode()
+    for entry in os.scandir("/proc"):
+        try:
+            if entry.name.isdigit() and flag in Path(entry.path, "cmdline").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return None
+
+
+def pid_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used so far (/proc/<pid>/stat), None if unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime in clock ticks
+
+
 def setup_orchestrator(params: dict[str, Any]) -> tuple[Callable[[], dict[str, Any]], Callable[[dict], dict]]:
     """The real orchestrator flow, as ``make run`` calls it, on a fresh data root."""
     home = use_private_prefect_home()
@@ -142,15 +178,19 @@ def setup_orchestrator(params: dict[str, Any]) -> tuple[Callable[[], dict[str, A
     if storage.is_remote(data_root):  # a new prefix per run (its scratch is the child's own, removed after)
         data_root = f"{data_root}/{uuid.uuid4().hex[:12]}"
     shutil.rmtree(data_root, ignore_errors=True)
+    store = store_pid(os.environ.get("AWS_ENDPOINT_URL")) if storage.is_remote(data_root) else None
 
     def work() -> dict[str, Any]:
+        cpu, store_cpu = process_cpu_s(), pid_cpu_s(store)
         state = sf_etl_orchestrator_flow(objects=params.get("objects"), data_root=data_root, return_state=True)
+        cpu, store_cpu = process_cpu_s() - cpu, _used(store_cpu, pid_cpu_s(store))
         summary = state.result(raise_on_failure=False)
         if not state.is_completed():
             raise RuntimeError(f"the orchestrator ended {state.type.value}: {state.message}")
         assert isinstance(summary, dict)  # the flow returns a State only when it fails
         return {"rows": {r["object"]: r["rows"] for r in summary["objects"]},
-                "api": {r["object"]: r["api"] for r in summary["objects"]}}
+                "api": {r["object"]: r["api"] for r in summary["objects"]},
+                "cpu_s": round(cpu, 2), "store_cpu_s": None if store_cpu is None else round(store_cpu, 2)}
 
     def after(facts: dict[str, Any]) -> dict[str, Any]:
         tree = read_run_tree()
@@ -163,6 +203,10 @@ def setup_orchestrator(params: dict[str, Any]) -> tuple[Callable[[], dict[str, A
                 "task_seconds_by_kind": seconds_by_kind(tree["tasks"])}
 
     return work, after
+
+
+def _used(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 def run_plain_pipeline(data_root: str, objects: list[str] | None = None) -> dict[str, Any]:
@@ -324,7 +368,9 @@ def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dic
                       {"data_root": store.url(f"bench-{label.replace(' ', '-')}")}, env=s3_env)]
         if rows is None:  # the overhead target's scale; the floor does not depend on the data
             cases.append(Case(f"engine_floor[{label}]", "benchmarks.bench_e2e:setup_engine_floor", {}, env=env))
+        load_at_start = os.getloadavg()
         results = measure_interleaved(cases, repeat, log=log)
+        load = [[round(x, 2) for x in load_at_start], [round(x, 2) for x in os.getloadavg()]]
     result, plain, on_s3 = results[cases[0].name], results[cases[1].name], results[cases[2].name]
     floor = results.get(f"engine_floor[{label}]")
     runs = result["raw"]
@@ -349,6 +395,10 @@ def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dic
         "s3_wall_s": on_s3["median_s"], "s3_runs_s": on_s3["runs_s"], "s3_peak_rss_mb": on_s3["peak_rss_mb"],
         "s3_task_seconds_by_kind": on_s3["raw"][-1]["task_seconds_by_kind"],
         "s3_vs_local": ratio(on_s3["median_s"], result["median_s"]),  # target (issue #18): <= 1.3 at 1M rows
+        # CPU seconds of each run's flow: the run's own process, and on S3 the loopback store's (weed)
+        "cpu_runs_s": [r.get("cpu_s") for r in runs], "s3_cpu_runs_s": [r.get("cpu_s") for r in on_s3["raw"]],
+        "s3_store_cpu_runs_s": [r.get("store_cpu_s") for r in on_s3["raw"]],
+        "load_average_at_start_and_end": load,  # the machine is shared: ratios, not absolute times
         "parallelism": ratio(median(r["task_sum_s"] for r in runs), result["median_s"]),
     }
 
@@ -362,3 +412,28 @@ def run_stage(*, scales: Sequence[tuple[str, dict[str, int] | None, int]], log=p
     shutil.rmtree(PREFECT_HOMES, ignore_errors=True)
     shutil.rmtree(WORK / "e2e-data", ignore_errors=True)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.bench_e2e``: the e2e stage at one Opportunity size alone (issue #18's S3 / local)."""
+    parser = argparse.ArgumentParser(description="The orchestrator on a local data root, the same work as plain "
+                                     "functions, and the orchestrator on the loopback S3 store, interleaved")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="Opportunity rows in the emulator's org")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians are reported)")
+    parser.add_argument("--out", type=Path, default=WORK / "e2e_s3.json")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    WORK.mkdir(parents=True, exist_ok=True)
+    label = f"Opportunity {args.rows / 1e6:g}M"
+    section = run_stage(scales=[(label, {"Opportunity": args.rows}, args.repeat)])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(section, indent=2, default=str) + "\n")
+    run = section[label]
+    print(f"local {run['runs_s']} s, S3 {run['s3_runs_s']} s: S3 / local {run['s3_vs_local']:.2f} (target <= 1.3); "
+          f"CPU-s of the run local {run['cpu_runs_s']}, on S3 {run['s3_cpu_runs_s']}, the store "
+          f"{run['s3_store_cpu_runs_s']}; load {run['load_average_at_start_and_end']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
