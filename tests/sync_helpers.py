@@ -41,6 +41,25 @@ def conn(emulator_reset, monkeypatch) -> SalesforceConnection:
     return connect(emulator_reset)
 
 
+@pytest.fixture(params=["one range", "key ranges"])
+def key_ranges(request, monkeypatch) -> str:
+    """A schema change and a refresh join the pull with the base whole, or one key range at a time as on an object
+    of millions of records: row groups of 16 records (the backfill writes the base so) and ranges of 32."""
+    from tasks import replica_store
+
+    if request.param == "key ranges":
+        monkeypatch.setattr(replica_store, "ROW_GROUP_ROWS", 16)
+        monkeypatch.setattr(replica_store, "RANGE_ROWS", 32)
+    return request.param
+
+
+def ranges_of(name: str, data_root: Path) -> int:
+    """How many key ranges the object's base is split into."""
+    from tasks.replica_store import KeyRanges
+
+    return len(KeyRanges.of_base(build_sync_paths(name, data_root=data_root).replica, "Id").bounds) + 1
+
+
 def live_records(conn: SalesforceConnection, name: str, tmp_path: Path, options: ExtractOptions = FAST) -> pl.DataFrame:
     """The org's current records, through a plain full extract (query, not queryAll), of the registry's fields
     (read at call time: ``with_spec`` may have swapped the entry)."""

@@ -17,7 +17,7 @@ import pytest
 
 from emulator import EmulatorInfo, build_org, change_field, reset_state, run_emulator
 from tests.reliability_helpers import expected_ids
-from tests.sync_helpers import FAST, connect, live_records, replica_of, sync, with_spec
+from tests.sync_helpers import FAST, connect, live_records, ranges_of, replica_of, sync, with_spec
 from utils.connection import SalesforceConnection
 from utils.errors import ConfigError
 from utils.paths import build_sync_paths
@@ -133,10 +133,11 @@ def test_a_field_hidden_by_an_admin_is_kept_then_refilled_when_shown_again(conn,
     assert replica_of("Account", root).equals(live_records(conn, "Account", tmp_path))
 
 
-def test_a_field_retyped_by_an_admin_is_refilled_with_its_new_type(conn, org, tmp_path, monkeypatch):
+def test_a_field_retyped_by_an_admin_is_refilled_with_its_new_type(conn, org, tmp_path, monkeypatch, key_ranges):
     with_spec(monkeypatch, "Invoice__c", fields=INVOICE_FIELDS)
     root = tmp_path / "data"
     sync(conn, "Invoice__c", root, "R1")
+    assert (ranges_of("Invoice__c", root) > 2) == (key_ranges == "key ranges")
     assert replica_of("Invoice__c", root).schema["Quantity__c"].is_float()
     change_field(org, "Invoice__c", "Quantity__c", "retype", type="string", length=20)
 
@@ -148,7 +149,7 @@ def test_a_field_retyped_by_an_admin_is_refilled_with_its_new_type(conn, org, tm
     assert replica.equals(live_records(conn, "Invoice__c", tmp_path))
 
 
-def test_formula_and_relationship_values_are_refreshed_every_n_runs(conn, tmp_path, monkeypatch, caplog):
+def test_formula_and_relationship_values_are_refreshed_every_n_runs(conn, tmp_path, monkeypatch, caplog, key_ranges):
     """Renaming an Account changes its invoices' formula (Account__r.Name) and relationship (Account__r.Name read
     through the path) values without moving their SystemModstamp: no delta sees it; the refresh every
     ``formula_refresh_every_runs`` runs re-reads those columns for every record and counts what changed."""
@@ -156,6 +157,7 @@ def test_formula_and_relationship_values_are_refreshed_every_n_runs(conn, tmp_pa
               formula_refresh_every_runs=2)
     root = tmp_path / "data"
     sync(conn, "Invoice__c", root, "R1")
+    assert (ranges_of("Invoice__c", root) > 2) == (key_ranges == "key ranges")
     invoices = replica_of("Invoice__c", root)
     account = invoices["Account__c"][0]
     children = invoices.filter(invoices["Account__c"] == account).height

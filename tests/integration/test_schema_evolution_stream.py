@@ -9,7 +9,7 @@ import pytest
 
 import configs.salesforce_objects as registry
 from emulator.runner import set_faults
-from tests.sync_helpers import live_records, replica_of, sync, with_spec
+from tests.sync_helpers import live_records, ranges_of, replica_of, sync, with_spec
 from utils.errors import RetriableSourceError
 from utils.paths import build_sync_paths
 from utils.replica_layers import read_stored
@@ -29,9 +29,10 @@ def _with_an_overlay(conn, root) -> tuple[str, str]:
     return ids[1], ids[2]
 
 
-def test_an_added_field_fills_base_and_overlay_records(conn, tmp_path, monkeypatch):
+def test_an_added_field_fills_base_and_overlay_records(conn, tmp_path, monkeypatch, key_ranges):
     root = tmp_path / "data"
     updated, deleted = _with_an_overlay(conn, root)
+    assert (ranges_of("Lead", root) > 2) == (key_ranges == "key ranges")
     with_spec(monkeypatch, "Lead", fields=(*registry.SALESFORCE_OBJECTS["Lead"].fields, "Title"))
 
     third = sync(conn, "Lead", root, "R3")
