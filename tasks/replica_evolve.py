@@ -32,10 +32,11 @@ Fill = pl.DataFrame | pl.LazyFrame
 def evolve_replica(replica: Replica, schema: Mapping[str, pl.DataType], fill: Fill | None, *, run_id: str,
                    column_types: Mapping[str, str], scratch: Path) -> Replica:
     """``replica`` with exactly the columns of ``schema`` (``conform_replica``'s rules: dropped, filled by key from
-    ``fill``, else null), its base rewritten in one streaming pass and stamped with ``column_types``. Like a
-    compaction, the new base's keys are checked before it replaces the old one: a key repeated or out of order (a
-    base edited by hand) raises ``DamagedBase``, and the sync rebuilds the replica. ``scratch`` holds the pull's
-    and the base's key ranges while a big base is rewritten."""
+    ``fill``, else null), its base rewritten (streamed; range by range for a big base) and stamped with
+    ``column_types``. Like a compaction, the new base's keys are checked before it replaces the old one: a key
+    repeated or out of order (a base edited by hand) raises ``DamagedBase``, and the sync rebuilds the replica.
+    While a big base is rewritten, ``scratch`` holds the split pull and the joined ranges: about one more copy of
+    the base, beside the new base the store's folder holds until it replaces the old one."""
     key = replica.primary_key
     lookup = None if fill is None else fill.lazy()
     if replica.whole is not None or replica.base_file is None:  # rebuilt in memory this run: small, or a backfill
@@ -54,6 +55,7 @@ def evolve_replica(replica: Replica, schema: Mapping[str, pl.DataType], fill: Fi
 
 
 def _collected(fill: pl.LazyFrame | None) -> pl.DataFrame | None:
+    """A pull (or a range of it) in memory, as ``conform_replica``'s join takes it."""
     return None if fill is None else fill.collect(engine="streaming")
 
 
@@ -61,7 +63,8 @@ def _conformed_base(replica: Replica, schema: Mapping[str, pl.DataType], fill: p
                     tmp: Path) -> pl.LazyFrame:
     """The base's records with the columns of ``schema``, in key order. A base of one key range is joined with the
     whole pull in one streaming pass. A bigger one (``KeyRanges``): each range of the base, joined with its part of
-    the pull, is written to ``tmp``; the parts in order are the base, sorted."""
+    the pull, is written to ``tmp``; the parts in order are the base, sorted (so written twice: once in parts, once
+    whole)."""
     key = replica.primary_key
     assert replica.base_file is not None
     base = replica.base_scan().drop(HASHES)

@@ -21,6 +21,7 @@ sync, Phase 1, QA) all go through ``scan``: base minus overlaid keys, plus the o
 
 from __future__ import annotations
 
+import itertools
 import math
 import tempfile
 import uuid
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from tasks.replica import (
     DELETED_FLAG,
@@ -59,6 +59,7 @@ from utils.replica_layers import (
     layered_scan,
     newest_value,
     overlay_path_for,
+    row_group_ranges,
     row_hash,
     split_layers,
 )
@@ -77,8 +78,8 @@ BUCKET_ROWS = 2_000_000    # records per group when a reconciliation compares ke
 # with the whole pull as one lookup
 RANGE_ROWS = 1_000_000
 BACKFILL_BUCKET_ROWS = 250_000  # whole records per range a backfill merges and sorts in memory
-STAGED_ROW_GROUP_ROWS = 16_384  # a backfill's split holds one row group per open range file before writing it
-_BUCKET = "_replica_bucket"
+STAGED_ROW_GROUP_ROWS = 16_384  # a split into key ranges holds one row group per open range file before writing it
+_RANGE = "_replica_range"  # the key range a record falls in, while a backfill or a pull is split
 
 
 class DamagedBase(Exception):
@@ -143,8 +144,8 @@ class Replica:
         return layered_scan(pl.scan_parquet(self.base_file), self.overlay, self.primary_key)
 
     def collect(self) -> pl.DataFrame:
-        """The whole replica in memory, sorted by key: for a schema change, which rewrites every record anyway; no
-        other path of a run calls this."""
+        """The whole replica in memory, sorted by key. A run calls it only on a replica it holds whole already (a
+        backfill's); the base on disk is read whole only by tests comparing with the whole-frame functions."""
         if self.whole is not None:
             return self.whole
         return self.scan().collect(engine="streaming").sort(self.primary_key)
@@ -369,8 +370,8 @@ def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Se
     The base is written before the run's count and reconciliation: a crash after it leaves a base whose stamp
     watermark is newer than the state's, which the next run resolves as any crash between the two writes."""
     staged = scratch / f"backfill-{uuid.uuid4().hex[:8]}"
-    extract.with_columns(_range_of(extract, primary_key, total).alias(_BUCKET)).sink_parquet(
-        pl.PartitionBy(staged, key=_BUCKET, include_key=False), mkdir=True, row_group_size=STAGED_ROW_GROUP_ROWS)
+    extract.with_columns(_range_of(extract, primary_key, total).alias(_RANGE)).sink_parquet(
+        pl.PartitionBy(staged, key=_RANGE, include_key=False), mkdir=True, row_group_size=STAGED_ROW_GROUP_ROWS)
     schema = extract.collect_schema()
     runs: list[Path] = []
     stats, newest = MergeStats(0, 0, 0, 0), None
@@ -427,19 +428,19 @@ class KeyRanges:
 
     @classmethod
     def of_base(cls, base: Path, primary_key: str) -> KeyRanges:
-        """Bounds from the row groups' smallest keys in the Parquet footer: nothing is read. One range for a small
-        base, or when a row group has no statistics (every base this package writes has them)."""
-        metadata = pq.read_metadata(base)
-        index = metadata.schema.names.index(primary_key)
+        """Bounds from the row groups' smallest keys in the Parquet footer: nothing is read. One range (the whole
+        pull joined at once, correct but not bounded) for a small base, or when the footer cannot place every key:
+        a row group without statistics or with a null key, or row groups out of key order (a base edited by hand,
+        which the next compaction's key check finds)."""
+        groups = row_group_ranges(base, primary_key)
+        if not groups or any(later.low <= earlier.high for earlier, later in itertools.pairwise(groups)):
+            return cls(primary_key, ())
         bounds, rows = [], 0
-        for group in range(metadata.num_row_groups):
+        for group in groups:
             if rows >= RANGE_ROWS:
-                statistics = metadata.row_group(group).column(index).statistics
-                if statistics is None or not statistics.has_min_max:
-                    return cls(primary_key, ())
-                bounds.append(statistics.min)
+                bounds.append(group.low)
                 rows = 0
-            rows += metadata.row_group(group).num_rows
+            rows += group.rows
         return cls(primary_key, tuple(bounds))
 
     def filters(self) -> list[list[pl.Expr]]:
@@ -453,9 +454,9 @@ class KeyRanges:
         """``frame`` split into the ranges in one streaming pass (files under ``folder``), one scan per range."""
         if not self.bounds:
             return [frame]
-        frame.with_columns(range_index(self.primary_key, self.bounds).alias(_BUCKET)).sink_parquet(
-            pl.PartitionBy(folder, key=_BUCKET, include_key=False), mkdir=True, row_group_size=STAGED_ROW_GROUP_ROWS)
-        parts = [folder / f"{_BUCKET}={index}" for index in range(len(self.bounds) + 1)]
+        frame.with_columns(range_index(self.primary_key, self.bounds).alias(_RANGE)).sink_parquet(
+            pl.PartitionBy(folder, key=_RANGE, include_key=False), mkdir=True, row_group_size=STAGED_ROW_GROUP_ROWS)
+        parts = [folder / f"{_RANGE}={index}" for index in range(len(self.bounds) + 1)]
         # no folder: nothing of ``frame`` falls in that range
         return [pl.scan_parquet(part / "*.parquet") if part.exists() else frame.clear() for part in parts]
 

@@ -305,7 +305,7 @@ def _with_deleted_flag(delta: FrameT) -> FrameT:
 def _evolve(target: _SyncTarget, base: _Resumed, changes: ColumnChanges, note: str) -> _Resumed:
     """The replica with the registry's and describe's columns: dropped, kept hidden, or filled for every live record
     by one narrow pull (``Id`` + the new or retyped columns; over Bulk 2.0 for a big object), not a backfill. The
-    base is rewritten in one streaming pass (``evolve_replica``), never held whole."""
+    base is rewritten streaming, range by range for a big one (``evolve_replica``), never held whole."""
     name = target.object_name
     fill = _narrow_pull(target, changes.to_fill, base.replica.rows) if changes.to_fill else None
     types = dict(changes.types)

@@ -163,18 +163,34 @@ def scan_replica(base: Path) -> pl.LazyFrame:
     return layered_scan(scan, stored.overlay, stored.overlay_stamp.primary_key)
 
 
-def newest_value(path: Path, column: str) -> Any | None:
-    """A column's largest value from the Parquet footer's statistics, without reading the column; None when a row
-    group holds a null or has no statistics, or the file has no rows (the caller then reads the column)."""
+@dataclass(frozen=True)
+class RowGroupRange:
+    """One row group's smallest and largest value of a column (from the footer's statistics) and its row count."""
+
+    low: Any
+    high: Any
+    rows: int
+
+
+def row_group_ranges(path: Path, column: str) -> list[RowGroupRange] | None:
+    """Each row group's range of ``column`` from the Parquet footer, without reading the column; None when a row
+    group has no statistics or holds a null (its range would not say where every value lies)."""
     metadata = pq.read_metadata(path)
     index = metadata.schema.names.index(column)
-    highest = None
+    ranges = []
     for group in range(metadata.num_row_groups):
         statistics = metadata.row_group(group).column(index).statistics
         if statistics is None or not statistics.has_min_max or not statistics.has_null_count or statistics.null_count:
             return None
-        highest = statistics.max if highest is None else max(highest, statistics.max)
-    return highest
+        ranges.append(RowGroupRange(statistics.min, statistics.max, metadata.row_group(group).num_rows))
+    return ranges
+
+
+def newest_value(path: Path, column: str) -> Any | None:
+    """A column's largest value from the Parquet footer's statistics, without reading the column; None when a row
+    group holds a null or has no statistics, or the file has no rows (the caller then reads the column)."""
+    ranges = row_group_ranges(path, column)
+    return max((r.high for r in ranges), default=None) if ranges else None
 
 
 def keys_out_of_order(base: Path, primary_key: str) -> pl.LazyFrame:
