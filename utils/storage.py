@@ -180,7 +180,9 @@ def _upload(mirror: Mirror, path: Path) -> None:
     else:
         options = _s3_upload_options(size) if mirror.protocol == "s3" else {}
         written = guarded(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key, **options))
-    # a PUT's answer names the version it made: no HEAD after it (which could see a later writer's version)
+    # a single PUT's answer names the version it made: no HEAD after it. A multipart upload's version is read by a
+    # HEAD after it, which could see a later writer's version (the store then serves that one; the next fetch of a
+    # file whose recorded version differs downloads it again, so the race costs a download, never a wrong file)
     etag = written.get("ETag") if isinstance(written, dict) else None
     _remember_version(mirror, path, {"ETag": etag} if etag else guarded(mirror, "read", lambda: mirror.fs.info(key)))
 
@@ -189,7 +191,10 @@ def _put_object(mirror: Mirror, path: Path, key: str) -> Any:
     """One PUT of a file under two parts (read whole, as s3fs's ``put_file`` would), with the content type
     ``put_file`` would give it; the store's answer (its ``ETag``)."""
     content_type, _ = mimetypes.guess_type(os.fspath(path))
-    return mirror.fs.pipe_file(key, path.read_bytes(), **({"ContentType": content_type} if content_type else {}))
+    options: dict[str, Any] = {"chunksize": S3_PART_BYTES}  # s3fs PUTs in one request what is under two parts
+    if content_type:
+        options["ContentType"] = content_type
+    return mirror.fs.pipe_file(key, path.read_bytes(), **options)
 
 
 def _s3_upload_options(size: int) -> dict[str, int]:
