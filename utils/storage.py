@@ -181,8 +181,8 @@ def _upload(mirror: Mirror, path: Path) -> None:
         options = _s3_upload_options(size) if mirror.protocol == "s3" else {}
         written = guarded(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key, **options))
     # a single PUT's answer names the version it made: no HEAD after it. A multipart upload's version is read by a
-    # HEAD after it, which could see a later writer's version (the store then serves that one; the next fetch of a
-    # file whose recorded version differs downloads it again, so the race costs a download, never a wrong file)
+    # HEAD after it, which would see a later writer's version if one wrote in between (the scratch would then take
+    # that version for its own); the object's lease keeps other writers of its files out until the upload is done
     etag = written.get("ETag") if isinstance(written, dict) else None
     _remember_version(mirror, path, {"ETag": etag} if etag else guarded(mirror, "read", lambda: mirror.fs.info(key)))
 
