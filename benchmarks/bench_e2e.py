@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.harness import WORK, Case, measure_interleaved, median, ratio
+from benchmarks.harness import WORK, Case, machine_info, measure_interleaved, median, ratio
 
 PREFECT_HOMES = WORK / "prefect-homes"
 WRAPPER_TASK_PREFIX = "branch-"  # flows/sf_etl_orchestrator_flow.py: tasks that run a whole subflow
@@ -178,7 +178,8 @@ def setup_orchestrator(params: dict[str, Any]) -> tuple[Callable[[], dict[str, A
     if storage.is_remote(data_root):  # a new prefix per run (its scratch is the child's own, removed after)
         data_root = f"{data_root}/{uuid.uuid4().hex[:12]}"
     shutil.rmtree(data_root, ignore_errors=True)
-    store = store_pid(os.environ.get("AWS_ENDPOINT_URL")) if storage.is_remote(data_root) else None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")  # as utils/storage reads
+    store = store_pid(endpoint) if storage.is_remote(data_root) else None
 
     def work() -> dict[str, Any]:
         cpu, store_cpu = process_cpu_s(), pid_cpu_s(store)
@@ -425,9 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     WORK.mkdir(parents=True, exist_ok=True)
     label = f"Opportunity {args.rows / 1e6:g}M"
+    machine = machine_info()  # the commit, the packages and the load at the start
     section = run_stage(scales=[(label, {"Opportunity": args.rows}, args.repeat)])
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(section, indent=2, default=str) + "\n")
+    args.out.write_text(json.dumps({**section, "machine": machine}, indent=2, default=str) + "\n")
     run = section[label]
     print(f"local {run['runs_s']} s, S3 {run['s3_runs_s']} s: S3 / local {run['s3_vs_local']:.2f} (target <= 1.3); "
           f"CPU-s of the run local {run['cpu_runs_s']}, on S3 {run['s3_cpu_runs_s']}, the store "

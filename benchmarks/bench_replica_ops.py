@@ -45,6 +45,8 @@ KEY = "Id"
 ADDED_FIELD = "Type"                          # the schema change: a picklist the base lacks
 REFRESHED = ("Account.Name", "Owner.Name")    # the refresh: the registry entry's relationship columns
 CHANGE_EVERY = 1_000     # the refresh pull's Account.Name differs from the base's on records n % CHANGE_EVERY == 0
+OWNER_CHANGE_EVERY = 5_000  # ... and its Owner.Name on n % OWNER_CHANGE_EVERY == 0: two values on those records, so
+#                             a count of records in place of values is caught
 VANISHED = 1_000         # base Ids the comparison's live keys lack (hard deletes)
 MISSING = 500            # live Ids the base lacks (records every delta missed)
 TARGET_PEAK_MB = 1_500   # issue #18: a whole incremental run on 20M records under 1.5 GB
@@ -105,6 +107,16 @@ def refreshed_account_name_of(n: pl.Expr) -> pl.Expr:
             .otherwise(account_name_of(n)).alias("Account.Name"))
 
 
+def owner_name_of(n: pl.Expr) -> pl.Expr:
+    return pl.format("User {}", n % 50).alias("Owner.Name")
+
+
+def refreshed_owner_name_of(n: pl.Expr) -> pl.Expr:
+    """``Owner.Name`` in the refresh pull: renamed on every ``OWNER_CHANGE_EVERY``-th record."""
+    return (pl.when(n % OWNER_CHANGE_EVERY == 0).then(pl.format("User {} renamed", n % 50))
+            .otherwise(owner_name_of(n)).alias("Owner.Name"))
+
+
 def records_of(numbers: pl.LazyFrame) -> pl.LazyFrame:
     """The synthetic Opportunity of each record number (column ``n``), the registry entry's 16 columns."""
     n = pl.col("n")
@@ -117,7 +129,7 @@ def records_of(numbers: pl.LazyFrame) -> pl.LazyFrame:
         pl.format("Cat {}", n % 4).alias("ForecastCategory"), pl.format("Src {}", n % 9).alias("LeadSource"),
         pl.format("001EM{}AAA", (n // 20).cast(pl.String).str.zfill(10)).alias("AccountId"), account_name_of(n),
         pl.format("005EM{}AAA", (n % 50).cast(pl.String).str.zfill(10)).alias("OwnerId"),
-        pl.format("User {}", n % 50).alias("Owner.Name"),
+        owner_name_of(n),
         (pl.datetime(2020, 1, 1, time_zone="UTC") + pl.duration(seconds=n)).dt.cast_time_unit("ms")
         .alias("CreatedDate"),
         (pl.datetime(2021, 1, 1, time_zone="UTC") + pl.duration(seconds=n)).dt.cast_time_unit("ms")
@@ -160,8 +172,9 @@ def expected_missing(rows: int) -> list[str]:
 
 
 def expected_changed_values(rows: int) -> int:
-    """Values the refresh changes: one ``Account.Name`` per ``CHANGE_EVERY`` records."""
-    return len(range(0, rows, CHANGE_EVERY))
+    """Values the refresh changes: one ``Account.Name`` per ``CHANGE_EVERY`` records, one ``Owner.Name`` per
+    ``OWNER_CHANGE_EVERY``."""
+    return len(range(0, rows, CHANGE_EVERY)) + len(range(0, rows, OWNER_CHANGE_EVERY))
 
 
 # --- building the data (in a child) -----------------------------------------------------------------------------
@@ -181,7 +194,7 @@ def build_data(folder: Path, rows: int) -> dict[str, Any]:
     scattered = numbers(rows, scattered=True)
     scattered.select(key_expr(n).alias(KEY), type_of(n)).sink_parquet(folder / TYPE_PULL)
     scattered.select(key_expr(n).alias(KEY), refreshed_account_name_of(n),
-                     pl.format("User {}", n % 50).alias("Owner.Name")).sink_parquet(folder / REFRESH_PULL)
+                     refreshed_owner_name_of(n)).sink_parquet(folder / REFRESH_PULL)
     gone = pl.Series("n", vanished_numbers(rows), dtype=pl.Int64).implode()
     live = scattered.filter(~n.is_in(gone)).select(key_expr(n).alias(KEY))
     missing = pl.LazyFrame({KEY: expected_missing(rows)})
@@ -204,18 +217,29 @@ def _fail(problems: Sequence[str], what: str) -> None:
 
 
 def check_schema_change(base: Path, rows: int) -> dict[str, Any]:
-    """The new base: every record, keys strictly increasing, each record's ``Type`` the pull's (null included)."""
-    from utils.replica_layers import HASHES
+    """The new base: every record, keys strictly increasing, each record's ``Type`` the pull's (null included), its
+    other columns its own and its row hash that of its values."""
+    from utils.replica_layers import HASHES, ROW_HASH, row_hash
 
     facts = pl.scan_parquet(base).select(
         pl.len().alias("records"),
         pl.col(ADDED_FIELD).ne_missing(type_of(number_of(pl.col(KEY)))).sum().alias("wrong_values"),
         pl.col(ADDED_FIELD).null_count().alias("nulls"),
+        (pl.col(ROW_HASH) != row_hash([*COLUMN_TYPES, ADDED_FIELD])).sum().alias("wrong_hashes"),
         (pl.col(KEY) <= pl.col(KEY).shift(1)).sum().alias("keys_out_of_order"),
     ).collect(engine="streaming").row(0, named=True)
+    # every other column against the record's own values, computed from its Id's number
+    own = records_of(pl.scan_parquet(base).select(number_of(pl.col(KEY)).alias("n")))
+    stored = pl.scan_parquet(base).select(list(COLUMN_TYPES)).rename(lambda c: f"stored {c}")
+    facts["other_values_changed"] = pl.concat([stored, own], how="horizontal").select(
+        pl.sum_horizontal(pl.col(f"stored {c}").ne_missing(pl.col(c)).sum() for c in COLUMN_TYPES)
+    ).collect(engine="streaming").item()
     problems = [f"{facts['records']:,} records, not {rows:,}"] if facts["records"] != rows else []
     problems += [f"{facts['wrong_values']:,} records with another {ADDED_FIELD} than the pull's"] \
         if facts["wrong_values"] else []
+    problems += [f"{facts['other_values_changed']:,} values of other columns changed"] \
+        if facts["other_values_changed"] else []
+    problems += [f"{facts['wrong_hashes']:,} row hashes not of their record's values"] if facts["wrong_hashes"] else []
     problems += [f"{facts['keys_out_of_order']:,} keys out of order"] if facts["keys_out_of_order"] else []
     names = pl.read_parquet_schema(base)
     problems += [f"columns {list(names)}"] if list(names) != [*COLUMN_TYPES, ADDED_FIELD, *HASHES] else []
@@ -226,7 +250,8 @@ def check_schema_change(base: Path, rows: int) -> dict[str, Any]:
 def expected_refresh_overlay(rows: int) -> pl.DataFrame:
     """The records the refresh must put in the overlay: the changed ones, whole, with their new ``Account.Name``."""
     changed = pl.LazyFrame({"n": range(0, rows, CHANGE_EVERY)}, schema={"n": pl.Int64})
-    return (records_of(changed).with_columns(refreshed_account_name_of(number_of(pl.col(KEY))))
+    number = number_of(pl.col(KEY))
+    return (records_of(changed).with_columns(refreshed_account_name_of(number), refreshed_owner_name_of(number))
             .collect())
 
 
@@ -238,7 +263,7 @@ def check_refresh(overlay: pl.DataFrame, changed_values: int, rows: int) -> dict
     from utils.replica_layers import IN_BASE, TOMBSTONE
 
     expected = expected_refresh_overlay(rows)
-    problems = [f"{changed_values:,} changed values, not {expected.height:,}"] \
+    problems = [f"{changed_values:,} changed values, not {expected_changed_values(rows):,}"] \
         if changed_values != expected_changed_values(rows) else []
     if not (overlay.get_column(IN_BASE).all() and not overlay.get_column(TOMBSTONE).any()):
         problems.append("overlay records not flagged as live replacements of base records")

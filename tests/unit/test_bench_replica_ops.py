@@ -67,24 +67,31 @@ def test_vanished_and_missing_ids_spread_over_the_base_and_only_the_vanished_are
     assert missing[0] > key_of(0) and missing[0] < key_of(1)  # right after the base Id of the same number
 
 
-def test_the_refresh_changes_one_account_name_in_change_every():
-    assert expected_changed_values(20_000_000) == 20_000
-    assert expected_changed_values(CHANGE_EVERY + 1) == 2
+def test_the_refresh_changes_account_names_and_fewer_owner_names():
+    """More values than records change: a count of records would be caught."""
+    assert expected_changed_values(20_000_000) == 20_000 + 4_000
+    assert expected_changed_values(CHANGE_EVERY + 1) == 3  # record 0: both names; record 1,000: its Account.Name
     overlay = expected_refresh_overlay(3 * CHANGE_EVERY)
     assert overlay[KEY].to_list() == [key_of(0), key_of(CHANGE_EVERY), key_of(2 * CHANGE_EVERY)]
     assert overlay["Account.Name"].str.ends_with(" renamed").all()
+    assert overlay["Owner.Name"].str.ends_with(" renamed").to_list() == [True, False, False]
 
 
 # --- the checks ---------------------------------------------------------------------------------------------------
 
 
-def _evolved_base(path: Path, rows: int, *, break_row: int | None = None) -> Path:
+def _evolved_base(path: Path, rows: int, *, break_row: int | None = None, column: str = ADDED_FIELD,
+                  stale_hash: bool = False) -> Path:
     columns = [*COLUMN_TYPES, ADDED_FIELD]
     frame = records_of(numbers(rows, scattered=False)).with_columns(type_of(number_of(pl.col(KEY))))
-    if break_row is not None:  # defect: one record's Type is not the pull's
-        frame = frame.with_columns(pl.when(number_of(pl.col(KEY)) == break_row).then(pl.lit("wrong"))
-                                   .otherwise(pl.col(ADDED_FIELD)).alias(ADDED_FIELD))
-    frame.with_columns(hashes(columns, KEY)).collect().write_parquet(path)
+    hashed = frame.with_columns(hashes(columns, KEY))
+    if break_row is not None:  # defect: one record's value of ``column`` is not the pull's or its own
+        broken = (pl.when(number_of(pl.col(KEY)) == break_row).then(pl.lit("wrong")).otherwise(pl.col(column))
+                  .alias(column))
+        # a rewrite that hashed before it broke the value leaves a stale hash; else the hash is of the broken record
+        hashed = (hashed.with_columns(broken) if stale_hash
+                  else frame.with_columns(broken).with_columns(hashes(columns, KEY)))
+    hashed.collect().write_parquet(path)
     return path
 
 
@@ -101,22 +108,29 @@ def test_a_schema_change_with_one_wrong_value_or_a_record_lost_is_an_error(tmp_p
         check_schema_change(_evolved_base(tmp_path / "ok.parquet", 1_000), 1_001)
 
 
+def test_a_schema_change_that_changed_another_column_or_left_a_stale_hash_is_an_error(tmp_path):
+    with pytest.raises(AssertionError, match="1 values of other columns changed"):
+        check_schema_change(_evolved_base(tmp_path / "name.parquet", 1_000, break_row=17, column="Name"), 1_000)
+    with pytest.raises(AssertionError, match="1 row hashes not of their record's values"):
+        check_schema_change(_evolved_base(tmp_path / "hash.parquet", 1_000, break_row=17, stale_hash=True), 1_000)
+
+
 def _overlay(rows: int) -> pl.DataFrame:
     return expected_refresh_overlay(rows).with_columns(pl.lit(False).alias(TOMBSTONE), pl.lit(True).alias(IN_BASE))
 
 
 def test_a_refresh_passes_with_the_changed_records_whole_and_their_count():
-    assert check_refresh(_overlay(5_000), 5, 5_000) == {"changed_values": 5, "overlay_records": 5}
+    assert check_refresh(_overlay(5_000), 6, 5_000) == {"changed_values": 6, "overlay_records": 5}
 
 
 def test_a_refresh_with_a_wrong_count_a_record_lost_or_a_stale_value_is_an_error():
-    with pytest.raises(AssertionError, match="4 changed values"):
-        check_refresh(_overlay(5_000), 4, 5_000)
+    with pytest.raises(AssertionError, match="5 changed values"):  # the changed records counted, not the values
+        check_refresh(_overlay(5_000), 5, 5_000)
     with pytest.raises(AssertionError, match="overlay records differ"):
-        check_refresh(_overlay(5_000).slice(1), 5, 5_000)
+        check_refresh(_overlay(5_000).slice(1), 6, 5_000)
     stale = _overlay(5_000).with_columns(pl.lit("Account 0").alias("Account.Name"))  # defect: the old value kept
     with pytest.raises(AssertionError, match="overlay records differ"):
-        check_refresh(stale, 5, 5_000)
+        check_refresh(stale, 6, 5_000)
 
 
 def test_a_key_comparison_must_find_exactly_the_vanished_and_the_missing():
@@ -134,3 +148,9 @@ def test_verdicts_hold_each_operations_highest_peak_under_the_limit():
                                                   "refresh": {"peak_rss_mb": 1_500.0},
                                                   "compare_keys": {"peak_rss_mb": None}}}
     assert [v["ok"] for v in verdicts(section)] == [True, False, None]
+
+
+def test_the_synthetic_records_have_the_registry_s_opportunity_columns():
+    from configs.salesforce_objects import SALESFORCE_OBJECTS
+
+    assert list(COLUMN_TYPES) == list(SALESFORCE_OBJECTS["Opportunity"].fields)
