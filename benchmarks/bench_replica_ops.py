@@ -14,14 +14,15 @@ child process (wall time of the operation alone, peak RSS of its process), round
 1. ``schema_change``: ``evolve_replica`` with ``Type`` added, filled from a narrow pull (``Id``, ``Type``); it
    rewrites the base, so it runs on a fresh copy of it (copied before the timing);
 2. ``refresh``: ``Replica.refresh`` with a pull of ``Id``, ``Account.Name``, ``Owner.Name`` for every record, one
-   ``Account.Name`` in ``CHANGE_EVERY`` changed;
+   ``Account.Name`` in ``CHANGE_EVERY`` changed and one ``Owner.Name`` in ``OWNER_CHANGE_EVERY``;
 3. ``compare_keys``: ``Replica.compare_keys`` (a reconciliation's comparison) with every live Id but
    ``VANISHED`` of the base's, plus ``MISSING`` Ids the base lacks.
 
 Each result is checked in its child once the timing and the peak are taken: the new base holds every record, in
-strictly increasing key order, each with the pull's ``Type``; the refresh counts exactly the changed values and its
-overlay holds exactly the changed records, whole; the comparison finds exactly the vanished and the missing Ids. A
-failed check fails the child, and so the stage: numbers of a wrong result are not reported.
+strictly increasing key order, each with the pull's ``Type``, its own other values and a row hash of its values;
+the refresh counts exactly the changed values and its overlay holds exactly the changed records, whole; the
+comparison finds exactly the vanished and the missing Ids. A failed check fails the child, and so the stage:
+numbers of a wrong result are not reported.
 """
 
 from __future__ import annotations
