@@ -349,7 +349,7 @@ def _compare_keys(data: Path, folder: Path, rows: int) -> Hooks:
 
     def work() -> dict[str, Any]:
         vanished, missing = replica.compare_keys(pl.scan_parquet(data / LIVE_KEYS), created_field=CREATED_FIELD,
-                                                 created_before=None)
+                                                 created_before=None, scratch=folder)
         out["vanished"], out["missing"] = vanished.to_list(), missing
         return {"vanished": len(vanished), "missing": len(missing)}
 

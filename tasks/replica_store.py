@@ -21,11 +21,12 @@ sync, Phase 1, QA) all go through ``scan``: base minus overlaid keys, plus the o
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import astuple, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -72,10 +73,9 @@ COMPACT_SHARE = 0.01
 COMPACT_MIN_ROWS = 20_000  # a small object is cheap to rewrite, but not on every run
 CREATED_FIELD = "CreatedDate"  # never changes once a record exists: tombstones keep it, counts bounded by it hold
 ROW_GROUP_ROWS = 122_880   # Polars' streaming default: bounded reads of the base
-BUCKET_ROWS = 2_000_000    # records per group when a reconciliation compares keys (the key alone)
-# records per key range when a refresh or a schema change joins a whole pull with the base: measured on a
-# synthetic 20M-record base, a refresh of two columns held 1.8 GB in 2M-record hash buckets, a schema change 3.7 GB
-# with the whole pull as one lookup
+# records per key range when a refresh, a reconciliation or a schema change compares or joins a whole pull with the
+# base: measured on a synthetic 20M-record base, a refresh of two columns held 1.8 GB in 2M-record hash buckets, a
+# schema change 3.7 GB with the whole pull as one lookup
 RANGE_ROWS = 1_000_000
 BACKFILL_BUCKET_ROWS = 250_000  # whole records per range a backfill merges and sorts in memory
 STAGED_ROW_GROUP_ROWS = 16_384  # a split into key ranges holds one row group per open range file before writing it
@@ -232,10 +232,9 @@ class Replica:
             updated, changed_values = refresh_columns(self.collect(), fresh.collect(engine="streaming"),
                                                       primary_key=key)
             return replace(self, whole=updated), changed_values
-        ranges = KeyRanges.of_base(self.base_file, key)
         changed_values, changed = 0, []
-        with tempfile.TemporaryDirectory(prefix="refresh-", dir=scratch) as tmp:
-            for in_range, pulled in zip(ranges.filters(), ranges.split(fresh, Path(tmp)), strict=True):
+        with self._ranges_with(fresh, scratch) as ranges:
+            for in_range, pulled in ranges:
                 current = self.scan().select(key, *columns).filter(*in_range).collect(engine="streaming")
                 updated, count = refresh_columns(current, pulled.collect(engine="streaming"), primary_key=key)
                 changed_values += count
@@ -247,19 +246,30 @@ class Replica:
                    .collect(engine="streaming"))
         return self._upsert(records.join(new_values, on=key).select(list(self.schema))), changed_values
 
-    def compare_keys(self, live: pl.LazyFrame, *, created_field: str,
-                     created_before: datetime | None) -> tuple[pl.Series, list[str]]:
+    def compare_keys(self, live: pl.LazyFrame, *, created_field: str, created_before: datetime | None,
+                     scratch: Path) -> tuple[pl.Series, list[str]]:
         """Reconciliation: the replica's keys the org no longer has, and the org's keys (``live``: every live record's
-        key, and creation time when the count was bounded by it) the replica lacks, one bucket of keys at a time."""
+        key, and creation time when the count was bounded by it) the replica lacks, one key range at a time."""
         key = self.primary_key
         vanished, missing = [], []
-        for in_bucket in _buckets(key, self.rows):
-            held = self.scan().select(key).filter(in_bucket).collect(engine="streaming")
-            org = live.filter(in_bucket).collect(engine="streaming")
-            vanished.append(_detached(held.join(org.select(key), on=key, how="anti")).get_column(key))
-            missing += find_missing_keys(held, org, primary_key=key, created_field=created_field,
-                                         created_before=created_before)
+        with self._ranges_with(live, scratch) as ranges:
+            for in_range, pulled in ranges:
+                held = self.scan().select(key).filter(*in_range).collect(engine="streaming")
+                org = pulled.collect(engine="streaming")
+                vanished.append(_detached(held.join(org.select(key), on=key, how="anti")).get_column(key))
+                missing += find_missing_keys(held, org, primary_key=key, created_field=created_field,
+                                             created_before=created_before)
         return pl.concat(vanished).sort(), sorted(missing)
+
+    @contextlib.contextmanager
+    def _ranges_with(self, pulled: pl.LazyFrame,
+                     scratch: Path) -> Iterator[list[tuple[list[pl.Expr], pl.LazyFrame]]]:
+        """The base's key ranges (``KeyRanges``; one for a replica held whole), each with its part of ``pulled``,
+        split into ``scratch`` while in use: what a refresh or a reconciliation compares one range at a time."""
+        ranges = (KeyRanges.of_base(self.base_file, self.primary_key) if self.whole is None and self.base_file
+                  else KeyRanges(self.primary_key, ()))
+        with tempfile.TemporaryDirectory(prefix="ranges-", dir=scratch) as tmp:
+            yield list(zip(ranges.filters(), ranges.split(pulled, Path(tmp)), strict=True))
 
     def remove(self, keys: pl.Series) -> Replica:
         """The replica without these records (hard deletes): a base record gets a tombstone, an overlay one goes."""
@@ -297,13 +307,6 @@ def _detached(few: pl.DataFrame) -> pl.DataFrame:
     copied = pl.from_arrow(few.to_arrow(compat_level=pl.CompatLevel.oldest()))
     assert isinstance(copied, pl.DataFrame)
     return copied
-
-
-def _buckets(primary_key: str, rows: int) -> list[pl.Expr]:
-    """Filters splitting records by a hash of their key into groups of about ``BUCKET_ROWS``: a record's versions
-    on both sides of a comparison always fall in the same group."""
-    count = max(1, math.ceil(rows / BUCKET_ROWS))
-    return [pl.col(primary_key).hash(seed=0) % count == b for b in range(count)]
 
 
 def empty_overlay(schema: pl.Schema | dict[str, pl.DataType]) -> pl.DataFrame:
@@ -370,13 +373,15 @@ def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Se
     The base is written before the run's count and reconciliation: a crash after it leaves a base whose stamp
     watermark is newer than the state's, which the next run resolves as any crash between the two writes."""
     staged = scratch / f"backfill-{uuid.uuid4().hex[:8]}"
-    extract.with_columns(_range_of(extract, primary_key, total).alias(_RANGE)).sink_parquet(
-        pl.PartitionBy(staged, key=_RANGE, include_key=False), mkdir=True, row_group_size=STAGED_ROW_GROUP_ROWS)
+    staged.mkdir(parents=True)
+    ranges = KeyRanges(primary_key, _sampled_bounds(extract, primary_key, total))
     schema = extract.collect_schema()
     runs: list[Path] = []
     stats, newest = MergeStats(0, 0, 0, 0), None
-    for part in sorted({p.parent for p in staged.rglob("*.parquet")}, key=lambda d: int(d.name.split("=")[1])):
-        frame = pl.read_parquet(part / "*.parquet")
+    for part in ranges.split(extract, staged / "ranges"):
+        frame = part.collect(engine="streaming")
+        if not frame.height:  # no record of the extract in this range
+            continue
         merged, counted = merge_delta(None, frame, columns=columns, primary_key=primary_key,
                                       cursor_field=cursor_field)
         newest = next_watermark(frame, cursor_field, newest)
@@ -397,31 +402,33 @@ def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Se
     return Backfilled(replica, replace(stats, replica_rows=stats.inserts), newest)
 
 
-def _range_of(extract: pl.LazyFrame, primary_key: str, total: int) -> pl.Expr:
-    """Which key range a record falls in: ranges of about ``BACKFILL_BUCKET_ROWS`` records, bounded by keys sampled
-    from the extract in one streaming pass (every version of a record lands in one range, and the ranges in order,
-    each sorted, are the whole sorted). ``merge_sorted`` over many sorted parts held 7.6 GB for 20M records here;
-    ranges need only a concatenation."""
+def _sampled_bounds(extract: pl.LazyFrame, primary_key: str, total: int) -> tuple[Any, ...]:
+    """Keys splitting an extract (unsorted) into ranges of about ``BACKFILL_BUCKET_ROWS`` records, sampled in one
+    streaming pass (every version of a record lands in one range, and the ranges in order, each sorted, are the
+    whole sorted). ``merge_sorted`` over many sorted parts held 7.6 GB for 20M records here; ranges need only a
+    concatenation."""
     count = max(1, math.ceil(total / BACKFILL_BUCKET_ROWS))
     if count == 1:
-        return pl.lit(0, dtype=pl.UInt32)
+        return ()
     step = max(1, total // (count * 64))  # ~64 samples per range
     sample = (extract.select(primary_key).with_row_index("_n").filter(pl.col("_n") % step == 0)
               .select(primary_key).collect(engine="streaming").get_column(primary_key).sort())
-    return range_index(primary_key, sorted({sample[int(len(sample) * i / count)] for i in range(1, count)}))
+    return tuple(sorted({sample[int(len(sample) * i / count)] for i in range(1, count)}))
 
 
-def range_index(primary_key: str, bounds: Sequence[Any]) -> pl.Expr:
+def _range_index(primary_key: str, bounds: Sequence[Any]) -> pl.Expr:
     """Which of the key ranges split at ``bounds`` (sorted; each the first key of its range) a record falls in."""
     return pl.sum_horizontal([(pl.col(primary_key) >= bound).cast(pl.UInt32) for bound in bounds])
 
 
 @dataclass(frozen=True)
 class KeyRanges:
-    """A sorted base's records in key ranges of about ``RANGE_ROWS``, for work that compares or joins a whole pull
-    (a schema change's, a refresh's) with the base: one range at a time, so memory follows the range, not the
-    object. A range's base records are read from its row groups alone (their key statistics prune the rest); the
-    pull is split by the same ranges in one pass (``split``)."""
+    """Records in key ranges split at ``bounds``, so that work on a whole object goes one range at a time and its
+    memory follows the range, not the object. A sorted base's ranges (``of_base``, about ``RANGE_ROWS`` records
+    each) serve the work that compares or joins a whole pull with the base (a schema change, a refresh, a
+    reconciliation): a range's base records are read from its row groups alone (their key statistics prune the
+    rest), and the pull is split by the same ranges in one pass (``split``). A backfill splits its extract by
+    sampled bounds the same way."""
 
     primary_key: str
     bounds: tuple[Any, ...]  # each the first key of a range after the first; empty: one range
@@ -454,7 +461,7 @@ class KeyRanges:
         """``frame`` split into the ranges in one streaming pass (files under ``folder``), one scan per range."""
         if not self.bounds:
             return [frame]
-        frame.with_columns(range_index(self.primary_key, self.bounds).alias(_RANGE)).sink_parquet(
+        frame.with_columns(_range_index(self.primary_key, self.bounds).alias(_RANGE)).sink_parquet(
             pl.PartitionBy(folder, key=_RANGE, include_key=False), mkdir=True, row_group_size=STAGED_ROW_GROUP_ROWS)
         parts = [folder / f"{_RANGE}={index}" for index in range(len(self.bounds) + 1)]
         # no folder: nothing of ``frame`` falls in that range

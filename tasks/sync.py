@@ -572,7 +572,7 @@ def _reconcile_ids(target: _SyncTarget, landed: _Landed, *, count: OrgCount, rea
     """Compare the org's Ids with the replica's: drop the vanished, fetch and merge the missing."""
     log = {"object": target.object_name, "run_id": target.run_id, "reason": reason}
     vanished, missing = landed.merged.compare_keys(_live_keys(target, count), created_field=CREATED_FIELD,
-                                                   created_before=count.created_before)
+                                                   created_before=count.created_before, scratch=target.scratch)
     kept = landed.merged.remove(vanished)
     limit = max(RECONCILE_FETCH_MIN, int(count.live * RECONCILE_FETCH_SHARE))
     if len(missing) > limit:

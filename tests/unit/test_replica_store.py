@@ -131,12 +131,11 @@ def test_a_base_out_of_key_order_is_a_key_problem(tmp_path):
     assert key_problem(path, "Id") is not None
 
 
-@pytest.mark.parametrize("split", [False, True])  # one bucket and key range / many
+@pytest.mark.parametrize("split", [False, True])  # one key range / many
 def test_reconciliation_and_refresh_on_layers_equal_the_whole_frame(tmp_path, monkeypatch, split):
-    """Keys compared (one bucket of keys at a time), hard deletes removed and formula values refreshed (one key range
-    at a time) give what the whole-frame functions give, and leave base records as tombstones in the overlay."""
-    if split:  # buckets of 7 keys; row groups of 8 records, key ranges of 16
-        monkeypatch.setattr(replica_store, "BUCKET_ROWS", 7)
+    """Keys compared, hard deletes removed and formula values refreshed one key range at a time give what the
+    whole-frame functions give, and leave base records as tombstones in the overlay."""
+    if split:  # row groups of 8 records, key ranges of 16
         monkeypatch.setattr(replica_store, "ROW_GROUP_ROWS", 8)
         monkeypatch.setattr(replica_store, "RANGE_ROWS", 16)
     rng = random.Random(11)
@@ -148,7 +147,7 @@ def test_reconciliation_and_refresh_on_layers_equal_the_whole_frame(tmp_path, mo
     org = pl.concat([org, pl.DataFrame({"Id": ["Z1", "Z2"], "CreatedDate": [T0, T0 + timedelta(days=9)]},
                                        schema={"Id": pl.Utf8, "CreatedDate": SCHEMA["CreatedDate"]})])
     vanished, missing = layered.compare_keys(org.lazy(), created_field="CreatedDate",
-                                             created_before=T0 + timedelta(days=1))
+                                             created_before=T0 + timedelta(days=1), scratch=tmp_path)
     assert vanished.to_list() == sorted(set(expected["Id"]) - set(org["Id"])) and missing == ["Z1"]
     kept = layered.remove(vanished)
     assert_frame_equal(kept.collect(), expected.filter(~pl.col("Id").is_in(vanished.implode())))
