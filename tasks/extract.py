@@ -611,7 +611,7 @@ def _land_raw(call: RequestRunner, item: ExtractPlanItem, resolved, api: ApiPath
     restarts = 0
     while True:
         try:
-            with atomic_path(raw_csv) as tmp:
+            with atomic_path(raw_csv, upload_while_written=True) as tmp:
                 try:
                     written, reported = stream(item.soql, tmp, progress, expected_rows=options.expected_rows)
                 except QueryTimedOut as timed_out:

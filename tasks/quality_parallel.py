@@ -196,7 +196,7 @@ def write_dedup(object_name: str, frame: pl.LazyFrame, spec: ObjectSpec, qc: QaP
     cursor_field = spec.cursor_in(frame.collect_schema().names())
     repeats = find_key_repeats(frame, primary_key=spec.primary_key, cursor_field=cursor_field)  # once for both
     result = uniqueness_primary_key(object_name, frame, primary_key=spec.primary_key, repeats=repeats)
-    with atomic_path(qc.dedup) as tmp:
+    with atomic_path(qc.dedup, upload_while_written=True) as tmp:
         if repeats.dropped:
             write_csv_without_rows(frame, repeats.dropped_rows, tmp)
         else:  # nothing to drop: the dataset as it is, streamed

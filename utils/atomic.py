@@ -24,22 +24,28 @@ def is_temp_path(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], *, upload_while_written: bool = False) -> Iterator[Path]:
     """Yield a temp path to write; on success fsync and rename it onto ``target`` (and publish it to the store
-    of an object-store data root), else delete it."""
+    of an object-store data root), else delete it.
+
+    ``upload_while_written``: the file is big and written front to back (a raw extract, dedup.csv); on S3 its parts
+    are sent while it is written, and it still becomes visible only once complete."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
+    started = storage.upload_while_written(tmp, target) if upload_while_written else None
     try:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        storage.publish(target)  # an object-store data root: the complete file is uploaded, never a part
     except BaseException:
+        if started is not None:
+            started.abandon()
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    storage.publish(target, started=started)  # an object-store data root: never a partial object in the store
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> Path:

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from utils.errors import PipelineError
+from utils.streaming_upload import StreamingUpload
 
 SCRATCH_ENV = "SF_PIPELINE_SCRATCH_DIR"
 REMOTE_SCHEMES = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "az", "abfs": "az", "abfss": "az",
@@ -155,24 +156,54 @@ def location(path: str | os.PathLike[str]) -> str:
     return f"{mirror.url.split('://', 1)[0]}://{mirror.key(Path(path))}"
 
 
-def publish(path: str | os.PathLike[str]) -> None:
+def publish(path: str | os.PathLike[str], *, started: StreamingUpload | None = None) -> None:
     """Upload a complete local file to the store, if it lives under an object-store data root.
 
     A small file is in the store when this returns, after every file the same thread published before it; a big
     one is queued and uploaded while the caller goes on (that thread's next small publish, ``wait_for_uploads`` or
-    a read of it waits for it)."""
+    a read of it waits for it). ``started``: the upload begun while the file was written (``upload_while_written``),
+    which this completes in the place the whole-file upload would have taken."""
     path = Path(path).absolute()
     mirror = mirror_of(path)
     if mirror is None:
         return
     if path.stat().st_size >= BACKGROUND_UPLOAD_MIN_BYTES:
-        _queue_upload(mirror, path)
+        _queue_upload(mirror, path, started)
         return
-    wait_for_own_uploads()  # a writer's files reach the store in its order: replica before state
-    _upload(mirror, path)
+    try:
+        wait_for_own_uploads()  # a writer's files reach the store in its order: replica before state
+    except BaseException:
+        if started is not None:
+            started.abandon()
+        raise
+    _upload(mirror, path, started)
 
 
-def _upload(mirror: Mirror, path: Path) -> None:
+def upload_while_written(path: str | os.PathLike[str], target: str | os.PathLike[str]) -> StreamingUpload | None:
+    """Start uploading ``path`` (being written, to become ``target``) before it is complete, for a big file written
+    front to back (utils/streaming_upload.py); ``publish(target, started=...)`` completes it, ``abandon()`` drops
+    it. None where that does not apply: a local data root, or a store other than S3 (it uploads once complete)."""
+    target = Path(target).absolute()
+    mirror = mirror_of(target)
+    if mirror is None or mirror.protocol != "s3":
+        return None
+    from fsspec.asyn import sync
+
+    fs = mirror.fs
+    bucket, _, key = mirror.key(target).partition("/")
+
+    def call(method: str, **kwargs: Any) -> dict[str, Any]:
+        return guarded(mirror, "write", lambda: sync(fs.loop, fs._call_s3, method, **kwargs))
+
+    return StreamingUpload(Path(path), bucket, key, call, part_bytes=S3_PART_BYTES)
+
+
+def _upload(mirror: Mirror, path: Path, started: StreamingUpload | None = None) -> None:
+    if started is not None:
+        answer = started.finish(path)
+        if answer is not None:  # the store's answer names the version: no HEAD
+            _remember_version(mirror, path, answer)
+            return
     key = mirror.key(path)
     size = path.stat().st_size
     if mirror.protocol == "s3" and size < 2 * S3_PART_BYTES:
@@ -242,14 +273,18 @@ def _uploader() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-upload")  # one: uploads stay in order
 
 
-def _queue_upload(mirror: Mirror, path: Path) -> None:
+def _queue_upload(mirror: Mirror, path: Path, started: StreamingUpload | None = None) -> None:
+    if _FAILED and started is not None:
+        started.abandon()
     _raise_failed_upload()
 
     def upload() -> None:
         if _FAILED:  # an earlier upload failed: publishing what followed it could break the order
+            if started is not None:
+                started.abandon()
             raise StorageError(f"{location(path)} was not uploaded: an upload before it failed")
         try:
-            _upload(mirror, path)
+            _upload(mirror, path, started)
         except BaseException as err:
             with _LOCK:
                 _FAILED[:] = _FAILED or [(err, False)]

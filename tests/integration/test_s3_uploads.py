@@ -1,6 +1,7 @@
 """How utils/storage.py moves a data root's bytes to and from S3 (SeaweedFS on loopback, tests/s3_server.py): small
-files in one PUT whose answer names the version, big ones in bounded multipart uploads, downloads in one stream;
-and why botocore's default request checksums stay on (the store checks nothing else of a body).
+files in one PUT whose answer names the version, big ones in bounded multipart uploads, big files written front to
+back uploaded while they are written (visible only once complete), downloads in one stream; and why botocore's
+default request checksums stay on (the store checks nothing else of a body).
 
 Each test works under its own key prefix in the session's one bucket.
 """
@@ -16,7 +17,7 @@ import pytest
 from tests.s3_server import S3Store
 from tests.s3_server import s3_store as s3_store  # the session fixture (`as`: an explicit re-export, not unused)
 from utils import storage
-from utils.atomic import write_text_atomic
+from utils.atomic import atomic_path, write_text_atomic
 
 pytestmark = pytest.mark.integration
 MiB = 2**20
@@ -128,3 +129,101 @@ def test_the_store_refuses_a_body_changed_in_transit_only_by_its_checksum(s3_sto
     else:
         client.put_object(Bucket=s3_store.bucket, Key=key, Body=b"hello world")
         assert client.get_object(Bucket=s3_store.bucket, Key=key)["Body"].read() == b"Xello world"
+
+
+def _uploads_in_progress(s3_store: S3Store, key: str) -> list[dict]:
+    """The store's unfinished multipart uploads of ``key`` (bucket/key), with the parts each holds so far."""
+    client = s3_store.client()
+    bucket, _, name = key.partition("/")
+    listed = client.list_multipart_uploads(Bucket=bucket, Prefix=name).get("Uploads", [])
+    return [{**u, "Parts": client.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", [])}
+            for u in listed if u["Key"] == name]
+
+
+def _wait_for_parts(s3_store: S3Store, key: str, parts: int, timeout_s: float = 30.0) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        uploads = _uploads_in_progress(s3_store, key)
+        if uploads and len(uploads[0]["Parts"]) >= parts:
+            return uploads
+        time.sleep(0.05)
+    msg = f"the store did not receive {parts} part(s) of {key} within {timeout_s} s"
+    raise AssertionError(msg)
+
+
+def test_a_big_file_is_uploaded_while_it_is_written_and_appears_only_complete(store_root, s3_store):
+    url, root = store_root
+    mirror = storage.mirror_of(root)
+    assert mirror is not None
+    path = root / "raw" / "Opportunity_x.csv"
+    key = mirror.key(path)
+    part = storage.S3_PART_BYTES
+    pages = [os.urandom(MiB) * (part // MiB) for _ in range(3)] + [b"the last, short page\n"]
+    with atomic_path(path, upload_while_written=True) as tmp, open(tmp, "wb") as fh:
+        for number, page in enumerate(pages[:2], start=1):
+            fh.write(page)
+            fh.flush()
+            uploads = _wait_for_parts(s3_store, key, number)  # sent while the writer is still writing
+            assert [p["Size"] for p in uploads[0]["Parts"]] == [part] * number
+            assert not mirror.fs.exists(key)  # and nothing a reader could see
+        for page in pages[2:]:
+            fh.write(page)
+    storage.wait_for_uploads()
+    info = _store_info(url, path)
+    body = b"".join(pages)
+    assert info["size"] == len(body) and info["ETag"].strip('"').endswith("-4")  # 3 whole parts and the rest
+    assert mirror.fs.cat_file(key) == body
+    assert info["ContentType"].startswith("text/csv")  # the type of the target's name, not the temp file's
+    assert _remembered(path) == info["ETag"]  # the completion's answer named the version: no download next time
+    assert _uploads_in_progress(s3_store, key) == []
+
+
+def test_a_writer_that_fails_leaves_neither_an_object_nor_an_upload(store_root, s3_store):
+    _, root = store_root
+    mirror = storage.mirror_of(root)
+    assert mirror is not None
+    path = root / "processed" / "qa" / "Opportunity" / "dedup.csv"
+    key = mirror.key(path)
+    with pytest.raises(RuntimeError, match="the source went away"), \
+            atomic_path(path, upload_while_written=True) as tmp, open(tmp, "wb") as fh:
+        fh.write(os.urandom(storage.S3_PART_BYTES + MiB))
+        fh.flush()
+        _wait_for_parts(s3_store, key, 1)
+        raise RuntimeError("the source went away")
+    storage.wait_for_uploads()
+    assert not mirror.fs.exists(key) and not path.exists()
+    assert _uploads_in_progress(s3_store, key) == []  # aborted, not left for the sweep
+
+
+def test_a_writer_that_rewrites_what_was_sent_still_publishes_its_finished_file(store_root, s3_store):
+    """Following assumes a writer that only appends; one that starts over (a rewrite of sent bytes) is caught by
+    the parts' checksums, and the finished file is uploaded whole."""
+    url, root = store_root
+    mirror = storage.mirror_of(root)
+    assert mirror is not None
+    path = root / "raw" / "Account_x.csv"
+    key = mirror.key(path)
+    first, second = os.urandom(2 * storage.S3_PART_BYTES), os.urandom(2 * storage.S3_PART_BYTES + 7)
+    with atomic_path(path, upload_while_written=True) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(first)
+        _wait_for_parts(s3_store, key, 2)
+        with open(tmp, "wb") as fh:  # starts over, past the size already sent
+            fh.write(second)
+    storage.wait_for_uploads()
+    assert mirror.fs.cat_file(key) == second
+    assert _remembered(path) == _store_info(url, path)["ETag"]
+    assert _uploads_in_progress(s3_store, key) == []
+
+
+def test_a_small_file_written_while_followed_is_one_put(store_root, s3_store):
+    url, root = store_root
+    mirror = storage.mirror_of(root)
+    assert mirror is not None
+    path = root / "raw" / "Lead_x.csv"
+    with atomic_path(path, upload_while_written=True) as tmp:
+        tmp.write_bytes(b'"Id"\n"00QA"\n')
+    info = _store_info(url, path)  # a small file is in the store when the write returns
+    assert mirror.fs.cat_file(mirror.key(path)) == b'"Id"\n"00QA"\n'
+    assert not info["ETag"].strip('"').endswith("-1") and _remembered(path) == info["ETag"]
+    assert _uploads_in_progress(s3_store, mirror.key(path)) == []

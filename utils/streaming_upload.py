@@ -1,0 +1,154 @@
+"""An S3 multipart upload fed while its file is still being written, so that a big file is mostly in the store
+by the time its writer closes it.
+
+A raw extract's CSV grows for as long as Salesforce sends pages, and QA's ``dedup.csv`` as long as Polars writes
+it; uploaded only once complete, a 270 MB file kept the run waiting 3-5 s on the loopback store (the sync's state
+waits for its raw CSV). Here a thread follows the file while it grows and sends each complete part as soon as it
+is on disk; what is left when the writer is done is sent by ``finish``, which completes the upload. The rules:
+
+* the store shows nothing until ``finish`` completes the upload (S3 keeps parts invisible), so readers never see a
+  partial object, and ``finish`` runs in the data root's upload queue, where the whole-file upload would run: the
+  order in which a writer's files become visible is unchanged (utils/storage.py);
+* only bytes below the file's size are read, and ``finish`` checks each sent part against the finished file (its
+  CRC32, the file's inode): a writer that rewrote or replaced what was already sent gets ``None`` and the caller
+  uploads the whole file instead. So does any failure while following (a lost connection, an upload aborted by
+  another run's sweep): following is only ever an early start, never a second way to be wrong;
+* ``abandon`` (the writer failed) stops the thread and aborts the upload; a killed process leaves it to the sweep
+  of stale uploads (``storage.abort_stale_uploads``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+POLL_SECONDS = 0.05  # how often the follower looks at the file's size when no complete part is waiting
+PARTS_PER_SIZE_STEP = 1000  # a part is at least 1/1000 of what was sent: 10,000 parts (S3's cap) reach ~TBs
+
+
+@dataclass(frozen=True)
+class _SentPart:
+    number: int
+    offset: int
+    size: int
+    crc: int
+    etag: str
+
+
+class StreamingUpload:
+    """Follows ``path`` (created by its writer, possibly later) and uploads it to ``bucket/key`` part by part.
+
+    ``call(method, **kwargs)`` runs one S3 API call (botocore's names, e.g. ``upload_part``) and returns its
+    answer; ``part_bytes`` is the smallest part (S3's floor is 5 MiB for every part but the last)."""
+
+    def __init__(self, path: Path, bucket: str, key: str, call: Callable[..., dict[str, Any]], *,
+                 part_bytes: int) -> None:
+        self.path, self.bucket, self.key, self._call, self.part_bytes = path, bucket, key, call, part_bytes
+        self._parts: list[_SentPart] = []
+        self._upload_id: str | None = None
+        self._fd: int | None = None
+        self._failed: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name=f"store-follow-{path.name}", daemon=True)
+        self._thread.start()
+
+    # --- while the writer writes (the follower thread) ---------------------------------------------------------
+
+    def _follow(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self._fd is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        self._fd = os.open(self.path, os.O_RDONLY)
+                elif os.fstat(self._fd).st_size - self._sent_bytes() >= self._next_part_bytes():
+                    self._send(self._next_part_bytes())
+                    continue
+                self._stop.wait(POLL_SECONDS)
+        except BaseException as err:  # noqa: BLE001 - kept: ``finish`` falls back to the whole-file upload
+            self._failed = err
+
+    def _sent_bytes(self) -> int:
+        return self._parts[-1].offset + self._parts[-1].size if self._parts else 0
+
+    def _next_part_bytes(self) -> int:
+        return max(self.part_bytes, self._sent_bytes() // PARTS_PER_SIZE_STEP)
+
+    def _send(self, size: int) -> None:
+        assert self._fd is not None
+        offset = self._sent_bytes()
+        data = os.pread(self._fd, size, offset)
+        if len(data) != size:
+            msg = f"{self.path.name} shrank while it was uploaded"
+            raise OSError(msg)
+        if self._upload_id is None:
+            content_type, _ = mimetypes.guess_type(self.key)
+            extra = {"ContentType": content_type} if content_type else {}
+            self._upload_id = self._call("create_multipart_upload", Bucket=self.bucket, Key=self.key,
+                                         **extra)["UploadId"]
+        number = len(self._parts) + 1
+        answer = self._call("upload_part", Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+                            PartNumber=number, Body=data)
+        self._parts.append(_SentPart(number, offset, size, zlib.crc32(data), answer["ETag"]))
+
+    # --- once the writer is done (the caller's thread) ---------------------------------------------------------
+
+    def finish(self, final: Path) -> dict[str, Any] | None:
+        """Send the rest of ``final`` (the finished file: ``path`` renamed) and complete the upload; the store's
+        answer (its ``ETag``), or None when nothing was sent or what was sent cannot be used: the caller then
+        uploads the whole file (the started upload is aborted)."""
+        self._stop_following()
+        try:
+            if self._failed is not None or self._upload_id is None or not self._sent_parts_match(final):
+                self._abort_quietly()
+                return None
+            size = os.fstat(self._fd).st_size if self._fd is not None else 0
+            while self._sent_bytes() < size:
+                self._send(min(self._next_part_bytes(), size - self._sent_bytes()))
+            parts = [{"PartNumber": p.number, "ETag": p.etag} for p in self._parts]
+            answer = self._call("complete_multipart_upload", Bucket=self.bucket, Key=self.key,
+                                UploadId=self._upload_id, MultipartUpload={"Parts": parts})
+        except Exception:  # noqa: BLE001 - the whole-file upload is the way that reports a store's failure
+            self._abort_quietly()
+            return None
+        finally:
+            self._close()
+        return {"ETag": answer.get("ETag")} if answer.get("ETag") else None
+
+    def abandon(self) -> None:
+        """The writer failed: stop following and abort what was sent."""
+        self._stop_following()
+        self._abort_quietly()
+        self._close()
+
+    def sent_parts(self) -> int:
+        """Parts in the store so far (for the tests and the benchmark)."""
+        return len(self._parts)
+
+    def _stop_following(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sent_parts_match(self, final: Path) -> bool:
+        """The finished file is the one followed (same inode) and still holds every sent part's bytes."""
+        if self._fd is None or os.fstat(self._fd).st_ino != final.stat().st_ino:
+            return False
+        return all(zlib.crc32(os.pread(self._fd, p.size, p.offset)) == p.crc for p in self._parts)
+
+    def _abort_quietly(self) -> None:
+        """Abort the started upload, if any; best effort: the sweep of stale uploads catches what is left."""
+        upload_id, self._upload_id = self._upload_id, None
+        if upload_id is not None:
+            with contextlib.suppress(Exception):
+                self._call("abort_multipart_upload", Bucket=self.bucket, Key=self.key, UploadId=upload_id)
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
