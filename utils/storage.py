@@ -195,7 +195,8 @@ def upload_while_written(path: str | os.PathLike[str], target: str | os.PathLike
     def call(method: str, **kwargs: Any) -> dict[str, Any]:
         return guarded(mirror, "write", lambda: sync(fs.loop, fs._call_s3, method, **kwargs))
 
-    return StreamingUpload(Path(path), bucket, key, call, part_bytes=S3_PART_BYTES)
+    return StreamingUpload(Path(path), bucket, key, call, part_bytes=S3_PART_BYTES,
+                           parts_at_once=S3_UPLOAD_PARTS_AT_ONCE)
 
 
 def _upload(mirror: Mirror, path: Path, started: StreamingUpload | None = None) -> None:

@@ -25,12 +25,30 @@ import os
 import threading
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 POLL_SECONDS = 0.05  # how often the follower looks at the file's size when no complete part is waiting
-PARTS_PER_SIZE_STEP = 1000  # a part is at least 1/1000 of what was sent: 10,000 parts (S3's cap) reach ~TBs
+PARTS_PER_SIZE_STEP = 1000  # a part is at least 1/1000 of what was sent before it (see next_part_sizes)
+MAX_PART_BYTES = 5 * 2**30  # S3's largest part
+
+
+def next_part_sizes(sent: int, size: int, *, part_bytes: int, at_most: int, final: bool) -> list[int]:
+    """The sizes of the next parts (up to ``at_most``) of a file now ``size`` bytes long of which ``sent`` went
+    already: whole parts only while it grows, the short last one too once it is ``final``. A part is at least
+    ``part_bytes`` and 1/``PARTS_PER_SIZE_STEP`` of what went before it (at most 5 GiB), so a file of any size S3
+    takes (5 TiB) fits in its 10,000 parts."""
+    sizes: list[int] = []
+    while len(sizes) < at_most:
+        part = min(max(part_bytes, sent // PARTS_PER_SIZE_STEP), MAX_PART_BYTES)
+        left = size - sent
+        if left <= 0 or (left < part and not final):
+            break
+        sizes.append(min(part, left))
+        sent += sizes[-1]
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -46,11 +64,14 @@ class StreamingUpload:
     """Follows ``path`` (created by its writer, possibly later) and uploads it to ``bucket/key`` part by part.
 
     ``call(method, **kwargs)`` runs one S3 API call (botocore's names, e.g. ``upload_part``) and returns its
-    answer; ``part_bytes`` is the smallest part (S3's floor is 5 MiB for every part but the last)."""
+    answer; ``part_bytes`` is the smallest part (S3's floor is 5 MiB for every part but the last), and up to
+    ``parts_at_once`` go side by side."""
 
     def __init__(self, path: Path, bucket: str, key: str, call: Callable[..., dict[str, Any]], *,
-                 part_bytes: int) -> None:
+                 part_bytes: int, parts_at_once: int = 1) -> None:
         self.path, self.bucket, self.key, self._call, self.part_bytes = path, bucket, key, call, part_bytes
+        self.parts_at_once = parts_at_once
+        self._senders = ThreadPoolExecutor(max_workers=parts_at_once, thread_name_prefix="store-part")
         self._parts: list[_SentPart] = []
         self._upload_id: str | None = None
         self._fd: int | None = None
@@ -67,8 +88,8 @@ class StreamingUpload:
                 if self._fd is None:
                     with contextlib.suppress(FileNotFoundError):
                         self._fd = os.open(self.path, os.O_RDONLY)
-                elif os.fstat(self._fd).st_size - self._sent_bytes() >= self._next_part_bytes():
-                    self._send(self._next_part_bytes())
+                elif sizes := self._next_parts(os.fstat(self._fd).st_size, final=False):
+                    self._send(sizes)
                     continue
                 self._stop.wait(POLL_SECONDS)
         except BaseException as err:  # noqa: BLE001 - kept: ``finish`` falls back to the whole-file upload
@@ -77,25 +98,34 @@ class StreamingUpload:
     def _sent_bytes(self) -> int:
         return self._parts[-1].offset + self._parts[-1].size if self._parts else 0
 
-    def _next_part_bytes(self) -> int:
-        return max(self.part_bytes, self._sent_bytes() // PARTS_PER_SIZE_STEP)
+    def _next_parts(self, size: int, *, final: bool) -> list[int]:
+        return next_part_sizes(self._sent_bytes(), size, part_bytes=self.part_bytes, at_most=self.parts_at_once,
+                               final=final)
 
-    def _send(self, size: int) -> None:
+    def _send(self, sizes: list[int]) -> None:
+        """Read the next parts from the file and send them, side by side; wait for all."""
         assert self._fd is not None
-        offset = self._sent_bytes()
-        data = os.pread(self._fd, size, offset)
-        if len(data) != size:
-            msg = f"{self.path.name} shrank while it was uploaded"
-            raise OSError(msg)
+        offset, number, batch = self._sent_bytes(), len(self._parts) + 1, []
+        for size in sizes:
+            data = os.pread(self._fd, size, offset)
+            if len(data) != size:
+                msg = f"{self.path.name} shrank while it was uploaded"
+                raise OSError(msg)
+            batch.append((number, offset, data))
+            offset, number = offset + size, number + 1
         if self._upload_id is None:
             content_type, _ = mimetypes.guess_type(self.key)
             extra = {"ContentType": content_type} if content_type else {}
             self._upload_id = self._call("create_multipart_upload", Bucket=self.bucket, Key=self.key,
                                          **extra)["UploadId"]
-        number = len(self._parts) + 1
-        answer = self._call("upload_part", Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
-                            PartNumber=number, Body=data)
-        self._parts.append(_SentPart(number, offset, size, zlib.crc32(data), answer["ETag"]))
+        upload_id = self._upload_id
+
+        def send(job: tuple[int, int, bytes]) -> dict[str, Any]:
+            return self._call("upload_part", Bucket=self.bucket, Key=self.key, UploadId=upload_id,
+                              PartNumber=job[0], Body=job[2])
+
+        for (number, offset, data), answer in zip(batch, list(self._senders.map(send, batch)), strict=True):
+            self._parts.append(_SentPart(number, offset, len(data), zlib.crc32(data), answer["ETag"]))
 
     # --- once the writer is done (the caller's thread) ---------------------------------------------------------
 
@@ -109,8 +139,8 @@ class StreamingUpload:
                 self._abort_quietly()
                 return None
             size = os.fstat(self._fd).st_size if self._fd is not None else 0
-            while self._sent_bytes() < size:
-                self._send(min(self._next_part_bytes(), size - self._sent_bytes()))
+            while sizes := self._next_parts(size, final=True):
+                self._send(sizes)
             parts = [{"PartNumber": p.number, "ETag": p.etag} for p in self._parts]
             answer = self._call("complete_multipart_upload", Bucket=self.bucket, Key=self.key,
                                 UploadId=self._upload_id, MultipartUpload={"Parts": parts})
@@ -126,10 +156,6 @@ class StreamingUpload:
         self._stop_following()
         self._abort_quietly()
         self._close()
-
-    def sent_parts(self) -> int:
-        """Parts in the store so far (for the tests and the benchmark)."""
-        return len(self._parts)
 
     def _stop_following(self) -> None:
         self._stop.set()
@@ -149,6 +175,7 @@ class StreamingUpload:
                 self._call("abort_multipart_upload", Bucket=self.bucket, Key=self.key, UploadId=upload_id)
 
     def _close(self) -> None:
+        self._senders.shutdown()
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
