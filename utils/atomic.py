@@ -33,19 +33,21 @@ def atomic_path(target: str | os.PathLike[str], *, upload_while_written: bool = 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
-    started = storage.upload_while_written(tmp, target) if upload_while_written else None
+    streaming = storage.start_streaming_upload(tmp, target) if upload_while_written else None
     try:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
-        if started is not None:
-            started.abandon()
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        try:
+            if streaming is not None:
+                streaming.abandon()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         raise
-    storage.publish(target, started=started)  # an object-store data root: never a partial object in the store
+    storage.publish(target, streaming=streaming)  # an object-store data root: never a partial object in the store
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> Path:

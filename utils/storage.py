@@ -7,7 +7,9 @@ the URL) and the store is the truth; this module is the one owner of the mapping
 * ``publish(path)``: after a local atomic write, the complete file is uploaded (one PUT, or a multipart upload,
   which becomes visible only when complete): no reader of the store ever sees a partial object. A big file
   (``BACKGROUND_UPLOAD_MIN_BYTES``) is uploaded by the process's one upload thread while the run goes on; the
-  store still sees every file after the files its writer published before it (see "Uploads in the background");
+  store still sees every file after the files its writer published before it (see "Uploads in the background").
+  A big file written front to back (``atomic_path(..., upload_while_written=True)``: a raw extract, dedup.csv)
+  has its parts sent while it is written (``start_streaming_upload``); publishing it only completes the upload;
 * ``fetch(path)``: before reading what another run or machine may have written (sync state, replica, row-count
   history, run records), the local copy is replaced by the store's, or removed when the store has none;
 * ``list_files``, ``remove_file``, ``modified_at``: listings, deletions and ages act on the store;
@@ -156,33 +158,35 @@ def location(path: str | os.PathLike[str]) -> str:
     return f"{mirror.url.split('://', 1)[0]}://{mirror.key(Path(path))}"
 
 
-def publish(path: str | os.PathLike[str], *, started: StreamingUpload | None = None) -> None:
+def publish(path: str | os.PathLike[str], *, streaming: StreamingUpload | None = None) -> None:
     """Upload a complete local file to the store, if it lives under an object-store data root.
 
     A small file is in the store when this returns, after every file the same thread published before it; a big
     one is queued and uploaded while the caller goes on (that thread's next small publish, ``wait_for_uploads`` or
-    a read of it waits for it). ``started``: the upload begun while the file was written (``upload_while_written``),
-    which this completes in the place the whole-file upload would have taken."""
+    a read of it waits for it). ``streaming``: the upload started while the file was written
+    (``start_streaming_upload``), which this completes in the place the whole-file upload would have taken."""
     path = Path(path).absolute()
     mirror = mirror_of(path)
     if mirror is None:
         return
-    if path.stat().st_size >= BACKGROUND_UPLOAD_MIN_BYTES:
-        _queue_upload(mirror, path, started)
-        return
     try:
+        if path.stat().st_size >= BACKGROUND_UPLOAD_MIN_BYTES:
+            _queue_upload(mirror, path, streaming)
+            return
         wait_for_own_uploads()  # a writer's files reach the store in its order: replica before state
     except BaseException:
-        if started is not None:
-            started.abandon()
+        if streaming is not None:  # never handed to an upload: nothing else would stop it
+            streaming.abandon()
         raise
-    _upload(mirror, path, started)
+    _upload(mirror, path, streaming)
 
 
-def upload_while_written(path: str | os.PathLike[str], target: str | os.PathLike[str]) -> StreamingUpload | None:
+def start_streaming_upload(path: str | os.PathLike[str],
+                           target: str | os.PathLike[str]) -> StreamingUpload | None:
     """Start uploading ``path`` (being written, to become ``target``) before it is complete, for a big file written
-    front to back (utils/streaming_upload.py); ``publish(target, started=...)`` completes it, ``abandon()`` drops
-    it. None where that does not apply: a local data root, or a store other than S3 (it uploads once complete)."""
+    front to back (utils/streaming_upload.py); ``publish(target, streaming=...)`` completes it, ``abandon()``
+    drops it. None where that does not apply: a local data root, or a store other than S3 (it uploads once
+    complete)."""
     target = Path(target).absolute()
     mirror = mirror_of(target)
     if mirror is None or mirror.protocol != "s3":
@@ -195,16 +199,15 @@ def upload_while_written(path: str | os.PathLike[str], target: str | os.PathLike
     def call(method: str, **kwargs: Any) -> dict[str, Any]:
         return guarded(mirror, "write", lambda: sync(fs.loop, fs._call_s3, method, **kwargs))
 
-    return StreamingUpload(Path(path), bucket, key, call, part_bytes=S3_PART_BYTES,
-                           parts_at_once=S3_UPLOAD_PARTS_AT_ONCE)
+    return StreamingUpload(Path(path), bucket, key, call, part_bytes=S3_PART_BYTES)
 
 
-def _upload(mirror: Mirror, path: Path, started: StreamingUpload | None = None) -> None:
-    if started is not None:
-        answer = started.finish(path)
-        if answer is not None:  # the store's answer names the version: no HEAD
-            _remember_version(mirror, path, answer)
-            return
+def _upload(mirror: Mirror, path: Path, streaming: StreamingUpload | None = None) -> None:
+    if streaming is not None and (completed := streaming.finish(path)) is not None:
+        # the store's answer names the version: no HEAD (unless it named none)
+        _remember_version(mirror, path, {"ETag": completed.etag} if completed.etag else
+                          guarded(mirror, "read", lambda: mirror.fs.info(mirror.key(path))))
+        return
     key = mirror.key(path)
     size = path.stat().st_size
     if mirror.protocol == "s3" and size < 2 * S3_PART_BYTES:
@@ -262,7 +265,10 @@ S3_MAX_PARTS = 10_000
 #   until the next run's ``check_data_root`` (which raises it first if nobody has yet): it fails the run;
 # * reading, listing or deleting a file with a queued upload waits for that upload; a lease on the store is
 #   released only once the uploads made under it are done (utils/locks.py); a flow waits for every upload
-#   before it ends (flows/common.py); the thread is not a daemon, so the interpreter finishes them before it exits.
+#   before it ends (flows/common.py); the thread is not a daemon, so the interpreter finishes them before it exits;
+# * a streaming upload (utils/streaming_upload.py) sends parts early but completes in this queue, in the place of
+#   its file's whole-file upload, so these rules hold for it as they are; a publish that fails before handing it to
+#   the queue, or a queue that stopped after a failure, abandons it (aborts its parts).
 BACKGROUND_UPLOAD_MIN_BYTES = 8 * 2**20  # below this an upload costs less than the bookkeeping is worth
 _QUEUED: dict[Path, tuple[Future[None], int]] = {}  # the last queued upload of each path and the thread that
 #                                                     queued it, until someone waited for it
@@ -274,18 +280,16 @@ def _uploader() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-upload")  # one: uploads stay in order
 
 
-def _queue_upload(mirror: Mirror, path: Path, started: StreamingUpload | None = None) -> None:
-    if _FAILED and started is not None:
-        started.abandon()
+def _queue_upload(mirror: Mirror, path: Path, streaming: StreamingUpload | None = None) -> None:
     _raise_failed_upload()
 
     def upload() -> None:
         if _FAILED:  # an earlier upload failed: publishing what followed it could break the order
-            if started is not None:
-                started.abandon()
+            if streaming is not None:
+                streaming.abandon()
             raise StorageError(f"{location(path)} was not uploaded: an upload before it failed")
         try:
-            _upload(mirror, path, started)
+            _upload(mirror, path, streaming)
         except BaseException as err:
             with _LOCK:
                 _FAILED[:] = _FAILED or [(err, False)]

@@ -2,19 +2,23 @@
 by the time its writer closes it.
 
 A raw extract's CSV grows for as long as Salesforce sends pages, and QA's ``dedup.csv`` as long as Polars writes
-it; uploaded only once complete, a 270 MB file kept the run waiting 3-5 s on the loopback store (the sync's state
-waits for its raw CSV). Here a thread follows the file while it grows and sends each complete part as soon as it
-is on disk; what is left when the writer is done is sent by ``finish``, which completes the upload. The rules:
+it; uploaded only once complete, a 270 MB file kept a 1M-row run waiting seconds on the loopback store (the
+sync's state waits for its raw CSV). Here a thread follows the file while it grows and sends each complete part as
+soon as it is on disk; what is left when the writer is done is sent by ``finish``, which completes the upload.
+The rules:
 
 * the store shows nothing until ``finish`` completes the upload (S3 keeps parts invisible), so readers never see a
   partial object, and ``finish`` runs in the data root's upload queue, where the whole-file upload would run: the
   order in which a writer's files become visible is unchanged (utils/storage.py);
 * only bytes below the file's size are read, and ``finish`` checks each sent part against the finished file (its
-  CRC32, the file's inode): a writer that rewrote or replaced what was already sent gets ``None`` and the caller
-  uploads the whole file instead. So does any failure while following (a lost connection, an upload aborted by
-  another run's sweep): following is only ever an early start, never a second way to be wrong;
+  CRC32, the file's device and inode): a writer that rewrote or replaced what was already sent gets ``None`` and
+  the caller uploads the whole file instead. So does any failure while following (a lost connection, an upload
+  aborted by another run's sweep of uploads older than an hour): following is only ever an early start, never a
+  second way to be wrong;
 * ``abandon`` (the writer failed) stops the thread and aborts the upload; a killed process leaves it to the sweep
-  of stale uploads (``storage.abort_stale_uploads``).
+  of stale uploads (``storage.abort_stale_uploads``);
+* memory: parts are read from the file only by the process's ``PARTS_IN_FLIGHT`` senders, shared by every
+  streaming upload, so at most that many parts are held at once (16 MiB each until a file passes 16 GiB).
 """
 
 from __future__ import annotations
@@ -25,30 +29,39 @@ import os
 import threading
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 POLL_SECONDS = 0.05  # how often the follower looks at the file's size when no complete part is waiting
-PARTS_PER_SIZE_STEP = 1000  # a part is at least 1/1000 of what was sent before it (see next_part_sizes)
+MAX_SENT_PER_PART = 1000  # a part is at least 1/1000 of what was sent before it (see next_part_sizes)
 MAX_PART_BYTES = 5 * 2**30  # S3's largest part
+PARTS_IN_FLIGHT = 2  # parts read and being sent at once, across every streaming upload of the process
+_SENDERS = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="store-part")
 
 
 def next_part_sizes(sent: int, size: int, *, part_bytes: int, at_most: int, final: bool) -> list[int]:
     """The sizes of the next parts (up to ``at_most``) of a file now ``size`` bytes long of which ``sent`` went
     already: whole parts only while it grows, the short last one too once it is ``final``. A part is at least
-    ``part_bytes`` and 1/``PARTS_PER_SIZE_STEP`` of what went before it (at most 5 GiB), so a file of any size S3
+    ``part_bytes`` and 1/``MAX_SENT_PER_PART`` of what went before it (at most 5 GiB), so a file of any size S3
     takes (5 TiB) fits in its 10,000 parts."""
     sizes: list[int] = []
     while len(sizes) < at_most:
-        part = min(max(part_bytes, sent // PARTS_PER_SIZE_STEP), MAX_PART_BYTES)
+        part = min(max(part_bytes, sent // MAX_SENT_PER_PART), MAX_PART_BYTES)
         left = size - sent
         if left <= 0 or (left < part and not final):
             break
         sizes.append(min(part, left))
         sent += sizes[-1]
     return sizes
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The store's answer to a completed upload: the version it made (None if it named none)."""
+
+    etag: str | None
 
 
 @dataclass(frozen=True)
@@ -64,17 +77,16 @@ class StreamingUpload:
     """Follows ``path`` (created by its writer, possibly later) and uploads it to ``bucket/key`` part by part.
 
     ``call(method, **kwargs)`` runs one S3 API call (botocore's names, e.g. ``upload_part``) and returns its
-    answer; ``part_bytes`` is the smallest part (S3's floor is 5 MiB for every part but the last), and up to
-    ``parts_at_once`` go side by side."""
+    answer; ``part_bytes`` is the smallest part (S3's floor is 5 MiB for every part but the last)."""
 
     def __init__(self, path: Path, bucket: str, key: str, call: Callable[..., dict[str, Any]], *,
-                 part_bytes: int, parts_at_once: int = 1) -> None:
-        self.path, self.bucket, self.key, self._call, self.part_bytes = path, bucket, key, call, part_bytes
-        self.parts_at_once = parts_at_once
-        self._senders = ThreadPoolExecutor(max_workers=parts_at_once, thread_name_prefix="store-part")
+                 part_bytes: int) -> None:
+        self.path, self.bucket, self.key = path, bucket, key
+        self._call, self.part_bytes = call, part_bytes
         self._parts: list[_SentPart] = []
         self._upload_id: str | None = None
         self._fd: int | None = None
+        self._followed: os.stat_result | None = None  # the file followed (device and inode)
         self._failed: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name=f"store-follow-{path.name}", daemon=True)
@@ -88,8 +100,9 @@ class StreamingUpload:
                 if self._fd is None:
                     with contextlib.suppress(FileNotFoundError):
                         self._fd = os.open(self.path, os.O_RDONLY)
+                        self._followed = os.fstat(self._fd)
                 elif sizes := self._next_parts(os.fstat(self._fd).st_size, final=False):
-                    self._send(sizes)
+                    self._send(self._fd, sizes)
                     continue
                 self._stop.wait(POLL_SECONDS)
         except BaseException as err:  # noqa: BLE001 - kept: ``finish`` falls back to the whole-file upload
@@ -99,73 +112,80 @@ class StreamingUpload:
         return self._parts[-1].offset + self._parts[-1].size if self._parts else 0
 
     def _next_parts(self, size: int, *, final: bool) -> list[int]:
-        return next_part_sizes(self._sent_bytes(), size, part_bytes=self.part_bytes, at_most=self.parts_at_once,
+        return next_part_sizes(self._sent_bytes(), size, part_bytes=self.part_bytes, at_most=PARTS_IN_FLIGHT,
                                final=final)
 
-    def _send(self, sizes: list[int]) -> None:
-        """Read the next parts from the file and send them, side by side; wait for all."""
-        assert self._fd is not None
-        offset, number, batch = self._sent_bytes(), len(self._parts) + 1, []
-        for size in sizes:
-            data = os.pread(self._fd, size, offset)
-            if len(data) != size:
-                msg = f"{self.path.name} shrank while it was uploaded"
-                raise OSError(msg)
-            batch.append((number, offset, data))
-            offset, number = offset + size, number + 1
+    def _send(self, fd: int, sizes: list[int]) -> None:
+        """Send the next parts of the file, side by side; return once every one is answered (none in flight)."""
         if self._upload_id is None:
             content_type, _ = mimetypes.guess_type(self.key)
             extra = {"ContentType": content_type} if content_type else {}
             self._upload_id = self._call("create_multipart_upload", Bucket=self.bucket, Key=self.key,
                                          **extra)["UploadId"]
-        upload_id = self._upload_id
+        upload_id, offset, number, jobs = self._upload_id, self._sent_bytes(), len(self._parts) + 1, []
 
-        def send(job: tuple[int, int, bytes]) -> dict[str, Any]:
-            return self._call("upload_part", Bucket=self.bucket, Key=self.key, UploadId=upload_id,
-                              PartNumber=job[0], Body=job[2])
+        def send(number: int, offset: int, size: int) -> _SentPart:
+            data = os.pread(fd, size, offset)  # read by the sender: only parts in flight are in memory
+            if len(data) != size:
+                msg = f"{self.path.name} shrank while it was uploaded"
+                raise OSError(msg)
+            answer = self._call("upload_part", Bucket=self.bucket, Key=self.key, UploadId=upload_id,
+                                PartNumber=number, Body=data)
+            return _SentPart(number, offset, size, zlib.crc32(data), answer["ETag"])
 
-        for (number, offset, data), answer in zip(batch, list(self._senders.map(send, batch)), strict=True):
-            self._parts.append(_SentPart(number, offset, len(data), zlib.crc32(data), answer["ETag"]))
+        for size in sizes:
+            jobs.append(_SENDERS.submit(send, number, offset, size))
+            offset, number = offset + size, number + 1
+        wait(jobs)  # all of them, even when one failed: an abort must not race a part still on its way
+        self._parts.extend(job.result() for job in jobs)
 
     # --- once the writer is done (the caller's thread) ---------------------------------------------------------
 
-    def finish(self, final: Path) -> dict[str, Any] | None:
-        """Send the rest of ``final`` (the finished file: ``path`` renamed) and complete the upload; the store's
-        answer (its ``ETag``), or None when nothing was sent or what was sent cannot be used: the caller then
-        uploads the whole file (the started upload is aborted)."""
+    def finish(self, final: Path) -> Completed | None:
+        """Send the rest of ``final`` (the finished file: ``path`` renamed) and complete the upload; None when
+        nothing was sent or what was sent cannot be used (the started upload is then aborted): the caller uploads
+        the whole file."""
         self._stop_following()
         try:
-            if self._failed is not None or self._upload_id is None or not self._sent_parts_match(final):
+            if self._failed is not None or self._fd is None or self._upload_id is None \
+                    or not self._sent_parts_match(self._fd, final):
                 self._abort_quietly()
                 return None
-            size = os.fstat(self._fd).st_size if self._fd is not None else 0
+            size = os.fstat(self._fd).st_size
             while sizes := self._next_parts(size, final=True):
-                self._send(sizes)
+                self._send(self._fd, sizes)
             parts = [{"PartNumber": p.number, "ETag": p.etag} for p in self._parts]
             answer = self._call("complete_multipart_upload", Bucket=self.bucket, Key=self.key,
                                 UploadId=self._upload_id, MultipartUpload={"Parts": parts})
         except Exception:  # noqa: BLE001 - the whole-file upload is the way that reports a store's failure
             self._abort_quietly()
             return None
+        except BaseException:
+            self._abort_quietly()
+            raise
         finally:
             self._close()
-        return {"ETag": answer.get("ETag")} if answer.get("ETag") else None
+        return Completed(answer.get("ETag"))
 
     def abandon(self) -> None:
-        """The writer failed: stop following and abort what was sent."""
-        self._stop_following()
-        self._abort_quietly()
-        self._close()
+        """The writer failed: stop following and abort what was sent. Safe to call more than once."""
+        try:
+            self._stop_following()
+        finally:
+            self._abort_quietly()
+            self._close()
 
     def _stop_following(self) -> None:
         self._stop.set()
         self._thread.join()
 
-    def _sent_parts_match(self, final: Path) -> bool:
-        """The finished file is the one followed (same inode) and still holds every sent part's bytes."""
-        if self._fd is None or os.fstat(self._fd).st_ino != final.stat().st_ino:
+    def _sent_parts_match(self, fd: int, final: Path) -> bool:
+        """The finished file is the one followed (same device and inode) and still holds every sent part's
+        bytes."""
+        now, followed = final.stat(), self._followed
+        if followed is None or (now.st_dev, now.st_ino) != (followed.st_dev, followed.st_ino):
             return False
-        return all(zlib.crc32(os.pread(self._fd, p.size, p.offset)) == p.crc for p in self._parts)
+        return all(zlib.crc32(os.pread(fd, p.size, p.offset)) == p.crc for p in self._parts)
 
     def _abort_quietly(self) -> None:
         """Abort the started upload, if any; best effort: the sweep of stale uploads catches what is left."""
@@ -175,7 +195,6 @@ class StreamingUpload:
                 self._call("abort_multipart_upload", Bucket=self.bucket, Key=self.key, UploadId=upload_id)
 
     def _close(self) -> None:
-        self._senders.shutdown()
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)

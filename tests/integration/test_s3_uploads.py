@@ -9,6 +9,7 @@ Each test works under its own key prefix in the session's one bucket.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -151,10 +152,24 @@ def _wait_for_parts(s3_store: S3Store, key: str, parts: int, timeout_s: float = 
     raise AssertionError(msg)
 
 
-def test_a_big_file_is_uploaded_while_it_is_written_and_appears_only_complete(store_root, s3_store):
+def _no_whole_file_upload(mirror: storage.Mirror, monkeypatch) -> None:
+    """Fail the test if a file is uploaded whole: what reaches the store came from the streaming upload."""
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the file was uploaded whole, not while it was written")
+
+    monkeypatch.setattr(mirror.fs, "put_file", refuse)
+    monkeypatch.setattr(storage, "_put_object", refuse)
+
+
+def _followers() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("store-follow")]
+
+
+def test_a_big_file_is_uploaded_while_it_is_written_and_appears_only_complete(store_root, s3_store, monkeypatch):
     url, root = store_root
     mirror = storage.mirror_of(root)
     assert mirror is not None
+    _no_whole_file_upload(mirror, monkeypatch)
     path = root / "raw" / "Opportunity_x.csv"
     key = mirror.key(path)
     part = storage.S3_PART_BYTES
@@ -175,7 +190,7 @@ def test_a_big_file_is_uploaded_while_it_is_written_and_appears_only_complete(st
     assert mirror.fs.cat_file(key) == body
     assert info["ContentType"].startswith("text/csv")  # the type of the target's name, not the temp file's
     assert _remembered(path) == info["ETag"]  # the completion's answer named the version: no download next time
-    assert _uploads_in_progress(s3_store, key) == []
+    assert _uploads_in_progress(s3_store, key) == [] and _followers() == []
 
 
 def test_a_writer_that_fails_leaves_neither_an_object_nor_an_upload(store_root, s3_store):
@@ -191,8 +206,38 @@ def test_a_writer_that_fails_leaves_neither_an_object_nor_an_upload(store_root, 
         _wait_for_parts(s3_store, key, 1)
         raise RuntimeError("the source went away")
     storage.wait_for_uploads()
-    assert not mirror.fs.exists(key) and not path.exists()
+    assert not mirror.fs.exists(key) and not path.exists() and list(path.parent.iterdir()) == []  # no temp file
     assert _uploads_in_progress(s3_store, key) == []  # aborted, not left for the sweep
+    assert _followers() == []
+
+
+def test_a_store_that_fails_a_part_gets_the_whole_file_instead(store_root, s3_store, monkeypatch):
+    """A failure while following (here the store refusing one part) only loses the early start."""
+    url, root = store_root
+    mirror = storage.mirror_of(root)
+    assert mirror is not None
+    path = root / "raw" / "Contact_x.csv"
+    key = mirror.key(path)
+    real_call = mirror.fs._call_s3
+    refused = []
+
+    async def refuse_the_second_part(method, *args, **kwargs):
+        if method == "upload_part" and kwargs.get("PartNumber") == 2 and not refused:
+            refused.append(kwargs["Key"])
+            raise ConnectionResetError("the store went away for a moment")
+        return await real_call(method, *args, **kwargs)
+
+    monkeypatch.setattr(mirror.fs, "_call_s3", refuse_the_second_part)
+    body = os.urandom(3 * storage.S3_PART_BYTES + 5)
+    with atomic_path(path, upload_while_written=True) as tmp, open(tmp, "wb") as fh:
+        fh.write(body[: storage.S3_PART_BYTES])
+        fh.flush()
+        _wait_for_parts(s3_store, key, 1)
+        fh.write(body[storage.S3_PART_BYTES:])
+    storage.wait_for_uploads()
+    assert refused == [key.partition("/")[2]]
+    assert mirror.fs.cat_file(key) == body and _remembered(path) == _store_info(url, path)["ETag"]
+    assert _uploads_in_progress(s3_store, key) == [] and _followers() == []  # the started one was aborted
 
 
 def test_a_writer_that_rewrites_what_was_sent_still_publishes_its_finished_file(store_root, s3_store):
@@ -216,7 +261,7 @@ def test_a_writer_that_rewrites_what_was_sent_still_publishes_its_finished_file(
     assert _uploads_in_progress(s3_store, key) == []
 
 
-def test_a_small_file_written_while_followed_is_one_put(store_root, s3_store):
+def test_a_small_file_written_with_upload_while_written_is_one_put_and_starts_no_upload(store_root, s3_store):
     url, root = store_root
     mirror = storage.mirror_of(root)
     assert mirror is not None
