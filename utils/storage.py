@@ -191,45 +191,52 @@ def start_streaming_upload(path: str | os.PathLike[str],
     mirror = mirror_of(target)
     if mirror is None or mirror.protocol != "s3":
         return None
-    from fsspec.asyn import sync
-
-    fs = mirror.fs
     bucket, _, key = mirror.key(target).partition("/")
-
-    def call(method: str, **kwargs: Any) -> dict[str, Any]:
-        return guarded(mirror, "write", lambda: sync(fs.loop, fs._call_s3, method, **kwargs))
-
-    return StreamingUpload(Path(path), bucket, key, call, part_bytes=S3_PART_BYTES)
+    return StreamingUpload(Path(path), bucket, key, functools.partial(_s3_call, mirror, "write"),
+                           part_bytes=S3_PART_BYTES, content_type=_content_type(target))
 
 
 def _upload(mirror: Mirror, path: Path, streaming: StreamingUpload | None = None) -> None:
-    if streaming is not None and (completed := streaming.finish(path)) is not None:
-        # the store's answer names the version: no HEAD (unless it named none)
-        _remember_version(mirror, path, {"ETag": completed.etag} if completed.etag else
-                          guarded(mirror, "read", lambda: mirror.fs.info(mirror.key(path))))
-        return
     key = mirror.key(path)
-    size = path.stat().st_size
-    if mirror.protocol == "s3" and size < 2 * S3_PART_BYTES:
-        written = guarded(mirror, "write", lambda: _put_object(mirror, path, key))
+    completed = streaming.finish(path) if streaming is not None else None
+    if completed is not None:
+        etag = completed.etag
     else:
-        options = _s3_upload_options(size) if mirror.protocol == "s3" else {}
-        written = guarded(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key, **options))
-    # a single PUT's answer names the version it made: no HEAD after it. A multipart upload's version is read by a
-    # HEAD after it, which would see a later writer's version if one wrote in between (the scratch would then take
-    # that version for its own); the object's lease keeps other writers of its files out until the upload is done
-    etag = written.get("ETag") if isinstance(written, dict) else None
+        size = path.stat().st_size
+        if mirror.protocol == "s3" and size < 2 * S3_PART_BYTES:
+            written = guarded(mirror, "write", lambda: _put_object(mirror, path, key))
+        else:
+            options = _s3_upload_options(size) if mirror.protocol == "s3" else {}
+            written = guarded(mirror, "write", lambda: mirror.fs.put_file(os.fspath(path), key, **options))
+        etag = written.get("ETag") if isinstance(written, dict) else None
+    # a single PUT's answer, and a streaming upload's completion, name the version they made: no HEAD after them.
+    # A multipart upload's version is read by a HEAD after it, which would see a later writer's version if one
+    # wrote in between (the scratch would then take that version for its own); the object's lease keeps other
+    # writers of its files out until the upload is done
     _remember_version(mirror, path, {"ETag": etag} if etag else guarded(mirror, "read", lambda: mirror.fs.info(key)))
 
 
 def _put_object(mirror: Mirror, path: Path, key: str) -> Any:
     """One PUT of a file under two parts (read whole, as s3fs's ``put_file`` would), with the content type
     ``put_file`` would give it; the store's answer (its ``ETag``)."""
-    content_type, _ = mimetypes.guess_type(os.fspath(path))
     options: dict[str, Any] = {"chunksize": S3_PART_BYTES}  # s3fs PUTs in one request what is under two parts
-    if content_type:
+    if content_type := _content_type(path):
         options["ContentType"] = content_type
     return mirror.fs.pipe_file(key, path.read_bytes(), **options)
+
+
+def _content_type(path: Path) -> str | None:
+    """The type s3fs's ``put_file`` gives an object, from its name (``text/csv``, ``application/json``...)."""
+    return mimetypes.guess_type(os.fspath(path))[0]
+
+
+def _s3_call(mirror: Mirror, action: str, method: str, **kwargs: Any) -> Any:
+    """One S3 API call that s3fs has no method for (botocore's name: ``upload_part``...), from any thread; its
+    answer. Errors as ``guarded``."""
+    from fsspec.asyn import sync
+
+    fs = mirror.fs
+    return guarded(mirror, action, lambda: sync(fs.loop, fs._call_s3, method, **kwargs))
 
 
 def _s3_upload_options(size: int) -> dict[str, int]:
@@ -471,18 +478,14 @@ def abort_stale_uploads(directory: str | os.PathLike[str], *, older_than_seconds
     mirror = mirror_of(directory)
     if mirror is None or mirror.protocol != "s3":
         return 0
-    from fsspec.asyn import sync
-
-    fs = mirror.fs
     bucket, _, prefix = mirror.key(Path(directory)).partition("/")
-    listing = guarded(mirror, "list uploads", lambda: sync(fs.loop, fs._call_s3, "list_multipart_uploads",
-                                                          Bucket=bucket, Prefix=prefix))
+    listing = _s3_call(mirror, "list uploads", "list_multipart_uploads", Bucket=bucket, Prefix=prefix)
     now, aborted = time.time(), 0
     for upload in listing.get("Uploads", []):
         started = upload.get("Initiated")
         if started is not None and now - started.timestamp() >= older_than_seconds:
-            guarded(mirror, "abort an upload", lambda u=upload: sync(
-                fs.loop, fs._call_s3, "abort_multipart_upload", Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]))
+            _s3_call(mirror, "abort an upload", "abort_multipart_upload", Bucket=bucket, Key=upload["Key"],
+                     UploadId=upload["UploadId"])
             aborted += 1
     return aborted
 

@@ -24,7 +24,6 @@ The rules:
 from __future__ import annotations
 
 import contextlib
-import mimetypes
 import os
 import threading
 import zlib
@@ -77,16 +76,16 @@ class StreamingUpload:
     """Follows ``path`` (created by its writer, possibly later) and uploads it to ``bucket/key`` part by part.
 
     ``call(method, **kwargs)`` runs one S3 API call (botocore's names, e.g. ``upload_part``) and returns its
-    answer; ``part_bytes`` is the smallest part (S3's floor is 5 MiB for every part but the last)."""
+    answer; ``part_bytes`` is the smallest part (S3's floor is 5 MiB for every part but the last); ``content_type``
+    is the object's."""
 
     def __init__(self, path: Path, bucket: str, key: str, call: Callable[..., dict[str, Any]], *,
-                 part_bytes: int) -> None:
-        self.path, self.bucket, self.key = path, bucket, key
+                 part_bytes: int, content_type: str | None = None) -> None:
+        self.path, self.bucket, self.key, self.content_type = path, bucket, key, content_type
         self._call, self.part_bytes = call, part_bytes
         self._parts: list[_SentPart] = []
         self._upload_id: str | None = None
-        self._fd: int | None = None
-        self._followed: os.stat_result | None = None  # the file followed (device and inode)
+        self._fd: int | None = None  # the file followed, open from the moment its writer created it
         self._failed: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name=f"store-follow-{path.name}", daemon=True)
@@ -100,7 +99,6 @@ class StreamingUpload:
                 if self._fd is None:
                     with contextlib.suppress(FileNotFoundError):
                         self._fd = os.open(self.path, os.O_RDONLY)
-                        self._followed = os.fstat(self._fd)
                 elif sizes := self._next_parts(os.fstat(self._fd).st_size, final=False):
                     self._send(self._fd, sizes)
                     continue
@@ -118,8 +116,7 @@ class StreamingUpload:
     def _send(self, fd: int, sizes: list[int]) -> None:
         """Send the next parts of the file, side by side; return once every one is answered (none in flight)."""
         if self._upload_id is None:
-            content_type, _ = mimetypes.guess_type(self.key)
-            extra = {"ContentType": content_type} if content_type else {}
+            extra = {"ContentType": self.content_type} if self.content_type else {}
             self._upload_id = self._call("create_multipart_upload", Bucket=self.bucket, Key=self.key,
                                          **extra)["UploadId"]
         upload_id, offset, number, jobs = self._upload_id, self._sent_bytes(), len(self._parts) + 1, []
@@ -182,8 +179,8 @@ class StreamingUpload:
     def _sent_parts_match(self, fd: int, final: Path) -> bool:
         """The finished file is the one followed (same device and inode) and still holds every sent part's
         bytes."""
-        now, followed = final.stat(), self._followed
-        if followed is None or (now.st_dev, now.st_ino) != (followed.st_dev, followed.st_ino):
+        now, followed = final.stat(), os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (followed.st_dev, followed.st_ino):
             return False
         return all(zlib.crc32(os.pread(fd, p.size, p.offset)) == p.crc for p in self._parts)
 
