@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from tasks.replica import conform_replica
-from tasks.replica_store import KeyRanges, Replica, hashes, new_base_id, sink_base
+from tasks.replica_store import Replica, hashes, new_base_id, sink_base
 from utils.replica_layers import FLAGS, HASHES, ReplicaStamp
 
 Fill = pl.DataFrame | pl.LazyFrame
@@ -66,17 +66,18 @@ def _conformed_base(replica: Replica, schema: Mapping[str, pl.DataType], fill: p
     the pull, is written to ``tmp``; the parts in order are the base, sorted (so written twice: once in parts, once
     whole)."""
     key = replica.primary_key
-    assert replica.base_file is not None
     base = replica.base_scan().drop(HASHES)
-    ranges = KeyRanges.of_base(replica.base_file, key)
-    if fill is None or not ranges.bounds:
-        return conform_replica(base, schema, primary_key=key, fill=_collected(fill))
+    if fill is None:
+        return conform_replica(base, schema, primary_key=key, fill=None)
     parts = []
-    for index, (in_range, pulled) in enumerate(zip(ranges.filters(), ranges.split(fill, tmp / "pull"), strict=True)):
-        part = tmp / f"base-{index}.parquet"
-        conform_replica(base.filter(*in_range), schema, primary_key=key, fill=_collected(pulled)).sink_parquet(
-            part, compression="lz4")
-        parts.append(pl.scan_parquet(part))
+    with replica.ranges_with(fill, tmp) as ranges:
+        if len(ranges) == 1:
+            return conform_replica(base, schema, primary_key=key, fill=_collected(ranges[0][1]))
+        for index, (in_range, pulled) in enumerate(ranges):
+            part = tmp / f"base-{index}.parquet"
+            conform_replica(base.filter(*in_range), schema, primary_key=key, fill=_collected(pulled)).sink_parquet(
+                part, compression="lz4")
+            parts.append(pl.scan_parquet(part))
     return pl.concat(parts)
 
 

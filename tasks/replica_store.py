@@ -233,7 +233,7 @@ class Replica:
                                                       primary_key=key)
             return replace(self, whole=updated), changed_values
         changed_values, changed = 0, []
-        with self._ranges_with(fresh, scratch) as ranges:
+        with self.ranges_with(fresh, scratch) as ranges:
             for in_range, pulled in ranges:
                 current = self.scan().select(key, *columns).filter(*in_range).collect(engine="streaming")
                 updated, count = refresh_columns(current, pulled.collect(engine="streaming"), primary_key=key)
@@ -252,7 +252,7 @@ class Replica:
         key, and creation time when the count was bounded by it) the replica lacks, one key range at a time."""
         key = self.primary_key
         vanished, missing = [], []
-        with self._ranges_with(live, scratch) as ranges:
+        with self.ranges_with(live, scratch) as ranges:
             for in_range, pulled in ranges:
                 held = self.scan().select(key).filter(*in_range).collect(engine="streaming")
                 org = pulled.collect(engine="streaming")
@@ -262,10 +262,11 @@ class Replica:
         return pl.concat(vanished).sort(), sorted(missing)
 
     @contextlib.contextmanager
-    def _ranges_with(self, pulled: pl.LazyFrame,
+    def ranges_with(self, pulled: pl.LazyFrame,
                      scratch: Path) -> Iterator[list[tuple[list[pl.Expr], pl.LazyFrame]]]:
         """The base's key ranges (``KeyRanges``; one for a replica held whole), each with its part of ``pulled``,
-        split into ``scratch`` while in use: what a refresh or a reconciliation compares one range at a time."""
+        split into ``scratch`` while in use: what a refresh, a reconciliation or a schema change works on one range at
+        a time."""
         ranges = (KeyRanges.of_base(self.base_file, self.primary_key) if self.whole is None and self.base_file
                   else KeyRanges(self.primary_key, ()))
         with tempfile.TemporaryDirectory(prefix="ranges-", dir=scratch) as tmp:
@@ -335,10 +336,8 @@ def write_replica(base: Path, replica: Replica, stamp: ReplicaStamp) -> Replica:
         # merge_sorted trusts its inputs' order: what it wrote is checked before it replaces the base
         sink_base(base, _compact(replica), metadata, check_keys=replica.primary_key)
     else:
-        with atomic_path(base) as tmp:
-            hashed = replica.whole.sort(replica.primary_key).with_columns(
-                hashes(list(replica.schema), replica.primary_key))
-            hashed.write_parquet(tmp, compression="zstd", metadata=metadata, row_group_size=ROW_GROUP_ROWS)
+        sink_base(base, replica.whole.lazy().sort(replica.primary_key).with_columns(
+            hashes(list(replica.schema), replica.primary_key)), metadata)
     # no overlay to remove: the one on disk names the old base, so it is ignored from now on
     return Replica(replica.primary_key, replica.schema, base, base_id, stamp.rows, empty_overlay(replica.schema))
 
@@ -376,6 +375,7 @@ def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Se
     staged.mkdir(parents=True)
     ranges = KeyRanges(primary_key, _sampled_bounds(extract, primary_key, total))
     schema = extract.collect_schema()
+    records = {c: schema[c] for c in columns}  # the replica's columns and types
     runs: list[Path] = []
     stats, newest = MergeStats(0, 0, 0, 0), None
     for part in ranges.split(extract, staged / "ranges"):
@@ -390,15 +390,14 @@ def write_backfill(base: Path, extract: pl.LazyFrame, total: int, *, columns: Se
         merged.with_columns(hashes(columns, primary_key)).write_parquet(run)
         runs.append(run)
     if not runs:  # an empty object: one empty base
-        empty = pl.DataFrame(schema=dict(schema)).select(columns).with_columns(hashes(columns, primary_key))
+        empty = pl.DataFrame(schema=records).with_columns(hashes(columns, primary_key))
         runs.append(staged / "sorted-0.parquet")
         empty.write_parquet(runs[0])
     stream = pl.concat([pl.scan_parquet(run) for run in runs])  # key ranges in order: sorted as a whole
     base_id = new_base_id()
     stamp = ReplicaStamp(run_id, stats.inserts, newest, dict(column_types), base_id=base_id)
     sink_base(base, stream, stamp.to_metadata())  # sorted by construction: each range sorted, ranges in order
-    replica_schema = {c: t for c, t in pl.read_parquet_schema(base).items() if c not in HASHES}  # the records'
-    replica = Replica(primary_key, replica_schema, base, base_id, stats.inserts, empty_overlay(replica_schema))
+    replica = Replica(primary_key, records, base, base_id, stats.inserts, empty_overlay(records))
     return Backfilled(replica, replace(stats, replica_rows=stats.inserts), newest)
 
 
