@@ -140,22 +140,6 @@ def process_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def store_pid(endpoint_url: str | None) -> int | None:
-    """The pid of the loopback S3 server answering ``endpoint_url`` (``weed``, found by the ``-s3.port=`` flag
-    tests/s3_server.weed_command gives it), or None: another store, or none on this machine."""
-    port = (endpoint_url or "").rstrip("/").rsplit(":", 1)[-1]
-    if not port.isdigit() or not os.path.isdir("/proc"):
-        return None
-    flag = f"-s3.port={port}".encode()
-    for entry in os.scandir("/proc"):
-        try:
-            if entry.name.isdigit() and flag in Path(entry.path, "cmdline").read_bytes().split(b"\0"):
-                return int(entry.name)
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-    return None
-
-
 def pid_cpu_s(pid: int | None) -> float | None:
     """CPU seconds (user + system) process ``pid`` has used so far (/proc/<pid>/stat), None if unknown."""
     if pid is None:
@@ -178,8 +162,7 @@ def setup_orchestrator(params: dict[str, Any]) -> tuple[Callable[[], dict[str, A
     if storage.is_remote(data_root):  # a new prefix per run (its scratch is the child's own, removed after)
         data_root = f"{data_root}/{uuid.uuid4().hex[:12]}"
     shutil.rmtree(data_root, ignore_errors=True)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")  # as utils/storage reads
-    store = store_pid(endpoint) if storage.is_remote(data_root) else None
+    store = params.get("store_pid")  # the loopback S3 server's process, for its CPU time
 
     def work() -> dict[str, Any]:
         cpu, store_cpu = process_cpu_s(), pid_cpu_s(store)
@@ -366,7 +349,8 @@ def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dic
                  Case(f"plain_functions[{label}]", "benchmarks.bench_e2e:setup_plain_pipeline",
                       {"data_root": str(WORK / "e2e-data" / f"{label}-plain")}, env=env),
                  Case(f"orchestrator_s3[{label}]", "benchmarks.bench_e2e:setup_orchestrator",
-                      {"data_root": store.url(f"bench-{label.replace(' ', '-')}")}, env=s3_env)]
+                      {"data_root": store.url(f"bench-{label.replace(' ', '-')}"), "store_pid": store.pid},
+                      env=s3_env)]
         if rows is None:  # the overhead target's scale; the floor does not depend on the data
             cases.append(Case(f"engine_floor[{label}]", "benchmarks.bench_e2e:setup_engine_floor", {}, env=env))
         load_at_start = os.getloadavg()

@@ -48,8 +48,6 @@ from typing import Any
 import httpx
 
 from benchmarks.harness import REPO, WORK, Case, child_env, median, ratio, run_child
-from tests.postgres_server import running_postgres  # the tests' servers (as bench_e2e uses tests.s3_server)
-from tests.prefect_server import background_process, free_port
 
 COUNTS = (5, 20)
 QUICK_COUNTS = (2, 4)
@@ -368,6 +366,7 @@ def _postgres() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on a free loopback port (the tests' ``running_postgres``, on ``make
     ui-postgres``'s programs): its URL for Prefect."""
     from deployments.prefect_postgres import find_postgres_bin
+    from tests.postgres_server import running_postgres  # the tests' servers, imported only by the stage using them
 
     bin_dir = find_postgres_bin()
     if bin_dir is None:
@@ -386,6 +385,8 @@ def _client_env(api_url: str, home: Path, extra: Mapping[str, str] | None = None
 @contextlib.contextmanager
 def _prefect_server(work: Path, database_url: str | None) -> Iterator[str]:
     """``prefect server start`` on a free port (its own home; on ``database_url`` when given): its API URL."""
+    from tests.prefect_server import background_process, free_port
+
     home = work / "server-home"
     home.mkdir(parents=True)
     port = free_port()
@@ -451,6 +452,7 @@ def _workers(count: int, *, limit: int, env: Mapping[str, str], work: Path, api:
     """``count`` machines: ``prefect worker start --pool sf-etl --limit L``, each in a working directory of its own;
     yields once the server lists them all."""
     from deployments.work_pool import POOL
+    from tests.prefect_server import background_process
 
     tag = uuid.uuid4().hex[:6]
     names = [f"bench-{tag}-{i + 1}" for i in range(count)]

@@ -44,7 +44,6 @@ from benchmarks.harness import REPO, WORK, Case, measure_interleaved, run_child
 OBJECT = "Opportunity"
 KEY = "Id"
 ADDED_FIELD = "Type"                          # the schema change: a picklist the base lacks
-REFRESHED = ("Account.Name", "Owner.Name")    # the refresh: the registry entry's relationship columns
 CHANGE_EVERY = 1_000     # the refresh pull's Account.Name differs from the base's on records n % CHANGE_EVERY == 0
 OWNER_CHANGE_EVERY = 5_000  # ... and its Owner.Name on n % OWNER_CHANGE_EVERY == 0: two values on those records, so
 #                             a count of records in place of values is caught

@@ -58,6 +58,7 @@ class S3Store:
     secret_key: str = field(repr=False)
     region: str = REGION
     log: Path | None = None  # weed's log (stderr), quoted when start-up fails
+    pid: int | None = None  # weed's process (the benchmarks read its CPU time)
 
     def url(self, key: str = "") -> str:
         """``s3://bucket/key`` (the form SF_PIPELINE_DATA_DIR, s3fs and Polars take)."""
@@ -200,9 +201,9 @@ def run_s3_store(*, bucket: str = DEFAULT_BUCKET, weed: Path = WEED_BIN,
         (run_dir / "s3.json").write_text(json.dumps(s3_identities(access_key, secret_key)))
         ports = pick_ports()
         sockets = grpc_socket_paths(ports)
-        watchdog = _start_watchdog(weed_command(weed, run_dir, ports), run_dir, sockets)
+        watchdog, weed_pid = _start_watchdog(weed_command(weed, run_dir, ports), run_dir, sockets)
         store = S3Store(endpoint_url=f"http://127.0.0.1:{ports['s3']}", bucket=bucket, access_key=access_key,
-                        secret_key=secret_key, log=run_dir / "weed.log")
+                        secret_key=secret_key, log=run_dir / "weed.log", pid=weed_pid)
         try:
             _wait_until_ready(store, watchdog, timeout_s)
         except _PortTaken:
@@ -224,9 +225,9 @@ class _PortTaken(RuntimeError):
     pass
 
 
-def _start_watchdog(cmd: list[str], run_dir: Path, sockets: list[str]) -> subprocess.Popen[bytes]:
+def _start_watchdog(cmd: list[str], run_dir: Path, sockets: list[str]) -> tuple[subprocess.Popen[bytes], int]:
     """The watchdog (this file as a script, its own session, stdin a pipe only we hold) starts weed and answers with
-    weed's pid on stdout."""
+    weed's pid on stdout: the watchdog, and weed's pid."""
     args = [sys.executable, "-I", "-S", __file__, "--watch", json.dumps({"cmd": cmd, "run_dir": str(run_dir),
                                                                            "sockets": sockets})]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
@@ -236,7 +237,7 @@ def _start_watchdog(cmd: list[str], run_dir: Path, sockets: list[str]) -> subpro
         proc.wait()
         msg = f"the SeaweedFS watchdog exited with code {proc.returncode} before starting weed"
         raise RuntimeError(msg)
-    return proc
+    return proc, int(line)
 
 
 def _stop_watchdog(proc: subprocess.Popen[bytes], run_dir: Path, sockets: list[str]) -> None:
