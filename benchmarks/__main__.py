@@ -27,7 +27,7 @@ from benchmarks import (
     bench_schema,
     report,
 )
-from benchmarks.harness import REPO, WORK, machine_info
+from benchmarks.harness import REPO, WORK, load_average, machine_info
 
 STAGES = ("extract", "process", "qa", "e2e", "schema", "scale")
 # run only when --only names them, beyond a full run's budget: fanout (issue #19) takes ~10 minutes a round (a
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     if "replica_ops" in results:
         verdicts += bench_replica_ops.verdicts(results["replica_ops"])
     print_tables(results, verdicts)
-    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    machine["load_average_at_end"] = load_average()
     document = {"mode": "quick" if args.quick else "full", "repeat": repeat, "stages": args.stages,
                 "total_seconds": round(time.perf_counter() - started, 1), "machine": machine,
                 "targets": verdicts, "results": results}

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.harness import WORK, Case, machine_info, measure_interleaved, median, ratio
+from benchmarks.harness import WORK, Case, load_average, machine_info, measure_interleaved, median, ratio
 
 PREFECT_HOMES = WORK / "prefect-homes"
 WRAPPER_TASK_PREFIX = "branch-"  # flows/sf_etl_orchestrator_flow.py: tasks that run a whole subflow
@@ -353,9 +353,9 @@ def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dic
                       env=s3_env)]
         if rows is None:  # the overhead target's scale; the floor does not depend on the data
             cases.append(Case(f"engine_floor[{label}]", "benchmarks.bench_e2e:setup_engine_floor", {}, env=env))
-        load_at_start = os.getloadavg()
+        load_at_start = load_average()
         results = measure_interleaved(cases, repeat, log=log)
-        load = [[round(x, 2) for x in load_at_start], [round(x, 2) for x in os.getloadavg()]]
+        load = [load_at_start, load_average()]
     result, plain, on_s3 = results[cases[0].name], results[cases[1].name], results[cases[2].name]
     floor = results.get(f"engine_floor[{label}]")
     runs = result["raw"]
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     label = f"Opportunity {args.rows / 1e6:g}M"
     machine = machine_info()  # the commit, the packages and the load at the start
     section = run_stage(scales=[(label, {"Opportunity": args.rows}, args.repeat)])
-    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["load_average_at_end"] = load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({**section, "machine": machine}, indent=2, default=str) + "\n")
     run = section[label]

@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.harness import REPO, WORK, Case, child_env, median, ratio, run_child
+from benchmarks.harness import REPO, WORK, Case, child_env, load_average, median, ratio, run_child
 
 COUNTS = (5, 20)
 QUICK_COUNTS = (2, 4)
@@ -635,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     section = run_stage(counts=counts, latency_ms=args.latency_ms, rounds=1 if args.quick else args.rounds,
                         rows_per_object=args.rows, worker_limit=args.worker_limit, database=args.database)
-    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["load_average_at_end"] = load_average()
     out = args.out or (WORK / "fanout.json" if args.quick else RESULTS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"fanout": section, "machine": machine}, indent=2, default=str) + "\n")

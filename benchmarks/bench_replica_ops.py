@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import time
 import uuid
@@ -39,7 +38,7 @@ from typing import Any
 
 import polars as pl
 
-from benchmarks.harness import REPO, WORK, Case, measure_interleaved, run_child
+from benchmarks.harness import REPO, WORK, Case, load_average, measure_interleaved, run_child
 
 OBJECT = "Opportunity"
 KEY = "Id"
@@ -358,14 +357,10 @@ def _compare_keys(data: Path, folder: Path, rows: int) -> Hooks:
 # --- the stage (parent) -------------------------------------------------------------------------------------------
 
 
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def run_stage(*, rows: int = ROWS, repeat: int = 3, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Build the data once, then ``repeat`` interleaved rounds of the three operations, one fresh child each."""
     folder = WORK / "replica_ops" / uuid.uuid4().hex[:12]
-    started, load_start = time.perf_counter(), _load()
+    started, load_start = time.perf_counter(), load_average()
     log(f"replica operations: {rows:,} {OBJECT} records, {repeat} round(s), one operation per child process")
     try:
         built = run_child(Case("build", "benchmarks.bench_replica_ops:build_case",
@@ -380,7 +375,7 @@ def run_stage(*, rows: int = ROWS, repeat: int = 3, log: Callable[[str], None] =
     return {"rows": rows, "object": OBJECT, "repeat": repeat,
             "build": {"seconds": round(built["seconds"], 1), "peak_rss_mb": round(built["peak_rss_mb"], 1),
                       "bytes": built["bytes"]},
-            "operations": measured, "load_average": {"start": load_start, "end": _load()},
+            "operations": measured, "load_average": {"start": load_start, "end": load_average()},
             "stage_seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -423,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, repeat = (QUICK_ROWS, 1) if args.quick else (args.rows, args.repeat)
     machine = machine_info()
     section = run_stage(rows=rows, repeat=repeat)
-    machine["load_average_at_end"] = _load()
+    machine["load_average_at_end"] = load_average()
     found = verdicts(section)
     out = args.out or (RESULTS if rows == ROWS and not args.quick else PARTIAL)
     write_results(out, {"replica_ops": section, "machine": machine, "targets": found})

@@ -190,6 +190,12 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
     return versions
 
 
+def load_average() -> list[float] | None:
+    """The machine's 1, 5 and 15-minute load averages, rounded (None where the OS has none): the machine is shared,
+    so every result says how busy it was."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def machine_info() -> dict[str, Any]:
     """What a reader needs to compare numbers across machines: CPU, cores, memory, OS, Python, versions, load."""
     return {
@@ -200,6 +206,6 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": package_versions(),
         "git": _git_commit(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "load_average_at_start": load_average(),
         "started_at": now_utc_seconds(),
     }
