@@ -11,6 +11,7 @@ plus the orchestrator's few non-task steps: plan, retention, artifact, run summa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -18,7 +19,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -337,11 +338,48 @@ def _scale_env(info) -> dict[str, str]:
             "SF_CA_BUNDLE": info.ca_bundle, "SF_API_RESERVE": "0"}
 
 
-def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dict[str, Any]:
+def store_core_layout(cpus: set[int]) -> tuple[set[int], set[int]]:
+    """``--store-core``: the CPUs of the runs and the emulator (all but one), and the store's own (the last)."""
+    if len(cpus) < 2:
+        msg = f"--store-core needs at least 2 CPUs for this process; it may use {sorted(cpus)}"
+        raise ValueError(msg)
+    store = {max(cpus)}
+    return cpus - store, store
+
+
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of a running process onto ``cpus``; the threads it starts later inherit it."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cpus)
+
+
+@contextlib.contextmanager
+def _cpus_of_this_process(cpus: set[int] | None) -> Iterator[None]:
+    """This process (and what it starts: the emulator, the store, every run's child) on ``cpus`` for the block."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log, *,
+               store_core: bool = False) -> dict[str, Any]:
+    """``store_core``: the store gets a CPU of its own (as a store elsewhere would), the runs and the emulator
+    share the others, the same for the local and the S3 runs; otherwise all share every CPU."""
     from emulator import run_emulator
     from tests.s3_server import run_s3_store  # the tests' loopback S3 server (SeaweedFS, requirements-s3.lock)
 
-    with run_emulator(rows=rows, faults="", living_rate=0) as info, run_s3_store() as store:
+    run_cpus, store_cpus = store_core_layout(os.sched_getaffinity(0)) if store_core else (None, None)
+    with _cpus_of_this_process(run_cpus), run_emulator(rows=rows, faults="", living_rate=0) as info, \
+            run_s3_store() as store:
+        if store_cpus is not None and store.pid is not None:
+            pin_process(store.pid, store_cpus)
         env = _scale_env(info)
         s3_env = {**env, **store.env(), "SF_PIPELINE_SCRATCH_DIR": str(WORK / "e2e-data" / f"{label}-scratch")}
         cases = [Case(f"orchestrator[{label}]", "benchmarks.bench_e2e:setup_orchestrator",
@@ -384,16 +422,19 @@ def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log) -> dic
         "cpu_runs_s": [r.get("cpu_s") for r in runs], "s3_cpu_runs_s": [r.get("cpu_s") for r in on_s3["raw"]],
         "s3_store_cpu_runs_s": [r.get("store_cpu_s") for r in on_s3["raw"]],
         "load_average_at_start_and_end": load,  # the machine is shared: ratios, not absolute times
+        "cpus": ({"runs_and_emulator": sorted(run_cpus), "store": sorted(store_cpus)}
+                 if run_cpus is not None and store_cpus is not None else "all shared"),
         "parallelism": ratio(median(r["task_sum_s"] for r in runs), result["median_s"]),
     }
 
 
-def run_stage(*, scales: Sequence[tuple[str, dict[str, int] | None, int]], log=print) -> dict[str, Any]:
+def run_stage(*, scales: Sequence[tuple[str, dict[str, int] | None, int]], log=print,
+              store_core: bool = False) -> dict[str, Any]:
     """``scales``: (label, emulator rows override, repeat). Returns the JSON-able section of latest.json."""
     out = {}
     for label, rows, repeat in scales:
         log(f"e2e: orchestrator on {label} ({repeat} run(s))")
-        out[label] = _one_scale(label, rows, repeat, log)
+        out[label] = _one_scale(label, rows, repeat, log, store_core=store_core)
     shutil.rmtree(PREFECT_HOMES, ignore_errors=True)
     shutil.rmtree(WORK / "e2e-data", ignore_errors=True)
     return out
@@ -406,19 +447,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="Opportunity rows in the emulator's org")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians are reported)")
     parser.add_argument("--out", type=Path, default=WORK / "e2e_s3.json")
+    parser.add_argument("--store-core", action="store_true",
+                        help="give the S3 store a CPU of its own, as a store elsewhere has; the runs and the "
+                             "emulator share the other CPUs (default: everything shares every CPU)")
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     WORK.mkdir(parents=True, exist_ok=True)
     label = f"Opportunity {args.rows / 1e6:g}M"
     machine = machine_info()  # the commit, the packages and the load at the start
-    section = run_stage(scales=[(label, {"Opportunity": args.rows}, args.repeat)])
+    section = run_stage(scales=[(label, {"Opportunity": args.rows}, args.repeat)], store_core=args.store_core)
     machine["load_average_at_end"] = load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({**section, "machine": machine}, indent=2, default=str) + "\n")
     run = section[label]
     print(f"local {run['runs_s']} s, S3 {run['s3_runs_s']} s: S3 / local {run['s3_vs_local']:.2f} (target <= 1.3); "
           f"CPU-s of the run local {run['cpu_runs_s']}, on S3 {run['s3_cpu_runs_s']}, the store "
-          f"{run['s3_store_cpu_runs_s']}; load {run['load_average_at_start_and_end']}")
+          f"{run['s3_store_cpu_runs_s']}; CPUs {run['cpus']}; load {run['load_average_at_start_and_end']}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.bench_e2e import busy_seconds, overhead_share
+from benchmarks.bench_e2e import busy_seconds, overhead_share, store_core_layout
 from benchmarks.bench_process import METRICS, compare_summaries, normalize_summary
 from benchmarks.harness import interleaved_order, median, ratio, summarize_runs
 from benchmarks.report import evaluate_targets, format_table, format_value
@@ -34,6 +34,13 @@ def test_summarize_runs_takes_the_median_time_and_the_highest_peak():
     assert summary["median_s"] == 2.0
     assert summary["peak_rss_mb"] == 300.0
     assert summary["runs_s"] == [3.0, 1.0, 2.0] and summary["n"] == 3
+
+
+def test_store_core_layout_gives_the_store_the_last_cpu_and_the_runs_the_rest():
+    assert store_core_layout({0, 1}) == ({0}, {1})
+    assert store_core_layout({0, 2, 5, 7}) == ({0, 2, 5}, {7})
+    with pytest.raises(ValueError, match="at least 2 CPUs"):
+        store_core_layout({3})
 
 
 def test_busy_seconds_merges_overlapping_intervals_and_keeps_gaps():
