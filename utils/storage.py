@@ -23,10 +23,12 @@ Google or Azure defaults); none of them is ever logged or written.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import functools
 import hashlib
 import mimetypes
 import os
+import re
 import tempfile
 import threading
 import time
@@ -213,7 +215,7 @@ def _upload(mirror: Mirror, path: Path, streaming: StreamingUpload | None = None
     # A multipart upload's version is read by a HEAD after it, which would see a later writer's version if one
     # wrote in between (the scratch would then take that version for its own); the object's lease keeps other
     # writers of its files out until the upload is done
-    _remember_version(mirror, path, {"ETag": etag} if etag else guarded(mirror, "read", lambda: mirror.fs.info(key)))
+    _remember_version(mirror, path, {"ETag": etag} if etag else _file_info(mirror, key))
 
 
 def _put_object(mirror: Mirror, path: Path, key: str) -> Any:
@@ -366,7 +368,7 @@ def fetch(path: str | os.PathLike[str]) -> bool:
 
     key = mirror.key(path)
     try:
-        info = guarded(mirror, "read", lambda: mirror.fs.info(key))
+        info = _file_info(mirror, key)
     except FileNotFoundError:
         path.unlink(missing_ok=True)
         _version_file(mirror, path).unlink(missing_ok=True)
@@ -440,9 +442,9 @@ def remove_file(path: str | os.PathLike[str]) -> bool:
         key = mirror.key(path)
         _version_file(mirror, path).unlink(missing_ok=True)
         with contextlib.suppress(FileNotFoundError):  # S3 deletes are idempotent: ask first, to say the truth
-            if guarded(mirror, "read", lambda: mirror.fs.isfile(key)):
-                guarded(mirror, "delete", lambda: mirror.fs.rm_file(key))
-                removed = True
+            _file_info(mirror, key)
+            guarded(mirror, "delete", lambda: mirror.fs.rm_file(key))
+            removed = True
     return removed
 
 
@@ -453,9 +455,8 @@ def list_files(directory: str | os.PathLike[str], pattern: str = "*") -> list[Pa
     if mirror is None:
         return [p for p in directory.glob(pattern) if p.is_file()] if directory.is_dir() else []
     _settle(directory.absolute())
-    key = mirror.key(directory)
-    found = guarded(mirror, "list", lambda: mirror.fs.glob(f"{key}/{pattern}", detail=True))
-    return [mirror.local_of(name) for name, info in found.items() if info.get("type") != "directory"]
+    names = _files_in(mirror, mirror.key(directory), name_prefix=re.split(r"[*?\[]", pattern, maxsplit=1)[0])
+    return [mirror.local_of(name) for name in names if fnmatch.fnmatchcase(name.rsplit("/", 1)[-1], pattern)]
 
 
 def modified_at(path: str | os.PathLike[str]) -> float:
@@ -464,11 +465,39 @@ def modified_at(path: str | os.PathLike[str]) -> float:
     if mirror is None:
         return Path(path).stat().st_mtime
     _settle(Path(path).absolute())
-    info = guarded(mirror, "read", lambda: mirror.fs.info(mirror.key(Path(path))))
-    stamp = info.get("LastModified") or info.get("mtime") or info.get("updated") or info.get("created")
+    info = _file_info(mirror, mirror.key(Path(path)))
+    stamp: Any = info.get("LastModified") or info.get("mtime") or info.get("updated") or info.get("created")
     if hasattr(stamp, "timestamp"):
         return float(stamp.timestamp())
     return float(stamp or 0.0)
+
+
+# A file's key is never a directory, and a directory is listed once: s3fs's ``info`` follows a missing key with a
+# listing (is it a directory?), and its ``glob`` checks the directory and lists it up to three times, 2-5 requests
+# where one does (each a round trip to a store that may be far away, and ~3 ms of the client's CPU).
+def _file_info(mirror: Mirror, key: str) -> dict[str, Any]:
+    """The store's facts about the file at ``key`` (``ETag``, ``LastModified``, ``size``); FileNotFoundError if
+    there is none. On S3 one HEAD."""
+    if mirror.protocol != "s3":
+        return guarded(mirror, "read", lambda: mirror.fs.info(key))
+    bucket, _, name = key.partition("/")
+    head = _s3_call(mirror, "read", "head_object", Bucket=bucket, Key=name)
+    return {"ETag": head.get("ETag"), "LastModified": head.get("LastModified"), "size": head.get("ContentLength")}
+
+
+def _files_in(mirror: Mirror, key: str, *, name_prefix: str = "") -> list[str]:
+    """The store paths of the files directly under the directory ``key`` (none if it is absent): one listing, on
+    S3 of the names starting with ``name_prefix`` only (one object's raw CSVs, not every object's)."""
+    def listing() -> list[dict[str, Any]]:
+        if mirror.protocol == "s3" and name_prefix:
+            return list(mirror.fs.find(key, maxdepth=1, prefix=name_prefix, detail=True).values())
+        return list(mirror.fs.ls(key, detail=True))
+
+    try:
+        entries = guarded(mirror, "list", listing)
+    except FileNotFoundError:
+        return []
+    return [entry["name"] for entry in entries if entry.get("type") == "file"]
 
 
 def abort_stale_uploads(directory: str | os.PathLike[str], *, older_than_seconds: float = 3600.0) -> int:

@@ -1,7 +1,8 @@
 """How utils/storage.py moves a data root's bytes to and from S3 (SeaweedFS on loopback, tests/s3_server.py): small
 files in one PUT whose answer names the version, big ones in bounded multipart uploads, big files written front to
-back uploaded while they are written (visible only once complete), downloads in one stream; and why botocore's
-default request checksums stay on (the store checks nothing else of a body).
+back uploaded while they are written (visible only once complete), downloads in one stream, one request for an
+absent file or a listing; and why botocore's default request checksums stay on (the store checks nothing else of a
+body).
 
 Each test works under its own key prefix in the session's one bucket.
 """
@@ -108,6 +109,41 @@ def test_a_download_is_one_stream(store_root, monkeypatch):
     monkeypatch.setattr(mirror.fs, "_call_s3", recorded)
     assert storage.fetch(path) and path.read_bytes() == body
     assert len(gets) == 1
+
+
+@pytest.fixture()
+def requests_sent():
+    """``start(mirror)``: the names of the S3 operations the store's client sends from then on (botocore's own
+    event, seen for every request, paginated listings included); the handler goes with the test."""
+    registered = []
+
+    def start(mirror: storage.Mirror) -> list[str]:
+        sent: list[str] = []
+        events = mirror.fs.s3.meta.events
+        unique_id = f"count-{len(registered)}-{time.monotonic_ns()}"
+        events.register("before-call.s3", lambda model, **_: sent.append(model.name), unique_id=unique_id)
+        registered.append((events, unique_id))
+        return sent
+
+    yield start
+    for events, unique_id in registered:
+        events.unregister("before-call.s3", unique_id=unique_id)
+
+
+def test_an_absent_file_and_a_listing_cost_one_request_each(store_root, requests_sent):
+    url, root = store_root
+    mirror = storage.mirror_of(root)
+    assert mirror is not None
+    for name in ("Account_1.csv", "Account_2.csv", "Contact_1.csv"):
+        mirror.fs.pipe_file(mirror.key(root / "raw" / name), b"Id\n")
+    sent = requests_sent(mirror)
+    assert not storage.fetch(root / "state" / "Account.json")  # s3fs's info follows the HEAD with a listing
+    assert not storage.remove_file(root / "raw" / "Lead_1.csv")
+    assert sorted(p.name for p in storage.list_files(root / "raw", "Account_*.csv")) == ["Account_1.csv",
+                                                                                          "Account_2.csv"]
+    assert sorted(p.name for p in storage.list_files(root / "raw")) == ["Account_1.csv", "Account_2.csv",
+                                                                        "Contact_1.csv"]
+    assert sent == ["HeadObject", "HeadObject", "ListObjectsV2", "ListObjectsV2"]  # s3fs's glob: 4 a listing
 
 
 @pytest.mark.parametrize("checksums", ["when_supported", "when_required"])
