@@ -430,7 +430,8 @@ def _remember_version(mirror: Mirror, path: Path, info: dict[str, Any]) -> None:
 
 
 def remove_file(path: str | os.PathLike[str]) -> bool:
-    """Delete a file locally and in the store; whether either held it."""
+    """Delete a file locally and in the store; whether either held it. A store that cannot be asked is a
+    StorageError, as a failed deletion is."""
     path = Path(path)
     removed = False
     with contextlib.suppress(FileNotFoundError):
@@ -449,7 +450,7 @@ def remove_file(path: str | os.PathLike[str]) -> bool:
 
 
 def list_files(directory: str | os.PathLike[str], pattern: str = "*") -> list[Path]:
-    """Files directly in ``directory`` matching a glob ``pattern``, as local paths (not downloaded)."""
+    """Files directly in ``directory`` whose names match a glob ``pattern``, as local paths (not downloaded)."""
     directory = Path(directory)
     mirror = mirror_of(directory)
     if mirror is None:
@@ -479,25 +480,31 @@ def _file_info(mirror: Mirror, key: str) -> dict[str, Any]:
     """The store's facts about the file at ``key`` (``ETag``, ``LastModified``, ``size``); FileNotFoundError if
     there is none. On S3 one HEAD."""
     if mirror.protocol != "s3":
-        return guarded(mirror, "read", lambda: mirror.fs.info(key))
+        info: dict[str, Any] = guarded(mirror, "read", lambda: mirror.fs.info(key))
+        if info.get("type", "file") != "file":  # a directory: no file there
+            raise FileNotFoundError(key)
+        return info
     bucket, _, name = key.partition("/")
     head = _s3_call(mirror, "read", "head_object", Bucket=bucket, Key=name)
     return {"ETag": head.get("ETag"), "LastModified": head.get("LastModified"), "size": head.get("ContentLength")}
 
 
 def _files_in(mirror: Mirror, key: str, *, name_prefix: str = "") -> list[str]:
-    """The store paths of the files directly under the directory ``key`` (none if it is absent): one listing, on
-    S3 of the names starting with ``name_prefix`` only (one object's raw CSVs, not every object's)."""
+    """The store paths of the files directly under the directory ``key`` (none if it is absent). One listing (s3fs
+    lists the parent too when the directory is absent); on S3, of the names starting with ``name_prefix`` only
+    (one object's raw CSVs, not every object's: a flat listing of that prefix, as every s3fs since 2021 makes it)."""
     def listing() -> list[dict[str, Any]]:
         if mirror.protocol == "s3" and name_prefix:
-            return list(mirror.fs.find(key, maxdepth=1, prefix=name_prefix, detail=True).values())
+            return list(mirror.fs.find(key, prefix=name_prefix, detail=True).values())
         return list(mirror.fs.ls(key, detail=True))
 
     try:
         entries = guarded(mirror, "list", listing)
     except FileNotFoundError:
         return []
-    return [entry["name"] for entry in entries if entry.get("type") == "file"]
+    directory = key.strip("/")
+    return [entry["name"] for entry in entries
+            if entry.get("type") == "file" and entry["name"].strip("/").rpartition("/")[0] == directory]
 
 
 def abort_stale_uploads(directory: str | os.PathLike[str], *, older_than_seconds: float = 3600.0) -> int:

@@ -134,7 +134,7 @@ def test_an_absent_file_and_a_listing_cost_one_request_each(store_root, requests
     url, root = store_root
     mirror = storage.mirror_of(root)
     assert mirror is not None
-    for name in ("Account_1.csv", "Account_2.csv", "Contact_1.csv"):
+    for name in ("Account_1.csv", "Account_2.csv", "Contact_1.csv", "Account_x/not_directly_in_raw.csv"):
         mirror.fs.pipe_file(mirror.key(root / "raw" / name), b"Id\n")
     sent = requests_sent(mirror)
     assert not storage.fetch(root / "state" / "Account.json")  # s3fs's info follows the HEAD with a listing

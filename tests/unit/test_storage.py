@@ -60,6 +60,9 @@ def test_listing_and_deletion_act_on_the_store(store_root):
     assert storage.remove_file(listed[0]) and not fs.exists(f"{base}/raw/{listed[0].name}")
     assert not storage.remove_file(listed[0])
     assert storage.modified_at(listed[1]) > time.time() - 60
+    fs.pipe_file(f"{base}/raw/older/Account_x.csv", b"Id\n")  # a directory is neither listed nor a file to delete
+    assert [p.name for p in storage.list_files(root / "raw", "*")] == ["Account_20260102-000000_B.csv"]
+    assert not storage.remove_file(root / "raw" / "older") and fs.exists(f"{base}/raw/older/Account_x.csv")
 
 
 def test_the_store_is_checked_before_anything_runs(store_root, monkeypatch):
