@@ -347,16 +347,10 @@ def store_core_layout(cpus: set[int]) -> tuple[set[int], set[int]]:
     return cpus - store, store
 
 
-def pin_process(pid: int, cpus: set[int]) -> None:
-    """Every thread of a running process onto ``cpus``; the threads it starts later inherit it."""
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
-            os.sched_setaffinity(int(tid), cpus)
-
-
 @contextlib.contextmanager
-def _cpus_of_this_process(cpus: set[int] | None) -> Iterator[None]:
-    """This process (and what it starts: the emulator, the store, every run's child) on ``cpus`` for the block."""
+def _on_cpus(cpus: set[int] | None) -> Iterator[None]:
+    """This thread on ``cpus`` for the block; the processes it starts meanwhile inherit them (all their threads,
+    and Go's GOMAXPROCS sized to them). ``None``: unchanged."""
     if cpus is None:
         yield
         return
@@ -376,10 +370,11 @@ def _one_scale(label: str, rows: dict[str, int] | None, repeat: int, log, *,
     from tests.s3_server import run_s3_store  # the tests' loopback S3 server (SeaweedFS, requirements-s3.lock)
 
     run_cpus, store_cpus = store_core_layout(os.sched_getaffinity(0)) if store_core else (None, None)
-    with _cpus_of_this_process(run_cpus), run_emulator(rows=rows, faults="", living_rate=0) as info, \
-            run_s3_store() as store:
-        if store_cpus is not None and store.pid is not None:
-            pin_process(store.pid, store_cpus)
+    with contextlib.ExitStack() as stack:
+        with _on_cpus(store_cpus):  # the store starts on its CPUs; the emulator and every run's child on the rest
+            store = stack.enter_context(run_s3_store())
+        stack.enter_context(_on_cpus(run_cpus))
+        info = stack.enter_context(run_emulator(rows=rows, faults="", living_rate=0))
         env = _scale_env(info)
         s3_env = {**env, **store.env(), "SF_PIPELINE_SCRATCH_DIR": str(WORK / "e2e-data" / f"{label}-scratch")}
         cases = [Case(f"orchestrator[{label}]", "benchmarks.bench_e2e:setup_orchestrator",
