@@ -131,19 +131,19 @@ def _stamp(line: str, word: str) -> float:
 def test_two_machines_exclude_each_other_and_a_killed_holder_blocks_only_until_its_lease_expires(
         s3_env, tmp_path):
     remote = s3_env.url(_prefix())
-    first = _holder(s3_env, remote, 600.0, tmp_path / "machine-a", ttl="3")
+    first = _holder(s3_env, remote, 600.0, tmp_path / "machine-a", ttl="6")
     _stamp(first.stdout.readline(), "trying")
     _stamp(first.stdout.readline(), "acquired")
-    second = _holder(s3_env, remote, 0.0, tmp_path / "machine-b", ttl="3")
-    _stamp(second.stdout.readline(), "trying")  # B waits: A holds the lease and renews it every second
-    time.sleep(4.0)  # longer than the TTL: only A's renewals keep B out
+    second = _holder(s3_env, remote, 0.0, tmp_path / "machine-b", ttl="6")
+    _stamp(second.stdout.readline(), "trying")  # B waits: A holds the lease and renews it every 2 s
+    time.sleep(7.0)  # longer than the TTL: only A's renewals keep B out (a renewal may stall up to 4 s)
     assert second.poll() is None, "B got the lock while A held it"
     killed_at = time.time()
     first.kill()  # SIGKILL: no release, no more renewals
     first.wait(10)
     waited = _stamp(second.stdout.readline(), "acquired") - killed_at
     assert second.wait(30) == 0
-    # the lease outlives A by 2-3 s (its last renewal plus the TTL), then B takes it over, never much later
+    # the lease outlives A by 4-6 s (its last renewal plus the TTL), then B takes it over, never much later
     assert 1.5 < waited < 30.0, waited
 
 
